@@ -1,0 +1,198 @@
+"""Profiles: `params/<name>.yaml` parsed into typed, validated config objects.
+
+    from cptlib.config import load_profile
+    cfg = load_profile("default")          # or a path to a YAML file
+
+A profile may start with `extends: <other profile>`; its keys are merged over the other's, section by
+section. Every default lives in the dataclasses below; an unknown or mistyped key is a `ConfigError` that
+names the file and the key (with a suggestion), never a silent default.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cptlib import paths
+
+
+class ConfigError(ValueError):
+    """A profile that cannot be used; the message names the file, the key and what to do."""
+
+
+class Section(BaseModel):
+    # extra="forbid": a typo is an error, not a silently ignored key.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class WorldConfig(Section):
+    """Sizes of the synthetic world (BRIEF §2). Counts are entities or facts, not tokens."""
+
+    n_people: int = Field(150, ge=4, description="people with era-A facts")
+    n_orgs: int = Field(24, ge=2, description="organisations (employers, makers)")
+    n_cities: int = Field(16, ge=2, description="cities (birthplaces, headquarters)")
+    n_products: int = Field(24, ge=1, description="products made by organisations")
+    n_prizes: int = Field(8, ge=1, description="prizes won in era-B events")
+    n_news: int = Field(60, ge=1, description="era-B news facts (new entities, new facts, changed facts)")
+    news_changed_frac: float = Field(0.3, ge=0, le=1, description="share of news that changes an era-A fact")
+    news_new_entity_frac: float = Field(0.2, ge=0, le=1, description="share of news about new people")
+    news_mentions: int = Field(12, ge=1, description="articles mentioning each news fact (CPT density)")
+    mentions_a1: int = Field(12, ge=1, description="statements of each era-A fact in corpus A1")
+    mentions_a2: int = Field(6, ge=0, description="further statements of each era-A fact in corpus A2")
+    filler_frac: float = Field(0.2, ge=0, lt=1, description="share of filler prose in the era-A corpora")
+    n_sft_v1: int = Field(2000, ge=1, description="instruction conversations for instruct_v1")
+    n_sft_v2: int = Field(3000, ge=1, description="instruction conversations for instruct_v2")
+    n_eval_ifeval: int = Field(200, ge=1, description="held-out IFEval-format prompts")
+    n_eval_knowledge: int = Field(200, ge=1, description="held-out chat questions about era-B facts")
+    n_eval_heldout_docs: int = Field(100, ge=1, description="held-out documents per era (perplexity)")
+
+
+class TokenizerConfig(Section):
+    vocab_size: int = Field(2048, ge=300, description="byte-level BPE vocabulary, special tokens included")
+
+
+class ModelConfig(Section):
+    size: str = Field("small", description="size preset name (cptlib.models.PRESETS)")
+    sizes: list[str] = Field(["tiny", "small", "base"], description="presets for the size ablation (Q1, C5)")
+
+    @model_validator(mode="after")
+    def _known_presets(self) -> "ModelConfig":
+        from cptlib.models import PRESETS  # late import: models imports torch
+
+        for name in [self.size, *self.sizes]:
+            if name not in PRESETS:
+                raise ValueError(f"unknown size preset {name!r}; known: {sorted(PRESETS)}")
+        return self
+
+
+class TrainConfig(Section):
+    """One causal-LM stage (pre-training, further pre-training, CPT) with a token budget."""
+
+    tokens: int = Field(2_000_000, ge=1, description="training tokens (packed, all sequences count)")
+    lr: float = Field(3e-3, gt=0, description="peak learning rate")
+    schedule: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_frac: float = Field(0.05, ge=0, lt=1, description="share of steps for linear warm-up")
+    weight_decay: float = Field(0.1, ge=0)
+    batch_size: int = Field(32, ge=1, description="sequences per optimizer step (per process)")
+    seq_len: int = Field(128, ge=8, description="packed sequence length in tokens")
+    replay_frac: float = Field(0.0, ge=0, lt=1, description="share of era-A text mixed into CPT data")
+    milestones: list[int] = Field([], description="token counts at which to save a checkpoint (CPT curve)")
+
+    @model_validator(mode="after")
+    def _milestones_within_budget(self) -> "TrainConfig":
+        bad = [m for m in self.milestones if not 0 < m <= self.tokens]
+        if bad:
+            raise ValueError(f"milestones {bad} are outside (0, tokens={self.tokens}]")
+        if self.milestones != sorted(set(self.milestones)):
+            raise ValueError("milestones must be strictly increasing")
+        return self
+
+
+class SFTConfig(Section):
+    """Supervised fine-tuning on chat conversations, loss on assistant tokens only."""
+
+    epochs: float = Field(2.0, gt=0, description="passes over the instruction set")
+    lr: float = Field(1e-3, gt=0)
+    schedule: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_frac: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(16, ge=1, description="conversations per optimizer step")
+    max_len: int = Field(256, ge=16, description="conversation length cap in tokens (longer ones are an error)")
+    replay_frac: float = Field(0.0, ge=0, lt=1, description="share of era-A text examples mixed into SFT")
+
+
+class RuntimeConfig(Section):
+    threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = all cores")
+    bf16: bool = Field(True, description="bf16 autocast where the hardware supports it")
+    compile: bool = Field(False, description="torch.compile the model (faster after ~30 s warm-up)")
+    progress: bool = Field(True, description="progress bars")
+
+
+class Profile(Section):
+    name: str = Field(description="profile name (the file's stem)")
+    description: str = ""
+    world_seed: int = Field(0, description="seed of the synthetic world and its data")
+    train_seeds: list[int] = Field([0], min_length=1, description="training seeds (error bars over these)")
+    world: WorldConfig = WorldConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: TrainConfig = TrainConfig()
+    pretrain_v2: TrainConfig = TrainConfig(tokens=1_000_000, lr=1e-3)
+    sft: SFTConfig = SFTConfig()
+    sft_v2: SFTConfig = SFTConfig()
+    cpt: TrainConfig = TrainConfig(tokens=500_000, lr=3e-4, weight_decay=0.0)
+    runtime: RuntimeConfig = RuntimeConfig()
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        known = sorted(p.stem for p in paths.PARAMS_DIR.glob("*.yaml"))
+        raise ConfigError(f"profile file {path} does not exist; known profiles: {known}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a profile is a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def resolve(source: str | Path, _seen: tuple[Path, ...] = ()) -> tuple[dict, Path]:
+    """The raw profile dict with `extends` applied, and the file it came from."""
+    path = Path(source) if str(source).endswith((".yaml", ".yml")) else paths.params_file(str(source))
+    path = path.resolve()
+    if path in _seen:
+        raise ConfigError(f"{path}: 'extends' forms a cycle: {' -> '.join(p.stem for p in (*_seen, path))}")
+    data = _read_yaml(path)
+    parent = data.pop("extends", None)
+    data.setdefault("name", path.stem)
+    if parent is not None:
+        base, _ = resolve(parent, (*_seen, path))
+        base.pop("name", None)
+        base.pop("description", None)
+        data = _merge(base, data)
+    return data, path
+
+
+def _explain(err: ValidationError, path: Path) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            section = Profile
+            for part in e["loc"][:-1]:
+                section = section.model_fields[str(part)].annotation
+            close = difflib.get_close_matches(str(e["loc"][-1]), list(section.model_fields), n=1)
+            hint = f" (did you mean {'.'.join([*map(str, e['loc'][:-1]), close[0]])!r}?)" if close else ""
+            lines.append(f"unknown key {key!r}{hint}")
+        else:
+            lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
+    return f"{path}: " + "; ".join(lines)
+
+
+def from_dict(data: dict[str, Any], source: str | Path = "<dict>") -> Profile:
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, Path(source))) from None
+
+
+def load_profile(source: str | Path) -> Profile:
+    """Load `params/<name>.yaml` (or a YAML path), apply `extends`, validate."""
+    data, path = resolve(source)
+    return from_dict(data, path)
+
+
+def stable_dict(section: BaseModel) -> dict:
+    """The JSON-ready dict of a section, for hashing and manifests."""
+    return section.model_dump(mode="json")

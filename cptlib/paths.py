@@ -1,0 +1,44 @@
+"""Every path the project uses, anchored at the repository root (never the working directory).
+
+Caches (Hugging Face, torch inductor, NLTK) live inside the project, not in the home folder:
+`use_project_caches()` points the libraries there and is called on `import cptlib`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PARAMS_DIR = REPO_ROOT / "params"
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+FIGURES_DIR = REPO_ROOT / "figures"
+# CPTLIB_BUILD_DIR lets tests and scratch runs build elsewhere without touching the real build tree.
+BUILD_DIR = Path(os.environ.get("CPTLIB_BUILD_DIR", REPO_ROOT / "build")).resolve()
+CACHE_DIR = REPO_ROOT / ".cache"
+NLTK_DATA_DIR = CACHE_DIR / "nltk_data"
+
+
+def stages_dir() -> Path:
+    """Content-addressed stage outputs (testbed data, tokenizers, models), shared by all profiles."""
+    return BUILD_DIR / "stages"
+
+
+def profile_build_dir(profile: str) -> Path:
+    """Per-profile outputs that are not content-addressed (executed notebooks, evaluation tables)."""
+    return BUILD_DIR / profile
+
+
+def figures_dir(profile: str) -> Path:
+    return FIGURES_DIR / profile
+
+
+def params_file(profile: str) -> Path:
+    return PARAMS_DIR / f"{profile}.yaml"
+
+
+def use_project_caches() -> None:
+    """Keep every library cache inside the project; explicit settings by the user win."""
+    os.environ.setdefault("HF_HOME", str(CACHE_DIR / "huggingface"))
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(CACHE_DIR / "torchinductor"))
+    os.environ.setdefault("NLTK_DATA", str(NLTK_DATA_DIR))
+    os.environ.setdefault("MPLCONFIGDIR", str(CACHE_DIR / "matplotlib"))

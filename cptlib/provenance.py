@@ -1,0 +1,52 @@
+"""What produced an output: code version, library versions, content hashes of inputs."""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+from cptlib import paths
+
+LIBRARIES = ["torch", "transformers", "tokenizers", "safetensors", "accelerate", "datasets", "lm_eval"]
+
+
+def code_version() -> str:
+    """`git describe` of the repository (with `-dirty` for uncommitted changes), or 'unknown'."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=10, check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name.replace("_", "-"))
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def provenance() -> dict:
+    return {"code_version": code_version(), "libraries": library_versions(), "machine": platform.machine()}
+
+
+def hash_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def hash_json(obj) -> str:
+    """sha256 of the canonical JSON form (sorted keys), for config- and content-addressing."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
