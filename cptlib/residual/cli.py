@@ -1,0 +1,157 @@
+"""`cptlib residual {extract,apply,restore,inspect}`: the instruction residual from the command line.
+
+    cptlib residual extract --base B --instruct I --out R [--rank 64]
+    cptlib residual apply --target T --residual R --out O [--alpha 1.0] [--method ties --density 0.2]
+    cptlib residual restore --base B --instruct I --target T --out O [--alpha 1.0]
+    cptlib residual inspect R [--against R2] [--target T] [--json report.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from cptlib.residual import (
+    DEFAULT_SHARD_SIZE, EMBED_POLICIES, FILTER_PRESETS, METHODS, MergeMethod, ModuleFilter, apply, extract,
+    inspect, restore,
+)
+from cptlib.residual.analysis import format_table
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("residual", help="extract, apply and inspect instruction residuals",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="residual_command", metavar="OPERATION", required=True)
+
+    p = sub.add_parser("extract", help="write Θr = θ_instruct − θ_base to a residual directory")
+    _models(p, base=True, instruct=True)
+    p.add_argument("--dtype", choices=DTYPES, default="float32",
+                   help="storage dtype of the residual (float64 makes apply(base, Θr) == instruct exact for "
+                        "fp32 models; default: %(default)s)")
+    p.add_argument("--rank", type=int, help="store each matrix as a rank-r truncated SVD (vectors stay whole)")
+    _common(p)
+    p.set_defaults(func=_extract)
+
+    p = sub.add_parser("apply", help="write θ_target + α·Θr for a residual directory")
+    _models(p, target=True)
+    p.add_argument("--residual", required=True, type=Path, help="residual directory from `extract`")
+    _merge_options(p)
+    _common(p)
+    p.set_defaults(func=_apply)
+
+    p = sub.add_parser("restore", help="Eq. 2 in one pass: θ_target + α·(θ_instruct − θ_base)")
+    _models(p, base=True, instruct=True, target=True)
+    _merge_options(p)
+    _common(p)
+    p.set_defaults(func=_restore)
+
+    p = sub.add_parser("inspect", help="relative norms per tensor/layer/module, cosine, drift")
+    p.add_argument("residual", type=Path, help="residual directory from `extract`")
+    p.add_argument("--against", type=Path, help="a second residual: cosine similarity with the first")
+    p.add_argument("--target", type=Path, help="a model: its drift ‖θ_T − θ_base‖ relative to ‖Θr‖")
+    p.add_argument("--base", type=Path, help="the residual's base, if it moved since extraction (checked by hash)")
+    p.add_argument("--tensors", action="store_true", help="also print one row per tensor")
+    p.add_argument("--json", type=Path, help="write the full report here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_inspect)
+
+
+def _models(p: argparse.ArgumentParser, base=False, instruct=False, target=False) -> None:
+    if base:
+        p.add_argument("--base", required=True, type=Path, help="base model directory (θ_base)")
+    if instruct:
+        p.add_argument("--instruct", required=True, type=Path, help="instruct model directory (θ_instruct); "
+                       "its tokenizer, chat template and generation config go into the output")
+    if target:
+        p.add_argument("--target", required=True, type=Path, help="model to add the residual to (e.g. CPT base)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, type=Path, help="output directory (must not exist)")
+    p.add_argument("--embed-policy", choices=EMBED_POLICIES, default="error",
+                   help="when vocabulary rows differ: error, skip (keep the target's embeddings), slice (use the "
+                        "shared rows) (default: %(default)s)")
+    p.add_argument("--max-shard-size", default=DEFAULT_SHARD_SIZE, help="shard size cap (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _merge_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("merge", "θ = θ_target + α·merge(Θr); docs/residual.md defines the methods")
+    g.add_argument("--alpha", type=float, default=1.0, help="scale α (λ for TIES) (default: %(default)s)")
+    g.add_argument("--method", choices=METHODS, default="task_arithmetic", help="default: %(default)s")
+    g.add_argument("--density", type=float, default=1.0, help="ties, breadcrumbs: fraction kept (default: 1)")
+    g.add_argument("--drop-rate", type=float, default=0.0, help="dare: drop probability p (default: 0)")
+    g.add_argument("--gamma", type=float, default=0.0, help="breadcrumbs: largest fraction dropped (default: 0)")
+    g.add_argument("--seed", type=int, default=0, help="dare: mask seed (default: %(default)s)")
+    g.add_argument("--only", action="append", default=[], choices=FILTER_PRESETS, dest="presets",
+                   help="module filter preset (repeatable); tensors left out keep the target's value")
+    g.add_argument("--include", action="append", default=[], metavar="PATTERN",
+                   help="apply only to tensors matching a glob (or re:REGEX); repeatable")
+    g.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                   help="never apply to tensors matching a glob (or re:REGEX); repeatable")
+
+
+def _apply_options(args: argparse.Namespace) -> dict:
+    return {
+        "method": MergeMethod(name=args.method, density=args.density, drop_rate=args.drop_rate, gamma=args.gamma,
+                              seed=args.seed),
+        "module_filter": ModuleFilter(include=tuple(args.include), exclude=tuple(args.exclude),
+                                      presets=tuple(args.presets)),
+        "embed_policy": args.embed_policy,
+        "max_shard_size": args.max_shard_size,
+        "progress": not args.no_progress,
+    }
+
+
+def _extract(args: argparse.Namespace) -> int:
+    out = extract(args.base, args.instruct, args.out, embed_policy=args.embed_policy, dtype=DTYPES[args.dtype],
+                  rank=args.rank, max_shard_size=args.max_shard_size, progress=not args.no_progress)
+    report = inspect(out, progress=False)
+    size, total = report["size"], report["relative_norms"]["total"]["all"]
+    line = f"wrote {out}: {size['stored_bytes'] / 1e6:.1f} MB"
+    if args.rank is not None:
+        line += (f" ({size['stored_bytes'] / size['full_bytes']:.1%} of the full {size['full_bytes'] / 1e6:.1f} MB; "
+                 f"relative error {report['lowrank_relative_error']:.4g})")
+    print(f"{line}; ‖Θr‖/‖θ_base‖ = {total['relative']:.4g}")
+    return 0
+
+
+def _apply(args: argparse.Namespace) -> int:
+    out = apply(args.target, args.residual, args.out, alpha=args.alpha, **_apply_options(args))
+    print(f"wrote {out}")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    options = _apply_options(args)
+    out = restore(args.base, args.instruct, args.target, args.out, alpha=args.alpha, **options)
+    print(f"wrote {out}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    report = inspect(args.residual, against=args.against, target=args.target, base=args.base,
+                     progress=not args.no_progress)
+    levels = ["total", "module", "layer"] + (["tensor"] if args.tensors else [])
+    for level in levels:
+        rows = []
+        for group, norms in report["relative_norms"][level].items():
+            row = [group, norms["residual_norm"], norms["base_norm"], norms["relative"]]
+            if "cosine" in report:
+                row.append(report["cosine"][level][group])
+            if "drift" in report:
+                row += [report["drift"][level][group]["drift_norm"], report["drift"][level][group]["relative"]]
+            rows.append(row)
+        header = [level, "‖Θr‖", "‖θ_base‖", "‖Θr‖/‖θ_base‖"]
+        header += ["cosine"] * ("cosine" in report) + ["‖θ_T−θ_base‖", "drift/‖Θr‖"] * ("drift" in report)
+        print(format_table(rows, header) + "\n")
+    if report["kind"] == "lowrank":
+        print(f"rank {report['rank']}: {report['size']['stored_bytes'] / 1e6:.1f} MB of "
+              f"{report['size']['full_bytes'] / 1e6:.1f} MB, relative error {report['lowrank_relative_error']:.4g}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0

@@ -1,0 +1,136 @@
+"""Streaming safetensors output: size-capped shards plus the standard index, in a directory that only
+appears, complete, when everything succeeded (`with output_dir(out) as tmp: ...`).
+
+Every output tensor's name, shape and dtype is known before the first byte is written, so each shard's
+header is written first and tensors are appended one at a time: at most one tensor is ever in memory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from cptlib.residual.checkpoint import DTYPE_CODES, INDEX_FILE, SINGLE_FILE
+
+DEFAULT_SHARD_SIZE = "5GB"
+
+
+def parse_size(size: str | int) -> int:
+    """'5GB', '500MB', '20KB' (powers of 1000, as transformers' max_shard_size) or a byte count."""
+    if isinstance(size, int):
+        return size
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]?i?B)?\s*", size, flags=re.IGNORECASE)
+    if not match:
+        raise ValueError(f"shard size {size!r}: write it like 5GB, 500MB or a byte count")
+    units = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+    return int(float(match[1]) * units[(match[2] or "B").upper()])
+
+
+@contextmanager
+def output_dir(out: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `out`; rename it to `out` on success, delete it on any failure."""
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} already exists; choose another output directory or remove it first")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the output should look like any other folder
+        if out.exists():  # someone else wrote it meanwhile; rename would silently replace an empty folder
+            raise FileExistsError(f"{out} appeared while this run was writing; its output was discarded")
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+    @property
+    def nbytes(self) -> int:
+        numel = 1
+        for dim in self.shape:
+            numel *= dim
+        return numel * self.dtype.itemsize
+
+
+class ShardWriter:
+    """Writes tensors in `self.order` into shards of at most `max_shard_bytes` (a larger tensor gets a shard
+    of its own), named like save_pretrained's, plus `model.safetensors.index.json` when there are several."""
+
+    def __init__(self, directory: Path, specs: list[TensorSpec], max_shard_bytes: int, metadata: dict | None = None):
+        self.directory = Path(directory)
+        self.metadata = {"format": "pt", **(metadata or {})}  # transformers refuses files without format=pt
+        shards: list[list[TensorSpec]] = [[]]
+        size = 0
+        for spec in specs:
+            if shards[-1] and size + spec.nbytes > max_shard_bytes:
+                shards.append([])
+                size = 0
+            shards[-1].append(spec)
+            size += spec.nbytes
+        # Widest dtypes first within a shard, as safetensors does, so every tensor starts aligned.
+        self.shards = [sorted(shard, key=lambda s: -s.dtype.itemsize) for shard in shards]
+        n = len(self.shards)
+        self.filenames = [SINGLE_FILE] if n == 1 else [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
+        self.order = [spec for shard in self.shards for spec in shard]
+        self.total_size = sum(spec.nbytes for spec in specs)
+        self._next = 0
+        self._file = None
+
+    def write(self, name: str, tensor: torch.Tensor) -> None:
+        spec = self.order[self._next]
+        if name != spec.name or tuple(tensor.shape) != spec.shape or tensor.dtype != spec.dtype:
+            raise RuntimeError(f"writer expected {spec} next, got {name} {tuple(tensor.shape)} {tensor.dtype}")
+        shard, first = self._position(self._next)
+        if first:
+            self._open(shard)
+        data = tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy()
+        self._file.write(memoryview(data))  # the buffer itself: no bytes copy of a large tensor
+        self._next += 1
+        if self._next == len(self.order) or self._position(self._next)[1]:
+            self._file.close()
+            self._file = None
+
+    def close(self) -> None:
+        if self._next != len(self.order):
+            raise RuntimeError(f"writer closed after {self._next} of {len(self.order)} tensors")
+        if len(self.filenames) > 1:
+            weight_map = {spec.name: self.filenames[i] for i, shard in enumerate(self.shards) for spec in shard}
+            index = {"metadata": {"total_size": self.total_size}, "weight_map": dict(sorted(weight_map.items()))}
+            (self.directory / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
+
+    def _position(self, k: int) -> tuple[int, bool]:
+        for shard, specs in enumerate(self.shards):
+            if k < len(specs):
+                return shard, k == 0
+            k -= len(specs)
+        raise IndexError(k)
+
+    def _open(self, shard: int) -> None:
+        header: dict = {"__metadata__": self.metadata}
+        offset = 0
+        for spec in self.shards[shard]:
+            header[spec.name] = {"dtype": DTYPE_CODES[spec.dtype], "shape": list(spec.shape),
+                                 "data_offsets": [offset, offset + spec.nbytes]}
+            offset += spec.nbytes
+        blob = json.dumps(header, separators=(",", ":")).encode()
+        blob += b" " * (-len(blob) % 8)  # the format allows trailing spaces; 8-byte alignment of the data
+        self._file = open(self.directory / self.filenames[shard], "wb")
+        self._file.write(struct.pack("<Q", len(blob)) + blob)
