@@ -1,0 +1,165 @@
+"""Every refusal of the residual engine, with its message; a failed run leaves no output behind:
+`.venv/bin/pytest tests/test_residual_errors.py`."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from residual_helpers import write_model
+
+from cptlib.residual import MergeMethod, ModuleFilter, Residual, ResidualError, apply, extract, restore
+from cptlib.residual import merge as merge_module
+
+
+def pair(tmp_path, base: dict, instruct: dict, **kw):
+    return write_model(tmp_path / "base", base, **kw), write_model(tmp_path / "instruct", instruct, **kw)
+
+
+def test_different_tensor_names(tmp_path):
+    base, inst = pair(tmp_path, {"a.weight": torch.ones(2), "b.weight": torch.ones(2)},
+                      {"a.weight": torch.ones(2), "c.weight": torch.ones(2)})
+    with pytest.raises(ResidualError, match=r"tensor names differ: only in base .*\['b.weight'\]; only in instruct .*\['c.weight'\]"):
+        extract(base, inst, tmp_path / "r", progress=False)
+
+
+def test_different_shapes_name_the_tensor_and_both_shapes(tmp_path):
+    base, inst = pair(tmp_path, {"layers.0.w": torch.ones(2, 3)}, {"layers.0.w": torch.ones(3, 2)})
+    with pytest.raises(ResidualError, match=r"tensor layers.0.w: shape \[2, 3\] in base .* but \[3, 2\] in instruct"):
+        extract(base, inst, tmp_path / "r", progress=False)
+
+
+def test_vocabulary_difference_is_an_error_by_default(tmp_path):
+    base, inst = pair(tmp_path, {"model.embed_tokens.weight": torch.ones(4, 2)},
+                      {"model.embed_tokens.weight": torch.ones(6, 2)})
+    with pytest.raises(ResidualError, match=r"tensor model.embed_tokens.weight: 4 vocabulary rows in base .* but 6 "
+                                            r"in instruct .*shapes \[4, 2\] and \[6, 2\].*--embed-policy slice"):
+        extract(base, inst, tmp_path / "r", progress=False)
+
+
+def test_vocabulary_difference_against_the_target(tmp_path):
+    base, inst = pair(tmp_path, {"lm_head.weight": torch.ones(4, 2)}, {"lm_head.weight": torch.ones(4, 2)})
+    target = write_model(tmp_path / "t", {"lm_head.weight": torch.ones(5, 2)})
+    with pytest.raises(ResidualError, match=r"tensor lm_head.weight: 4 vocabulary rows in residual but 5 in target"):
+        restore(base, inst, target, tmp_path / "o", progress=False)
+
+
+def test_tied_residual_on_untied_target(tmp_path):
+    base, inst = pair(tmp_path, {"model.embed_tokens.weight": torch.ones(4, 2)},
+                      {"model.embed_tokens.weight": torch.ones(4, 2)})
+    target = write_model(tmp_path / "t", {"model.embed_tokens.weight": torch.ones(4, 2), "lm_head.weight": torch.ones(4, 2)})
+    with pytest.raises(ResidualError, match=r"target .* ha(s|ve) a separate lm_head.weight but the residual's models tie it"):
+        restore(base, inst, target, tmp_path / "o", progress=False)
+
+
+def test_config_untied_without_lm_head(tmp_path):
+    base = write_model(tmp_path / "b", {"model.embed_tokens.weight": torch.ones(4, 2)}, config={"tie_word_embeddings": False})
+    inst = write_model(tmp_path / "i", {"model.embed_tokens.weight": torch.ones(4, 2)})
+    with pytest.raises(ResidualError, match=r"tie_word_embeddings=false but there is no lm_head.weight"):
+        extract(base, inst, tmp_path / "r", progress=False)
+
+
+def test_missing_shard_file(tmp_path):
+    base, inst = pair(tmp_path, {"a": torch.ones(2), "b": torch.ones(2)}, {"a": torch.ones(2), "b": torch.ones(2)}, shards=2)
+    (inst / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=r"instruct/model-00002-of-00002.safetensors: safetensors file is missing"):
+        extract(base, inst, tmp_path / "r", progress=False)
+
+
+def test_missing_directory_and_no_safetensors(tmp_path):
+    base = write_model(tmp_path / "b", {"a": torch.ones(2)})
+    with pytest.raises(FileNotFoundError, match=r"nope: no such model directory"):
+        extract(base, tmp_path / "nope", tmp_path / "r", progress=False)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "pytorch_model.bin").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"bin: neither model.safetensors nor model.safetensors.index.json"):
+        extract(base, tmp_path / "bin", tmp_path / "r", progress=False)
+
+
+@pytest.mark.parametrize("damage", ["bad json", "truncated"])
+def test_corrupt_file_is_named(tmp_path, damage):
+    base, inst = pair(tmp_path, {"a": torch.ones(100)}, {"a": torch.ones(100)})
+    file = inst / "model.safetensors"
+    data = file.read_bytes()
+    file.write_bytes(data[:8] + b"{oops" + data[13:] if damage == "bad json" else data[:-10])
+    with pytest.raises(ResidualError, match=r"instruct/model.safetensors: corrupt safetensors file"):
+        extract(base, inst, tmp_path / "r", progress=False)
+
+
+def test_stale_index(tmp_path):
+    base, inst = pair(tmp_path, {"a": torch.ones(2), "b": torch.ones(2)}, {"a": torch.ones(2), "b": torch.ones(2)}, shards=2)
+    index_path = inst / "model.safetensors.index.json"
+    index = json.loads(index_path.read_text())
+    index["weight_map"]["ghost"] = "model-00001-of-00002.safetensors"
+    index_path.write_text(json.dumps(index))
+    with pytest.raises(ResidualError, match=r"the index lists \['ghost'\] but no shard holds them"):
+        extract(base, inst, tmp_path / "r", progress=False)
+
+
+def test_existing_output_directory(tmp_path):
+    base, inst = pair(tmp_path, {"a": torch.ones(2)}, {"a": torch.ones(2)})
+    (tmp_path / "r").mkdir()
+    with pytest.raises(FileExistsError, match=r"r already exists; choose another output directory or remove it"):
+        extract(base, inst, tmp_path / "r", progress=False)
+
+
+def test_failed_run_leaves_no_output(tmp_path, monkeypatch):
+    """A failure after some shards were written removes the temporary sibling; `out` never appears."""
+    base, inst = pair(tmp_path, {f"t{k}": torch.ones(4) for k in range(4)}, {f"t{k}": torch.ones(4) for k in range(4)})
+    calls = []
+
+    def failing(taus):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("disk on fire")
+        return taus[0]
+
+    monkeypatch.setattr(merge_module, "task_arithmetic", failing)
+    monkeypatch.setattr("cptlib.residual.stream.task_arithmetic", failing)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        restore(base, inst, base, tmp_path / "out", max_shard_size=16, progress=False)
+    calls.clear()
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        extract(base, inst, tmp_path / "out", max_shard_size=16, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "instruct"]
+
+
+def test_apply_needs_a_residual_directory(tmp_path):
+    base, _ = pair(tmp_path, {"a": torch.ones(2)}, {"a": torch.ones(2)})
+    with pytest.raises(FileNotFoundError, match=r"base: no residual_manifest.json, so not a residual directory"):
+        apply(base, base, tmp_path / "o", progress=False)
+
+
+def test_integer_tensors_are_refused(tmp_path):
+    base, inst = pair(tmp_path, {"ids": torch.arange(3)}, {"ids": torch.arange(3)})
+    with pytest.raises(ResidualError, match=r"tensor ids has dtype torch.int64; only floating-point weights"):
+        extract(base, inst, tmp_path / "r", progress=False)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"name": "magic"}, r"merge method 'magic': choose one of task_arithmetic, ties, dare, breadcrumbs"),
+    ({"name": "ties", "density": 1.5}, r"density 1.5: must lie in \[0, 1\]"),
+    ({"name": "dare", "drop_rate": 1.0}, r"drop rate 1.0: must lie in \[0, 1\)"),
+    ({"name": "breadcrumbs", "density": 0.9, "gamma": 0.2}, r"breadcrumbs needs gamma \+ density ≤ 1"),
+])
+def test_bad_merge_parameters(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MergeMethod(**kwargs)
+
+
+def test_filters_that_match_nothing(tmp_path):
+    base, inst = pair(tmp_path, {"model.layers.0.mlp.up_proj.weight": torch.ones(2)},
+                      {"model.layers.0.mlp.up_proj.weight": torch.ones(2)})
+    with pytest.raises(ValueError, match=r"module filter preset attention matches no tensor"):
+        restore(base, inst, base, tmp_path / "o", module_filter=ModuleFilter(presets=("attention",)), progress=False)
+    with pytest.raises(ValueError, match=r"module filter --include \*q_prj\* matches no tensor"):
+        restore(base, inst, base, tmp_path / "o", module_filter=ModuleFilter(include=("*q_prj*",)), progress=False)
+    with pytest.raises(ValueError, match=r"module filter preset 'attn': choose one of attention, mlp, no-embeddings"):
+        ModuleFilter(presets=("attn",))
+
+
+def test_residuals_of_different_architectures_do_not_add(tmp_path):
+    base, inst = pair(tmp_path, {"a": torch.ones(2)}, {"a": torch.ones(2)})
+    other = write_model(tmp_path / "o", {"a": torch.ones(3)})
+    with pytest.raises(ResidualError, match=r"tensor a: shape \[2\] in one residual but \[3\] in another"):
+        Residual.from_models(base, inst) + Residual.from_models(other, other)
