@@ -11,6 +11,7 @@ import sys
 
 # Modules that contribute sub-commands, in the order `--help` lists them.
 COMMAND_MODULES = [
+    "cptlib.family",
     "cptlib.residual.cli",
 ]
 

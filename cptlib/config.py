@@ -29,24 +29,26 @@ class Section(BaseModel):
 
 
 class WorldConfig(Section):
-    """Sizes of the synthetic world (BRIEF §2). Counts are entities or facts, not tokens."""
+    """Sizes of the synthetic world and its data files (BRIEF §2; cptlib.testbed). Counts are entities,
+    facts, documents or conversations, not tokens; the manifest reports the resulting word counts."""
 
-    n_people: int = Field(150, ge=4, description="people with era-A facts")
-    n_orgs: int = Field(24, ge=2, description="organisations (employers, makers)")
-    n_cities: int = Field(16, ge=2, description="cities (birthplaces, headquarters)")
-    n_products: int = Field(24, ge=1, description="products made by organisations")
-    n_prizes: int = Field(8, ge=1, description="prizes won in era-B events")
-    n_news: int = Field(60, ge=1, description="era-B news facts (new entities, new facts, changed facts)")
-    news_changed_frac: float = Field(0.3, ge=0, le=1, description="share of news that changes an era-A fact")
-    news_new_entity_frac: float = Field(0.2, ge=0, le=1, description="share of news about new people")
-    news_mentions: int = Field(12, ge=1, description="articles mentioning each news fact (CPT density)")
-    mentions_a1: int = Field(12, ge=1, description="statements of each era-A fact in corpus A1")
-    mentions_a2: int = Field(6, ge=0, description="further statements of each era-A fact in corpus A2")
-    filler_frac: float = Field(0.2, ge=0, lt=1, description="share of filler prose in the era-A corpora")
+    n_people: int = Field(240, ge=4, description="era-A people (born in, birth year, works for, role)")
+    n_orgs: int = Field(30, ge=4, description="era-A organisations (based in, founded in, makes, CEO)")
+    n_cities: int = Field(20, ge=4, description="cities (birthplaces, headquarters)")
+    n_prizes: int = Field(12, ge=4, description="prizes in era B (won ones are news; the rest MC distractors)")
+    n_news: int = Field(48, ge=1, description="era-B news events, one subject each")
+    news_changed_frac: float = Field(0.3, ge=0, le=1, description="share of events that change an era-A fact")
+    news_new_person_frac: float = Field(0.25, ge=0, le=1, description="share of events introducing a person")
+    news_mentions: int = Field(20, ge=1, description="era-B articles stating each event (CPT density)")
+    news_filler_frac: float = Field(0.2, ge=0, lt=1, description="share of news-register filler words in corpus B")
+    mentions_a1: int = Field(100, ge=1, description="era-A corpus part 1: documents about each entity")
+    mentions_a2: int = Field(40, ge=1, description="era-A corpus part 2 (base_v2): documents about each entity")
+    filler_frac: float = Field(0.2, ge=0, lt=1, description="share of filler-prose words in the era-A corpora")
     n_sft_v1: int = Field(2000, ge=1, description="instruction conversations for instruct_v1")
     n_sft_v2: int = Field(3000, ge=1, description="instruction conversations for instruct_v2")
-    n_eval_ifeval: int = Field(200, ge=1, description="held-out IFEval-format prompts")
+    n_eval_ifeval: int = Field(240, ge=1, description="held-out IFEval-format prompts")
     n_eval_knowledge: int = Field(200, ge=1, description="held-out chat questions about era-B facts")
+    n_eval_mc_old: int = Field(400, ge=1, description="era-A multiple-choice items (at most one per fact)")
     n_eval_heldout_docs: int = Field(100, ge=1, description="held-out documents per era (perplexity)")
 
 
@@ -106,7 +108,9 @@ class SFTConfig(Section):
 
 class RuntimeConfig(Section):
     threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = all cores")
-    bf16: bool = Field(True, description="bf16 autocast where the hardware supports it")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="auto = bf16 autocast where the hardware has bf16 units, else fp32"
+    )
     compile: bool = Field(False, description="torch.compile the model (faster after ~30 s warm-up)")
     progress: bool = Field(True, description="progress bars")
 

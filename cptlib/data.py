@@ -1,0 +1,117 @@
+"""Training datasets through `datasets`: packed causal-LM sequences and chat SFT examples.
+
+Both are deterministic functions of their files, the tokenizer and a seed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from datasets import Dataset, concatenate_datasets, load_dataset
+from transformers import PreTrainedTokenizerBase
+
+
+def _load_jsonl(files: list[Path]) -> Dataset:
+    missing = [str(f) for f in files if not Path(f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"training data not found: {missing}; build the testbed first (`cptlib build`)")
+    return load_dataset("json", data_files=[str(f) for f in files], split="train")
+
+
+def _tokenize_docs(ds: Dataset, tokenizer: PreTrainedTokenizerBase) -> Dataset:
+    """Each document becomes its tokens followed by eos (the document boundary the model learns)."""
+    eos = tokenizer.eos_token_id
+
+    def encode(batch):
+        ids = tokenizer(batch["text"], add_special_tokens=False)["input_ids"]
+        return {"input_ids": [x + [eos] for x in ids]}
+
+    return ds.map(encode, batched=True, remove_columns=ds.column_names, desc="tokenize")
+
+
+def _replay_sample(docs: Dataset, target_tokens: int, seed: int) -> Dataset:
+    """Documents from `docs` (shuffled) until they hold at least `target_tokens` tokens."""
+    docs = docs.shuffle(seed=seed)
+    total, n = 0, 0
+    for n, ids in enumerate(docs["input_ids"], start=1):
+        total += len(ids)
+        if total >= target_tokens:
+            break
+    return docs.select(range(n))
+
+
+def packed_lm_dataset(
+    files: list[Path],
+    tokenizer: PreTrainedTokenizerBase,
+    seq_len: int,
+    seed: int,
+    replay_files: list[Path] | None = None,
+    replay_frac: float = 0.0,
+) -> Dataset:
+    """Shuffle documents, concatenate, cut into `seq_len` blocks (the run_clm recipe).
+
+    With `replay_frac` > 0, documents from `replay_files` are mixed in so that they make up about that
+    share of all tokens (era-A replay during CPT).
+    """
+    docs = _tokenize_docs(_load_jsonl(files), tokenizer)
+    if replay_frac > 0:
+        if not replay_files:
+            raise ValueError("replay_frac > 0 needs replay files (the era-A corpus)")
+        main_tokens = sum(len(x) for x in docs["input_ids"])
+        replay = _tokenize_docs(_load_jsonl(replay_files), tokenizer)
+        wanted = int(main_tokens * replay_frac / (1 - replay_frac))
+        docs = concatenate_datasets([docs, _replay_sample(replay, wanted, seed)])
+    docs = docs.shuffle(seed=seed)
+
+    def group(batch):
+        flat = [t for ids in batch["input_ids"] for t in ids]
+        n = len(flat) // seq_len * seq_len
+        return {"input_ids": [flat[i : i + seq_len] for i in range(0, n, seq_len)]}
+
+    packed = docs.map(group, batched=True, batch_size=2000, desc="pack")
+    if len(packed) == 0:
+        raise ValueError(f"corpus {files} holds fewer than seq_len={seq_len} tokens")
+    return packed
+
+
+def sft_dataset(
+    file: Path,
+    tokenizer: PreTrainedTokenizerBase,
+    max_len: int,
+    seed: int,
+    replay_files: list[Path] | None = None,
+    replay_frac: float = 0.0,
+) -> Dataset:
+    """Chat conversations through the tokenizer's chat template; loss on assistant tokens only.
+
+    `replay_frac` > 0 mixes in plain era-A documents (all tokens trained, cut to `max_len`) so SFT forgets
+    less of pre-training.
+    """
+    convs = _load_jsonl([file])
+
+    def encode(example):
+        out = tokenizer.apply_chat_template(
+            example["messages"], tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
+        ids, mask = out["input_ids"], out["assistant_masks"]
+        return {"input_ids": ids, "labels": [t if m else -100 for t, m in zip(ids, mask)]}
+
+    ds = convs.map(encode, remove_columns=convs.column_names, desc="chat template")
+    longest = max(len(x) for x in ds["input_ids"])
+    if longest > max_len:
+        n_long = sum(len(x) > max_len for x in ds["input_ids"])
+        raise ValueError(
+            f"{n_long} conversations in {file} are longer than sft.max_len={max_len} tokens "
+            f"(longest {longest}); raise sft.max_len in the profile"
+        )
+    if replay_frac > 0:
+        if not replay_files:
+            raise ValueError("sft.replay_frac > 0 needs replay files (the era-A corpus)")
+        docs = _tokenize_docs(_load_jsonl(replay_files), tokenizer).shuffle(seed=seed)
+        n = min(len(docs), round(len(ds) * replay_frac / (1 - replay_frac)))
+        bos = tokenizer.bos_token_id
+        docs = docs.select(range(n)).map(
+            lambda ex: {"input_ids": [bos, *ex["input_ids"]][:max_len], "labels": [bos, *ex["input_ids"]][:max_len]}
+        )
+        ds = concatenate_datasets([ds, docs])
+    ds = ds.map(lambda ex: {"attention_mask": [1] * len(ex["input_ids"])})
+    return ds.shuffle(seed=seed)

@@ -1,0 +1,197 @@
+"""The testbed's model family (BRIEF §2), each member a content-addressed stage.
+
+    from cptlib.config import load_profile
+    from cptlib.family import build_family, cpt
+    family = build_family(load_profile("default"), seed=0)      # {"base_v1": Path, ...}
+    cpt_base = cpt(load_profile("default"), family["base_v1"], seed=0)
+
+base_v1 = pretrain(corpus A1); base_v2 = base_v1 further trained on A2; instruct_vN = SFT(base_vN);
+other_family = same recipe as base_v1 from another initialisation and data order (for the N1 check).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cptlib import testbed
+from cptlib.config import Profile, TrainConfig, stable_dict
+from cptlib.data import packed_lm_dataset, sft_dataset
+from cptlib.models import PRESETS, llama_config, new_model
+from cptlib.provenance import hash_file, hash_json
+from cptlib.stages import read_manifest, run_stage
+from cptlib.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
+from cptlib.train import train_causal_lm, train_sft, use_bf16
+
+MEMBERS = ("base_v1", "base_v2", "instruct_v1", "instruct_v2", "other_family")
+
+
+def _source_hash(package_dir: Path) -> str:
+    """Hash of a package's source: the testbed's data changes whenever its generator code does."""
+    return hash_json({p.name: hash_file(p) for p in sorted(package_dir.glob("*.py"))})[:16]
+
+
+def testbed_data(profile: Profile) -> Path:
+    spec = {
+        "world": stable_dict(profile.world),
+        "world_seed": profile.world_seed,
+        "generator": _source_hash(Path(testbed.__file__).parent),
+    }
+    return run_stage("testbed", spec, lambda work: {"manifest": testbed.build_testbed(profile.world, profile.world_seed, work)})
+
+
+def _file_hash(data: Path, name: str) -> str:
+    return read_manifest(data)["manifest"]["sha256"][name]
+
+
+def _texts(data: Path, names: list[str]):
+    for name in names:
+        with open(data / name) as f:
+            for line in f:
+                row = json.loads(line)
+                if "text" in row:
+                    yield row["text"]
+                else:
+                    yield from (m["content"] for m in row["messages"])
+
+
+def tokenizer_stage(profile: Profile, data: Path) -> Path:
+    """Trained on what the original model saw (era-A text and instructions), not the era-B news:
+    new names then split into known pieces, as they do for a real model's fixed tokenizer."""
+    sources = ["corpus_a1.jsonl", "corpus_a2.jsonl", "sft_v1.jsonl", "sft_v2.jsonl"]
+    spec = {"tokenizer": stable_dict(profile.tokenizer), "data": {s: _file_hash(data, s) for s in sources}}
+
+    def build(work: Path) -> dict:
+        tok = train_tokenizer(_texts(data, sources), profile.tokenizer.vocab_size)
+        save_tokenizer(tok, work)
+        return {"vocab_size": len(tok)}
+
+    return run_stage("tokenizer", spec, build)
+
+
+def _model_spec(profile: Profile) -> dict:
+    return {"size": profile.model.size, "preset": vars(PRESETS[profile.model.size]), "vocab": profile.tokenizer.vocab_size}
+
+
+def _runtime_spec(profile: Profile) -> dict:
+    # Precision and compilation change the numbers; threads and progress bars do not.
+    return {"bf16": use_bf16(profile.runtime), "compile": profile.runtime.compile}
+
+
+def pretrain(profile: Profile, data: Path, tok_dir: Path, seed: int, role: str) -> Path:
+    cfg = profile.pretrain
+    spec = {
+        "role": role, "seed": seed, "model": _model_spec(profile), "train": stable_dict(cfg),
+        "data": _file_hash(data, "corpus_a1.jsonl"), "tokenizer": read_manifest(tok_dir)["key"],
+        "runtime": _runtime_spec(profile),
+    }
+
+    def build(work: Path) -> dict:
+        tok = load_tokenizer(tok_dir)
+        config = llama_config(profile.model.size, len(tok), cfg.seq_len, tok.bos_token_id, tok.eos_token_id,
+                              tok.pad_token_id)
+        ds = packed_lm_dataset([data / "corpus_a1.jsonl"], tok, cfg.seq_len, seed)
+        return {"role": role, "parent": None, **train_causal_lm(new_model(config, seed), ds, tok, cfg, profile.runtime, seed, work)}
+
+    return run_stage("pretrain", spec, build)
+
+
+def continue_lm(profile: Profile, parent: Path, data: Path, corpus: str, cfg: TrainConfig, seed: int,
+                role: str) -> Path:
+    """Further causal-LM training of `parent` on `corpus` (base_v2's extra era-A text, or CPT on news),
+    with `cfg.replay_frac` of era-A part-1 text mixed in."""
+    spec = {
+        "role": role, "seed": seed, "parent": read_manifest(parent)["key"], "train": stable_dict(cfg),
+        "data": _file_hash(data, corpus), "replay": _file_hash(data, "corpus_a1.jsonl"),
+        "runtime": _runtime_spec(profile),
+    }
+
+    def build(work: Path) -> dict:
+        tok = load_tokenizer(parent)
+        ds = packed_lm_dataset([data / corpus], tok, cfg.seq_len, seed, [data / "corpus_a1.jsonl"], cfg.replay_frac)
+        return {"role": role, "parent": str(parent), **train_causal_lm(parent, ds, tok, cfg, profile.runtime, seed, work)}
+
+    return run_stage("lm", spec, build)
+
+
+def instruct(profile: Profile, parent: Path, data: Path, version: str, seed: int) -> Path:
+    cfg = profile.sft if version == "v1" else profile.sft_v2
+    sft_file = f"sft_{version}.jsonl"
+    spec = {
+        "role": f"instruct_{version}", "seed": seed, "parent": read_manifest(parent)["key"],
+        "train": stable_dict(cfg), "data": _file_hash(data, sft_file), "replay": _file_hash(data, "corpus_a1.jsonl"),
+        "runtime": _runtime_spec(profile),
+    }
+
+    def build(work: Path) -> dict:
+        tok = load_tokenizer(parent)
+        ds = sft_dataset(data / sft_file, tok, cfg.max_len, seed, [data / "corpus_a1.jsonl"], cfg.replay_frac)
+        return {"role": f"instruct_{version}", "parent": str(parent), **train_sft(parent, ds, tok, cfg, profile.runtime, seed, work)}
+
+    return run_stage("sft", spec, build)
+
+
+def build_family(profile: Profile, seed: int) -> dict[str, Path]:
+    """Build (or reuse) the testbed data, tokenizer and the five family members for one training seed."""
+    data = testbed_data(profile)
+    tok = tokenizer_stage(profile, data)
+    base_v1 = pretrain(profile, data, tok, seed, "base_v1")
+    base_v2 = continue_lm(profile, base_v1, data, "corpus_a2.jsonl", profile.pretrain_v2, seed, "base_v2")
+    other_seed = int(hash_json(["other_family", seed])[:8], 16)
+    return {
+        "data": data,
+        "tokenizer": tok,
+        "base_v1": base_v1,
+        "base_v2": base_v2,
+        "instruct_v1": instruct(profile, base_v1, data, "v1", seed),
+        "instruct_v2": instruct(profile, base_v2, data, "v2", seed),
+        "other_family": pretrain(profile, data, tok, other_seed, "other_family"),
+    }
+
+
+def cpt(profile: Profile, model: Path, seed: int, cfg: TrainConfig | None = None) -> Path:
+    """Continued pre-training of `model` on the era-B news corpus (profile.cpt unless `cfg` is given)."""
+    return continue_lm(profile, model, testbed_data(profile), "corpus_b.jsonl", cfg or profile.cpt, seed, "cpt")
+
+
+def register(subparsers) -> None:
+    build = subparsers.add_parser(
+        "build", help="build the testbed data, tokenizer and model family of a profile",
+        description="Build (or reuse: stages are content-addressed) the synthetic testbed and the model "
+        "family base_v1, base_v2, instruct_v1, instruct_v2, other_family for each training seed.",
+    )
+    build.add_argument("--profile", default="default", help="params/<profile>.yaml or a YAML path (default: default)")
+    build.add_argument("--seed", type=int, action="append", help="training seed(s); default: the profile's train_seeds")
+    build.add_argument("--data-only", action="store_true", help="only the testbed data and tokenizer")
+    build.set_defaults(func=_build_command)
+
+    run_cpt = subparsers.add_parser(
+        "cpt", help="continued pre-training of a family member on the era-B news",
+        description="CPT of one family member with the profile's `cpt` recipe; prints the output directory.",
+    )
+    run_cpt.add_argument("--profile", default="default")
+    run_cpt.add_argument("--model", required=True, choices=MEMBERS, help="which family member to continue")
+    run_cpt.add_argument("--seed", type=int, default=None, help="training seed (default: the profile's first)")
+    run_cpt.set_defaults(func=_cpt_command)
+
+
+def _build_command(args) -> int:
+    from cptlib.config import load_profile
+
+    profile = load_profile(args.profile)
+    if args.data_only:
+        data = testbed_data(profile)
+        print(f"testbed   {data}\ntokenizer {tokenizer_stage(profile, data)}")
+        return 0
+    for seed in args.seed or profile.train_seeds:
+        for name, path in build_family(profile, seed).items():
+            print(f"seed {seed}  {name:<12} {path}")
+    return 0
+
+
+def _cpt_command(args) -> int:
+    from cptlib.config import load_profile
+
+    profile = load_profile(args.profile)
+    seed = profile.train_seeds[0] if args.seed is None else args.seed
+    print(cpt(profile, build_family(profile, seed)[args.model], seed))
+    return 0

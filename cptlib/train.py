@@ -1,0 +1,234 @@
+"""Training through transformers' Trainer: causal-LM stages with a token budget, and chat SFT.
+
+Both write a `save_pretrained` model directory (weights, tokenizer, chat template, generation config).
+Work happens in a stage's `.partial` directory (see cptlib.stages): Trainer checkpoints there let a killed
+run resume and end bitwise equal to an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from transformers import (
+    DataCollatorForLanguageModeling,
+    DataCollatorForSeq2Seq,
+    GenerationConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from cptlib.config import RuntimeConfig, SFTConfig, TrainConfig
+from cptlib.models import n_params, weight_drift
+from cptlib.stages import write_json_atomic
+from cptlib.tokenizer import save_tokenizer
+
+CHECKPOINTS = "checkpoints"
+MILESTONES = "milestones"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or inf: the run stops instead of training on garbage."""
+
+
+class _CheckedTrainer(Trainer):
+    """Trainer that stops at the first non-finite loss, naming the step and what to change."""
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss):
+            lr = self.optimizer.param_groups[0]["lr"]
+            raise NonFiniteLossError(
+                f"loss is {loss.item()} at step {self.state.global_step + 1} (lr {lr:.2e}) while training "
+                f"{Path(self.args.output_dir).parent}: lower the stage's lr, or set runtime.precision: fp32"
+            )
+        return loss
+
+
+class _MilestoneSaver(TrainerCallback):
+    """Saves the model at given optimizer steps (token milestones of the forgetting curve)."""
+
+    def __init__(self, step_tokens: dict[int, int], out: Path, tokenizer, parent: dict | None):
+        self.step_tokens, self.out, self.tokenizer, self.parent = step_tokens, out, tokenizer, parent
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        tokens = self.step_tokens.get(state.global_step)
+        if tokens is None or not state.is_world_process_zero:
+            return
+        final = self.out / f"tokens-{tokens:012d}"
+        if final.exists():  # saved before an interruption; the resumed run reproduces the same weights
+            return
+        tmp = final.with_name(final.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        save_tokenizer(self.tokenizer, tmp)
+        drift = weight_drift(model, self.parent) if self.parent is not None else None
+        write_json_atomic(tmp / "milestone.json", {"tokens": tokens, "step": state.global_step, "drift": drift})
+        os.rename(tmp, final)
+
+
+def configure_runtime(runtime: RuntimeConfig) -> None:
+    torch.set_num_threads(runtime.threads or os.cpu_count() or 1)
+
+
+def use_bf16(runtime: RuntimeConfig) -> bool:
+    """Resolve `precision: auto`. On a CPU without bf16 units (AVX-512 BF16 / AMX) autocast emulates bf16
+    and measured ~25x slower than fp32 here (bench/train_throughput.py), so auto means fp32 there."""
+    if runtime.precision != "auto":
+        return runtime.precision == "bf16"
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def _training_args(out: Path, cfg: TrainConfig | SFTConfig, runtime: RuntimeConfig, seed: int, max_steps: int,
+                   batch_size: int) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(out / CHECKPOINTS),
+        max_steps=max_steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.schedule,
+        warmup_steps=int(cfg.warmup_frac * max_steps),
+        weight_decay=cfg.weight_decay,
+        adam_beta2=0.95,
+        max_grad_norm=1.0,
+        bf16=use_bf16(runtime),
+        torch_compile=runtime.compile,
+        use_cpu=not torch.cuda.is_available(),
+        seed=seed,
+        data_seed=seed,
+        # A few checkpoints per run are enough to resume; only the newest is kept.
+        save_strategy="steps",
+        save_steps=max(1, math.ceil(max_steps / 5)),
+        save_total_limit=1,
+        logging_steps=max(1, max_steps // 50),
+        logging_nan_inf_filter=False,
+        disable_tqdm=not runtime.progress,
+        report_to="none",
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+
+
+def last_complete_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The newest checkpoint that was fully written. Trainer writes `trainer_state.json` last and does not
+    write atomically, so a run killed while saving leaves a partial folder; it is removed, not resumed."""
+    complete = []
+    for path in ckpt_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if ckpt_dir.is_dir() else []:
+        if (path / TRAINER_STATE_NAME).is_file():
+            complete.append(path)
+        else:
+            shutil.rmtree(path)
+    return max(complete, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
+
+
+def _run(trainer: Trainer, out: Path, tokenizer, parent: dict | None) -> dict:
+    """Train (resuming from the newest complete checkpoint in `out`), save the final model into `out`."""
+    ckpt_dir = out / CHECKPOINTS
+    resume = last_complete_checkpoint(ckpt_dir)
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    model = trainer.model
+    model.save_pretrained(out)
+    save_tokenizer(tokenizer, out)
+    write_json_atomic(out / "train_log.json", trainer.state.log_history)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return {
+        "steps": trainer.state.global_step,
+        "final_loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None),
+        "train_seconds": round(result.metrics["train_runtime"], 2),
+        "resumed_from": Path(resume).name if resume else None,
+        "n_params": n_params(model),
+        "drift": weight_drift(model, parent) if parent is not None else None,
+    }
+
+
+def _generation_config(tokenizer: PreTrainedTokenizerBase) -> GenerationConfig:
+    return GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
+        max_new_tokens=128,
+    )
+
+
+def _load_model(init: Path | LlamaForCausalLM, tokenizer) -> tuple[LlamaForCausalLM, dict | None]:
+    """The model to train and, when it continues a saved one, that parent's weights (for the drift)."""
+    if isinstance(init, LlamaForCausalLM):
+        model, parent = init, None
+    else:
+        model = LlamaForCausalLM.from_pretrained(str(init), dtype=torch.float32, local_files_only=True)
+        parent = {k: v.detach().clone() for k, v in model.named_parameters()}
+    model.generation_config = _generation_config(tokenizer)
+    return model, parent
+
+
+def train_causal_lm(
+    init: Path | LlamaForCausalLM,
+    dataset: Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    cfg: TrainConfig,
+    runtime: RuntimeConfig,
+    seed: int,
+    out: Path,
+    callbacks: list[TrainerCallback] = (),
+) -> dict:
+    """Pre-training / CPT: `cfg.tokens` tokens of packed `cfg.seq_len` blocks, milestones saved on the way."""
+    configure_runtime(runtime)
+    model, parent = _load_model(init, tokenizer)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    tokens_per_step = cfg.batch_size * cfg.seq_len * world
+    max_steps = max(1, round(cfg.tokens / tokens_per_step))
+    step_tokens = {max(1, round(m / tokens_per_step)): m for m in cfg.milestones}
+    if len(step_tokens) < len(cfg.milestones):
+        raise ValueError(
+            f"milestones {cfg.milestones} are closer than one optimizer step ({tokens_per_step} tokens); "
+            "space them further apart or lower batch_size / seq_len"
+        )
+    trainer = _CheckedTrainer(
+        model=model,
+        args=_training_args(out, cfg, runtime, seed, max_steps, cfg.batch_size),
+        train_dataset=dataset,
+        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+        processing_class=tokenizer,
+        callbacks=[_MilestoneSaver(step_tokens, out / MILESTONES, tokenizer, parent), *callbacks],
+    )
+    fields = _run(trainer, out, tokenizer, parent)
+    return {**fields, "tokens": fields["steps"] * tokens_per_step, "tokens_per_step": tokens_per_step,
+            "milestone_steps": {str(s): t for s, t in sorted(step_tokens.items())}}
+
+
+def train_sft(
+    init: Path,
+    dataset: Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    cfg: SFTConfig,
+    runtime: RuntimeConfig,
+    seed: int,
+    out: Path,
+    callbacks: list[TrainerCallback] = (),
+) -> dict:
+    """Supervised fine-tuning on chat examples (labels already mask everything but assistant tokens)."""
+    configure_runtime(runtime)
+    model, parent = _load_model(init, tokenizer)
+    max_steps = max(1, math.ceil(cfg.epochs * len(dataset) / cfg.batch_size))
+    trainer = _CheckedTrainer(
+        model=model,
+        args=_training_args(out, cfg, runtime, seed, max_steps, cfg.batch_size),
+        train_dataset=dataset,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100),
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+    )
+    fields = _run(trainer, out, tokenizer, parent)
+    trained = sum(sum(1 for t in x if t != -100) for x in dataset["labels"])
+    return {**fields, "examples": len(dataset), "trained_tokens_per_epoch": trained}

@@ -1,0 +1,27 @@
+"""Shared fixtures: a tiny corpus, tokenizer and model built in seconds, independent of the testbed."""
+import json
+import random
+
+import pytest
+
+from cptlib.tokenizer import save_tokenizer, train_tokenizer
+
+WORDS = "the a of in for and city company born works founded makes chief engineer north river stone".split()
+
+
+def write_corpus(path, n_docs: int, seed: int) -> None:
+    rng = random.Random(seed)
+    with open(path, "w") as f:
+        for _ in range(n_docs):
+            f.write(json.dumps({"text": " ".join(rng.choice(WORDS) for _ in range(40)) + "."}) + "\n")
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """corpus.jsonl (200 docs) + a BPE tokenizer trained on it, in one directory."""
+    root = tmp_path_factory.mktemp("tiny")
+    write_corpus(root / "corpus.jsonl", 200, seed=0)
+    write_corpus(root / "replay.jsonl", 50, seed=1)
+    tok = train_tokenizer((json.loads(line)["text"] for line in open(root / "corpus.jsonl")), vocab_size=320)
+    save_tokenizer(tok, root / "tokenizer")
+    return root

@@ -1,0 +1,76 @@
+"""Profiles: every shipped profile validates; each kind of bad profile gives one clear error."""
+import re
+
+import pytest
+
+from cptlib import paths
+from cptlib.config import ConfigError, load_profile
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in paths.PARAMS_DIR.glob("*.yaml")))
+def test_every_shipped_profile_validates(name):
+    assert load_profile(name).name == name
+
+
+def test_extends_merges_section_by_section():
+    smoke, default = load_profile("smoke"), load_profile("default")
+    assert smoke.cpt.tokens == 8192  # overridden in smoke.yaml
+    assert smoke.cpt.lr == default.cpt.lr  # inherited from default.yaml
+    assert smoke.world_seed == default.world_seed
+
+
+def _write(tmp_path, text, name="p.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_unknown_key_is_named_with_suggestion(tmp_path):
+    path = _write(tmp_path, "extends: smoke\ncpt:\n  tokenz: 100\n")
+    with pytest.raises(ConfigError, match=re.escape("unknown key 'cpt.tokenz' (did you mean 'cpt.tokens'?)")):
+        load_profile(path)
+
+
+def test_unknown_top_level_key(tmp_path):
+    path = _write(tmp_path, "world_sed: 3\n")
+    with pytest.raises(ConfigError, match=re.escape("unknown key 'world_sed' (did you mean 'world_seed'?)")) as err:
+        load_profile(path)
+    assert str(path) in str(err.value)
+
+
+def test_wrong_type_names_key_and_value(tmp_path):
+    path = _write(tmp_path, "cpt:\n  lr: fast\n")
+    with pytest.raises(ConfigError, match=r"cpt\.lr: .*got 'fast'"):
+        load_profile(path)
+
+
+def test_missing_profile_lists_known_ones():
+    with pytest.raises(ConfigError, match=r"does not exist; known profiles: \[.*'default'.*'smoke'"):
+        load_profile("no_such_profile")
+
+
+def test_missing_parent_profile(tmp_path):
+    with pytest.raises(ConfigError, match="no_such_parent.yaml does not exist"):
+        load_profile(_write(tmp_path, "extends: no_such_parent\n"))
+
+
+def test_extends_cycle(tmp_path):
+    _write(tmp_path, f"extends: {tmp_path / 'b.yaml'}\n", "a.yaml")
+    _write(tmp_path, f"extends: {tmp_path / 'a.yaml'}\n", "b.yaml")
+    with pytest.raises(ConfigError, match="'extends' forms a cycle: a -> b -> a"):
+        load_profile(tmp_path / "a.yaml")
+
+
+def test_invalid_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_profile(_write(tmp_path, "cpt: [unclosed\n"))
+
+
+def test_unknown_size_preset(tmp_path):
+    with pytest.raises(ConfigError, match="unknown size preset 'huge'"):
+        load_profile(_write(tmp_path, "model:\n  size: huge\n"))
+
+
+def test_milestones_beyond_budget(tmp_path):
+    with pytest.raises(ConfigError, match=r"milestones \[999\] are outside \(0, tokens=100\]"):
+        load_profile(_write(tmp_path, "cpt:\n  tokens: 100\n  milestones: [50, 999]\n"))

@@ -1,0 +1,143 @@
+"""Training through Trainer: determinism, SIGKILL-resume, NaN stop, SFT loss masking, milestones."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cptlib.config import RuntimeConfig, SFTConfig, TrainConfig
+from cptlib.data import packed_lm_dataset, sft_dataset
+from cptlib.models import llama_config, new_model
+from cptlib.tokenizer import load_tokenizer
+from cptlib.train import NonFiniteLossError, train_causal_lm
+
+JOB = Path(__file__).with_name("_train_job.py")
+RUNTIME = RuntimeConfig(progress=False, threads=1)
+
+
+def _job(data, out, kill_at=None):
+    cmd = [sys.executable, str(JOB), str(data), str(out)] + ([str(kill_at)] if kill_at else [])
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def _weights(path):
+    return load_file(str(Path(path) / "model.safetensors"))
+
+
+def _assert_bitwise_equal(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bitwise_equal_to_uninterrupted(tiny_corpus, tmp_path):
+    straight = _job(tiny_corpus, tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    killed = _job(tiny_corpus, tmp_path / "resumed", kill_at=13)  # checkpoints every 4 steps: 4, 8, 12
+    assert killed.returncode == -9
+    assert (tmp_path / "resumed" / "checkpoints" / "checkpoint-12").is_dir()
+    assert not (tmp_path / "resumed" / "model.safetensors").exists()
+    resumed = _job(tiny_corpus, tmp_path / "resumed")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    _assert_bitwise_equal(_weights(tmp_path / "straight"), _weights(tmp_path / "resumed"))
+    for milestone in ("tokens-000000000256", "tokens-000000002560"):
+        _assert_bitwise_equal(_weights(tmp_path / "straight" / "milestones" / milestone),
+                              _weights(tmp_path / "resumed" / "milestones" / milestone))
+
+
+@pytest.mark.slow
+def test_same_seeds_give_identical_weights(tiny_corpus, tmp_path):
+    for name in ("a", "b"):
+        assert _job(tiny_corpus, tmp_path / name).returncode == 0
+    _assert_bitwise_equal(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
+
+
+def _tiny_model(tok, seed=0):
+    return new_model(llama_config("tiny", len(tok), 32, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id), seed)
+
+
+def test_nan_loss_stops_with_clear_error(tiny_corpus, tmp_path):
+    tok = load_tokenizer(tiny_corpus / "tokenizer")
+    model = _tiny_model(tok)
+    with torch.no_grad():
+        model.model.norm.weight.fill_(float("nan"))
+    ds = packed_lm_dataset([tiny_corpus / "corpus.jsonl"], tok, 32, seed=0)
+    cfg = TrainConfig(tokens=8 * 32 * 4, batch_size=8, seq_len=32)
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 1 \(lr 3.00e-03\) while training .*: lower the stage's lr"):
+        train_causal_lm(model, ds, tok, cfg, RUNTIME, 0, tmp_path)
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_milestones_record_tokens_and_drift(tiny_corpus, tmp_path):
+    """8 sequences x 32 tokens = 256 tokens per step; milestones at 256 and 768 tokens are steps 1 and 3."""
+    tok = load_tokenizer(tiny_corpus / "tokenizer")
+    ds = packed_lm_dataset([tiny_corpus / "corpus.jsonl"], tok, 32, seed=0)
+    first = tmp_path / "first"
+    first.mkdir()
+    train_causal_lm(_tiny_model(tok), ds, tok, TrainConfig(tokens=256, batch_size=8, seq_len=32), RUNTIME, 0, first)
+    cont = tmp_path / "cont"
+    cont.mkdir()
+    cfg = TrainConfig(tokens=1024, batch_size=8, seq_len=32, milestones=[256, 768])
+    result = train_causal_lm(first, ds, tok, cfg, RUNTIME, 0, cont)
+    assert result["steps"] == 4 and result["tokens"] == 1024
+    assert result["milestone_steps"] == {"1": 256, "3": 768}
+    assert sorted(p.name for p in (cont / "milestones").iterdir()) == ["tokens-000000000256", "tokens-000000000768"]
+    assert 0 < result["drift"]["total"] < 1
+    assert set(result["drift"]) == {"attention", "embed", "mlp", "norm", "total"}
+
+
+def test_milestones_closer_than_a_step_are_an_error(tiny_corpus, tmp_path):
+    tok = load_tokenizer(tiny_corpus / "tokenizer")
+    ds = packed_lm_dataset([tiny_corpus / "corpus.jsonl"], tok, 32, seed=0)
+    cfg = TrainConfig(tokens=1024, batch_size=8, seq_len=32, milestones=[100, 200])
+    with pytest.raises(ValueError, match="closer than one optimizer step"):
+        train_causal_lm(_tiny_model(tok), ds, tok, cfg, RUNTIME, 0, tmp_path)
+
+
+def _write_chat(path, turns):
+    import json
+
+    path.write_text(json.dumps({"messages": turns}) + "\n")
+
+
+def test_sft_trains_on_assistant_tokens_and_end_token_only(tiny_corpus, tmp_path):
+    tok = load_tokenizer(tiny_corpus / "tokenizer")
+    _write_chat(tmp_path / "chat.jsonl", [
+        {"role": "system", "content": "the city"},
+        {"role": "user", "content": "the company"},
+        {"role": "assistant", "content": "born in the north"},
+    ])
+    (example,) = sft_dataset(tmp_path / "chat.jsonl", tok, 128, seed=0)
+    trained = [t for t in example["labels"] if t != -100]
+    assert tok.decode(trained) == "born in the north<|end|>"
+    first = next(i for i, t in enumerate(example["labels"]) if t != -100)
+    assert tok.decode(example["input_ids"][:first]).endswith("<|assistant|>\n")  # headers are not trained
+    # ... the reply and its end token are, the newline the template puts after the turn is not.
+    assert example["labels"][first:-1] == example["input_ids"][first:-1]
+    assert example["labels"][-1] == -100 and tok.decode(example["input_ids"][-1:]) == "\n"
+    assert len(example["attention_mask"]) == len(example["input_ids"])
+
+
+def test_sft_too_long_names_the_limit(tiny_corpus, tmp_path):
+    tok = load_tokenizer(tiny_corpus / "tokenizer")
+    _write_chat(tmp_path / "chat.jsonl", [{"role": "user", "content": "the " * 50},
+                                          {"role": "assistant", "content": "a"}])
+    with pytest.raises(ValueError, match=r"1 conversations in .* longer than sft.max_len=16 tokens"):
+        sft_dataset(tmp_path / "chat.jsonl", tok, 16, seed=0)
+
+
+def test_missing_training_file_says_what_to_do(tiny_corpus, tmp_path):
+    tok = load_tokenizer(tiny_corpus / "tokenizer")
+    with pytest.raises(FileNotFoundError, match="build the testbed first"):
+        packed_lm_dataset([tmp_path / "nope.jsonl"], tok, 32, seed=0)
+
+
+def test_replay_mixes_in_the_asked_share(tiny_corpus):
+    tok = load_tokenizer(tiny_corpus / "tokenizer")
+    plain = packed_lm_dataset([tiny_corpus / "corpus.jsonl"], tok, 32, seed=0)
+    mixed = packed_lm_dataset([tiny_corpus / "corpus.jsonl"], tok, 32, 0, [tiny_corpus / "replay.jsonl"], 0.2)
+    share = 1 - len(plain) / len(mixed)
+    assert 0.15 < share < 0.25
