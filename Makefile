@@ -8,7 +8,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # torch is pinned in pyproject.toml; pip takes the CPU wheel that lies on the build machines' disk.
-SETUP := $(VENV)/.setup-done
+STAMP := $(VENV)/.setup-done
+# NLTK's English Punkt model, which lm-eval's IFEval scorer needs, written offline by the project.
+PUNKT := .cache/nltk_data/tokenizers/punkt_tab/english/cptlib_source.txt
+SETUP := $(STAMP) $(PUNKT)
 
 export PYTHONUNBUFFERED := 1
 
@@ -19,11 +22,15 @@ help:  ## list the targets
 	@echo "  PROFILE=$(PROFILE) (params/<profile>.yaml)"
 
 setup: $(SETUP)  ## create .venv, install pinned dependencies, register the Jupyter kernel, provision data
-$(SETUP): pyproject.toml
+$(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name cptlib --display-name "Python (cptlib)" >/dev/null
+	touch $@
+
+$(PUNKT): $(STAMP)
+	$(PY) -m cptlib.punkt_data
 	touch $@
 
 reproduce: family  ## run the study for PROFILE (default: the embedded synthetic testbed)
