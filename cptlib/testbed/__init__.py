@@ -1,0 +1,62 @@
+"""The synthetic testbed (BRIEF §2): a seeded fictional world and every data file generated from it.
+
+    from cptlib.testbed import build_testbed
+    manifest = build_testbed(profile.world, profile.world_seed, out_dir)   # out_dir exists and is empty
+
+Same (WorldConfig, seed) -> byte-identical files: only sub-seeded `random.Random` streams, lists in
+generation order, JSON with fixed key order. Writing to a temporary directory and caching are the caller's
+(cptlib.family). Formats and examples: docs/testbed.md.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from cptlib.config import WorldConfig, stable_dict
+from cptlib.testbed import corpora, evalsets, instructions, prose
+from cptlib.testbed.world import build_world
+
+
+def _jsonl(records: list[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
+def build_testbed(world_cfg: WorldConfig, seed: int, out_dir: Path) -> dict:
+    """Write world.json, the corpora, the SFT sets and eval/*.jsonl into `out_dir`; return the manifest."""
+    cfg, out_dir = world_cfg, Path(out_dir)
+    world = build_world(cfg, seed)
+    texts = {
+        "corpus_a1.jsonl": corpora.era_a_corpus(world, "a1", cfg.mentions_a1, cfg.filler_frac, seed),
+        "corpus_a2.jsonl": corpora.era_a_corpus(world, "a2", cfg.mentions_a2, cfg.filler_frac, seed),
+        "corpus_b.jsonl": corpora.era_b_corpus(world, cfg.news_mentions, cfg.news_filler_frac, seed),
+        "eval/heldout_a.jsonl": evalsets.heldout_a(world, cfg.n_eval_heldout_docs, seed),
+        "eval/heldout_b.jsonl": evalsets.heldout_b(world, cfg.n_eval_heldout_docs, seed),
+    }
+    records = {name: [{"text": t} for t in docs] for name, docs in texts.items()}
+    records.update({
+        "sft_v1.jsonl": instructions.sft(world, cfg.n_sft_v1, "v1", seed),
+        "sft_v2.jsonl": instructions.sft(world, cfg.n_sft_v2, "v2", seed),
+        "eval/ifeval.jsonl": [r for r, _ in evalsets.ifeval_items(world, cfg.n_eval_ifeval, seed)],
+        "eval/chat_knowledge.jsonl": [r for r, _ in evalsets.knowledge_items(world, cfg.n_eval_knowledge, seed)],
+        "eval/mc_old.jsonl": evalsets.mc_old(world, cfg.n_eval_mc_old, seed),
+        "eval/mc_new.jsonl": evalsets.mc_new(world, seed),
+        "eval/mc_updated.jsonl": evalsets.mc_updated(world),
+    })
+    contents = {"world.json": json.dumps(world.to_json(), ensure_ascii=False, indent=1) + "\n"}
+    contents.update({name: _jsonl(recs) for name, recs in records.items()})
+    (out_dir / "eval").mkdir(exist_ok=True)
+    files = {}
+    for name, text in contents.items():
+        data = text.encode("utf-8")
+        (out_dir / name).write_bytes(data)
+        files[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        if name in records:
+            files[name]["records"] = len(records[name])
+        if name in texts:
+            distinct = {w for doc in texts[name] for w in re.findall(r"[a-z]+", doc.lower())}
+            files[name].update(words=sum(len(prose.words(doc)) for doc in texts[name]), distinct_words=len(distinct))
+    manifest = {"seed": seed, "world": stable_dict(cfg), "files": files}
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return manifest

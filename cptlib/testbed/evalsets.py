@@ -1,0 +1,120 @@
+"""Held-out evaluation sets (BRIEF §4): multiple choice on old, new and updated facts, IFEval-format prompts,
+chat questions about the news, and held-out documents for perplexity. Nothing here is trained on.
+
+Multiple-choice queries are plain text (no chat template) ending where the value starts; each choice is
+" " + value, scored by the log-likelihood of the choice given the query.
+"""
+from __future__ import annotations
+
+import random
+
+from cptlib.testbed import constraints as C
+from cptlib.testbed import corpora, prose
+from cptlib.testbed.instructions import (KNOWLEDGE_FORMATS, KNOWLEDGE_RELATIONS, MIX, constrain, pick_constraints,
+                                         qa_task, split_pairs, task)
+from cptlib.testbed.world import Fact, World, month_name
+
+
+def _mc(item_id: str, query: str, world: World, fact: Fact, era: str, rng: random.Random) -> dict:
+    """Four choices of the answer's type: familiar values of the same relation first, then others."""
+    seen, others = world.candidates(fact.relation, era)
+    seen = [v for v in seen if v != fact.value]
+    distractors = rng.sample(seen, 3) if len(seen) >= 3 else seen + rng.sample(others, 3 - len(seen))
+    choices = distractors + [fact.value]
+    rng.shuffle(choices)
+    return {"id": item_id, "query": query, "choices": [" " + c for c in choices], "gold": choices.index(fact.value)}
+
+
+def _dated(fact: Fact, relation_kind: str = "old") -> str:
+    """An era-B query in the news register: dateline, then the fact's training phrasing up to its value."""
+    return f"{month_name(fact.date)} — " + corpora.probe(fact.relation, relation_kind).format(s=fact.subject)
+
+
+def mc_old(world: World, n: int, seed: int) -> list[dict]:
+    """Era-A facts that era B leaves unchanged (the MMLU analogue): at most `n`, one per fact."""
+    rng = random.Random(f"{seed}-eval-mc-old")
+    facts = [f for s in world.entities["person"] + world.entities["org"] for f in world.stable(s)]
+    facts = rng.sample(facts, min(n, len(facts)))
+    return [_mc(f"old-{i}", corpora.probe(f.relation).format(s=f.subject), world, f, "A", rng)
+            for i, f in enumerate(facts)]
+
+
+def mc_new(world: World, seed: int) -> list[dict]:
+    """Every era-B fact that is not a change: new people's facts, prizes won, products launched."""
+    rng = random.Random(f"{seed}-eval-mc-new")
+    facts = [f for f in world.era("B") if f.kind != "changed"]
+    return [_mc(f"new-{i}", _dated(f, f.kind), world, f, "B", rng) for i, f in enumerate(facts)]
+
+
+def mc_updated(world: World) -> list[dict]:
+    """Every changed fact, asked in the era-A phrasing: does the model prefer the era-B value (gold 0)?"""
+    return [{"id": f"updated-{i}", "query": _dated(f), "choices": [" " + f.value, " " + f.old_value], "gold": 0}
+            for i, f in enumerate(f for f in world.era("B") if f.kind == "changed")]
+
+
+def ifeval_items(world: World, n: int, seed: int) -> list[tuple[dict, str]]:
+    """(lm-eval IFEval record, a compliant reference reply): held-out task and constraint phrasings; 60%
+    of the prompts carry a constraint pair never seen in the instruction data."""
+    rng = random.Random(f"{seed}-eval-ifeval")
+    _, heldout_pairs = split_pairs(seed)
+    items: list[tuple[dict, str]] = []
+    prompts: set[str] = set()
+    for _ in range(50 * n):
+        if len(items) == n:
+            break
+        prompt, draft = task(world, "heldout", MIX["v2"][1], rng)
+        ids = pick_constraints(draft, 1 if rng.random() < 0.4 else 2, heldout_pairs, rng)
+        made = None if ids is None else constrain(prompt, draft, ids, "heldout", rng)
+        if made is None or made[0] in prompts:
+            continue
+        user, response, kwargs = made
+        prompts.add(user)
+        items.append(({"key": len(items), "prompt": user, "instruction_id_list": ids, "kwargs": kwargs}, response))
+    if len(items) < n:
+        raise ValueError(f"cannot make {n} distinct IFEval prompts; lower n_eval_ifeval")
+    return items
+
+
+def knowledge_items(world: World, n: int, seed: int) -> list[tuple[dict, str]]:
+    """(chat question about an era-B fact with one format constraint, an ideal reply). Formats are ones a
+    plain continuation never produces (capitals, lowercase, quotes, an end phrase, JSON, a title), drilled
+    on era-A questions of the same kind in SFT; facts and formats are cycled so that each fact is asked
+    in each format."""
+    rng = random.Random(f"{seed}-eval-knowledge")
+    facts = [f for f in world.era("B") if f.relation in KNOWLEDGE_RELATIONS]
+    if not facts:
+        raise ValueError("no era-B fact suits a chat question; raise n_news or news_changed_frac")
+    items: list[tuple[dict, str]] = []
+    prompts: set[str] = set()
+    attempt = 0
+    while len(items) < n:
+        fact = facts[attempt % len(facts)]
+        fmt = KNOWLEDGE_FORMATS[(attempt // len(facts)) % len(KNOWLEDGE_FORMATS)]
+        attempt += 1
+        if attempt > 50 * n:
+            raise ValueError(f"cannot make {n} distinct chat-knowledge prompts; lower n_eval_knowledge")
+        question, draft = qa_task(world, fact, "train", rng, extra=False)
+        made = constrain(question, draft, [fmt], "train", rng)
+        if made is None or made[0] in prompts:
+            continue
+        user, response, kwargs = made
+        prompts.add(user)
+        items.append(({"id": f"know-{len(items)}", "prompt": user, "answer": fact.value,
+                       "instruction_id_list": [fmt], "kwargs": kwargs}, response))
+    return items
+
+
+def heldout_a(world: World, n: int, seed: int) -> list[str]:
+    """Era-A documents in held-out phrasings and record labels, plus filler, in the corpora's proportion."""
+    rng = random.Random(f"{seed}-heldout-a")
+    subjects = world.entities["person"] + world.entities["org"]
+    return [prose.paragraph(rng) if rng.random() < 0.2 else corpora.entity_doc(world, rng.choice(subjects),
+                                                                               "heldout", rng) for _ in range(n)]
+
+
+def heldout_b(world: World, n: int, seed: int) -> list[str]:
+    """Era-B articles in held-out phrasings, plus news filler."""
+    rng = random.Random(f"{seed}-heldout-b")
+    events = corpora.event_groups(world)
+    return [corpora.news_filler(rng) if rng.random() < 0.2 else corpora.article(world, rng.choice(events),
+                                                                                "heldout", rng) for _ in range(n)]

@@ -1,0 +1,250 @@
+"""The synthetic testbed (cptlib.testbed): determinism, IFEval compliance by lm-eval's own checker, no era-B
+leaks into era-A data, well-formed evaluation files, sizes from WorldConfig. A small world; ~30 s."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cptlib.config import WorldConfig
+from cptlib.testbed import build_testbed, corpora
+from cptlib.testbed import constraints as C
+from cptlib.testbed import evalsets, instructions
+from cptlib.testbed.world import ERA_B_DATES, build_world, month_name
+
+SMALL = WorldConfig(n_people=24, n_orgs=8, n_cities=8, n_prizes=4, n_news=10, news_mentions=3, mentions_a1=4,
+                    mentions_a2=2, n_sft_v1=200, n_sft_v2=250, n_eval_ifeval=40, n_eval_knowledge=30,
+                    n_eval_mc_old=40, n_eval_heldout_docs=20)
+SEED = 7
+BUILD = ("import sys, pathlib; from cptlib.config import WorldConfig; from cptlib.testbed import build_testbed; "
+         "build_testbed(WorldConfig.model_validate_json(sys.argv[1]), int(sys.argv[2]), pathlib.Path(sys.argv[3]))")
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("testbed")
+    build_testbed(SMALL, SEED, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def world():
+    return build_world(SMALL, SEED)
+
+
+def test_same_seed_is_byte_identical_across_processes_and_hash_seeds(built, tmp_path):
+    runs = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / hash_seed
+        out.mkdir()
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        runs.append((out, subprocess.Popen([sys.executable, "-c", BUILD, SMALL.model_dump_json(), str(SEED),
+                                            str(out)], env=env)))
+    for out, proc in runs:
+        assert proc.wait(timeout=120) == 0
+        assert _files(out) == _files(built)
+
+
+def test_different_seed_changes_every_file(built, tmp_path):
+    build_testbed(SMALL, SEED + 1, tmp_path)
+    other, ours = _files(tmp_path), _files(built)
+    assert other.keys() == ours.keys()
+    assert [name for name in ours if other[name] == ours[name]] == []
+
+
+def test_manifest_lists_every_file_with_count_and_hash(built):
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert manifest["seed"] == SEED and WorldConfig(**manifest["world"]) == SMALL
+    names = sorted(set(_files(built)) - {"manifest.json"})
+    assert sorted(manifest["files"]) == names
+    for name in names:
+        import hashlib
+
+        assert manifest["files"][name]["sha256"] == hashlib.sha256((built / name).read_bytes()).hexdigest()
+        if name.endswith(".jsonl"):
+            assert manifest["files"][name]["records"] == len(_read(built / name))
+
+
+def test_sizes_follow_world_config(built, world):
+    data = json.loads((built / "world.json").read_text())
+    assert [len(data["entities"][k]) for k in ("person", "org", "city")] == [24, 8, 8]
+    assert len(data["new_entities"]["prize"]) == 4
+    assert len(corpora.event_groups(world)) == SMALL.n_news
+    era_b = [f for f in data["facts"] if f["era"] == "B"]
+    assert sum(f["kind"] == "changed" for f in era_b) == round(10 * SMALL.news_changed_frac)
+    assert all(f["date"] in ERA_B_DATES for f in era_b)
+    a1 = [r["text"] for r in _read(built / "corpus_a1.jsonl")]
+    for person in data["entities"]["person"]:  # own documents, plus lists and other entities' mentions
+        assert sum(person in doc for doc in a1) >= SMALL.mentions_a1
+    names = data["entities"]["person"] + data["entities"]["org"] + data["entities"]["city"]
+    filler = sum(len(d.split()) for d in a1 if not any(n in d for n in names))
+    assert SMALL.filler_frac <= filler / sum(len(d.split()) for d in a1) < SMALL.filler_frac + 0.05
+    b = [r["text"] for r in _read(built / "corpus_b.jsonl")]
+    for fact in era_b:
+        assert sum(fact["subject"] in doc and fact["value"] in doc for doc in b) >= SMALL.news_mentions
+    counts = {"sft_v1.jsonl": 200, "sft_v2.jsonl": 250, "eval/ifeval.jsonl": 40, "eval/chat_knowledge.jsonl": 30,
+              "eval/mc_old.jsonl": 40, "eval/heldout_a.jsonl": 20, "eval/heldout_b.jsonl": 20,
+              "eval/mc_new.jsonl": sum(f["kind"] != "changed" for f in era_b),
+              "eval/mc_updated.jsonl": sum(f["kind"] == "changed" for f in era_b)}
+    assert {name: len(_read(built / name)) for name in counts} == counts
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_every_sft_response_passes_lm_eval_checker(built, version):
+    rows = _read(built / f"sft_{version}.jsonl")
+    failures = []
+    for row in rows:
+        roles = [m["role"] for m in row["messages"]]
+        assert roles in (["user", "assistant"], ["system", "user", "assistant"])
+        assert len(row["kwargs"]) == len(row["instruction_id_list"])
+        if not all(C.check(row["messages"][-1]["content"], row["instruction_id_list"], row["kwargs"])):
+            failures.append(row)
+    assert failures == []
+    assert sum(not r["instruction_id_list"] for r in rows) > 0, "some conversations carry no constraint"
+    assert {i for r in rows for i in r["instruction_id_list"]} == set(C.KINDS)
+
+
+def test_v2_mix_has_more_two_constraint_conversations_than_v1(built):
+    share = {v: sum(len(r["instruction_id_list"]) == 2 for r in _read(built / f"sft_{v}.jsonl")) / n
+             for v, n in (("v1", 200), ("v2", 250))}
+    assert share["v2"] > share["v1"]
+
+
+def test_ifeval_prompts_are_lm_eval_format_held_out_and_satisfiable(built, world):
+    from lm_eval.tasks.ifeval import instructions_registry, utils
+
+    rows = _read(built / "eval/ifeval.jsonl")
+    sft = [r for v in ("v1", "v2") for r in _read(built / f"sft_{v}.jsonl")]
+    sft_prompts = {m["content"] for r in sft for m in r["messages"] if m["role"] == "user"}
+    sft_pairs = {tuple(sorted(r["instruction_id_list"])) for r in sft if len(r["instruction_id_list"]) == 2}
+    for row in rows:
+        assert list(row) == ["key", "prompt", "instruction_id_list", "kwargs"] and isinstance(row["key"], int)
+        assert row["prompt"] not in sft_prompts
+        assert tuple(sorted(row["instruction_id_list"])) not in sft_pairs
+        for instruction_id, kwargs in zip(row["instruction_id_list"], row["kwargs"], strict=True):
+            instructions_registry.INSTRUCTION_DICT[instruction_id](instruction_id).build_description(**kwargs)
+    # A compliant reply exists for every prompt, by lm-eval's own strict scorer.
+    for record, reference in evalsets.ifeval_items(world, SMALL.n_eval_ifeval, SEED):
+        assert utils.test_instruction_following_strict(utils.InputExample(**record), reference).follow_all_instructions
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.?!])\s+|\n", text) if s]
+
+
+def test_era_b_facts_never_appear_in_era_a_data(built, world):
+    era_a_texts = [r["text"] for name in ("corpus_a1", "corpus_a2", "eval/heldout_a")
+                   for r in _read(built / f"{name}.jsonl")]
+    era_a_texts += [m["content"] for v in ("v1", "v2") for r in _read(built / f"sft_{v}.jsonl") for m in r["messages"]]
+    era_a_texts += [r["prompt"] for r in _read(built / "eval/ifeval.jsonl")]
+    era_a_sentences = [s for t in era_a_texts for s in _sentences(t)]
+    new_names = [n for names in world.new_entities.values() for n in names]
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, new_names)) + r")\b")
+    assert [s for s in era_a_sentences if pattern.search(s)] == []
+    changed = [f for f in world.era("B") if f.kind == "changed"]
+    surname = {f.subject: f.subject.split(" ")[-1] for f in changed}
+    leaks = [s for f in changed for s in era_a_sentences if surname[f.subject] in s and f.value in s]
+    assert leaks == []
+    # The same search finds every changed fact in the CPT corpus, so it can see a leak.
+    b_sentences = [s for r in _read(built / "corpus_b.jsonl") for s in _sentences(r["text"])]
+    assert all(any(surname[f.subject] in s and f.value in s for s in b_sentences) for f in changed)
+
+
+def test_mc_items_are_well_formed_and_gold_matches_world(built):
+    data = json.loads((built / "world.json").read_text())
+    truth = {}
+    for f in data["facts"]:
+        # Era-A facts and changed facts are asked in the era-A phrasing; era-B ones under their dateline.
+        kind = "old" if f["kind"] == "changed" else f["kind"]
+        query = corpora.probe(f["relation"], kind).format(s=f["subject"])
+        truth[query if f["era"] == "A" else f"{month_name(f['date'])} — {query}"] = f["value"]
+    for name, n_choices in (("mc_old", 4), ("mc_new", 4), ("mc_updated", 2)):
+        for row in _read(built / f"eval/{name}.jsonl"):
+            assert list(row) == ["id", "query", "choices", "gold"]
+            assert len(row["choices"]) == len(set(row["choices"])) == n_choices
+            assert all(c.startswith(" ") and not c.startswith("  ") for c in row["choices"])
+            assert 0 <= row["gold"] < n_choices and row["choices"][row["gold"]] == " " + truth[row["query"]]
+    old_of = {(f["subject"], f["relation"]): f["value"] for f in data["facts"] if f["era"] == "A"}
+    for row, f in zip(_read(built / "eval/mc_updated.jsonl"), [f for f in data["facts"] if f["kind"] == "changed"]):
+        assert row["choices"] == [" " + f["value"], " " + f["old_value"]] and row["gold"] == 0
+        assert f["old_value"] == old_of[f["subject"], f["relation"]] != f["value"]
+
+
+def test_chat_knowledge_needs_the_news_and_the_instruction_format(built, world):
+    rows = _read(built / "eval/chat_knowledge.jsonl")
+    era_b_values = {f.value for f in world.era("B")}
+    sft = [r for r in _read(built / "sft_v1.jsonl") if len(r["instruction_id_list"]) == 1]
+    references = evalsets.knowledge_items(world, SMALL.n_eval_knowledge, SEED)
+    for row, (record, ideal) in zip(rows, references, strict=True):
+        assert row == record and row["answer"] in era_b_values and "?" in row["prompt"]
+        assert all(C.check(ideal, row["instruction_id_list"], row["kwargs"]))
+        assert row["answer"].lower() in ideal.lower()
+        # A plain continuation that states the news correctly still fails the format.
+        fact = next(f for f in world.era("B") if f.value == row["answer"])
+        plain = corpora.state(corpora.ERA_B[fact.relation, fact.kind]["train"][0], fact.subject, fact.value)
+        assert not any(C.check(plain, row["instruction_id_list"], row["kwargs"]))
+        # The instruct model sees the same format on era-A questions of the same kind in SFT.
+        questions = [re.escape(q).replace(re.escape("{s}"), ".+")
+                     for q in instructions.QUESTIONS[fact.relation]["train"]]
+        assert any(r["instruction_id_list"] == row["instruction_id_list"]
+                   and any(re.search(q, r["messages"][-2]["content"]) for q in questions) for r in sft)
+
+
+def test_heldout_documents_are_new_text(built):
+    training = [r["text"] for n in ("corpus_a1", "corpus_a2", "corpus_b") for r in _read(built / f"{n}.jsonl")]
+    docs, sentences = set(training), {s for t in training for s in _sentences(t)}
+    for name in ("heldout_a", "heldout_b"):
+        for row in _read(built / f"eval/{name}.jsonl"):
+            assert row["text"] not in docs
+            assert any(s not in sentences for s in _sentences(row["text"])), row["text"]
+
+
+def test_check_agrees_with_hand_worked_cases():
+    """Each case's verdict follows from lm-eval's checker definitions (e.g. end_checker strips quotes)."""
+    cases = [
+        ("THE CHIEF EXECUTIVE OF THE COMPANY IS A VERY BUSY PERSON.", [C.CAPITAL], [{}], [True]),
+        ("The chief executive of the company is a very busy person.", [C.CAPITAL], [{}], [False]),
+        ("one, two", [C.NO_COMMA], [{}], [False]),
+        ('"It ends here. Any other questions?"', [C.END, C.QUOTATION], [{"end_phrase": "Any other questions?"}, {}],
+         [True, True]),
+        ("* a\n* b\n* c", [C.BULLETS], [{"num_bullets": 2}], [False]),
+        ('{"answer": "x"}', [C.JSON, C.FORBIDDEN], [{}, {"forbidden_words": ["answer"]}], [True, False]),
+        ("first\n***\nsecond", [C.PARAGRAPHS], [{"num_paragraphs": 2}], [True]),
+        ("Text.\n\nP.P.S. more", [C.POSTSCRIPT], [{"postscript_marker": "P.P.S"}], [True]),
+        ("   ", [C.TITLE], [{}], [False]),
+    ]
+    for response, ids, kwargs, expected in cases:
+        assert C.check(response, ids, kwargs) == expected, response
+
+
+def test_render_satisfies_every_kind_and_every_compatible_pair():
+    import random
+
+    for ids in [[k] for k in C.KINDS] + [list(p) for p in C.PAIRS]:
+        for seed in range(3):  # different kwargs: fixed and invented end phrases, markers, counts
+            rng = random.Random(seed)
+            draft = C.Draft(["The old bridge near the river was quiet in the morning.",
+                             "Many people walked across the bridge to the market every week.",
+                             "The children liked the long walk more than the short one."], title="The bridge")
+            made = instructions.constrain("Tell me about the bridge.", draft, ids, "train", rng)
+            assert made is not None, ids
+            _, response, kwargs = made
+            assert all(C.check(response, ids, kwargs)), (ids, kwargs, response)
+
+
+def test_world_that_cannot_hold_the_news_is_an_error():
+    with pytest.raises(ValueError, match="not enough era-A orgs"):
+        build_world(WorldConfig(n_orgs=4, n_news=40, news_changed_frac=0.6, news_new_person_frac=0.0), 0)
