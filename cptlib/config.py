@@ -41,7 +41,7 @@ class WorldConfig(Section):
     news_new_person_frac: float = Field(0.25, ge=0, le=1, description="share of events introducing a person")
     news_mentions: int = Field(20, ge=1, description="era-B articles stating each event (CPT density)")
     news_filler_frac: float = Field(0.2, ge=0, lt=1, description="share of news-register filler words in corpus B")
-    mentions_a1: int = Field(100, ge=1, description="era-A corpus part 1: documents about each entity")
+    mentions_a1: int = Field(160, ge=1, description="era-A corpus part 1: documents about each entity")
     mentions_a2: int = Field(40, ge=1, description="era-A corpus part 2 (base_v2): documents about each entity")
     filler_frac: float = Field(0.2, ge=0, lt=1, description="share of filler-prose words in the era-A corpora")
     n_sft_v1: int = Field(2000, ge=1, description="instruction conversations for instruct_v1")
