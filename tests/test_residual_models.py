@@ -11,7 +11,7 @@ import torch
 from residual_helpers import llama_family, read_model, write_model
 
 from cptlib.cli import main
-from cptlib.residual import APPLY_MANIFEST_FILE, MANIFEST_FILE, Residual, apply, extract, inspect, restore
+from cptlib.residual import APPLY_MANIFEST_FILE, MANIFEST_FILE, ModuleFilter, Residual, apply, extract, inspect, restore
 
 
 def reference_restore(paths: dict, alpha: float = 1.0) -> dict[str, torch.Tensor]:
@@ -46,6 +46,25 @@ def test_sharded_and_unsharded_inputs_give_identical_outputs(tmp_path):
             for k, p in enumerate((sharded, single))]
     a, b = read_model(outs[0]), read_model(outs[1])
     assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_block_streaming_equals_whole_tensors(tmp_path, monkeypatch):
+    """With blocks of 5 entries (rows of 16 → one row per block; vectors in 5-entry pieces), every pass gives
+    the same bytes as with whole-tensor blocks, including an fp64 residual cast down by the writer."""
+    paths = llama_family(tmp_path, tied=False)
+
+    def run(tag):
+        r = extract(paths["base"], paths["instruct"], tmp_path / f"r{tag}", dtype=torch.float64, progress=False)
+        return [read_model(p) for p in (r, apply(paths["cpt"], r, tmp_path / f"a{tag}", alpha=0.3, progress=False),
+                                        restore(paths["base"], paths["instruct"], paths["cpt"], tmp_path / f"o{tag}",
+                                                module_filter=ModuleFilter(presets=("mlp",)), progress=False))]
+
+    whole = run("whole")
+    monkeypatch.setattr("cptlib.residual.checkpoint.CHUNK_ELEMENTS", 5)
+    monkeypatch.setattr("cptlib.residual.writer.CHUNK_ELEMENTS", 5)
+    blocks = run("blocks")
+    for a, b in zip(whole, blocks):
+        assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_output_shards_are_capped_and_indexed(tmp_path):

@@ -99,14 +99,15 @@ def drift(residual, target: str | Path, base: str | Path | None = None, progress
     for name in tqdm(residual.names, desc="drift", unit="tensor", disable=not progress):
         if name not in target_ckpt.tensors:
             raise ResidualError(f"tensor {name} is in the residual but not in target {target_ckpt.path}")
-        t = target_ckpt.get(name).float()
-        b = base_ckpt.get(name)
-        if t.shape != b.shape:
-            raise ResidualError(f"tensor {name}: shape {list(t.shape)} in target but {list(b.shape)} in base")
-        t -= b
+        t_shape, b_shape = target_ckpt.tensors[name].shape, base_ckpt.tensors[name].shape
+        if t_shape != b_shape:
+            raise ResidualError(f"tensor {name}: shape {list(t_shape)} in target but {list(b_shape)} in base")
+        d_sq = 0.0
+        for (_, t), (_, b) in zip(target_ckpt.chunks(name), base_ckpt.chunks(name)):
+            d = t.double() - b.double()
+            d_sq += dot(d, d)
         r = residual.tensor(name)
-        squares[name] = {"d": dot(t, t), "r": dot(r, r)}
-        del t, b, r
+        squares[name] = {"d": d_sq, "r": dot(r, r)}
     return summarize(squares, lambda v: {"drift_norm": math.sqrt(v["d"]), "residual_norm": math.sqrt(v["r"]),
                                          "relative": _ratio(math.sqrt(v["d"]), math.sqrt(v["r"]))})
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import shutil
 import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
+from typing import Iterator
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -21,6 +24,7 @@ from safetensors import SafetensorError, safe_open
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 LM_HEAD = "lm_head.weight"
+CHUNK_ELEMENTS = 1 << 22  # entries per block when streaming a tensor (16 MB in fp32)
 # Tensors indexed by vocabulary row: the only ones `embed_policy` may slice or skip.
 VOCAB_TENSOR = re.compile(r"(^|\.)(embed_tokens|lm_head|wte|embed_in|embed_out)\.weight$")
 # What makes a model chat like the instruct model; copied from the instruct side into every output.
@@ -138,6 +142,24 @@ class Checkpoint:
         """The tensor as stored; memory-mapped, so untouched pages cost nothing and are freed with the tensor."""
         with safe_open(self.tensors[name].file, framework="pt") as f:
             return f.get_tensor(name)
+
+    def chunks(self, name: str, stop: int | None = None) -> Iterator[tuple[slice | EllipsisType, torch.Tensor]]:
+        """(rows, block) over the first `stop` rows of a tensor, in blocks of about CHUNK_ELEMENTS entries.
+
+        Each block is mapped through its own safe_open handle: pages touched through a mapping count as
+        resident until it is unmapped, so one handle per tensor would keep the whole tensor resident.
+        Blocks depend on the shape only, so two tensors of one shape and any dtypes chunk alike.
+        """
+        info = self.tensors[name]
+        if not info.shape:
+            yield ..., self.get(name)
+            return
+        rows = info.shape[0] if stop is None else stop
+        step = max(1, CHUNK_ELEMENTS // max(1, math.prod(info.shape[1:])))
+        for start in range(0, rows, step):
+            with safe_open(info.file, framework="pt") as f:
+                block = slice(start, min(start + step, rows))
+                yield block, f.get_slice(name)[block]
 
     def nbytes(self) -> int:
         return sum(f.stat().st_size for f in self.files)

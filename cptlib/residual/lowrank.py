@@ -35,5 +35,6 @@ def factor_shapes(shape: tuple[int, ...], rank: int) -> tuple[tuple[int, int], t
     return (shape[0], r), (r, shape[1])
 
 
-def reconstruct(us: torch.Tensor, vh: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return us.to(dtype) @ vh.to(dtype)
+def reconstruct(us: torch.Tensor, vh: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """U·S @ Vh, in out's dtype, into `out`."""
+    return torch.matmul(us.to(out.dtype), vh.to(out.dtype), out=out)

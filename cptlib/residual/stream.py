@@ -163,7 +163,7 @@ def apply_residual(res: Residual, target: str | Path, out: str | Path, alpha: fl
         for spec in tqdm(writer.order, desc=operation, unit="tensor", disable=not progress):
             status = plan[spec.name]
             if status not in ("applied", "sliced"):
-                writer.write(spec.name, target_ckpt.get(spec.name))
+                writer.write(spec.name, (block for _, block in target_ckpt.chunks(spec.name)))
                 tensors[spec.name] = {"status": status}
                 continue
             taus, _ = res.tensors(spec.name)
@@ -171,18 +171,24 @@ def apply_residual(res: Residual, target: str | Path, out: str | Path, alpha: fl
             del taus
             if alpha != 1.0:
                 delta.mul_(alpha)
-            t = target_ckpt.get(spec.name)
-            t = t.to(torch.promote_types(t.dtype, delta.dtype))
-            if status == "sliced":
-                rows = min(t.shape[0], delta.shape[0])
-                t[:rows].add_(delta[:rows])
-                status = f"sliced: residual added to rows [0, {rows}) only"
-            else:
-                t.add_(delta)
             tensors[spec.name] = {"status": status, "delta_norm": norm(delta)}
+            dtype = torch.promote_types(spec.dtype, delta.dtype)
+            if status == "sliced" or dtype != delta.dtype:  # output shape or precision is the target's
+                t = target_ckpt.get(spec.name).to(dtype)
+                if status == "sliced":
+                    rows = min(t.shape[0], delta.shape[0])
+                    t[:rows].add_(delta[:rows])
+                    tensors[spec.name]["status"] = f"sliced: residual added to rows [0, {rows}) only"
+                else:
+                    t.add_(delta)
+                writer.write(spec.name, t)
+                del t
+            else:
+                # Accumulate the target into the residual's buffer: no new tensor, and a + b == b + a bit for bit.
+                for rows, block in target_ckpt.chunks(spec.name):
+                    delta[rows].add_(block.to(dtype))
+                writer.write(spec.name, delta)
             del delta
-            writer.write(spec.name, t.to(spec.dtype))
-            del t
         writer.close()
         target_ckpt.copy_config(tmp)
         chat_files = copy_chat_files(res.chat_dir, tmp)

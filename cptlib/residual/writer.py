@@ -15,11 +15,11 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import torch
 
-from cptlib.residual.checkpoint import DTYPE_CODES, INDEX_FILE, SINGLE_FILE
+from cptlib.residual.checkpoint import CHUNK_ELEMENTS, DTYPE_CODES, INDEX_FILE, SINGLE_FILE
 
 DEFAULT_SHARD_SIZE = "5GB"
 
@@ -94,15 +94,24 @@ class ShardWriter:
         self._next = 0
         self._file = None
 
-    def write(self, name: str, tensor: torch.Tensor) -> None:
+    def write(self, name: str, data: torch.Tensor | Iterable[torch.Tensor]) -> None:
+        """Append the next tensor, given whole or as consecutive blocks, cast block by block to its dtype."""
         spec = self.order[self._next]
-        if name != spec.name or tuple(tensor.shape) != spec.shape or tensor.dtype != spec.dtype:
-            raise RuntimeError(f"writer expected {spec} next, got {name} {tuple(tensor.shape)} {tensor.dtype}")
+        if name != spec.name or (isinstance(data, torch.Tensor) and tuple(data.shape) != spec.shape):
+            shape = tuple(data.shape) if isinstance(data, torch.Tensor) else "blocks"
+            raise RuntimeError(f"writer expected {spec.name} {spec.shape} next, got {name} {shape}")
+        if isinstance(data, torch.Tensor):
+            data = data.reshape(-1).split(CHUNK_ELEMENTS)
         shard, first = self._position(self._next)
         if first:
             self._open(shard)
-        data = tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy()
-        self._file.write(memoryview(data))  # the buffer itself: no bytes copy of a large tensor
+        written = 0
+        for block in data:
+            raw = block.detach().to(spec.dtype).contiguous().reshape(-1).view(torch.uint8).numpy()
+            self._file.write(memoryview(raw))  # the buffer itself: no bytes copy
+            written += raw.nbytes
+        if written != spec.nbytes:  # the header already promised spec.nbytes
+            raise RuntimeError(f"writer got {written} bytes for {spec.name}, expected {spec.nbytes}")
         self._next += 1
         if self._next == len(self.order) or self._position(self._next)[1]:
             self._file.close()
