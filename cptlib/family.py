@@ -40,7 +40,7 @@ def testbed_data(profile: Profile) -> Path:
 
 
 def _file_hash(data: Path, name: str) -> str:
-    return read_manifest(data)["manifest"]["sha256"][name]
+    return read_manifest(data)["manifest"]["files"][name]["sha256"]
 
 
 def _texts(data: Path, names: list[str]):
