@@ -44,12 +44,17 @@ def test_vocabulary_difference_against_the_target(tmp_path):
         restore(base, inst, target, tmp_path / "o", progress=False)
 
 
-def test_tied_residual_on_untied_target(tmp_path):
-    base, inst = pair(tmp_path, {"model.embed_tokens.weight": torch.ones(4, 2)},
-                      {"model.embed_tokens.weight": torch.ones(4, 2)})
-    target = write_model(tmp_path / "t", {"model.embed_tokens.weight": torch.ones(4, 2), "lm_head.weight": torch.ones(4, 2)})
-    with pytest.raises(ResidualError, match=r"target .* ha(s|ve) a separate lm_head.weight but the residual's models tie it"):
+def test_tied_and_untied_embeddings_do_not_mix(tmp_path):
+    embed = {"model.embed_tokens.weight": torch.ones(4, 2)}
+    untied = {**embed, "lm_head.weight": torch.ones(4, 2)}
+    base, inst = pair(tmp_path, embed, embed)
+    target = write_model(tmp_path / "t", untied)
+    with pytest.raises(ResidualError, match=r"untied embeddings \(a separate lm_head.weight\) in target .* but tied ones in the residual's models"):
         restore(base, inst, target, tmp_path / "o", progress=False)
+    with pytest.raises(ResidualError, match=r"untied embeddings \(a separate lm_head.weight\) in the residual's models but tied ones in target"):
+        restore(target, target, base, tmp_path / "o", progress=False)
+    with pytest.raises(ResidualError, match=r"instruct .* has a separate lm_head.weight \(untied embeddings\) but base .* ties it"):
+        extract(base, target, tmp_path / "r", progress=False)
 
 
 def test_config_untied_without_lm_head(tmp_path):

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 import cptlib
 from cptlib.residual import lowrank
 from cptlib.residual.analysis import norm
-from cptlib.residual.checkpoint import Checkpoint, ResidualError, BackgroundHashes, copy_chat_files, match_tensors
+from cptlib.residual.checkpoint import BackgroundHashes, Checkpoint, ResidualError, copy_chat_files, match_tensors
 from cptlib.residual.merge import MergeMethod, ModuleFilter, task_arithmetic
 from cptlib.residual.vector import MANIFEST_FILE, Residual
 from cptlib.residual.writer import DEFAULT_SHARD_SIZE, ShardWriter, TensorSpec, output_dir, parse_size
@@ -81,10 +81,10 @@ def save_residual(res: Residual, out: str | Path, dtype: torch.dtype = torch.flo
             if name in factored:
                 us, vh, error = lowrank.truncated_svd(tau, rank)
                 meta.update(rank=us.shape[1], relative_error=error)
-                writer.write(spec.name, us.to(dtype))
-                pending[name + lowrank.VH_SUFFIX] = vh.to(dtype)
+                writer.write(spec.name, us)  # the writer casts to the storage dtype, block by block
+                pending[name + lowrank.VH_SUFFIX] = vh
             else:
-                writer.write(name, tau.to(dtype))
+                writer.write(name, tau)
             tensors[name] = meta
             del taus, tau
         writer.close()
@@ -122,9 +122,9 @@ def _base_record(res: Residual, hashes: dict) -> dict | None:
 def plan_apply(res: Residual, target: Checkpoint, module_filter: ModuleFilter, embed_policy: str) -> dict[str, str]:
     """What happens to each target tensor: applied, sliced (shared vocabulary rows), filtered, or skipped."""
     if res.tied != target.tied:
-        which = ("the residual's models", f"target {target.path}") if target.tied else (f"target {target.path}", "the residual's models")
-        raise ResidualError(f"{which[0]} have a separate lm_head.weight but {which[1]} tie it to embed_tokens; a "
-                            "residual moves only between models that tie their embeddings alike")
+        untied, tied = ("the residual's models", f"target {target.path}")[:: 1 if target.tied else -1]
+        raise ResidualError(f"untied embeddings (a separate lm_head.weight) in {untied} but tied ones in {tied}; "
+                            "a residual moves only between models that tie their embeddings alike")
     residual_shapes = {**res.shapes, **{n: target.tensors[n].shape for n in res.skipped if n in target.tensors}}
     actions = match_tensors(residual_shapes, {n: i.shape for n, i in target.tensors.items()},
                             ("residual", f"target {target.path}"), embed_policy)

@@ -124,6 +124,8 @@ class StoredResidual:
         return {"residual": self.ckpt}
 
     def base_record(self) -> dict:
+        if self.manifest["base"] is None:
+            raise ResidualError(f"{self.path} sums residuals of different bases; it has no single base")
         return self.manifest["base"]
 
 
