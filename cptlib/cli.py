@@ -11,7 +11,7 @@ import sys
 
 # Modules that contribute sub-commands, in the order `--help` lists them.
 COMMAND_MODULES = [
-    "cptlib.family",
+    "cptlib.family_cli",
     "cptlib.residual.cli",
 ]
 
