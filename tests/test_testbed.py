@@ -18,7 +18,7 @@ from cptlib.testbed import evalsets, instructions
 from cptlib.testbed.world import ERA_B_DATES, build_world, month_name
 
 SMALL = WorldConfig(n_people=24, n_orgs=8, n_cities=8, n_prizes=4, n_news=10, news_mentions=3, mentions_a1=4,
-                    mentions_a2=2, n_sft_v1=200, n_sft_v2=250, n_eval_ifeval=40, n_eval_knowledge=30,
+                    mentions_a2=2, n_sft_v1=180, n_sft_v2=200, n_eval_ifeval=30, n_eval_knowledge=24,
                     n_eval_mc_old=40, n_eval_heldout_docs=20)
 SEED = 7
 BUILD = ("import sys, pathlib; from cptlib.config import WorldConfig; from cptlib.testbed import build_testbed; "
@@ -33,6 +33,16 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.fixture(autouse=True)
+def seeded_langdetect(monkeypatch):
+    """lm-eval's case checkers call an unseeded langdetect; seed 0 makes these tests deterministic. The
+    generator only accepts case-constrained replies that read as English under seeds 0-7 (see
+    constraints.reads_as_english), so under seed 0 they pass by construction and rarely fail unseeded."""
+    from langdetect import DetectorFactory
+
+    monkeypatch.setattr(DetectorFactory, "seed", 0)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("testbed")
@@ -45,17 +55,14 @@ def world():
     return build_world(SMALL, SEED)
 
 
-def test_same_seed_is_byte_identical_across_processes_and_hash_seeds(built, tmp_path):
-    runs = []
-    for hash_seed in ("1", "2"):
-        out = tmp_path / hash_seed
-        out.mkdir()
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        runs.append((out, subprocess.Popen([sys.executable, "-c", BUILD, SMALL.model_dump_json(), str(SEED),
-                                            str(out)], env=env)))
-    for out, proc in runs:
-        assert proc.wait(timeout=120) == 0
-        assert _files(out) == _files(built)
+def test_same_seed_is_byte_identical_in_another_process_with_another_hash_seed(built, tmp_path):
+    # One subprocess against this process's build (not two subprocesses): `import cptlib.config` costs
+    # ~10 s of CPU (it imports torch), which a second process would double.
+    hash_seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    subprocess.run([sys.executable, "-c", BUILD, SMALL.model_dump_json(), str(SEED), str(tmp_path)], env=env,
+                   check=True, timeout=120)
+    assert _files(tmp_path) == _files(built)
 
 
 def test_different_seed_changes_every_file(built, tmp_path):
@@ -95,7 +102,7 @@ def test_sizes_follow_world_config(built, world):
     b = [r["text"] for r in _read(built / "corpus_b.jsonl")]
     for fact in era_b:
         assert sum(fact["subject"] in doc and fact["value"] in doc for doc in b) >= SMALL.news_mentions
-    counts = {"sft_v1.jsonl": 200, "sft_v2.jsonl": 250, "eval/ifeval.jsonl": 40, "eval/chat_knowledge.jsonl": 30,
+    counts = {"sft_v1.jsonl": 180, "sft_v2.jsonl": 200, "eval/ifeval.jsonl": 30, "eval/chat_knowledge.jsonl": 24,
               "eval/mc_old.jsonl": 40, "eval/heldout_a.jsonl": 20, "eval/heldout_b.jsonl": 20,
               "eval/mc_new.jsonl": sum(f["kind"] != "changed" for f in era_b),
               "eval/mc_updated.jsonl": sum(f["kind"] == "changed" for f in era_b)}
@@ -119,7 +126,7 @@ def test_every_sft_response_passes_lm_eval_checker(built, version):
 
 def test_v2_mix_has_more_two_constraint_conversations_than_v1(built):
     share = {v: sum(len(r["instruction_id_list"]) == 2 for r in _read(built / f"sft_{v}.jsonl")) / n
-             for v, n in (("v1", 200), ("v2", 250))}
+             for v, n in (("v1", 180), ("v2", 200))}
     assert share["v2"] > share["v1"]
 
 

@@ -99,9 +99,11 @@ END_PHRASES = {"train": ["Any other questions?", "Is there anything else I can h
                          "Let me know if you have additional questions.", "Hope this helps.", "That is all for now.",
                          "Thank you for asking."],
                "heldout": ["Have a nice day.", "I hope that answers your question.", "Talk to you soon."]}
-# Plain English sentences appended when a case-constrained reply is too short for langdetect to call English.
-PADDING = ["I hope this answer helps you with the question.", "Please let me know if you need anything else.",
-           "This is all the information that I have on the matter."]
+# Plain sentences appended, in order, while a case-constrained reply does not reliably read as English to
+# langdetect. In capitals langdetect sees little more than each word's first letter (it skips the inner
+# n-grams of all-caps words), so these were picked for the letters their words start with.
+PADDING = ["I think that this is what you wanted to know.", "This is all the information that I have on the matter.",
+           "There is nothing more that I can add to this."]
 
 
 @dataclass
@@ -207,14 +209,20 @@ def _langdetect_factory():
     return factory
 
 
-def reads_as_english(text: str, seeds: int = 2, min_prob: float = 0.999) -> bool:
-    """True when langdetect calls `text` English with high probability under several seeds. lm-eval's case
-    checkers run an unseeded langdetect, so a reply it judges borderline would pass or fail at random."""
+def reads_as_english(text: str, seeds: int = 8) -> bool:
+    """True when langdetect calls `text` English in every one of its random trials under `seeds` seeds.
+
+    lm-eval's case checkers run an unseeded langdetect: 7 random trials, English must win most of them. A
+    reply that loses even an occasional trial (short, with several invented names) fails there now and
+    then, so it is padded instead. A text whose trials English wins with probability r passes this gate
+    with probability r**(7*seeds); one that passes fails lm-eval's check with probability ~1e-5 at most.
+    """
     for seed in range(seeds):
         detector = _langdetect_factory().create()
         detector.seed = seed
         detector.append(text)
-        if next((p.prob for p in detector.get_probabilities() if p.lang == "en"), 0.0) < min_prob:
+        # One lost trial of seven shows as p(en) <= 6/7; 0.99 allows only rounding.
+        if next((p.prob for p in detector.get_probabilities() if p.lang == "en"), 0.0) < 0.99:
             return False
     return True
 
