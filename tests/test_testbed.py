@@ -1,9 +1,11 @@
 """The synthetic testbed (cptlib.testbed): determinism, IFEval compliance by lm-eval's own checker, no era-B
-leaks into era-A data, well-formed evaluation files, sizes from WorldConfig. A small world; ~30 s."""
+leaks into era-A data, well-formed evaluation files, sizes from WorldConfig. A small world; ~45 s of CPU.
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -78,8 +80,6 @@ def test_manifest_lists_every_file_with_count_and_hash(built):
     names = sorted(set(_files(built)) - {"manifest.json"})
     assert sorted(manifest["files"]) == names
     for name in names:
-        import hashlib
-
         assert manifest["files"][name]["sha256"] == hashlib.sha256((built / name).read_bytes()).hexdigest()
         if name.endswith(".jsonl"):
             assert manifest["files"][name]["records"] == len(_read(built / name))
@@ -238,8 +238,6 @@ def test_check_agrees_with_hand_worked_cases():
 
 
 def test_render_satisfies_every_kind_and_every_compatible_pair():
-    import random
-
     for ids in [[k] for k in C.KINDS] + [list(p) for p in C.PAIRS]:
         for seed in range(3):  # different kwargs: fixed and invented end phrases, markers, counts
             rng = random.Random(seed)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 
-from cptlib.testbed import constraints as C
 from cptlib.testbed import corpora, prose
 from cptlib.testbed.instructions import (KNOWLEDGE_FORMATS, KNOWLEDGE_RELATIONS, MIX, constrain, pick_constraints,
                                          qa_task, split_pairs, task)
