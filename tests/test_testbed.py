@@ -1,5 +1,5 @@
 """The synthetic testbed (cptlib.testbed): determinism, IFEval compliance by lm-eval's own checker, no era-B
-leaks into era-A data, well-formed evaluation files, sizes from WorldConfig. A small world; ~45 s of CPU.
+leaks into era-A data, well-formed evaluation files, sizes from WorldConfig. A small world; ~45 s of CPU."""
 from __future__ import annotations
 
 import hashlib
