@@ -5,7 +5,8 @@
 Both paths train the same freshly initialised model (same seed) on the same packed batches (fixed order, no
 shuffling), same precision, AdamW with the same settings, gradient clipping and schedule; each runs
 `--repeats` times, alternating, and the best time counts (the least disturbed by other work on the machine).
-Model FLOPs utilisation (MFU) = 6·N·tokens/s (+ attention) over a measured fp32 matmul peak of this CPU.
+Model FLOPs utilisation (MFU) = 6·N·tokens/s (+ attention) over a measured matmul peak of this machine in
+the same precision. Runs on CUDA when a GPU is present (then bf16 where supported).
 """
 from __future__ import annotations
 
@@ -22,20 +23,31 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorForLanguageModeling, TrainerCallback, get_scheduler
 
 from cptlib.config import RuntimeConfig, TrainConfig
-from cptlib.models import PRESETS, llama_config, new_model, n_params
+from cptlib.models import llama_config, new_model, n_params
+from cptlib.presets import PRESETS
 from cptlib.tokenizer import train_tokenizer
 from cptlib.train import configure_runtime, train_causal_lm, use_bf16
 
 SEQ_LEN, BATCH = 128, 32
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def matmul_peak_gflops(n: int = 1024, repeats: int = 20) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def _sync() -> None:
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_peak_gflops(dtype: torch.dtype, repeats: int = 20) -> float:
+    """Best of `repeats` square matrix products on DEVICE in the precision training uses."""
+    n = 8192 if DEVICE == "cuda" else 1024
+    a, b = torch.randn(n, n, device=DEVICE, dtype=dtype), torch.randn(n, n, device=DEVICE, dtype=dtype)
     torch.mm(a, b)
     best = math.inf
     for _ in range(repeats):
+        _sync()
         t = time.perf_counter()
         torch.mm(a, b)
+        _sync()
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
 
@@ -60,6 +72,7 @@ class _Timer(TrainerCallback):
         self.start = time.perf_counter()
 
     def on_train_end(self, args, state, control, **kwargs):
+        _sync()
         self.seconds = time.perf_counter() - self.start
 
 
@@ -75,7 +88,7 @@ def run_cptlib(size, tok, ds, cfg, runtime) -> float:
 
 def run_bare(size, tok, ds, cfg, runtime) -> float:
     model = new_model(llama_config(size, len(tok), SEQ_LEN, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id), 0)
-    model.train()
+    model.to(DEVICE).train()
     steps = cfg.tokens // (BATCH * SEQ_LEN)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -83,15 +96,18 @@ def run_bare(size, tok, ds, cfg, runtime) -> float:
                             lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
     sched = get_scheduler(cfg.schedule, opt, num_warmup_steps=int(cfg.warmup_frac * steps), num_training_steps=steps)
     loader = DataLoader(ds, batch_size=BATCH, collate_fn=DataCollatorForLanguageModeling(tok, mlm=False))
+    _sync()
     start = time.perf_counter()
     for batch in loader:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16(runtime)):
+        batch = {k: v.to(DEVICE) for k, v in batch.items()}
+        with torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=use_bf16(runtime)):
             loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
+    _sync()
     return time.perf_counter() - start
 
 
@@ -107,7 +123,7 @@ def main() -> None:
     runtime = RuntimeConfig(progress=False, precision=args.precision)
     configure_runtime(runtime)
     tok = train_tokenizer((f"word{i} and word{i + 1}" for i in range(3000)), 2048)
-    peak = matmul_peak_gflops()
+    peak = matmul_peak_gflops(torch.bfloat16 if use_bf16(runtime) else torch.float32)
     ds = batches(len(tok), args.steps)
     tokens = args.steps * BATCH * SEQ_LEN
     cfg = TrainConfig(tokens=tokens, batch_size=BATCH, seq_len=SEQ_LEN, lr=1e-3, weight_decay=0.1)
@@ -122,9 +138,11 @@ def main() -> None:
         mfu = tps["cptlib"] * flops_per_token(size, len(tok)) / (peak * 1e9)
         rows.append({"size": size, "params": n, "cptlib_tok_s": round(tps["cptlib"]), "bare_tok_s": round(tps["bare"]),
                      "ratio": round(tps["cptlib"] / tps["bare"], 3), "mfu": round(mfu, 3)})
-    result = {"precision": "bf16" if use_bf16(runtime) else "fp32", "threads": torch.get_num_threads(),
+    result = {"device": torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu",
+              "precision": "bf16" if use_bf16(runtime) else "fp32", "threads": torch.get_num_threads(),
               "matmul_peak_gflops": round(peak, 1), "steps": args.steps, "tokens_per_step": BATCH * SEQ_LEN, "rows": rows}
-    print(f"precision {result['precision']}, {result['threads']} threads, fp32 matmul peak {peak:.1f} GFLOP/s")
+    print(f"{result['device']}, {result['precision']}, {result['threads']} threads, "
+          f"{result['precision']} matmul peak {peak:.1f} GFLOP/s")
     print(f"{'size':<6} {'params':>9} {'cptlib tok/s':>13} {'bare tok/s':>11} {'ratio':>6} {'MFU':>6}")
     for r in rows:
         print(f"{r['size']:<6} {r['params']:>9} {r['cptlib_tok_s']:>13} {r['bare_tok_s']:>11} {r['ratio']:>6.3f} {r['mfu']:>6.1%}")

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cptlib import paths
+from cptlib.presets import PRESETS
 
 
 class ConfigError(ValueError):
@@ -62,8 +63,6 @@ class ModelConfig(Section):
 
     @model_validator(mode="after")
     def _known_presets(self) -> "ModelConfig":
-        from cptlib.models import PRESETS  # late import: models imports torch
-
         for name in [self.size, *self.sizes]:
             if name not in PRESETS:
                 raise ValueError(f"unknown size preset {name!r}; known: {sorted(PRESETS)}")

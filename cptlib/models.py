@@ -1,31 +1,13 @@
-"""LLaMA-architecture size presets for the testbed, model construction, and weight drift.
-
-Sizes are chosen from measured CPU throughput (2 cores): `small` (~1M parameters) trains at ~11–14k
-tokens/s, `base` (~4M) at ~3.5–5k; `large` is for GPU checks only.
-"""
+"""LLaMA-architecture model construction from the size presets (cptlib.presets), and weight drift."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from cptlib.presets import PRESETS
 
-@dataclass(frozen=True)
-class SizePreset:
-    hidden: int  # model width
-    layers: int  # transformer blocks
-    heads: int  # attention heads (head_dim = hidden / heads)
-    intermediate: int  # MLP width (SwiGLU)
-
-
-PRESETS: dict[str, SizePreset] = {
-    "tiny": SizePreset(hidden=64, layers=2, heads=2, intermediate=192),  # ~0.25M params at vocab 2048
-    "small": SizePreset(hidden=128, layers=4, heads=4, intermediate=384),  # ~1.1M
-    "base": SizePreset(hidden=256, layers=4, heads=4, intermediate=768),  # ~3.9M
-    "large": SizePreset(hidden=512, layers=8, heads=8, intermediate=1536),  # ~29M, GPU only
-}
 
 
 def llama_config(size: str, vocab_size: int, max_len: int, bos_id: int, eos_id: int, pad_id: int) -> LlamaConfig:
