@@ -1,0 +1,209 @@
+"""The testbed suite end to end on a tiny random model: the table, the chat-template policy, the cache, the
+command line, the real-suite pipeline on a local task, and lm-eval's numbers against transformers directly."""
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from cptlib import calibration, cli, evaluate, paths, punkt_data, real_suite
+from cptlib.tokenizer import save_tokenizer, train_tokenizer
+
+SETTINGS = evaluate.EvalSettings(batch_size=4, max_gen_toks=8)
+CITIES = [" Velmora", " Quenzo", " Tarrik", " Lumbra"]
+NAMES = ["Alvera Tonsk", "Bemo Karlin", "Cira Vandt", "Dovel Marsh"]
+
+
+def _write(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _mc(n, k, prefix=""):
+    return [{"id": f"q{i}", "query": f"{prefix}{NAMES[i % 4]} was born in", "choices": CITIES[:k], "gold": i % k}
+            for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def testbed(tmp_path_factory):
+    """A tiny model (random weights, the testbed's tokenizer and chat template), a small data directory,
+    and a private build directory for the result cache."""
+    root = tmp_path_factory.mktemp("testbed")
+    texts = [f"{n} was born in{c}. {n} works for Ostra Group." for n in NAMES for c in CITIES] * 20
+    tok = train_tokenizer(texts, 400)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+        intermediate_size=64, tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
+    model.save_pretrained(root / "model")
+    save_tokenizer(tok, root / "model")
+    data = root / "data"
+    _write(data / "eval" / "ifeval.jsonl", [
+        {"key": 0, "prompt": "Where was Cira Vandt born? Use no commas.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
+        {"key": 1, "prompt": "Where was Bemo Karlin born? Wrap it in quotes.", "instruction_id_list": ["startend:quotation"], "kwargs": [{}]},
+        {"key": 2, "prompt": "Who is Dovel Marsh?", "instruction_id_list": ["keywords:existence"], "kwargs": [{"keywords": ["city"]}]},
+    ])
+    _write(data / "eval" / "chat_knowledge.jsonl", [
+        {"id": "k0", "prompt": "Where does Alvera Tonsk live now? Quote it.", "answer": "Quenzo",
+         "instruction_id_list": ["startend:quotation"], "kwargs": [{}]},
+    ])
+    _write(data / "eval" / "mc_old.jsonl", _mc(4, 4))
+    _write(data / "eval" / "mc_new.jsonl", _mc(3, 4, "December 2023 — "))
+    _write(data / "eval" / "mc_updated.jsonl", [dict(r, gold=0) for r in _mc(2, 2, "June 2024 — ")])
+    _write(data / "eval" / "heldout_a.jsonl", [{"text": "Bemo Karlin was born in Tarrik. He works for Ostra Group."},
+                                               {"text": "Cira Vandt works for Ostra Group."}])
+    _write(data / "eval" / "heldout_b.jsonl", [{"text": "June 2024 — Dovel Marsh moved to Lumbra."}])
+    punkt_data.install_punkt()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(paths, "BUILD_DIR", root / "build")
+        yield {"model": root / "model", "data": data, "tok": tok, "torch_model": model.eval()}
+
+
+@pytest.fixture(scope="module")
+def result_dir(testbed):
+    return evaluate.run_evaluation(testbed["model"], testbed["data"], SETTINGS)
+
+
+def test_table_has_every_metric_with_the_chat_policy_in_each_row(testbed, result_dir):
+    table = evaluate.read_table(result_dir, "tiny")
+    chat = {"testbed_ifeval", "testbed_chat_knowledge"}
+    expected = {
+        "testbed_ifeval": {"prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc"},
+        "testbed_chat_knowledge": {"knowledge_acc", "answer_acc", "format_acc"},
+        **{f"testbed_mc_{k}": {"acc"} for k in ("old", "new", "updated")},
+        **{f"testbed_ppl_{e}": {"word_perplexity", "byte_perplexity", "bits_per_byte"} for e in "ab"},
+    }
+    assert list(table.columns) == evaluate.COLUMNS
+    assert {t: set(g.metric) for t, g in table.groupby("task")} == expected
+    assert (table.chat_template == table.task.isin(chat)).all()
+    assert dict(zip(table.task, table.n)) == {"testbed_ifeval": 3, "testbed_chat_knowledge": 1, "testbed_mc_old": 4,
+                                              "testbed_mc_new": 3, "testbed_mc_updated": 2, "testbed_ppl_a": 2,
+                                              "testbed_ppl_b": 1}
+    assert set(table.model) == {"tiny"} and set(table.version) == {1.0}
+    # generation went through the chat template, greedy, capped at max_gen_toks, stopped at eos
+    sample = json.loads((result_dir / "testbed_chat.samples.jsonl").read_text().splitlines()[0])
+    prompt, gen_kwargs = sample["arguments"][0]
+    assert prompt.startswith("<|bos|><|user|>\n") and prompt.endswith("<|end|>\n<|assistant|>\n")
+    assert gen_kwargs["max_gen_toks"] == 8 and gen_kwargs["do_sample"] is False and "<|end|>" in gen_kwargs["until"]
+
+
+def _loglik(model, ids: list[int], n_context: int) -> float:
+    """Sum of log p(token | everything before it) over ids[n_context:], straight from transformers."""
+    with torch.no_grad():
+        logp = model(torch.tensor([ids])).logits[0].log_softmax(-1)
+    return sum(logp[i - 1, ids[i]].item() for i in range(n_context, len(ids)))
+
+
+def test_multiple_choice_equals_transformers_on_the_same_items(testbed, result_dir):
+    tok, model = testbed["tok"], testbed["torch_model"]
+    samples = [json.loads(line) for line in (result_dir / "testbed_plain.samples.jsonl").read_text().splitlines()]
+    table = evaluate.read_table(result_dir, "tiny")
+    for task in ("testbed_mc_old", "testbed_mc_new", "testbed_mc_updated"):
+        correct = []
+        for s in (s for s in samples if s["task"] == task):
+            doc, lm_eval_lls = s["doc"], [ll for ll, _ in s["filtered_resps"]]
+            ctx = tok(doc["query"], add_special_tokens=False).input_ids
+            ours = [_loglik(model, ctx + tok(c, add_special_tokens=False).input_ids, len(ctx)) for c in doc["choices"]]
+            assert lm_eval_lls == pytest.approx(ours, abs=1e-4)
+            correct.append(max(range(len(ours)), key=ours.__getitem__) == doc["gold"])
+        acc = table[(table.task == task) & (table.metric == "acc")].value.item()
+        assert acc == pytest.approx(sum(correct) / len(correct))
+
+
+def test_perplexity_equals_transformers_with_eos_before_each_document(testbed, result_dir):
+    """bits/byte = -sum(ll) / (bytes * ln 2); word perplexity = exp(-sum(ll) / words), over the documents."""
+    tok, model = testbed["tok"], testbed["torch_model"]
+    texts = [json.loads(x)["text"] for x in (testbed["data"] / "eval" / "heldout_a.jsonl").read_text().splitlines()]
+    ll = sum(_loglik(model, [tok.eos_token_id, *tok(t, add_special_tokens=False).input_ids], 1) for t in texts)
+    n_bytes = sum(len(t.encode()) for t in texts)
+    n_words = sum(len(re.split(r"\s+", t)) for t in texts)
+    table = evaluate.read_table(result_dir, "tiny").query("task == 'testbed_ppl_a'").set_index("metric").value
+    assert table["bits_per_byte"] == pytest.approx(-ll / n_bytes / math.log(2), rel=1e-5)
+    assert table["word_perplexity"] == pytest.approx(math.exp(-ll / n_words), rel=1e-5)
+
+
+def test_a_second_run_is_served_from_the_cache(testbed, result_dir, monkeypatch):
+    monkeypatch.setattr(evaluate, "load_hflm", lambda *a, **k: pytest.fail("the model was loaded again"))
+    assert evaluate.run_evaluation(testbed["model"], testbed["data"], SETTINGS) == result_dir
+
+
+def test_cache_key_follows_model_content_data_and_settings(testbed, tmp_path):
+    spec = evaluate.evaluation_spec(testbed["model"], testbed["data"], SETTINGS)
+    assert evaluate.evaluation_spec(testbed["model"], testbed["data"], SETTINGS) == spec
+    assert evaluate.evaluation_spec(testbed["model"], testbed["data"], evaluate.EvalSettings(max_gen_toks=9)) != spec
+    moved = tmp_path / "renamed_copy"  # same content elsewhere: same key
+    moved.mkdir()
+    for f in testbed["model"].iterdir():
+        (moved / f.name).write_bytes(f.read_bytes())
+    assert evaluate.evaluation_spec(moved, testbed["data"], SETTINGS) == spec
+    (moved / "generation_config.json").write_text('{"max_new_tokens": 3}')
+    assert evaluate.evaluation_spec(moved, testbed["data"], SETTINGS)["model_sha256"] != spec["model_sha256"]
+
+
+def test_tidy_rows_from_lm_eval_results():
+    """Hand-made lm-eval output: stderr 'N/A' becomes NaN, a non-default filter stays in the metric name."""
+    results = {"configs": {"t": {}}, "n-samples": {"t": {"original": 5, "effective": 3}}, "versions": {"t": 2.0},
+               "results": {"t": {"alias": "t", "acc,none": 0.5, "acc_stderr,none": 0.25, "bits_per_byte,none": 1.5,
+                                 "bits_per_byte_stderr,none": "N/A", "exact_match,strict-match": 1.0,
+                                 "exact_match_stderr,strict-match": 0.0}}}
+    rows = evaluate.tidy(results, chat_template=False)
+    assert [(r["metric"], r["value"], r["n"], r["version"]) for r in rows] == [
+        ("acc", 0.5, 3, 2.0), ("bits_per_byte", 1.5, 3, 2.0), ("exact_match,strict-match", 1.0, 3, 2.0)]
+    assert [r["stderr"] for r in rows][::2] == [0.25, 0.0] and math.isnan(rows[1]["stderr"])
+
+
+def test_cli_writes_the_table_and_lm_eval_output_beside_it(testbed, result_dir, tmp_path, capsys):
+    out = tmp_path / "res" / "results.json"
+    argv = ["eval", "--model", str(testbed["model"]), "--data", str(testbed["data"]), "--out", str(out),
+            "--batch-size", "4", "--max-gen-toks", "8", "--name", "tiny"]
+    assert cli.main(argv) == 0
+    written = json.loads(out.read_text())
+    assert written["cache_dir"] == str(result_dir) and len(written["rows"]) == 16
+    assert {r["model"] for r in written["rows"]} == {"tiny"}
+    assert (tmp_path / "res" / "results.lm_eval" / "testbed_chat.samples.jsonl").is_file()
+    assert "testbed_mc_old" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra,message", [
+    ([], "--suite testbed needs --data DATA_DIR"),
+    (["--data", "/nonexistent"], r"testbed evaluation data not found: \['/nonexistent/eval/ifeval.jsonl'"),
+])
+def test_cli_errors_say_what_to_do(testbed, tmp_path, capsys, extra, message):
+    assert cli.main(["eval", "--model", str(testbed["model"]), "--out", str(tmp_path / "r.json"), *extra]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_calibration_of_a_family_evaluates_each_content_once(testbed, result_dir, monkeypatch):
+    monkeypatch.setattr(evaluate, "load_hflm", lambda *a, **k: pytest.fail("the same content was evaluated twice"))
+    names = ["base_v1", "instruct_v1", "base_v2", "instruct_v2", "cpt_base_v1"]
+    table = calibration.calibration_table({n: testbed["model"] for n in names}, testbed["data"], SETTINGS)
+    assert len(table) == 4 * 3 + 1
+    values = evaluate.read_table(result_dir, "m").set_index(["task", "metric"]).value
+    era_b = table[(table.model == "cpt_base_v1")].iloc[0]
+    assert (era_b.metric, era_b.value, era_b.met) == ("era-B accuracy", values["testbed_mc_new", "acc"],
+                                                      values["testbed_mc_new", "acc"] >= 0.9)
+
+
+def test_real_suite_pipeline_on_a_local_task(testbed, tmp_path, monkeypatch):
+    """The real-suite code path (dataset check, per-task shots and chat policy, cache) on a task whose dataset
+    is a local folder, as a cached hub dataset would be."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _write(tmp_path / "ds" / "test.jsonl", _mc(4, 4))
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "local_mc.yaml").write_text(
+        f"task: local_mc\ndataset_path: {tmp_path / 'ds'}\ntest_split: test\nfewshot_split: test\n"
+        "output_type: multiple_choice\ndoc_to_text: query\ndoc_to_choice: choices\ndoc_to_target: gold\n"
+        "target_delimiter: ''\nmetric_list:\n  - metric: acc\nmetadata:\n  version: 3.0\n")
+    settings = real_suite.RealSuiteSettings(tasks=("local_mc",), shots={"local_mc": 1}, limit=3, batch_size=4,
+                                            chat_template_tasks=(), dtype="float32")
+    out = real_suite.run_real_suite(testbed["model"], settings, include_path=[tmp_path / "tasks"])
+    table = evaluate.read_table(out, "tiny")
+    assert table[["task", "metric", "n", "chat_template", "version"]].values.tolist() == [
+        ["local_mc", "acc", 3, False, 3.0]]
+    context, _ = json.loads((out / "local_mc.samples.jsonl").read_text().splitlines()[0])["arguments"][0]
+    assert context.count("was born in") == 2  # one shot, then the question
