@@ -13,6 +13,7 @@ import sys
 COMMAND_MODULES = [
     "cptlib.family_cli",
     "cptlib.residual.cli",
+    "cptlib.evaluate_cli",
 ]
 
 
