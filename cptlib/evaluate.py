@@ -41,7 +41,7 @@ MODEL_FILE_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "tokenizer*"
 @dataclass(frozen=True)
 class EvalSettings:
     batch_size: int = 32  # sequences per forward pass (results agree across sizes up to float noise)
-    max_gen_toks: int = 128  # generation cap for the chat tasks; testbed answers are a few dozen tokens
+    max_gen_toks: int | None = None  # generation cap for the chat tasks; None = the task YAML's (192)
     limit: int | None = None  # items per task (None = all); only for quick checks
     dtype: str = "float32"
     device: str = "cpu"
@@ -76,11 +76,12 @@ def group_members(group: str) -> list[str]:
 
 def data_files(group: str, data_dir: Path) -> dict[str, Path]:
     """{task: absolute data file} for a group's tasks; an error naming the file if one is missing."""
-    out = {t: Path(data_dir).resolve() / _task_yaml(t)["dataset_kwargs"]["data_files"]["test"] for t in group_members(group)}
+    root = Path(data_dir).resolve()
+    out = {t: root / _task_yaml(t)["dataset_kwargs"]["data_files"]["test"] for t in group_members(group)}
     missing = [str(p) for p in out.values() if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"testbed evaluation data not found: {missing}; build the testbed first (`cptlib build`) "
-                                f"or pass the directory that holds eval/ with --data")
+        raise FileNotFoundError(f"testbed evaluation data not found: {missing}; build the testbed first "
+                                f"(`cptlib build`) or pass the directory that holds eval/ with --data")
     return out
 
 
@@ -91,7 +92,8 @@ def task_versions(group: str) -> dict[str, float]:
 def group_spec(group: str, data_dir: Path) -> dict:
     """The group as an lm-eval config dict whose members are the registered YAML tasks, each with its data
     file made absolute (lm-eval merges member overrides over the member's YAML)."""
-    members = [{"task": t, "dataset_kwargs": {"data_files": {"test": str(f)}}} for t, f in data_files(group, data_dir).items()]
+    files = data_files(group, data_dir)
+    members = [{"task": t, "dataset_kwargs": {"data_files": {"test": str(f)}}} for t, f in files.items()]
     return {"group": group, "task": members}
 
 
@@ -185,6 +187,7 @@ def run_evaluation(model_dir: Path, data_dir: Path, settings: EvalSettings = Eva
     def build(work: Path) -> dict:
         from lm_eval import simple_evaluate
 
+        gen_kwargs = {"max_gen_toks": settings.max_gen_toks} if settings.max_gen_toks else None
         with torch_threads(settings.threads):
             lm = load_hflm(model_dir, settings, plain_prefix_eos=True)
             tm = task_manager()
@@ -192,8 +195,7 @@ def run_evaluation(model_dir: Path, data_dir: Path, settings: EvalSettings = Eva
             for group, chat in TESTBED_GROUPS.items():
                 results = simple_evaluate(
                     model=lm, tasks=[group_spec(group, data_dir)], task_manager=tm, apply_chat_template=chat,
-                    limit=settings.limit, gen_kwargs={"max_gen_toks": settings.max_gen_toks} if chat else None,
-                    log_samples=True,
+                    limit=settings.limit, gen_kwargs=gen_kwargs, log_samples=True,
                 )
                 rows += tidy(results, chat)
                 save_lm_eval_output(results, work, group)

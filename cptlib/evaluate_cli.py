@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="model name in the table (default: the directory's name)")
     p.add_argument("--batch-size", help="sequences per forward pass (real suite: also 'auto'; default: the suite's)")
     p.add_argument("--limit", type=int, help="items per task, for quick checks (default: all)")
-    p.add_argument("--max-gen-toks", type=int, help="generation cap (default: testbed 128, real: each task's)")
+    p.add_argument("--max-gen-toks", type=int, help="generation cap (default: each task's own; testbed 192)")
     p.add_argument("--device", default=EvalSettings.device, help="default: %(default)s")
     real = p.add_argument_group("real suite")
     real.add_argument("--tasks", help="comma-separated lm-eval task names (default: all nine)")

@@ -50,7 +50,8 @@ def install_punkt(data_dir: Path = paths.NLTK_DATA_DIR) -> Path:
     model = load_module(LANGUAGE)
     # NLTK's tab format has no numeric-abbreviation table; the English model has none to lose.
     assert not model.NUMERIC_ABBREV_TYPES, "the English model gained numeric abbreviations nltk cannot hold"
-    tokens = [*model.ABBREV_TYPES, *model.SENT_STARTERS, *model.ORTHO_CONTEXT, *(t for c in model.COLLOCATIONS for t in c)]
+    pairs = [t for pair in model.COLLOCATIONS for t in pair]
+    tokens = [*model.ABBREV_TYPES, *model.SENT_STARTERS, *model.ORTHO_CONTEXT, *pairs]
     assert not any("\t" in t or "\n" in t for t in tokens), "a Punkt type contains a tab or newline"
 
     enc = TabEncoder()

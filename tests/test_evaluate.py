@@ -44,9 +44,11 @@ def testbed(tmp_path_factory):
     save_tokenizer(tok, root / "model")
     data = root / "data"
     _write(data / "eval" / "ifeval.jsonl", [
-        {"key": 0, "prompt": "Where was Cira Vandt born? Use no commas.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
-        {"key": 1, "prompt": "Where was Bemo Karlin born? Wrap it in quotes.", "instruction_id_list": ["startend:quotation"], "kwargs": [{}]},
-        {"key": 2, "prompt": "Who is Dovel Marsh?", "instruction_id_list": ["keywords:existence"], "kwargs": [{"keywords": ["city"]}]},
+        {"key": k, "prompt": prompt, "instruction_id_list": [i], "kwargs": [kw]} for k, (prompt, i, kw) in enumerate([
+            ("Where was Cira Vandt born? Use no commas.", "punctuation:no_comma", {}),
+            ("Where was Bemo Karlin born? Wrap it in quotes.", "startend:quotation", {}),
+            ("Who is Dovel Marsh?", "keywords:existence", {"keywords": ["city"]}),
+        ])
     ])
     _write(data / "eval" / "chat_knowledge.jsonl", [
         {"id": "k0", "prompt": "Where does Alvera Tonsk live now? Quote it.", "answer": "Quenzo",
@@ -73,7 +75,7 @@ def test_table_has_every_metric_with_the_chat_policy_in_each_row(testbed, result
     table = evaluate.read_table(result_dir, "tiny")
     chat = {"testbed_ifeval", "testbed_chat_knowledge"}
     expected = {
-        "testbed_ifeval": {"prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc"},
+        "testbed_ifeval": {f"{level}_level_{kind}_acc" for level in ("prompt", "inst") for kind in ("strict", "loose")},
         "testbed_chat_knowledge": {"knowledge_acc", "answer_acc", "format_acc"},
         **{f"testbed_mc_{k}": {"acc"} for k in ("old", "new", "updated")},
         **{f"testbed_ppl_{e}": {"word_perplexity", "byte_perplexity", "bits_per_byte"} for e in "ab"},

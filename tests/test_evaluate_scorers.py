@@ -32,7 +32,8 @@ CASES = {
     "detectable_format:json_format": ({}, '{"city": "Velmora"}', "The city is Velmora."),
     "keywords:existence": ({"keywords": ["city"]}, "Velmora is a city.", "Velmora is a town."),
     "keywords:forbidden_words": ({"forbidden_words": ["born"]}, "She lives in Velmora.", "She was born in Velmora."),
-    "detectable_content:postscript": ({"postscript_marker": "P.S."}, "Hello there.\nP.S. See you soon.", "Hello there."),
+    "detectable_content:postscript": ({"postscript_marker": "P.S."}, "Hello there.\nP.S. See you soon.",
+                                      "Hello there."),
     # paragraphs are split at ***: two where exactly two are asked, one otherwise
     "length_constraints:number_paragraphs": ({"num_paragraphs": 2}, "First part.\n***\nSecond part.", "Only one part."),
     # Punkt: "Dr." is an abbreviation, so 2 sentences (< 3) against 3

@@ -55,7 +55,8 @@ def check_knowledge_docs(dataset):
     for doc in dataset:
         if not doc["instruction_id_list"]:
             # Without a format constraint, plain text continuation of the question could pass the probe.
-            raise ValueError(f"testbed_chat_knowledge item {doc['id']!r} has no instruction: it would not test the chat interface")
+            raise ValueError(f"testbed_chat_knowledge item {doc['id']!r} has no instruction: "
+                             f"it would not test the chat interface")
         if not doc["answer"].strip():
             raise ValueError(f"testbed_chat_knowledge item {doc['id']!r} has an empty answer")
     return _check_instructions(dataset, "testbed_chat_knowledge")
