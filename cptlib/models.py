@@ -71,7 +71,7 @@ def weight_drift(model: torch.nn.Module, parent: dict[str, torch.Tensor]) -> dic
     for name, p in model.named_parameters():
         if name not in parent:
             raise KeyError(f"parameter {name!r} has no counterpart in the parent model")
-        ref = parent[name].to(torch.float64)
+        ref = parent[name].to(device=p.device, dtype=torch.float64)
         if ref.shape != p.shape:
             raise ValueError(f"parameter {name!r}: shape {tuple(p.shape)} vs parent {tuple(ref.shape)}")
         group = module_group(name)

@@ -44,10 +44,15 @@ class _CheckedTrainer(Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
+        step = self.state.global_step + 1
+        # The check syncs with the device: free on a CPU, so every step there; on a GPU only at the logging
+        # steps, where Trainer syncs anyway (a NaN poisons the weights, so it is still caught there).
+        if loss.device.type != "cpu" and step % self.args.logging_steps and step != self.args.max_steps:
+            return loss
         if not torch.isfinite(loss):
             lr = self.optimizer.param_groups[0]["lr"]
             raise NonFiniteLossError(
-                f"loss is {loss.item()} at step {self.state.global_step + 1} (lr {lr:.2e}) while training "
+                f"loss is {loss.item()} at step {step} (lr {lr:.2e}) while training "
                 f"{Path(self.args.output_dir).parent}: lower the stage's lr, or set runtime.precision: fp32"
             )
         return loss
