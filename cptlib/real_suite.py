@@ -12,11 +12,12 @@ retries) and a dataset missing from the cache is an error naming it and how to m
 from __future__ import annotations
 
 import os
-import socket
+import threading
+import urllib.error
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 from cptlib.evaluate import TABLE, load_hflm, model_content_hash, read_table, save_lm_eval_output, tidy, torch_threads
 from cptlib.provenance import library_versions
@@ -83,15 +84,27 @@ def required_datasets(tasks: tuple[str, ...], tm) -> dict[tuple[str, str | None]
 
 
 def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
-    """False in offline mode or when no TCP connection to the hub opens within `timeout` seconds."""
+    """False in offline mode or when the hub gives no HTTP answer (any status) within `timeout` seconds."""
     if os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}:
         return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+    answered = []
+
+    def probe():
+        # An HTTP request, not a bare TCP connect: a sandbox's transparent proxy accepts any connection.
+        request = urllib.request.Request(os.environ.get("HF_ENDPOINT", "https://huggingface.co"), method="HEAD")
+        try:
+            urllib.request.urlopen(request, timeout=timeout).close()
+            answered.append(True)
+        except urllib.error.HTTPError:
+            answered.append(True)
+        except (OSError, ValueError):
+            pass
+
+    # In a thread: the socket timeout does not cover the name lookup, which can hang without a DNS server.
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(answered)
 
 
 def go_offline() -> None:

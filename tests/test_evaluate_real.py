@@ -51,3 +51,20 @@ def test_cli_reports_the_missing_dataset_as_one_line(tmp_path, monkeypatch, caps
     argv = ["eval", "--suite", "real", "--model", str(tmp_path), "--out", str(tmp_path / "r.json"), "--tasks", "piqa"]
     assert cli.main(argv) == 2
     assert capsys.readouterr().err.startswith("cptlib eval: error: lm-eval task 'piqa' needs the dataset 'baber/piqa'")
+
+
+def test_hub_probe_needs_an_http_answer(monkeypatch):
+    """Any HTTP status counts as reachable (a local server answering 501 to HEAD); a closed port does not."""
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    assert real_suite.hub_reachable()
+    server.server_close()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")  # now closed
+    assert not real_suite.hub_reachable(timeout=2)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not real_suite.hub_reachable()
