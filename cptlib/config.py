@@ -119,6 +119,11 @@ class Profile(Section):
     description: str = ""
     world_seed: int = Field(0, description="seed of the synthetic world and its data")
     train_seeds: list[int] = Field([0], min_length=1, description="training seeds (error bars over these)")
+    base_seed: int | None = Field(
+        None,
+        description="seed of the pre-trained bases (base_v1, base_v2, other_family) shared by all training "
+        "seeds, which then vary SFT and CPT only; null = every training seed pre-trains its own bases",
+    )
     world: WorldConfig = WorldConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
     model: ModelConfig = ModelConfig()

@@ -132,12 +132,16 @@ def instruct(profile: Profile, parent: Path, data: Path, version: str, seed: int
 
 
 def build_family(profile: Profile, seed: int) -> dict[str, Path]:
-    """Build (or reuse) the testbed data, tokenizer and the five family members for one training seed."""
+    """Build (or reuse) the testbed data, tokenizer and the five family members for one training seed.
+
+    With `profile.base_seed` set, the pre-trained bases come from that seed for every training seed (the
+    paper, too, starts from one pre-trained model) and `seed` varies SFT only."""
     data = testbed_data(profile)
     tok = tokenizer_stage(profile, data)
-    base_v1 = pretrain(profile, data, tok, seed, "base_v1")
-    base_v2 = continue_lm(profile, base_v1, data, "corpus_a2.jsonl", profile.pretrain_v2, seed, "base_v2")
-    other_seed = int(hash_json(["other_family", seed])[:8], 16)
+    pre_seed = seed if profile.base_seed is None else profile.base_seed
+    base_v1 = pretrain(profile, data, tok, pre_seed, "base_v1")
+    base_v2 = continue_lm(profile, base_v1, data, "corpus_a2.jsonl", profile.pretrain_v2, pre_seed, "base_v2")
+    other_seed = int(hash_json(["other_family", pre_seed])[:8], 16)
     return {
         "data": data,
         "tokenizer": tok,

@@ -63,3 +63,14 @@ def test_rebuilding_reuses_every_stage_and_cpt_saves_milestones(family):
     tok = load_tokenizer(out)
     assert tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
                                    add_generation_prompt=True).endswith("<|assistant|>\n")
+
+
+@pytest.mark.slow
+def test_base_seed_shares_the_bases_and_varies_sft(family):
+    profile, members = family
+    shared = profile.model_copy(update={"base_seed": 0})
+    seed1 = build_family(shared, seed=1)
+    for name in ("base_v1", "base_v2", "other_family"):
+        assert seed1[name] == members[name]  # reused: no pre-training ran
+    assert seed1["instruct_v1"] != members["instruct_v1"]
+    assert json.loads((seed1["instruct_v1"] / "cptlib_manifest.json").read_text())["spec"]["seed"] == 1
