@@ -14,6 +14,7 @@ import argparse
 import importlib.metadata
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from cptlib import paths
@@ -77,7 +78,8 @@ def install_punkt(data_dir: Path = paths.NLTK_DATA_DIR) -> Path:
 def check_punkt(data_dir: Path = paths.NLTK_DATA_DIR) -> Path:
     """Make sure NLTK will find the English Punkt model in `data_dir`; raise a clear error if it is missing.
 
-    Adds `data_dir` to `nltk.data.path` when NLTK was imported before `NLTK_DATA` pointed there.
+    Puts `data_dir` on NLTK's search path: `nltk.data.path` if NLTK is imported already, else `NLTK_DATA`,
+    which NLTK reads on import (importing it here would cost two seconds).
     """
     out = model_dir(data_dir)
     if not _is_current(out):
@@ -85,10 +87,12 @@ def check_punkt(data_dir: Path = paths.NLTK_DATA_DIR) -> Path:
             f"NLTK's English Punkt model (punkt_tab) is missing or stale in {out}; IFEval scoring needs it. "
             f"Run `{SETUP_COMMAND}` (the Makefile's set-up step does) and try again"
         )
-    import nltk
-
-    if str(data_dir) not in nltk.data.path:
+    nltk = sys.modules.get("nltk")
+    if nltk is not None and str(data_dir) not in nltk.data.path:
         nltk.data.path.append(str(data_dir))
+    searched = os.environ.get("NLTK_DATA", "").split(os.pathsep)
+    if nltk is None and str(data_dir) not in searched:
+        os.environ["NLTK_DATA"] = os.pathsep.join(filter(None, [*searched, str(data_dir)]))
     return out
 
 

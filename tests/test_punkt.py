@@ -99,3 +99,16 @@ def test_capital_word_frequency_checker_tokenizes_with_punkt(project_punkt):
     args = {"capital_frequency": 3, "capital_relation": "at least"}
     assert _check("change_case:capital_word_frequency", "NEW CEO named. IT is big.", **args)
     assert not _check("change_case:capital_word_frequency", "NEW CEO named. It is big.", **args)
+
+
+def test_check_puts_the_model_on_nltks_path_before_nltk_is_imported(project_punkt, tmp_path):
+    """NLTK_DATA set elsewhere by the user, nltk not yet imported: the check must still make nltk find it."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import cptlib, sys; from cptlib.punkt_data import check_punkt; check_punkt(); "
+            "assert 'nltk' not in sys.modules; import nltk; print(nltk.data.find('tokenizers/punkt_tab/english/'))")
+    env = {**os.environ, "NLTK_DATA": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(project_punkt)
