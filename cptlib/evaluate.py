@@ -151,16 +151,17 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
-def load_hflm(model_dir: Path, settings, plain_prefix_eos: bool):
-    """lm-eval's HF model wrapper over a local directory. With `plain_prefix_eos`, the token before a document
-    (rolling log-likelihood) is eos, the document boundary the testbed models were pre-trained with."""
+def load_hflm(model_dir: Path, settings, testbed: bool):
+    """lm-eval's HF model wrapper over a local directory. For a testbed model the token before a document
+    (rolling log-likelihood) is eos, the document boundary it was pre-trained with; real models keep
+    lm-eval's defaults (their own tokenizer loading, bos before a document)."""
     from lm_eval.models.huggingface import HFLM
 
     from cptlib.tokenizer import load_tokenizer
 
-    tok = load_tokenizer(model_dir)
+    tok = load_tokenizer(model_dir) if testbed else None
     return HFLM(pretrained=str(model_dir), tokenizer=tok, device=settings.device, dtype=settings.dtype,
-                batch_size=settings.batch_size, prefix_token_id=tok.eos_token_id if plain_prefix_eos else None)
+                batch_size=settings.batch_size, prefix_token_id=tok.eos_token_id if testbed else None)
 
 
 def evaluation_spec(model_dir: Path, data_dir: Path, settings: EvalSettings) -> dict:
@@ -189,7 +190,7 @@ def run_evaluation(model_dir: Path, data_dir: Path, settings: EvalSettings = Eva
 
         gen_kwargs = {"max_gen_toks": settings.max_gen_toks} if settings.max_gen_toks else None
         with torch_threads(settings.threads):
-            lm = load_hflm(model_dir, settings, plain_prefix_eos=True)
+            lm = load_hflm(model_dir, settings, testbed=True)
             tm = task_manager()
             rows = []
             for group, chat in TESTBED_GROUPS.items():

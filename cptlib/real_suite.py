@@ -150,7 +150,8 @@ def run_real_suite(model_dir: Path, settings: RealSuiteSettings = RealSuiteSetti
         check_punkt()  # IFEval scoring needs NLTK's Punkt model; fail before generation, not after
     spec = {
         "suite": "real", "model_sha256": model_content_hash(model_dir), "settings": asdict(settings),
-        "task_versions": {t: (tm.task_index[t].cfg or {}).get("metadata", {}).get("version") for t in settings.tasks},
+        "task_versions": {t: (tm.task_index[t].cfg or {}).get("metadata", {}).get("version")
+                          for t in settings.tasks},
         "lm_eval": library_versions()["lm_eval"],
     }
 
@@ -159,7 +160,7 @@ def run_real_suite(model_dir: Path, settings: RealSuiteSettings = RealSuiteSetti
 
         rows = []
         with torch_threads(settings.threads):
-            lm = load_hflm(model_dir, settings, plain_prefix_eos=False)
+            lm = load_hflm(model_dir, settings, testbed=False)
             # One call per task: shots and the chat template are per task, and lm-eval sets both per call.
             for task in settings.tasks:
                 chat = task in settings.chat_template_tasks
