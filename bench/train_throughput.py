@@ -89,6 +89,8 @@ def run_cptlib(size, tok, ds, cfg, runtime) -> float:
 def run_bare(size, tok, ds, cfg, runtime) -> float:
     model = new_model(llama_config(size, len(tok), SEQ_LEN, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id), 0)
     model.to(DEVICE).train()
+    if runtime.compile:
+        model = torch.compile(model)
     steps = cfg.tokens // (BATCH * SEQ_LEN)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -117,10 +119,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps per run (32x128 tokens each)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per path; the best counts")
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile both paths (runtime.compile)")
     parser.add_argument("--out", type=Path, default=Path("bench/out/train_throughput.json"))
     args = parser.parse_args()
 
-    runtime = RuntimeConfig(progress=False, precision=args.precision)
+    runtime = RuntimeConfig(progress=False, precision=args.precision, compile=args.compile)
     configure_runtime(runtime)
     tok = train_tokenizer((f"word{i} and word{i + 1}" for i in range(3000)), 2048)
     peak = matmul_peak_gflops(torch.bfloat16 if use_bf16(runtime) else torch.float32)
@@ -139,7 +142,8 @@ def main() -> None:
         rows.append({"size": size, "params": n, "cptlib_tok_s": round(tps["cptlib"]), "bare_tok_s": round(tps["bare"]),
                      "ratio": round(tps["cptlib"] / tps["bare"], 3), "mfu": round(mfu, 3)})
     result = {"device": torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu",
-              "precision": "bf16" if use_bf16(runtime) else "fp32", "threads": torch.get_num_threads(),
+              "precision": "bf16" if use_bf16(runtime) else "fp32", "compile": runtime.compile,
+              "threads": torch.get_num_threads(),
               "matmul_peak_gflops": round(peak, 1), "steps": args.steps, "tokens_per_step": BATCH * SEQ_LEN, "rows": rows}
     print(f"{result['device']}, {result['precision']}, {result['threads']} threads, "
           f"{result['precision']} matmul peak {peak:.1f} GFLOP/s")

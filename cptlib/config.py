@@ -60,6 +60,10 @@ class TokenizerConfig(Section):
 class ModelConfig(Section):
     size: str = Field("small", description="size preset name (cptlib.models.PRESETS)")
     sizes: list[str] = Field(["tiny", "small", "base"], description="presets for the size ablation (Q1, C5)")
+    max_len: int = Field(
+        512, ge=16, description="context length the model declares (RoPE positions): must cover SFT "
+        "conversations and evaluation prompts plus their generation"
+    )
 
     @model_validator(mode="after")
     def _known_presets(self) -> "ModelConfig":
@@ -134,6 +138,15 @@ class Profile(Section):
     cpt: TrainConfig = TrainConfig(tokens=500_000, lr=3e-4, weight_decay=0.0)
     runtime: RuntimeConfig = RuntimeConfig()
 
+    @model_validator(mode="after")
+    def _sequences_fit_the_model(self) -> "Profile":
+        lengths = {"pretrain.seq_len": self.pretrain.seq_len, "pretrain_v2.seq_len": self.pretrain_v2.seq_len,
+                   "cpt.seq_len": self.cpt.seq_len, "sft.max_len": self.sft.max_len, "sft_v2.max_len": self.sft_v2.max_len}
+        too_long = {k: v for k, v in lengths.items() if v > self.model.max_len}
+        if too_long:
+            raise ValueError(f"{too_long} exceed model.max_len={self.model.max_len}; raise model.max_len")
+        return self
+
 
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
@@ -183,6 +196,8 @@ def _explain(err: ValidationError, path: Path) -> str:
             close = difflib.get_close_matches(str(e["loc"][-1]), list(section.model_fields), n=1)
             hint = f" (did you mean {'.'.join([*map(str, e['loc'][:-1]), close[0]])!r}?)" if close else ""
             lines.append(f"unknown key {key!r}{hint}")
+        elif e["type"] == "value_error":  # a validator's own message already names keys and values
+            lines.append(f"{key + ': ' if key else ''}{e['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
     return f"{path}: " + "; ".join(lines)

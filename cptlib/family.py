@@ -70,7 +70,8 @@ def tokenizer_stage(profile: Profile, data: Path) -> Path:
 
 
 def _model_spec(profile: Profile) -> dict:
-    return {"size": profile.model.size, "preset": vars(PRESETS[profile.model.size]), "vocab": profile.tokenizer.vocab_size}
+    return {"size": profile.model.size, "preset": vars(PRESETS[profile.model.size]), "vocab": profile.tokenizer.vocab_size,
+            "max_len": profile.model.max_len}
 
 
 def _runtime_spec(profile: Profile) -> dict:
@@ -88,8 +89,8 @@ def pretrain(profile: Profile, data: Path, tok_dir: Path, seed: int, role: str) 
 
     def build(work: Path) -> dict:
         tok = load_tokenizer(tok_dir)
-        config = llama_config(profile.model.size, len(tok), cfg.seq_len, tok.bos_token_id, tok.eos_token_id,
-                              tok.pad_token_id)
+        config = llama_config(profile.model.size, len(tok), profile.model.max_len, tok.bos_token_id,
+                              tok.eos_token_id, tok.pad_token_id)
         ds = packed_lm_dataset([data / "corpus_a1.jsonl"], tok, cfg.seq_len, seed)
         return {"role": role, "parent": None, **train_causal_lm(new_model(config, seed), ds, tok, cfg, profile.runtime, seed, work)}
 

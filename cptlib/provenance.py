@@ -39,7 +39,7 @@ def provenance() -> dict:
     return {"code_version": code_version(), "libraries": library_versions(), "machine": platform.machine()}
 
 
-def hash_file(path: Path, chunk: int = 1 << 20) -> str:
+def hash_file(path: Path, chunk: int = 16 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):

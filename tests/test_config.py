@@ -74,3 +74,8 @@ def test_unknown_size_preset(tmp_path):
 def test_milestones_beyond_budget(tmp_path):
     with pytest.raises(ConfigError, match=r"milestones \[999\] are outside \(0, tokens=100\]"):
         load_profile(_write(tmp_path, "cpt:\n  tokens: 100\n  milestones: [50, 999]\n"))
+
+
+def test_sequences_longer_than_the_model_context(tmp_path):
+    with pytest.raises(ConfigError, match=r"\{'sft.max_len': 600\} exceed model.max_len=512; raise model.max_len"):
+        load_profile(_write(tmp_path, "extends: default\nsft:\n  max_len: 600\n"))

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from cptlib.residual.checkpoint import Checkpoint, ResidualError, sha256_file
+from cptlib.provenance import hash_file
+from cptlib.residual.checkpoint import Checkpoint, ResidualError
 
 CHUNK = 1 << 22  # entries per partial sum: fp32 BLAS within a chunk, fp64 across chunks
 
@@ -91,7 +92,7 @@ def drift(residual, target: str | Path, base: str | Path | None = None, progress
     """
     recorded = residual.base_record()
     base_ckpt = Checkpoint(base if base is not None else recorded["path"])
-    if recorded["sha256"] is not None and {f.name: sha256_file(f) for f in base_ckpt.files} != recorded["sha256"]:
+    if recorded["sha256"] is not None and {f.name: hash_file(f) for f in base_ckpt.files} != recorded["sha256"]:
         raise ResidualError(f"{base_ckpt.path} is not the base this residual was extracted from (its files hash "
                             "differently from the manifest); pass --base with the right model")
     target_ckpt = Checkpoint(target)

@@ -6,7 +6,6 @@ byte is read; a tensor is then memory-mapped on demand and released when the cal
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -20,6 +19,8 @@ from typing import Iterator
 
 import torch
 from safetensors import SafetensorError, safe_open
+
+from cptlib.provenance import hash_file
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -177,14 +178,6 @@ def copy_chat_files(src: Path, dest: Path) -> list[str]:
     return copied
 
 
-def sha256_file(file: Path, chunk: int = 16 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(file, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class BackgroundHashes:
     """{source: {file: sha256}}, computed on a daemon thread while tensors stream (hashlib releases the GIL,
     so on 2 cores provenance costs little wall time; a failed run exits without waiting for it)."""
@@ -197,7 +190,7 @@ class BackgroundHashes:
 
     def _run(self, sources: dict[str, list[Path]]) -> None:
         try:
-            self._result = {key: {f.name: sha256_file(f) for f in files} for key, files in sources.items()}
+            self._result = {key: {f.name: hash_file(f) for f in files} for key, files in sources.items()}
         except BaseException as err:  # re-raised in the caller's thread by result()
             self._error = err
 

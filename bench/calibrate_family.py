@@ -1,0 +1,41 @@
+"""Calibration table of a profile's family (BRIEF §2 targets), with the evaluation time per model.
+
+    .venv/bin/python bench/calibrate_family.py [--profile default] [--seed 0] [--out bench/out/calibration.csv]
+
+Builds (or reuses) the family and a CPT of base_v1, evaluates each through cptlib.evaluate (lm-eval), prints
+the calibration rows and how long each model's testbed evaluation took.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from cptlib.calibration import calibration_table
+from cptlib.config import load_profile
+from cptlib.evaluate import evaluate_model
+from cptlib.family import build_family, cpt
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="default")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("bench/out/calibration.csv"))
+    args = parser.parse_args()
+    profile = load_profile(args.profile)
+    family = build_family(profile, args.seed)
+    models = {name: family[name] for name in ("base_v1", "instruct_v1", "base_v2", "instruct_v2")}
+    models["cpt_base_v1"] = cpt(profile, family["base_v1"], args.seed)
+    for name, path in models.items():  # timed one by one; calibration_table below reads the cache
+        start = time.perf_counter()
+        evaluate_model(path, family["data"], name=name)
+        print(f"evaluated {name:<12} in {time.perf_counter() - start:6.1f} s")
+    table = calibration_table(models, family["data"])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
+    print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
