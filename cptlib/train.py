@@ -7,6 +7,7 @@ run resume and end bitwise equal to an uninterrupted one.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 import os
 import shutil
 from pathlib import Path
@@ -185,7 +186,7 @@ def train_causal_lm(
     runtime: RuntimeConfig,
     seed: int,
     out: Path,
-    callbacks: list[TrainerCallback] = (),
+    callbacks: Sequence[TrainerCallback] = (),
 ) -> dict:
     """Pre-training / CPT: `cfg.tokens` tokens of packed `cfg.seq_len` blocks, milestones saved on the way."""
     configure_runtime(runtime)
@@ -220,7 +221,7 @@ def train_sft(
     runtime: RuntimeConfig,
     seed: int,
     out: Path,
-    callbacks: list[TrainerCallback] = (),
+    callbacks: Sequence[TrainerCallback] = (),
 ) -> dict:
     """Supervised fine-tuning on chat examples (labels already mask everything but assistant tokens)."""
     configure_runtime(runtime)
