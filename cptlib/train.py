@@ -7,9 +7,9 @@ run resume and end bitwise equal to an uninterrupted one.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
