@@ -14,7 +14,7 @@ from pathlib import Path
 from cptlib.calibration import calibration_table
 from cptlib.config import load_profile
 from cptlib.evaluate import evaluate_model
-from cptlib.family import continue_lm, cpt, instruct, pretrain, testbed_data, tokenizer_stage
+from cptlib.family import build_family, cpt
 
 
 def main() -> None:
@@ -24,16 +24,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/out/calibration.csv"))
     args = parser.parse_args()
     profile = load_profile(args.profile)
-    seed = args.seed
-    # The family members the targets speak of (not other_family), built as cptlib.family.build_family does.
-    data = testbed_data(profile)
-    tok = tokenizer_stage(profile, data)
-    pre_seed = seed if profile.base_seed is None else profile.base_seed
-    base_v1 = pretrain(profile, data, tok, pre_seed, "base_v1")
-    base_v2 = continue_lm(profile, base_v1, data, "corpus_a2.jsonl", profile.pretrain_v2, pre_seed, "base_v2")
-    models = {"base_v1": base_v1, "instruct_v1": instruct(profile, base_v1, data, "v1", seed),
-              "base_v2": base_v2, "instruct_v2": instruct(profile, base_v2, data, "v2", seed),
-              "cpt_base_v1": cpt(profile, base_v1, seed)}
+    family = build_family(profile, args.seed, other_family=False)  # the members the targets speak of
+    data = family["data"]
+    models = {name: family[name] for name in ("base_v1", "instruct_v1", "base_v2", "instruct_v2")}
+    models["cpt_base_v1"] = cpt(profile, family["base_v1"], args.seed)
     for name, path in models.items():  # timed one by one; calibration_table below reads the cache
         start = time.perf_counter()
         evaluate_model(path, data, name=name)

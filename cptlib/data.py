@@ -28,9 +28,15 @@ def _tokenize_docs(ds: Dataset, tokenizer: PreTrainedTokenizerBase) -> Dataset:
     return ds.map(encode, batched=True, remove_columns=ds.column_names, desc="tokenize")
 
 
-def _replay_sample(docs: Dataset, target_tokens: int, seed: int) -> Dataset:
-    """Documents from `docs` (shuffled) until they hold at least `target_tokens` tokens."""
-    docs = docs.shuffle(seed=seed)
+def _replay_docs(replay_files: list[Path] | None, tokenizer: PreTrainedTokenizerBase, seed: int) -> Dataset:
+    """The era-A documents to replay, tokenized and shuffled (a replay share needs them)."""
+    if not replay_files:
+        raise ValueError("replay_frac > 0 needs replay files (the era-A corpus)")
+    return _tokenize_docs(_load_jsonl(replay_files), tokenizer).shuffle(seed=seed)
+
+
+def _first_tokens(docs: Dataset, target_tokens: int) -> Dataset:
+    """The leading documents of `docs` that together hold at least `target_tokens` tokens."""
     total, n = 0, 0
     for n, ids in enumerate(docs["input_ids"], start=1):
         total += len(ids)
@@ -54,12 +60,9 @@ def packed_lm_dataset(
     """
     docs = _tokenize_docs(_load_jsonl(files), tokenizer)
     if replay_frac > 0:
-        if not replay_files:
-            raise ValueError("replay_frac > 0 needs replay files (the era-A corpus)")
         main_tokens = sum(len(x) for x in docs["input_ids"])
-        replay = _tokenize_docs(_load_jsonl(replay_files), tokenizer)
         wanted = int(main_tokens * replay_frac / (1 - replay_frac))
-        docs = concatenate_datasets([docs, _replay_sample(replay, wanted, seed)])
+        docs = concatenate_datasets([docs, _first_tokens(_replay_docs(replay_files, tokenizer, seed), wanted)])
     docs = docs.shuffle(seed=seed)
 
     def group(batch):
@@ -104,9 +107,7 @@ def sft_dataset(
             f"(longest {longest}); raise sft.max_len in the profile"
         )
     if replay_frac > 0:
-        if not replay_files:
-            raise ValueError("sft.replay_frac > 0 needs replay files (the era-A corpus)")
-        docs = _tokenize_docs(_load_jsonl(replay_files), tokenizer).shuffle(seed=seed)
+        docs = _replay_docs(replay_files, tokenizer, seed)
         n = min(len(docs), round(len(ds) * replay_frac / (1 - replay_frac)))
         bos = tokenizer.bos_token_id
         docs = docs.select(range(n)).map(

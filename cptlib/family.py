@@ -132,26 +132,29 @@ def instruct(profile: Profile, parent: Path, data: Path, version: str, seed: int
     return run_stage("sft", spec, build)
 
 
-def build_family(profile: Profile, seed: int) -> dict[str, Path]:
-    """Build (or reuse) the testbed data, tokenizer and the five family members for one training seed.
+def build_family(profile: Profile, seed: int, other_family: bool = True) -> dict[str, Path]:
+    """Build (or reuse) the testbed data, tokenizer and the family members for one training seed.
 
     With `profile.base_seed` set, the pre-trained bases come from that seed for every training seed (the
-    paper, too, starts from one pre-trained model) and `seed` varies SFT only."""
+    paper, too, starts from one pre-trained model) and `seed` varies SFT only. `other_family=False` skips
+    the member only the cross-family check (N1) needs, which costs a whole pre-training."""
     data = testbed_data(profile)
     tok = tokenizer_stage(profile, data)
     pre_seed = seed if profile.base_seed is None else profile.base_seed
     base_v1 = pretrain(profile, data, tok, pre_seed, "base_v1")
     base_v2 = continue_lm(profile, base_v1, data, "corpus_a2.jsonl", profile.pretrain_v2, pre_seed, "base_v2")
-    other_seed = int(hash_json(["other_family", pre_seed])[:8], 16)
-    return {
+    family = {
         "data": data,
         "tokenizer": tok,
         "base_v1": base_v1,
         "base_v2": base_v2,
         "instruct_v1": instruct(profile, base_v1, data, "v1", seed),
         "instruct_v2": instruct(profile, base_v2, data, "v2", seed),
-        "other_family": pretrain(profile, data, tok, other_seed, "other_family"),
     }
+    if other_family:
+        other_seed = int(hash_json(["other_family", pre_seed])[:8], 16)
+        family["other_family"] = pretrain(profile, data, tok, other_seed, "other_family")
+    return family
 
 
 def cpt(profile: Profile, model: Path, seed: int, cfg: TrainConfig | None = None) -> Path:
