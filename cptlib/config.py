@@ -48,6 +48,10 @@ class WorldConfig(Section):
     n_sft_v1: int = Field(2000, ge=1, description="instruction conversations for instruct_v1")
     n_sft_v2: int = Field(3000, ge=1, description="instruction conversations for instruct_v2")
     n_eval_ifeval: int = Field(240, ge=1, description="held-out IFEval-format prompts")
+    eval_phrasings: Literal["heldout", "train"] = Field(
+        "heldout", description="wording of the IFEval prompts: 'heldout' = task and constraint phrasings (and end "
+        "phrases) never trained on, a test of paraphrase generalisation; 'train' = the instruction data's "
+        "phrasings, so that the prompts are new only in their subjects, facts and constraint pairs")
     n_eval_knowledge: int = Field(200, ge=1, description="held-out chat questions about era-B facts")
     n_eval_mc_old: int = Field(400, ge=1, description="era-A multiple-choice items (at most one per fact)")
     n_eval_heldout_docs: int = Field(100, ge=1, description="held-out documents per era (perplexity)")

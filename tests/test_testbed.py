@@ -253,3 +253,20 @@ def test_render_satisfies_every_kind_and_every_compatible_pair():
 def test_world_that_cannot_hold_the_news_is_an_error():
     with pytest.raises(ValueError, match="not enough era-A orgs"):
         build_world(WorldConfig(n_orgs=4, n_news=40, news_changed_frac=0.6, news_new_person_frac=0.0), 0)
+
+
+def test_train_phrasings_give_new_prompts_in_the_instruction_datas_wording(built, world):
+    """eval_phrasings="train": the prompts reuse the training phrasings, but never an instruction-data prompt,
+    and a compliant reply still exists for each (lm-eval's strict scorer)."""
+    from lm_eval.tasks.ifeval import utils
+
+    sft = [r for v in ("v1", "v2") for r in _read(built / f"sft_{v}.jsonl")]
+    sft_prompts = {m["content"] for r in sft for m in r["messages"] if m["role"] == "user"}
+    items = evalsets.ifeval_items(world, SMALL.n_eval_ifeval, SEED, "train", exclude=sft_prompts)
+    train_phrasings = [p.split("{")[0] for k in C.KINDS for p in C.PHRASINGS[k]["train"]]
+    for record, reference in items:
+        assert record["prompt"] not in sft_prompts
+        assert any(p in record["prompt"] for p in train_phrasings)
+        assert utils.test_instruction_following_strict(utils.InputExample(**record), reference).follow_all_instructions
+    with pytest.raises(ValueError, match="phrasings must be"):
+        evalsets.ifeval_items(world, 3, SEED, "paraphrased")

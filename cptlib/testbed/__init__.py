@@ -35,10 +35,13 @@ def build_testbed(world_cfg: WorldConfig, seed: int, out_dir: Path) -> dict:
         "eval/heldout_b.jsonl": evalsets.heldout_b(world, cfg.n_eval_heldout_docs, seed),
     }
     records = {name: [{"text": t} for t in docs] for name, docs in texts.items()}
+    sft = {v: instructions.sft(world, n, v, seed) for v, n in (("v1", cfg.n_sft_v1), ("v2", cfg.n_sft_v2))}
+    sft_prompts = {m["content"] for convs in sft.values() for c in convs for m in c["messages"] if m["role"] == "user"}
     records.update({
-        "sft_v1.jsonl": instructions.sft(world, cfg.n_sft_v1, "v1", seed),
-        "sft_v2.jsonl": instructions.sft(world, cfg.n_sft_v2, "v2", seed),
-        "eval/ifeval.jsonl": [r for r, _ in evalsets.ifeval_items(world, cfg.n_eval_ifeval, seed)],
+        "sft_v1.jsonl": sft["v1"],
+        "sft_v2.jsonl": sft["v2"],
+        "eval/ifeval.jsonl": [r for r, _ in evalsets.ifeval_items(world, cfg.n_eval_ifeval, seed, cfg.eval_phrasings,
+                                                                  exclude=sft_prompts)],
         "eval/chat_knowledge.jsonl": [r for r, _ in evalsets.knowledge_items(world, cfg.n_eval_knowledge, seed)],
         "eval/mc_old.jsonl": evalsets.mc_old(world, cfg.n_eval_mc_old, seed),
         "eval/mc_new.jsonl": evalsets.mc_new(world, seed),

@@ -51,9 +51,14 @@ def mc_updated(world: World) -> list[dict]:
             for i, f in enumerate(f for f in world.era("B") if f.kind == "changed")]
 
 
-def ifeval_items(world: World, n: int, seed: int) -> list[tuple[dict, str]]:
-    """(lm-eval IFEval record, a compliant reference reply): held-out task and constraint phrasings; 60%
-    of the prompts carry a constraint pair never seen in the instruction data."""
+def ifeval_items(world: World, n: int, seed: int, phrasings: str = "heldout",
+                 exclude: set[str] = frozenset()) -> list[tuple[dict, str]]:
+    """(lm-eval IFEval record, a compliant reference reply). `phrasings` "heldout": task and constraint
+    phrasings never seen in training; "train": the instruction data's phrasings (WorldConfig.eval_phrasings).
+    Either way the subjects and values are drawn afresh and 60% of the prompts carry a constraint pair never
+    seen in the instruction data. Prompts in `exclude` (the instruction data's) are never used."""
+    if phrasings not in ("heldout", "train"):
+        raise ValueError(f"phrasings must be 'heldout' or 'train', got {phrasings!r}")
     rng = random.Random(f"{seed}-eval-ifeval")
     _, heldout_pairs = split_pairs(seed)
     items: list[tuple[dict, str]] = []
@@ -61,10 +66,10 @@ def ifeval_items(world: World, n: int, seed: int) -> list[tuple[dict, str]]:
     for _ in range(50 * n):
         if len(items) == n:
             break
-        prompt, draft = task(world, "heldout", MIX["v2"][1], rng)
+        prompt, draft = task(world, phrasings, MIX["v2"][1], rng)
         ids = pick_constraints(draft, 1 if rng.random() < 0.4 else 2, heldout_pairs, rng)
-        made = None if ids is None else constrain(prompt, draft, ids, "heldout", rng)
-        if made is None or made[0] in prompts:
+        made = None if ids is None else constrain(prompt, draft, ids, phrasings, rng)
+        if made is None or made[0] in prompts or made[0] in exclude:
             continue
         user, response, kwargs = made
         prompts.add(user)
