@@ -120,6 +120,82 @@ class RuntimeConfig(Section):
     )
     compile: bool = Field(False, description="torch.compile the model (faster after ~30 s warm-up)")
     progress: bool = Field(True, description="progress bars")
+    nproc: int = Field(1, ge=1, description="training processes (GPUs); > 1 launches each training stage under "
+                       "torchrun (nccl on GPUs, gloo on a CPU) and streams its output")
+    strategy: Literal["single", "ddp", "fsdp"] = Field(
+        "single", description="single = one process; ddp = a full replica per process; fsdp = FSDP full-shard "
+        "(parameters, gradients and optimizer states split over the processes, transformer blocks auto-wrapped)")
+    activation_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass (less memory, ~30% more compute)")
+    gradient_accumulation: int = Field(
+        1, ge=1, description="micro-batches per optimizer step; global batch = batch_size x nproc x this")
+
+    @model_validator(mode="after")
+    def _strategy_fits_nproc(self) -> "RuntimeConfig":
+        if self.strategy == "single" and self.nproc > 1:
+            raise ValueError(f"strategy 'single' runs one process, but nproc={self.nproc}; choose 'ddp' or 'fsdp'")
+        return self
+
+
+class RealModelsConfig(Section):
+    """Real checkpoints (BRIEF §5), each a hub id ("Qwen/Qwen2-0.5B") or a local directory in the hub's layout.
+    When this section is set, the family is resolved (located in the cache or a folder), not trained."""
+
+    base_v1: str = Field(description="base model, version 1 (θ_base(d1))")
+    instruct_v1: str = Field(description="instruct model of base_v1 (its residual is Θr(v1))")
+    base_v2: str = Field(description="base model, version 2 of the same family (the '3.1' / '2.5')")
+    instruct_v2: str = Field(description="instruct model of base_v2")
+    other_family: str | None = Field(
+        None, description="a same-shape model of another family (the N1 check); null = not part of the study")
+    revisions: dict[str, str] = Field(
+        {}, description="member -> hub revision (commit hash or tag) to pin; absent = the default branch")
+
+
+class CPTDataConfig(Section):
+    """The corpus of new text for CPT on a real model: a local folder of JSONL/Parquet files or a hub dataset."""
+
+    source: str = Field(description="a local folder (every *.jsonl, *.json, *.parquet in it) or a hub dataset id")
+    config_name: str | None = Field(None, description="the hub dataset's configuration (subset), if it has several")
+    split: str = Field("train", description="dataset split")
+    revision: str | None = Field(None, description="hub dataset revision (commit hash or tag) to pin")
+    text_field: str = Field("text", description="column holding a document's text")
+    date_field: str | None = Field(None, description="column holding a document's date (ISO 8601), to filter on")
+    date_from: str | None = Field(None, description="keep documents dated on or after this ISO date")
+    date_to: str | None = Field(None, description="keep documents dated before this ISO date")
+    max_docs: int | None = Field(None, ge=1, description="use at most this many documents (after the date filter)")
+
+    @model_validator(mode="after")
+    def _dates_need_a_field(self) -> "CPTDataConfig":
+        if (self.date_from or self.date_to) and not self.date_field:
+            raise ValueError("date_from / date_to need date_field (the column holding each document's date)")
+        return self
+
+
+class EvalConfig(Section):
+    """Which suite evaluates the models: the testbed's own tasks, or lm-eval's real tasks (BRIEF §4)."""
+
+    suite: Literal["testbed", "real"] = Field("testbed", description="testbed = cptlib.tasks; real = lm-eval's tasks")
+    tasks: list[str] = Field(
+        ["ifeval", "mmlu", "mmlu_pro", "gsm8k", "winogrande", "hellaswag", "arc_easy", "piqa", "truthfulqa_mc2"],
+        description="real-suite tasks by lm-eval name (cptlib.real_suite.REAL_TASKS)")
+    num_fewshot: dict[str, int] = Field({}, description="task -> few-shot examples; absent = the task's default")
+    limit: float | None = Field(None, gt=0, description="items per task (a fraction if < 1); null = all")
+    batch_size: int | Literal["auto"] = Field(8, description="evaluation batch; 'auto' = the largest that fits")
+    chat_template_tasks: list[str] = Field(["ifeval"], description="tasks run through the chat template")
+    max_gen_toks: int | None = Field(None, ge=1, description="generation cap; null = each task's own")
+    device: str = Field("auto", description="'auto' = cuda when available, else cpu; or a torch device string")
+    dtype: str = Field("auto", description="weights dtype for evaluation; 'auto' = the checkpoint's own")
+
+
+class PlanConfig(Section):
+    """Hardware assumptions of `cptlib plan` (memory and time estimates for a profile)."""
+
+    gpu: str = Field("H100 80GB SXM", description="GPU the estimate is for (a label)")
+    gpu_memory_gib: float = Field(80.0, gt=0, description="memory of one GPU")
+    peak_tflops: float = Field(989.0, gt=0, description="dense bf16 peak of one GPU, TFLOP/s (H100 SXM: 989)")
+    mfu: float = Field(0.35, gt=0, le=1, description="assumed model FLOPs utilisation (training at 6·N FLOPs/token)")
+
+
 
 
 class Profile(Section):
@@ -141,6 +217,20 @@ class Profile(Section):
     sft_v2: SFTConfig = SFTConfig()
     cpt: TrainConfig = TrainConfig(tokens=500_000, lr=3e-4, weight_decay=0.0)
     runtime: RuntimeConfig = RuntimeConfig()
+    models: RealModelsConfig | None = Field(
+        None, description="real checkpoints; set = a real profile (BRIEF §5), null = the synthetic testbed")
+    cpt_data: CPTDataConfig | None = Field(None, description="the CPT corpus of a real profile")
+    eval: EvalConfig = EvalConfig()
+    plan: PlanConfig = PlanConfig()
+
+    @model_validator(mode="after")
+    def _real_profile_is_complete(self) -> "Profile":
+        if self.models is not None and self.cpt_data is None:
+            raise ValueError("a real profile (models: set) needs cpt_data: the corpus to continue pre-training on")
+        if self.models is not None and self.eval.suite != "real":
+            raise ValueError("a real profile (models: set) is evaluated with eval.suite: real")
+        return self
+
 
     @model_validator(mode="after")
     def _sequences_fit_the_model(self) -> "Profile":
@@ -197,6 +287,9 @@ def _explain(err: ValidationError, path: Path) -> str:
             section = Profile
             for part in e["loc"][:-1]:
                 section = section.model_fields[str(part)].annotation
+                # An optional section (`X | None`): its fields are X's.
+                section = next((a for a in getattr(section, "__args__", ()) if isinstance(a, type)
+                                and issubclass(a, BaseModel)), section)
             close = difflib.get_close_matches(str(e["loc"][-1]), list(section.model_fields), n=1)
             hint = f" (did you mean {'.'.join([*map(str, e['loc'][:-1]), close[0]])!r}?)" if close else ""
             lines.append(f"unknown key {key!r}{hint}")

@@ -79,3 +79,34 @@ def test_milestones_beyond_budget(tmp_path):
 def test_sequences_longer_than_the_model_context(tmp_path):
     with pytest.raises(ConfigError, match=r"\{'sft.max_len': 600\} exceed model.max_len=512; raise model.max_len"):
         load_profile(_write(tmp_path, "extends: default\nsft:\n  max_len: 600\n"))
+
+
+_REAL = """extends: smoke
+models: {base_v1: a, instruct_v1: b, base_v2: c, instruct_v2: d}
+cpt_data: {source: some/news}
+eval: {suite: real}
+"""
+
+
+def test_real_profile_sections_parse(tmp_path):
+    profile = load_profile(_write(tmp_path, _REAL))
+    assert profile.models.base_v2 == "c" and profile.models.other_family is None
+    assert profile.cpt_data.text_field == "text" and profile.eval.tasks[0] == "ifeval"
+    assert load_profile("smoke").models is None  # the testbed profiles stay testbed profiles
+
+
+def test_real_profile_needs_a_corpus(tmp_path):
+    text = _REAL.replace("cpt_data: {source: some/news}\n", "")
+    with pytest.raises(ConfigError, match="a real profile \\(models: set\\) needs cpt_data"):
+        load_profile(_write(tmp_path, text))
+
+
+def test_unknown_key_in_an_optional_section(tmp_path):
+    text = _REAL.replace("base_v2: c", "base_v3: c")
+    with pytest.raises(ConfigError, match=re.escape("unknown key 'models.base_v3' (did you mean 'models.base_v2'?)")):
+        load_profile(_write(tmp_path, text))
+
+
+def test_several_processes_need_a_parallel_strategy(tmp_path):
+    with pytest.raises(ConfigError, match="strategy 'single' runs one process, but nproc=2; choose 'ddp' or 'fsdp'"):
+        load_profile(_write(tmp_path, "extends: smoke\nruntime: {nproc: 2}\n"))
