@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -196,6 +196,44 @@ class PlanConfig(Section):
     mfu: float = Field(0.35, gt=0, le=1, description="assumed model FLOPs utilisation (training at 6·N FLOPs/token)")
 
 
+MERGE_METHODS = ("task_arithmetic", "ties", "dare", "breadcrumbs")  # = cptlib.residual.merge.METHODS (tested)
+MODULE_SUBSETS = ("attention", "mlp", "no-embeddings")  # = cptlib.residual.merge.FILTER_PRESETS (tested)
+
+
+class MergeSpec(Section):
+    """One way of adding the residual (BRIEF Q3); parameters as in cptlib.residual.MergeMethod."""
+
+    method: Literal[MERGE_METHODS] = "task_arithmetic"
+    density: float = Field(1.0, gt=0, le=1, description="ties, breadcrumbs: fraction of entries kept per tensor")
+    drop_rate: float = Field(0.0, ge=0, lt=1, description="dare: probability of dropping an entry (rest x 1/(1-p))")
+    gamma: float = Field(0.0, ge=0, lt=1, description="breadcrumbs: fraction of largest-magnitude entries dropped")
+
+
+class StudyConfig(Section):
+    """What the notebooks sweep (BRIEF §3). The key results (01 endpoints, 02, 03 diagonal) run every
+    training seed in `train_seeds`; every other experiment runs the first seed only."""
+
+    n4_lrs: list[float] = Field(
+        [1e-4, 1e-3], description="extra CPT learning rates of the N4 map (besides cpt.lr); each is one CPT run "
+        "of base_v1 whose milestones (cpt.milestones + cpt.tokens) are the budgets axis")
+    alphas: list[float] = Field([0.0, 0.5, 1.0, 1.5], description="residual scales α of the α sweep (04)")
+    merges: list[MergeSpec] = Field(
+        [MergeSpec(), MergeSpec(method="ties", density=0.2), MergeSpec(method="dare", drop_rate=0.9),
+         MergeSpec(method="breadcrumbs", density=0.9, gamma=0.01)],
+        description="merge methods compared on CPT(base_v1) at the final budget (04, Q3)")
+    module_subsets: list[Literal[MODULE_SUBSETS]] = Field(
+        list(MODULE_SUBSETS), description="residual restricted to these module presets (04, N3)")
+    ranks: list[int] = Field([1, 4, 16], description="ranks of the low-rank SVD residual (04)")
+    shift_corpora: list[Literal["corpus_a2.jsonl", "corpus_b.jsonl"]] = Field(
+        ["corpus_a2.jsonl", "corpus_b.jsonl"], description="CPT corpora of the data-shift ablation (04, N2): more "
+        "era-A-style text vs era-B news, same recipe (cpt)")
+    eval_processes: int = Field(2, ge=1, description="evaluations run at once, each in its own single-threaded process")
+
+    @model_validator(mode="after")
+    def _ranks_positive(self) -> "StudyConfig":
+        if any(r < 1 for r in self.ranks):
+            raise ValueError(f"ranks {self.ranks} must be >= 1")
+        return self
 
 
 class Profile(Section):
@@ -217,6 +255,7 @@ class Profile(Section):
     sft_v2: SFTConfig = SFTConfig()
     cpt: TrainConfig = TrainConfig(tokens=500_000, lr=3e-4, weight_decay=0.0)
     runtime: RuntimeConfig = RuntimeConfig()
+    study: StudyConfig = StudyConfig()
     models: RealModelsConfig | None = Field(
         None, description="real checkpoints; set = a real profile (BRIEF §5), null = the synthetic testbed")
     cpt_data: CPTDataConfig | None = Field(None, description="the CPT corpus of a real profile")
@@ -230,7 +269,6 @@ class Profile(Section):
         if self.models is not None and self.eval.suite != "real":
             raise ValueError("a real profile (models: set) is evaluated with eval.suite: real")
         return self
-
 
     @model_validator(mode="after")
     def _sequences_fit_the_model(self) -> "Profile":
@@ -286,6 +324,9 @@ def _explain(err: ValidationError, path: Path) -> str:
         if e["type"] == "extra_forbidden":
             section = Profile
             for part in e["loc"][:-1]:
+                if isinstance(part, int):  # an item of a list of sections (list[X] already unwrapped to X)
+                    section = (get_args(section) or (section,))[0]
+                    continue
                 section = section.model_fields[str(part)].annotation
                 # An optional section (`X | None`): its fields are X's.
                 section = next((a for a in getattr(section, "__args__", ()) if isinstance(a, type)

@@ -81,6 +81,20 @@ def test_sequences_longer_than_the_model_context(tmp_path):
         load_profile(_write(tmp_path, "extends: default\nsft:\n  max_len: 600\n"))
 
 
+def test_study_choices_match_the_residual_engine():
+    from cptlib.config import MERGE_METHODS, MODULE_SUBSETS
+    from cptlib.residual.merge import FILTER_PRESETS, METHODS
+
+    assert MERGE_METHODS == METHODS
+    assert set(MODULE_SUBSETS) == set(FILTER_PRESETS)
+
+
+def test_unknown_key_in_a_list_of_sections_is_named(tmp_path):
+    path = _write(tmp_path, "extends: smoke\nstudy:\n  merges:\n    - method: ties\n      densty: 0.2\n")
+    with pytest.raises(ConfigError, match=re.escape("unknown key 'study.merges.0.densty' (did you mean 'study.merges.0.density'?)")):
+        load_profile(path)
+
+
 _REAL = """extends: smoke
 models: {base_v1: a, instruct_v1: b, base_v2: c, instruct_v2: d}
 cpt_data: {source: some/news}
