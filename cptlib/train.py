@@ -2,7 +2,8 @@
 
 Both write a `save_pretrained` model directory (weights, tokenizer, chat template, generation config).
 Work happens in a stage's `.partial` directory (see cptlib.stages): Trainer checkpoints there let a killed
-run resume and end bitwise equal to an uninterrupted one.
+run resume and end bitwise equal to an uninterrupted one. Under `torchrun` (cptlib.train_job) the same code
+runs in every process, Trainer does DDP or FSDP (`runtime.strategy`), and only rank 0 writes files.
 """
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import torch
 from datasets import Dataset
 from transformers import (
     DataCollatorForLanguageModeling,
+    AutoModelForCausalLM,
     DataCollatorForSeq2Seq,
     GenerationConfig,
-    LlamaForCausalLM,
+    PreTrainedModel,
     PreTrainedTokenizerBase,
     Trainer,
     TrainerCallback,
@@ -60,29 +62,42 @@ class _CheckedTrainer(Trainer):
 
 
 class _MilestoneSaver(TrainerCallback):
-    """Saves the model at given optimizer steps (token milestones of the forgetting curve)."""
+    """Saves the model at given optimizer steps (token milestones of the forgetting curve).
+
+    `trainer.save_model` is called in every process (under FSDP it gathers the shards, a collective), and
+    writes in rank 0 only; which milestones exist is read once at the start, so all ranks agree."""
 
     def __init__(self, step_tokens: dict[int, int], out: Path, tokenizer, parent: dict | None):
         self.step_tokens, self.out, self.tokenizer, self.parent = step_tokens, out, tokenizer, parent
+        self.trainer: Trainer | None = None  # set once the Trainer exists
+        self.done = {p.name for p in out.glob("tokens-*") if not p.name.endswith(".tmp")} if out.is_dir() else set()
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         tokens = self.step_tokens.get(state.global_step)
-        if tokens is None or not state.is_world_process_zero:
-            return
-        final = self.out / f"tokens-{tokens:012d}"
-        if final.exists():  # saved before an interruption; the resumed run reproduces the same weights
+        final = self.out / f"tokens-{tokens:012d}" if tokens is not None else None
+        if final is None or final.name in self.done:  # saved before an interruption; resuming reproduces it
             return
         tmp = final.with_name(final.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        save_tokenizer(self.tokenizer, tmp)
-        drift = weight_drift(model, self.parent) if self.parent is not None else None
-        write_json_atomic(tmp / "milestone.json", {"tokens": tokens, "step": state.global_step, "drift": drift})
-        os.rename(tmp, final)
+        if state.is_world_process_zero:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.trainer.save_model(str(tmp))
+        if state.is_world_process_zero:
+            save_tokenizer(self.tokenizer, tmp)
+            drift = weight_drift(model, self.parent) if self.parent is not None and _full_model(args) else None
+            write_json_atomic(tmp / "milestone.json", {"tokens": tokens, "step": state.global_step, "drift": drift})
+            os.rename(tmp, final)
+        self.done.add(final.name)
+
+
+def _full_model(args: TrainingArguments) -> bool:
+    """Whether each process holds the whole model (not FSDP shards), so drift can be computed in-process."""
+    return not args.fsdp
 
 
 def configure_runtime(runtime: RuntimeConfig) -> None:
-    torch.set_num_threads(runtime.threads or os.cpu_count() or 1)
+    # Under torchrun the processes on one machine share its cores.
+    per_process = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    torch.set_num_threads(runtime.threads or per_process)
 
 
 def use_bf16(runtime: RuntimeConfig) -> bool:
@@ -95,12 +110,25 @@ def use_bf16(runtime: RuntimeConfig) -> bool:
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
+def _parallel_args(runtime: RuntimeConfig, layer_class: str | None) -> dict:
+    """TrainingArguments for the strategy: FSDP full-shard with the decoder layers auto-wrapped (activation
+    checkpointing inside FSDP, as transformers asks), or DDP / one process with plain gradient checkpointing."""
+    if runtime.strategy == "fsdp":
+        if layer_class is None:
+            raise ValueError("FSDP auto-wrap needs the model's decoder layer class (model._no_split_modules is empty)")
+        return {"fsdp": "full_shard auto_wrap", "fsdp_config": {
+            "transformer_layer_cls_to_wrap": [layer_class], "activation_checkpointing": runtime.activation_checkpointing,
+            "state_dict_type": "FULL_STATE_DICT"}}
+    return {"activation_checkpointing": runtime.activation_checkpointing, "ddp_find_unused_parameters": False}
+
+
 def _training_args(out: Path, cfg: TrainConfig | SFTConfig, runtime: RuntimeConfig, seed: int, max_steps: int,
-                   batch_size: int) -> TrainingArguments:
+                   batch_size: int, layer_class: str | None = None) -> TrainingArguments:
     return TrainingArguments(
         output_dir=str(out / CHECKPOINTS),
         max_steps=max_steps,
         per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=runtime.gradient_accumulation,
         learning_rate=cfg.lr,
         lr_scheduler_type=cfg.schedule,
         warmup_steps=int(cfg.warmup_frac * max_steps),
@@ -122,6 +150,7 @@ def _training_args(out: Path, cfg: TrainConfig | SFTConfig, runtime: RuntimeConf
         report_to="none",
         dataloader_num_workers=0,
         remove_unused_columns=False,
+        **_parallel_args(runtime, layer_class),
     )
 
 
@@ -137,24 +166,34 @@ def last_complete_checkpoint(ckpt_dir: Path) -> Path | None:
     return max(complete, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
 
 
-def _run(trainer: Trainer, out: Path, tokenizer, parent: dict | None) -> dict:
-    """Train (resuming from the newest complete checkpoint in `out`), save the final model into `out`."""
+def _run(trainer: Trainer, out: Path, tokenizer, parent: dict | None, n_parameters: int) -> dict:
+    """Train (resuming from the newest complete checkpoint in `out`), save the final model into `out`.
+    In every process; files are written by rank 0 (`save_model` gathers FSDP shards in all of them)."""
     ckpt_dir = out / CHECKPOINTS
+    rank0 = trainer.is_world_process_zero()
+    if rank0:  # removes a half-written checkpoint before any process looks for the newest complete one
+        last_complete_checkpoint(ckpt_dir)
+    trainer.accelerator.wait_for_everyone()
     resume = last_complete_checkpoint(ckpt_dir)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    model = trainer.model
-    model.save_pretrained(out)
-    save_tokenizer(tokenizer, out)
-    write_json_atomic(out / "train_log.json", trainer.state.log_history)
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
-    return {
+    trainer.save_model(str(out))
+    full = _full_model(trainer.args)
+    fields = {
         "steps": trainer.state.global_step,
         "final_loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None),
         "train_seconds": round(result.metrics["train_runtime"], 2),
         "resumed_from": Path(resume).name if resume else None,
-        "n_params": n_params(model),
-        "drift": weight_drift(model, parent) if parent is not None else None,
+        "n_params": n_parameters,
+        "drift": weight_drift(trainer.model, parent) if parent is not None and full and rank0 else None,
+        "world_size": trainer.args.world_size,
     }
+    if rank0:
+        save_tokenizer(tokenizer, out)
+        write_json_atomic(out / "train_log.json", trainer.state.log_history)
+    trainer.accelerator.wait_for_everyone()
+    if rank0:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return fields
 
 
 def _generation_config(tokenizer: PreTrainedTokenizerBase) -> GenerationConfig:
@@ -167,19 +206,27 @@ def _generation_config(tokenizer: PreTrainedTokenizerBase) -> GenerationConfig:
     )
 
 
-def _load_model(init: Path | LlamaForCausalLM, tokenizer) -> tuple[LlamaForCausalLM, dict | None]:
-    """The model to train and, when it continues a saved one, that parent's weights (for the drift)."""
-    if isinstance(init, LlamaForCausalLM):
+def _load_model(init: Path | PreTrainedModel, tokenizer, runtime: RuntimeConfig) -> tuple[PreTrainedModel, dict | None]:
+    """The model to train (fp32 master weights; bf16 is autocast) and, when it continues a saved one, that
+    parent's weights (for the drift; not kept under FSDP, where no process holds the whole model)."""
+    if isinstance(init, PreTrainedModel):
         model, parent = init, None
     else:
-        model = LlamaForCausalLM.from_pretrained(str(init), dtype=torch.float32, local_files_only=True)
-        parent = {k: v.detach().clone() for k, v in model.named_parameters()}
-    model.generation_config = _generation_config(tokenizer)
+        model = AutoModelForCausalLM.from_pretrained(str(init), dtype=torch.float32, local_files_only=True)
+        keep = runtime.strategy != "fsdp"
+        parent = {k: v.detach().clone() for k, v in model.named_parameters()} if keep else None
+    if isinstance(init, PreTrainedModel) or not (Path(init) / "generation_config.json").is_file():
+        model.generation_config = _generation_config(tokenizer)  # a real checkpoint keeps its own
     return model, parent
 
 
+def _layer_class(model: PreTrainedModel) -> str | None:
+    """The decoder layer class FSDP wraps one unit each (e.g. LlamaDecoderLayer, Qwen2DecoderLayer)."""
+    return next(iter(model._no_split_modules or []), None)
+
+
 def train_causal_lm(
-    init: Path | LlamaForCausalLM,
+    init: Path | PreTrainedModel,
     dataset: Dataset,
     tokenizer: PreTrainedTokenizerBase,
     cfg: TrainConfig,
@@ -190,9 +237,9 @@ def train_causal_lm(
 ) -> dict:
     """Pre-training / CPT: `cfg.tokens` tokens of packed `cfg.seq_len` blocks, milestones saved on the way."""
     configure_runtime(runtime)
-    model, parent = _load_model(init, tokenizer)
+    model, parent = _load_model(init, tokenizer, runtime)
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    tokens_per_step = cfg.batch_size * cfg.seq_len * world
+    tokens_per_step = cfg.batch_size * cfg.seq_len * world * runtime.gradient_accumulation
     max_steps = max(1, round(cfg.tokens / tokens_per_step))
     step_tokens = {max(1, round(m / tokens_per_step)): m for m in cfg.milestones}
     if len(step_tokens) < len(cfg.milestones):
@@ -200,15 +247,18 @@ def train_causal_lm(
             f"milestones {cfg.milestones} are closer than one optimizer step ({tokens_per_step} tokens); "
             "space them further apart or lower batch_size / seq_len"
         )
+    saver = _MilestoneSaver(step_tokens, out / MILESTONES, tokenizer, parent)
+    n_parameters = n_params(model)
     trainer = _CheckedTrainer(
         model=model,
-        args=_training_args(out, cfg, runtime, seed, max_steps, cfg.batch_size),
+        args=_training_args(out, cfg, runtime, seed, max_steps, cfg.batch_size, _layer_class(model)),
         train_dataset=dataset,
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
         processing_class=tokenizer,
-        callbacks=[_MilestoneSaver(step_tokens, out / MILESTONES, tokenizer, parent), *callbacks],
+        callbacks=[saver, *callbacks],
     )
-    fields = _run(trainer, out, tokenizer, parent)
+    saver.trainer = trainer
+    fields = _run(trainer, out, tokenizer, parent, n_parameters)
     return {**fields, "tokens": fields["steps"] * tokens_per_step, "tokens_per_step": tokens_per_step,
             "milestone_steps": {str(s): t for s, t in sorted(step_tokens.items())}}
 
@@ -225,16 +275,17 @@ def train_sft(
 ) -> dict:
     """Supervised fine-tuning on chat examples (labels already mask everything but assistant tokens)."""
     configure_runtime(runtime)
-    model, parent = _load_model(init, tokenizer)
+    model, parent = _load_model(init, tokenizer, runtime)
+    n_parameters = n_params(model)
     max_steps = max(1, math.ceil(cfg.epochs * len(dataset) / cfg.batch_size))
     trainer = _CheckedTrainer(
         model=model,
-        args=_training_args(out, cfg, runtime, seed, max_steps, cfg.batch_size),
+        args=_training_args(out, cfg, runtime, seed, max_steps, cfg.batch_size, _layer_class(model)),
         train_dataset=dataset,
         data_collator=DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100),
         processing_class=tokenizer,
         callbacks=list(callbacks),
     )
-    fields = _run(trainer, out, tokenizer, parent)
+    fields = _run(trainer, out, tokenizer, parent, n_parameters)
     trained = sum(sum(1 for t in x if t != -100) for x in dataset["labels"])
     return {**fields, "examples": len(dataset), "trained_tokens_per_epoch": trained}
