@@ -14,8 +14,10 @@ PUNKT := .cache/nltk_data/tokenizers/punkt_tab/english/cptlib_source.txt
 SETUP := $(STAMP) $(PUNKT)
 
 export PYTHONUNBUFFERED := 1
+# Where stages and executed notebooks go (cptlib.paths reads the same variable).
+BUILD_ROOT := $(or $(CPTLIB_BUILD_DIR),build)
 
-.PHONY: help setup reproduce family test bench clean
+.PHONY: help setup reproduce family notebooks-check lab smoke test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,7 +35,39 @@ $(PUNKT): $(STAMP)
 	$(PY) -m cptlib.punkt_data
 	touch $@
 
-reproduce: family  ## run the study for PROFILE (default: the embedded synthetic testbed)
+# The study: one target per notebook, each the executed notebook for PROFILE, in dependency order. A
+# notebook is run by `cptlib notebook run` = `papermill -f params/$(PROFILE).yaml` done right: the profile is
+# resolved (`extends` applied) and validated first, and a key that is not a notebook parameter is an error
+# (papermill would only warn). It writes <nb>.partial.ipynb and renames it only on success, so a failed
+# notebook never counts as built; .DELETE_ON_ERROR covers the rest. Nothing changed = nothing runs.
+NOTEBOOKS := 00_build 01_forgetting 02_recipes 03_transfer 04_ablations 05_report
+NB_OUT := $(BUILD_ROOT)/$(PROFILE)/notebooks
+NB_SRC := $(or $(CPTLIB_NOTEBOOKS_DIR),notebooks)
+PARAMS := params/$(PROFILE).yaml
+# A profile may extend another, and the notebooks call cptlib: any of them changing reruns the notebooks
+# (quickly: trained models and evaluations are cached by content).
+SOURCES := $(wildcard params/*.yaml cptlib/*.py cptlib/*/*.py)
+
+reproduce: $(NB_OUT)/05_report.ipynb  ## run every notebook for PROFILE (default: the embedded synthetic testbed)
+
+$(NB_OUT)/%.ipynb: $(NB_SRC)/%.ipynb $(PARAMS) $(SOURCES) | $(SETUP)
+	$(VENV)/bin/cptlib notebook run $* --profile $(PROFILE)
+
+# Dependency order: each notebook after the one before it.
+$(NB_OUT)/01_forgetting.ipynb: $(NB_OUT)/00_build.ipynb
+$(NB_OUT)/02_recipes.ipynb: $(NB_OUT)/01_forgetting.ipynb
+$(NB_OUT)/03_transfer.ipynb: $(NB_OUT)/02_recipes.ipynb
+$(NB_OUT)/04_ablations.ipynb: $(NB_OUT)/03_transfer.ipynb
+$(NB_OUT)/05_report.ipynb: $(NB_OUT)/04_ablations.ipynb
+
+smoke:  ## run every notebook on the smoke profile (minutes)
+	$(MAKE) reproduce PROFILE=smoke
+
+notebooks-check: $(SETUP)  ## check that every key of the PROFILE's params file is a notebook parameter
+	$(VENV)/bin/cptlib notebook check --profile $(PROFILE)
+
+lab: $(SETUP)  ## JupyterLab on notebooks/ with the project's kernel (cptlib)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --MultiKernelManager.default_kernel_name=cptlib
 
 family: $(SETUP)  ## build the testbed data and the model family for PROFILE
 	$(VENV)/bin/cptlib build --profile $(PROFILE)
@@ -44,5 +78,5 @@ test: $(SETUP)  ## run the test suite (fails if no test ran)
 bench: $(SETUP)  ## training throughput benchmark (bench/train_throughput.py)
 	$(PY) bench/train_throughput.py
 
-clean:  ## remove build outputs (keeps .venv and figures)
-	rm -rf build
+clean:  ## remove build outputs: trained stages, evaluations, executed notebooks (keeps .venv and figures)
+	rm -rf $(BUILD_ROOT)

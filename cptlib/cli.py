@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "cptlib.family_cli",
     "cptlib.residual.cli",
     "cptlib.evaluate_cli",
+    "cptlib.notebooks",
     "cptlib.plan",
 ]
 

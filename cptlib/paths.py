@@ -10,8 +10,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PARAMS_DIR = REPO_ROOT / "params"
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-FIGURES_DIR = REPO_ROOT / "figures"
+# CPTLIB_NOTEBOOKS_DIR / CPTLIB_FIGURES_DIR: tests run stand-in notebooks and write figures elsewhere.
+NOTEBOOKS_DIR = Path(os.environ.get("CPTLIB_NOTEBOOKS_DIR", REPO_ROOT / "notebooks")).resolve()
+FIGURES_DIR = Path(os.environ.get("CPTLIB_FIGURES_DIR", REPO_ROOT / "figures")).resolve()
 # CPTLIB_BUILD_DIR lets tests and scratch runs build elsewhere without touching the real build tree.
 BUILD_DIR = Path(os.environ.get("CPTLIB_BUILD_DIR", REPO_ROOT / "build")).resolve()
 CACHE_DIR = REPO_ROOT / ".cache"

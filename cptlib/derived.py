@@ -1,0 +1,141 @@
+"""Models derived from the family without training, and their scores: each a cached, content-addressed stage.
+
+    from cptlib.derived import restored, scores
+    model = restored(base, instruct, target, alpha=1.0)          # θ_target + α·(θ_instruct − θ_base)
+    table = scores({"restored": model, "instruct_v1": inst}, data_dir, processes=2)   # one row per model
+
+A rerun with the same inputs does no work: restored models are stages keyed by their inputs' keys, and
+evaluations are cached by model content (cptlib.evaluate).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from cptlib.config import MergeSpec
+from cptlib.evaluate import EvalSettings, evaluate_model, evaluation_spec, model_content_hash
+from cptlib.stages import MANIFEST, is_finished, read_manifest, run_stage, stage_dir
+
+# Short names of the metrics the study plots: (lm-eval task, metric).
+METRICS = {
+    "IF": ("testbed_ifeval", "prompt_level_strict_acc"),
+    "knowledge": ("testbed_chat_knowledge", "knowledge_acc"),
+    "era_a": ("testbed_mc_old", "acc"),
+    "era_b": ("testbed_mc_new", "acc"),
+    "updated": ("testbed_mc_updated", "acc"),
+    "bpb_a": ("testbed_ppl_a", "bits_per_byte"),
+    "bpb_b": ("testbed_ppl_b", "bits_per_byte"),
+}
+LABELS = {
+    "IF": "IFEval prompt-level strict accuracy", "knowledge": "era-B knowledge via chat (answer and format)",
+    "era_a": "era-A fact accuracy (MC)", "era_b": "era-B news accuracy (MC)", "updated": "prefers updated fact (MC)",
+    "bpb_a": "era-A held-out bits per byte", "bpb_b": "era-B held-out bits per byte",
+}
+
+
+def model_key(model: Path) -> str:
+    """What identifies a model's weights: its stage key, or its content hash (milestone checkpoints)."""
+    model = Path(model)
+    return read_manifest(model)["key"] if (model / MANIFEST).is_file() else model_content_hash(model)
+
+
+def _into(work: Path, write) -> None:
+    """Run `write(out)` (which refuses an existing `out`) and move its files into the stage's work dir."""
+    out = work / "model"
+    shutil.rmtree(out, ignore_errors=True)  # left by an interrupted earlier attempt
+    write(out)
+    for f in out.iterdir():
+        f.rename(work / f.name)
+    out.rmdir()
+
+
+def residual_dir(base: Path, instruct: Path, rank: int | None = None) -> Path:
+    """Θr = θ_instruct − θ_base stored as a residual directory (rank-r SVD factors if `rank`)."""
+    from cptlib import residual
+
+    spec = {"base": model_key(base), "instruct": model_key(instruct), "rank": rank}
+
+    def build(work: Path) -> dict:
+        _into(work, lambda out: residual.extract(base, instruct, out, rank=rank, progress=False))
+        return {"bytes": sum(f.stat().st_size for f in work.glob("*.safetensors"))}
+
+    return run_stage("residual", spec, build)
+
+
+def restored(base: Path, instruct: Path, target: Path, alpha: float = 1.0, merge: MergeSpec | None = None,
+             modules: str | None = None, rank: int | None = None) -> Path:
+    """θ_target + α·Θr(base → instruct) as a model dir; `merge` a sparsifying method, `modules` a filter preset
+    (cptlib.residual.FILTER_PRESETS), `rank` a low-rank residual."""
+    from cptlib.residual import MergeMethod, ModuleFilter, Residual
+
+    merge = merge or MergeSpec()
+    spec = {"base": model_key(base), "instruct": model_key(instruct), "target": model_key(target), "alpha": alpha,
+            "merge": merge.model_dump(), "modules": modules, "rank": rank}
+    method = MergeMethod(name=merge.method, density=merge.density, drop_rate=merge.drop_rate, gamma=merge.gamma)
+    options = {"method": method, "progress": False}
+    if modules is not None:
+        options["module_filter"] = ModuleFilter(presets=(modules,))
+
+    def build(work: Path) -> dict:
+        res = Residual.load(residual_dir(base, instruct, rank)) if rank else Residual.from_models(base, instruct)
+        _into(work, lambda out: res.apply_to(target, out, alpha=alpha, **options))
+        return {"role": "restored", "parent": str(target), "inputs": {"base": str(base), "instruct": str(instruct)}}
+
+    return run_stage("restored", spec, build)
+
+
+def milestones(cpt_dir: Path) -> dict[int, Path]:
+    """{tokens: model dir} of a CPT stage: its milestone checkpoints and the final model."""
+    found = {json.loads((d / "milestone.json").read_text())["tokens"]: d
+             for d in sorted((Path(cpt_dir) / "milestones").glob("tokens-*")) if (d / "milestone.json").is_file()}
+    found[read_manifest(cpt_dir)["tokens"]] = Path(cpt_dir)
+    return dict(sorted(found.items()))
+
+
+def drift(model: Path) -> float:
+    """‖θ − θ_parent‖ / ‖θ_parent‖ of a trained stage or a milestone checkpoint."""
+    model = Path(model)
+    record = json.loads((model / "milestone.json").read_text()) if (model / "milestone.json").is_file() else read_manifest(model)
+    return record["drift"]["total"]
+
+
+def _evaluate_in_processes(models: list[Path], data: Path, settings: EvalSettings, processes: int) -> None:
+    """Evaluate `models` in `processes` fresh Python processes (not multiprocessing: a fork can deadlock
+    torch's thread pool, and spawn re-imports a script's __main__); each takes every n-th model."""
+    procs = []
+    for i in range(min(processes, len(models))):
+        chunk = [str(m) for m in models[i::processes]]
+        code = ("import sys, json; from pathlib import Path; from cptlib.evaluate import EvalSettings, run_evaluation\n"
+                "s = EvalSettings(**json.loads(sys.argv[2]))\n"
+                "for m in sys.argv[3:]: run_evaluation(Path(m), Path(sys.argv[1]), s)")
+        cmd = [sys.executable, "-c", code, str(data), json.dumps(asdict(settings)), *chunk]
+        procs.append((chunk, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
+    failed = []
+    for chunk, proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            failed.append(f"evaluating {', '.join(chunk)} failed (exit {proc.returncode}):\n{err[-3000:]}")
+    if failed:
+        raise RuntimeError("\n".join(failed))
+
+
+def scores(models: dict[str, Path], data: Path, processes: int = 1,
+           settings: EvalSettings = EvalSettings()) -> pd.DataFrame:
+    """One row per model (index: its label), one column per METRICS entry. Models not yet evaluated run
+    `processes` at a time, each in its own single-threaded process (2 cores: ~2× the throughput of one)."""
+    pending = [p for p in dict.fromkeys(map(Path, models.values()))
+               if not is_finished(stage_dir("eval", evaluation_spec(p, data, settings)))]
+    if processes > 1 and len(pending) > 1:
+        _evaluate_in_processes(pending, data, settings, processes)
+    tidy = pd.concat([evaluate_model(Path(p), data, settings, name=n) for n, p in models.items()])
+    wide = {}
+    for short, (task, metric) in METRICS.items():
+        hit = tidy[(tidy.task == task) & (tidy.metric == metric)].set_index("model")["value"]
+        wide[short] = hit
+    return pd.DataFrame(wide).loc[list(models)]
