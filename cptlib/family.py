@@ -7,6 +7,8 @@
 
 base_v1 = pretrain(corpus A1); base_v2 = base_v1 further trained on A2; instruct_vN = SFT(base_vN);
 other_family = same recipe as base_v1 from another initialisation and data order (for the N1 check).
+A real profile (`models:` set) resolves released checkpoints instead and runs CPT on its corpus (cptlib.real).
+Training runs in this process, or under torchrun when `runtime.nproc` > 1 (cptlib.train_job).
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from cptlib.presets import PRESETS
 from cptlib.provenance import hash_file, hash_json
 from cptlib.stages import read_manifest, run_stage
 from cptlib.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
-from cptlib.train import train_causal_lm, train_sft, use_bf16
+from cptlib.train import use_bf16
+from cptlib.train_job import run_causal_lm, run_sft
 
 MEMBERS = ("base_v1", "base_v2", "instruct_v1", "instruct_v2", "other_family")
 
@@ -75,8 +78,13 @@ def _model_spec(profile: Profile) -> dict:
 
 
 def _runtime_spec(profile: Profile) -> dict:
-    # Precision and compilation change the numbers; threads and progress bars do not.
-    return {"bf16": use_bf16(profile.runtime), "compile": profile.runtime.compile}
+    # Precision, compilation and the global batch change the numbers; threads, progress bars, the strategy
+    # (DDP and FSDP compute the same update) and activation checkpointing do not.
+    r = profile.runtime
+    spec = {"bf16": use_bf16(r), "compile": r.compile}
+    if r.nproc * r.gradient_accumulation > 1:  # absent at 1, so single-process stage keys stay as they were
+        spec["batch_multiplier"] = r.nproc * r.gradient_accumulation
+    return spec
 
 
 def pretrain(profile: Profile, data: Path, tok_dir: Path, seed: int, role: str) -> Path:
@@ -92,7 +100,7 @@ def pretrain(profile: Profile, data: Path, tok_dir: Path, seed: int, role: str) 
         config = llama_config(profile.model.size, len(tok), profile.model.max_len, tok.bos_token_id,
                               tok.eos_token_id, tok.pad_token_id)
         ds = packed_lm_dataset([data / "corpus_a1.jsonl"], tok, cfg.seq_len, seed)
-        return {"role": role, "parent": None, **train_causal_lm(new_model(config, seed), ds, tok, cfg, profile.runtime, seed, work)}
+        return {"role": role, "parent": None, **run_causal_lm(new_model(config, seed), ds, tok, cfg, profile.runtime, seed, work)}
 
     return run_stage("pretrain", spec, build)
 
@@ -110,12 +118,15 @@ def continue_lm(profile: Profile, parent: Path, data: Path, corpus: str, cfg: Tr
     def build(work: Path) -> dict:
         tok = load_tokenizer(parent)
         ds = packed_lm_dataset([data / corpus], tok, cfg.seq_len, seed, [data / "corpus_a1.jsonl"], cfg.replay_frac)
-        return {"role": role, "parent": str(parent), **train_causal_lm(parent, ds, tok, cfg, profile.runtime, seed, work)}
+        return {"role": role, "parent": str(parent), **run_causal_lm(parent, ds, tok, cfg, profile.runtime, seed, work)}
 
     return run_stage("lm", spec, build)
 
 
 def instruct(profile: Profile, parent: Path, data: Path, version: str, seed: int) -> Path:
+    if profile.models is not None:
+        raise ValueError(f"profile {profile.name!r} uses real models: SFT would need the family's original instruction "
+                         "data (v1), which is not public, so CPT(base)+SFT is a testbed-only recipe")
     cfg = profile.sft if version == "v1" else profile.sft_v2
     sft_file = f"sft_{version}.jsonl"
     spec = {
@@ -127,7 +138,7 @@ def instruct(profile: Profile, parent: Path, data: Path, version: str, seed: int
     def build(work: Path) -> dict:
         tok = load_tokenizer(parent)
         ds = sft_dataset(data / sft_file, tok, cfg.max_len, seed, [data / "corpus_a1.jsonl"], cfg.replay_frac)
-        return {"role": f"instruct_{version}", "parent": str(parent), **train_sft(parent, ds, tok, cfg, profile.runtime, seed, work)}
+        return {"role": f"instruct_{version}", "parent": str(parent), **run_sft(parent, ds, tok, cfg, profile.runtime, seed, work)}
 
     return run_stage("sft", spec, build)
 
@@ -138,6 +149,10 @@ def build_family(profile: Profile, seed: int, other_family: bool = True) -> dict
     With `profile.base_seed` set, the pre-trained bases come from that seed for every training seed (the
     paper, too, starts from one pre-trained model) and `seed` varies SFT only. `other_family=False` skips
     the member only the cross-family check (N1) needs, which costs a whole pre-training."""
+    if profile.models is not None:
+        from cptlib.real import build_real_family
+
+        return build_real_family(profile, seed, other_family)
     data = testbed_data(profile)
     tok = tokenizer_stage(profile, data)
     pre_seed = seed if profile.base_seed is None else profile.base_seed
@@ -158,6 +173,11 @@ def build_family(profile: Profile, seed: int, other_family: bool = True) -> dict
 
 
 def cpt(profile: Profile, model: Path, seed: int, cfg: TrainConfig | None = None) -> Path:
-    """Continued pre-training of `model` on the era-B news corpus (profile.cpt unless `cfg` is given)."""
+    """Continued pre-training of `model` on the era-B news corpus (profile.cpt unless `cfg` is given);
+    for a real profile, on its `cpt_data` corpus."""
+    if profile.models is not None:
+        from cptlib.real import cpt_real
+
+        return cpt_real(profile, model, seed, cfg)
     return continue_lm(profile, model, testbed_data(profile), "corpus_b.jsonl", cfg or profile.cpt, seed, "cpt")
 

@@ -1,0 +1,109 @@
+"""Real models and datasets named by hub id or local path, resolved to local files before any training.
+
+    path = resolve_model("Qwen/Qwen2-0.5B")          # the cached snapshot, downloading it if the hub answers
+    path = resolve_model("/data/models/qwen2-0.5b")  # a local directory in the hub's layout
+    check_dataset(profile.cpt_data)                  # cached or reachable, else an error naming it
+
+The cache is looked up first (local_files_only), so a pre-downloaded model costs no request. Where the hub
+cannot be reached (HF_HUB_OFFLINE=1, no network, a proxy that never answers) the error comes within the probe's
+timeout (cptlib.real_suite.HUB_PROBE_TIMEOUT_S), names the id and says how to pre-download it or point to a
+local copy -- never after minutes of retries, never after a training stage has started.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cptlib import paths
+from cptlib.config import CPTDataConfig
+
+# What a causal LM needs (weights, configs, tokenizer, chat template), not the .bin/.pth/.gguf duplicates.
+MODEL_FILES = ["*.json", "*.safetensors", "*.jinja", "tokenizer*", "*.txt", "*.model", "*.tiktoken"]
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+class HubUnavailableError(FileNotFoundError):
+    """A model or dataset is neither local nor cached, and the hub cannot be reached."""
+
+
+def local_path(source: str) -> Path | None:
+    """The folder `source` names, or None for a hub id. Only "/", "~", "./" and "../" make a path ("org/name" is
+    an id even if such a folder exists); "./" and "../" are relative to the repository root, not the cwd."""
+    if source.startswith(("/", "~")):
+        return Path(source).expanduser().resolve()
+    if source.startswith(("./", "../")):
+        return (paths.REPO_ROOT / source).resolve()
+    return None
+
+
+def _is_path(source: str) -> bool:
+    return local_path(source) is not None
+
+
+def _hub_cache() -> str:
+    import huggingface_hub.constants
+
+    return huggingface_hub.constants.HF_HUB_CACHE
+
+
+def resolve_model(source: str, revision: str | None = None) -> Path:
+    """A local model directory for `source` (a directory, or a hub id found in the cache or downloaded)."""
+    if _is_path(source):
+        path = local_path(source)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"model directory {path} has no config.json; point the profile's models: entry "
+                                    "to a folder saved with save_pretrained (or downloaded with `hf download`)")
+        return path
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(source, revision=revision, allow_patterns=MODEL_FILES, local_files_only=True))
+    except LocalEntryNotFoundError:
+        pass
+    from cptlib.real_suite import hub_reachable
+
+    if not hub_reachable():
+        rev = f" --revision {revision}" if revision else ""
+        raise HubUnavailableError(
+            f"model {source!r} is not in the Hugging Face cache ({_hub_cache()}) and the hub is unreachable "
+            f"(offline mode or no network). Pre-download it on a machine with hub access and the same HF_HOME "
+            f"(HF_HOME={os.environ.get('HF_HOME')}): `hf download {source}{rev} --include "
+            + " ".join(repr(p) for p in MODEL_FILES)
+            + "` (then copy HF_HOME here), or set the profile's models: entry to a local directory holding its "
+            "config.json, *.safetensors and tokenizer files")
+    return Path(snapshot_download(source, revision=revision, allow_patterns=MODEL_FILES))
+
+
+def local_data_files(folder: Path) -> list[Path]:
+    files = sorted(f for f in Path(folder).rglob("*") if f.is_file() and f.name.endswith(DATA_SUFFIXES))
+    if not files:
+        raise FileNotFoundError(f"cpt_data.source {folder} holds no {'/'.join(DATA_SUFFIXES)} files")
+    if len({"parquet" if f.suffix == ".parquet" else "json" for f in files}) > 1:
+        raise ValueError(f"cpt_data.source {folder} mixes JSON and Parquet files; keep one format per folder")
+    return files
+
+
+def check_dataset(cfg: CPTDataConfig) -> None:
+    """A hub dataset must be cached or the hub reachable; a local folder must hold data files."""
+    if _is_path(cfg.source):
+        local_data_files(local_path(cfg.source))
+        return
+    from cptlib.real_suite import go_offline, hub_reachable
+
+    if hub_reachable():
+        return
+    go_offline()
+    import datasets
+
+    try:
+        datasets.load_dataset_builder(cfg.source, cfg.config_name, revision=cfg.revision)
+    except Exception as err:  # datasets raises ConnectionError, FileNotFoundError or ValueError here
+        args = ", ".join(repr(a) for a in (cfg.source, cfg.config_name) if a)
+        raise HubUnavailableError(
+            f"CPT dataset {cfg.source!r}" + (f" (config {cfg.config_name!r})" if cfg.config_name else "")
+            + f" is not in the local cache ({datasets.config.HF_DATASETS_CACHE}) and the Hugging Face hub is "
+            f"unreachable ({type(err).__name__}). Pre-download it on a machine with hub access and the same HF_HOME: "
+            f"`python -c \"import datasets; datasets.load_dataset({args}, split={cfg.split!r})\"` (then copy HF_HOME "
+            f"here), or export it to JSONL/Parquet files in a folder and set cpt_data.source to that folder"
+        ) from None
