@@ -22,12 +22,16 @@ def main() -> None:
     parser.add_argument("--profile", default="default")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench/out/calibration.csv"))
+    parser.add_argument("--cpt-lrs", type=float, nargs="*", default=[],
+                        help="also CPT base_v1 at these learning rates (the profile's own is always run)")
     args = parser.parse_args()
     profile = load_profile(args.profile)
     family = build_family(profile, args.seed, other_family=False)  # the members the targets speak of
     data = family["data"]
     models = {name: family[name] for name in ("base_v1", "instruct_v1", "base_v2", "instruct_v2")}
     models["cpt_base_v1"] = cpt(profile, family["base_v1"], args.seed)
+    for lr in args.cpt_lrs:
+        models[f"cpt_base_v1_lr{lr:g}"] = cpt(profile, family["base_v1"], args.seed, profile.cpt.model_copy(update={"lr": lr}))
     for name, path in models.items():  # timed one by one; calibration_table below reads the cache
         start = time.perf_counter()
         evaluate_model(path, data, name=name)

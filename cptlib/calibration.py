@@ -8,7 +8,9 @@ Targets, checked and shown in notebook 00 (never tuned towards the paper's concl
 - instruct models follow them: >= 0.80;
 - era-A facts are known before CPT: accuracy >= 0.90;
 - era-B facts are unknown before CPT: accuracy at chance, i.e. <= chance + 2 standard errors of a
-  chance-level score over the items (the stated margin); and learned after CPT: >= 0.90.
+  chance-level score over the items (the stated margin); and learned after CPT: >= 0.90;
+- CPT moves the weights little next to the instruction residual: ‖θ_cpt − θ_base‖ / ‖Θr‖ <= 0.50 (the
+  paper's regime, BRIEF §2), for a CPT model and an instruct model trained from the same base.
 A model's role comes from its name: "cpt" in it means after CPT, else "instruct" or "base".
 """
 from __future__ import annotations
@@ -24,7 +26,8 @@ from cptlib.evaluate import EvalSettings, evaluate_model
 IF = ("testbed_ifeval", "prompt_level_strict_acc", "IF prompt-level strict")
 ERA_A = ("testbed_mc_old", "acc", "era-A accuracy")
 ERA_B = ("testbed_mc_new", "acc", "era-B accuracy")
-BASE_IF_MAX, INSTRUCT_IF_MIN, KNOWN_MIN = 0.10, 0.80, 0.90
+DRIFT = "CPT drift / residual norm"
+BASE_IF_MAX, INSTRUCT_IF_MIN, KNOWN_MIN, DRIFT_RATIO_MAX = 0.10, 0.80, 0.90, 0.50
 
 
 def role(name: str) -> str:
@@ -72,9 +75,33 @@ def judge(table: pd.DataFrame, chance: float, margin: float) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["metric", "model", "value", "target", "met"])
 
 
-def calibration_table(models: dict[str, Path], data_dir: Path, settings: EvalSettings = EvalSettings()) -> pd.DataFrame:
-    """Evaluate the testbed family (cached per model content) and judge it against the BRIEF's targets."""
+def drift_ratio(cpt_dir: Path, instruct_dir: Path) -> float:
+    """‖θ_cpt − θ_base‖ / ‖θ_instruct − θ_base‖ from the two stages' manifests (each records its drift
+    relative to its parent's norm); both must have the same parent, the base the residual comes from."""
+    from cptlib.stages import read_manifest
+
+    cpt_m, inst_m = read_manifest(Path(cpt_dir)), read_manifest(Path(instruct_dir))
+    if cpt_m.get("parent") != inst_m.get("parent"):
+        raise ValueError(f"{cpt_dir} and {instruct_dir} have different parents ({cpt_m.get('parent')} vs "
+                         f"{inst_m.get('parent')}); the drift ratio compares two children of one base")
+    return cpt_m["drift"]["total"] / inst_m["drift"]["total"]
+
+
+def calibration_table(models: dict[str, Path], data_dir: Path, settings: EvalSettings = EvalSettings(),
+                      residual_from: str = "instruct_v1") -> pd.DataFrame:
+    """Evaluate the testbed family (cached per model content) and judge it against the BRIEF's targets.
+    Each CPT model trained from the same base as `models[residual_from]` also gets its drift-ratio row."""
     for name in models:
         role(name)  # a name without a role is an error before any evaluation runs
     table = pd.concat([evaluate_model(path, data_dir, settings, name=name) for name, path in models.items()])
-    return judge(table, *chance_level(data_dir))
+    rows = judge(table, *chance_level(data_dir))
+    extra = []
+    for name, path in models.items():
+        if role(name) == "cpt" and residual_from in models:
+            try:
+                ratio = drift_ratio(path, models[residual_from])
+            except ValueError:
+                continue  # a CPT of another base: no residual to compare with
+            extra.append({"metric": DRIFT, "model": name, "value": ratio, "target": f"<= {DRIFT_RATIO_MAX:.2f}",
+                          "met": ratio <= DRIFT_RATIO_MAX})
+    return pd.concat([rows, pd.DataFrame(extra, columns=rows.columns)], ignore_index=True) if extra else rows

@@ -48,6 +48,9 @@ class WorldConfig(Section):
     n_sft_v1: int = Field(2000, ge=1, description="instruction conversations for instruct_v1")
     n_sft_v2: int = Field(3000, ge=1, description="instruction conversations for instruct_v2")
     n_eval_ifeval: int = Field(240, ge=1, description="held-out IFEval-format prompts")
+    constraint_kinds: list[str] | None = Field(
+        None, description="IFEval instruction ids the instruction data and the IFEval prompts use "
+        "(None = all 13 the testbed implements; cptlib.testbed.constraints.KINDS)")
     eval_phrasings: Literal["heldout", "train"] = Field(
         "heldout", description="wording of the IFEval prompts: 'heldout' = task and constraint phrasings (and end "
         "phrases) never trained on, a test of paraphrase generalisation; 'train' = the instruction data's "
@@ -55,6 +58,17 @@ class WorldConfig(Section):
     n_eval_knowledge: int = Field(200, ge=1, description="held-out chat questions about era-B facts")
     n_eval_mc_old: int = Field(400, ge=1, description="era-A multiple-choice items (at most one per fact)")
     n_eval_heldout_docs: int = Field(100, ge=1, description="held-out documents per era (perplexity)")
+
+
+    @model_validator(mode="after")
+    def _known_constraint_kinds(self) -> "WorldConfig":
+        if self.constraint_kinds is not None:
+            from cptlib.testbed.constraints import KINDS  # late: the testbed package imports this module
+
+            unknown = [k for k in self.constraint_kinds if k not in KINDS]
+            if unknown or not self.constraint_kinds:
+                raise ValueError(f"constraint_kinds: unknown {unknown}, or empty; known: {list(KINDS)}")
+        return self
 
 
 class TokenizerConfig(Section):

@@ -270,3 +270,24 @@ def test_train_phrasings_give_new_prompts_in_the_instruction_datas_wording(built
         assert utils.test_instruction_following_strict(utils.InputExample(**record), reference).follow_all_instructions
     with pytest.raises(ValueError, match="phrasings must be"):
         evalsets.ifeval_items(world, 3, SEED, "paraphrased")
+
+
+def test_constraint_kinds_restrict_instruction_data_and_eval_prompts(world):
+    kinds = (C.CAPITAL, C.NO_COMMA, C.TITLE, C.QUOTATION)
+    sft = instructions.sft(world, 60, "v1", SEED, kinds)
+    ifeval = evalsets.ifeval_items(world, 12, SEED, "train", kinds=kinds)
+    knowledge = evalsets.knowledge_items(world, 8, SEED, kinds)
+    used = {i for r in sft for i in r["instruction_id_list"]} | {i for r, _ in ifeval for i in r["instruction_id_list"]}
+    assert used == set(kinds)
+    assert {r["instruction_id_list"][0] for r, _ in knowledge} <= {C.CAPITAL, C.QUOTATION, C.TITLE}
+    train_pairs, heldout_pairs = instructions.split_pairs(SEED, kinds)
+    assert heldout_pairs and all(set(p) <= set(kinds) for p in train_pairs + heldout_pairs)
+
+
+def test_unknown_constraint_kind_is_a_config_error():
+    from cptlib.config import ConfigError, from_dict, resolve
+
+    data, path = resolve("smoke")
+    data["world"]["constraint_kinds"] = ["change_case:english_capitol"]
+    with pytest.raises(ConfigError, match=r"world: constraint_kinds: unknown \['change_case:english_capitol'\]"):
+        from_dict(data, path)

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from cptlib.config import WorldConfig, stable_dict
+from cptlib.testbed import constraints as C
 from cptlib.testbed import corpora, evalsets, instructions, prose
 from cptlib.testbed.world import build_world
 
@@ -27,6 +28,7 @@ def build_testbed(world_cfg: WorldConfig, seed: int, out_dir: Path) -> dict:
     """Write world.json, the corpora, the SFT sets and eval/*.jsonl into `out_dir`; return the manifest."""
     cfg, out_dir = world_cfg, Path(out_dir)
     world = build_world(cfg, seed)
+    kinds = tuple(cfg.constraint_kinds or C.KINDS)
     texts = {
         "corpus_a1.jsonl": corpora.era_a_corpus(world, "a1", cfg.mentions_a1, cfg.filler_frac, seed),
         "corpus_a2.jsonl": corpora.era_a_corpus(world, "a2", cfg.mentions_a2, cfg.filler_frac, seed),
@@ -35,14 +37,14 @@ def build_testbed(world_cfg: WorldConfig, seed: int, out_dir: Path) -> dict:
         "eval/heldout_b.jsonl": evalsets.heldout_b(world, cfg.n_eval_heldout_docs, seed),
     }
     records = {name: [{"text": t} for t in docs] for name, docs in texts.items()}
-    sft = {v: instructions.sft(world, n, v, seed) for v, n in (("v1", cfg.n_sft_v1), ("v2", cfg.n_sft_v2))}
+    sft = {v: instructions.sft(world, n, v, seed, kinds) for v, n in (("v1", cfg.n_sft_v1), ("v2", cfg.n_sft_v2))}
     sft_prompts = {m["content"] for convs in sft.values() for c in convs for m in c["messages"] if m["role"] == "user"}
     records.update({
         "sft_v1.jsonl": sft["v1"],
         "sft_v2.jsonl": sft["v2"],
         "eval/ifeval.jsonl": [r for r, _ in evalsets.ifeval_items(world, cfg.n_eval_ifeval, seed, cfg.eval_phrasings,
-                                                                  exclude=sft_prompts)],
-        "eval/chat_knowledge.jsonl": [r for r, _ in evalsets.knowledge_items(world, cfg.n_eval_knowledge, seed)],
+                                                                  exclude=sft_prompts, kinds=kinds)],
+        "eval/chat_knowledge.jsonl": [r for r, _ in evalsets.knowledge_items(world, cfg.n_eval_knowledge, seed, kinds)],
         "eval/mc_old.jsonl": evalsets.mc_old(world, cfg.n_eval_mc_old, seed),
         "eval/mc_new.jsonl": evalsets.mc_new(world, seed),
         "eval/mc_updated.jsonl": evalsets.mc_updated(world),

@@ -9,7 +9,8 @@ from __future__ import annotations
 import random
 
 from cptlib.testbed import corpora, prose
-from cptlib.testbed.instructions import (KNOWLEDGE_FORMATS, KNOWLEDGE_RELATIONS, MIX, constrain, pick_constraints,
+from cptlib.testbed import constraints as C
+from cptlib.testbed.instructions import (KNOWLEDGE_RELATIONS, MIX, constrain, knowledge_formats, pick_constraints,
                                          qa_task, split_pairs, task)
 from cptlib.testbed.world import Fact, World, month_name
 
@@ -52,7 +53,7 @@ def mc_updated(world: World) -> list[dict]:
 
 
 def ifeval_items(world: World, n: int, seed: int, phrasings: str = "heldout",
-                 exclude: set[str] = frozenset()) -> list[tuple[dict, str]]:
+                 exclude: set[str] = frozenset(), kinds: tuple[str, ...] = C.KINDS) -> list[tuple[dict, str]]:
     """(lm-eval IFEval record, a compliant reference reply). `phrasings` "heldout": task and constraint
     phrasings never seen in training; "train": the instruction data's phrasings (WorldConfig.eval_phrasings).
     Either way the subjects and values are drawn afresh and 60% of the prompts carry a constraint pair never
@@ -60,14 +61,14 @@ def ifeval_items(world: World, n: int, seed: int, phrasings: str = "heldout",
     if phrasings not in ("heldout", "train"):
         raise ValueError(f"phrasings must be 'heldout' or 'train', got {phrasings!r}")
     rng = random.Random(f"{seed}-eval-ifeval")
-    _, heldout_pairs = split_pairs(seed)
+    _, heldout_pairs = split_pairs(seed, kinds)
     items: list[tuple[dict, str]] = []
     prompts: set[str] = set()
     for _ in range(50 * n):
         if len(items) == n:
             break
         prompt, draft = task(world, phrasings, MIX["v2"][1], rng)
-        ids = pick_constraints(draft, 1 if rng.random() < 0.4 else 2, heldout_pairs, rng)
+        ids = pick_constraints(draft, 1 if rng.random() < 0.4 else 2, heldout_pairs, rng, kinds)
         made = None if ids is None else constrain(prompt, draft, ids, phrasings, rng)
         if made is None or made[0] in prompts or made[0] in exclude:
             continue
@@ -79,7 +80,7 @@ def ifeval_items(world: World, n: int, seed: int, phrasings: str = "heldout",
     return items
 
 
-def knowledge_items(world: World, n: int, seed: int) -> list[tuple[dict, str]]:
+def knowledge_items(world: World, n: int, seed: int, kinds: tuple[str, ...] = C.KINDS) -> list[tuple[dict, str]]:
     """(chat question about an era-B fact with one format constraint, an ideal reply). Formats are ones a
     plain continuation never produces (capitals, lowercase, quotes, an end phrase, JSON, a title), drilled
     on era-A questions of the same kind in SFT; facts and formats are cycled so that each fact is asked
@@ -88,12 +89,13 @@ def knowledge_items(world: World, n: int, seed: int) -> list[tuple[dict, str]]:
     facts = [f for f in world.era("B") if f.relation in KNOWLEDGE_RELATIONS]
     if not facts:
         raise ValueError("no era-B fact suits a chat question; raise n_news or news_changed_frac")
+    formats = knowledge_formats(kinds)
     items: list[tuple[dict, str]] = []
     prompts: set[str] = set()
     attempt = 0
     while len(items) < n:
         fact = facts[attempt % len(facts)]
-        fmt = KNOWLEDGE_FORMATS[(attempt // len(facts)) % len(KNOWLEDGE_FORMATS)]
+        fmt = formats[(attempt // len(facts)) % len(formats)]
         attempt += 1
         if attempt > 50 * n:
             raise ValueError(f"cannot make {n} distinct chat-knowledge prompts; lower n_eval_knowledge")

@@ -167,10 +167,10 @@ def constrain(prompt: str, draft: C.Draft, ids: list[str], split: str,
     return " ".join(parts), response, kwargs
 
 
-def split_pairs(seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(train pairs, held-out pairs): a quarter of the compatible pairs are kept for the evaluation, with
-    each kind in at most three of them, so that no kind dominates the held-out prompts."""
-    pairs = list(C.PAIRS)
+def split_pairs(seed: int, kinds: tuple[str, ...] = C.KINDS) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(train pairs, held-out pairs) among the compatible pairs of `kinds`: a quarter are kept for the
+    evaluation, with each kind in at most three of them, so that no kind dominates the held-out prompts."""
+    pairs = [p for p in C.PAIRS if p[0] in kinds and p[1] in kinds]
     random.Random(f"{seed}-pairs").shuffle(pairs)
     heldout: list[tuple[str, str]] = []
     for pair in pairs:
@@ -179,19 +179,27 @@ def split_pairs(seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]
     return [p for p in pairs if p not in heldout], heldout
 
 
-def pick_constraints(draft: C.Draft, n: int, pairs: list[tuple[str, str]], rng: random.Random) -> list[str] | None:
-    """`n` constraint ids that apply to `draft` (pairs from `pairs`), or None if there are none."""
-    options = [()] if n == 0 else [(k,) for k in C.KINDS] if n == 1 else pairs
+def pick_constraints(draft: C.Draft, n: int, pairs: list[tuple[str, str]], rng: random.Random,
+                     kinds: tuple[str, ...] = C.KINDS) -> list[str] | None:
+    """`n` constraint ids that apply to `draft` (one of `kinds`, or a pair from `pairs`), or None if none do."""
+    options = [()] if n == 0 else [(k,) for k in kinds] if n == 1 else pairs
     options = [o for o in options if all(C.applies(k, draft) for k in o)]
     return list(rng.choice(options)) if options else None
 
 
-def sft(world: World, n: int, version: str, seed: int) -> list[dict]:
-    """`n` conversations for instruct_<version> ("v1" or "v2"), each from its own sub-seed."""
+def knowledge_formats(kinds: tuple[str, ...] = C.KINDS) -> list[str]:
+    formats = [f for f in KNOWLEDGE_FORMATS if f in kinds]
+    if not formats:
+        raise ValueError(f"the chat-knowledge probe needs one of {KNOWLEDGE_FORMATS} among the constraint kinds")
+    return formats
+
+
+def sft(world: World, n: int, version: str, seed: int, kinds: tuple[str, ...] = C.KINDS) -> list[dict]:
+    """`n` conversations for instruct_<version> ("v1" or "v2") using the constraint `kinds`."""
     rng = random.Random(f"{seed}-sft-{version}")
     shares, weights = MIX[version]
-    train_pairs, _ = split_pairs(seed)
-    drills = [(r, f) for r in KNOWLEDGE_RELATIONS for f in KNOWLEDGE_FORMATS]
+    train_pairs, _ = split_pairs(seed, kinds)
+    drills = [(r, f) for r in KNOWLEDGE_RELATIONS for f in knowledge_formats(kinds)]
     out = []
     while len(out) < n:
         if len(out) % 10 == 0:
@@ -201,7 +209,7 @@ def sft(world: World, n: int, version: str, seed: int) -> list[dict]:
             (prompt, draft), ids = qa_task(world, fact, "train", rng, extra=False), [fmt]
         else:
             prompt, draft = task(world, "train", weights, rng)
-            ids = pick_constraints(draft, rng.choices([0, 1, 2], weights=shares)[0], train_pairs, rng)
+            ids = pick_constraints(draft, rng.choices([0, 1, 2], weights=shares)[0], train_pairs, rng, kinds)
         made = None if ids is None else constrain(prompt, draft, ids, "train", rng)
         if made is None:
             continue
