@@ -59,7 +59,6 @@ class WorldConfig(Section):
     n_eval_mc_old: int = Field(400, ge=1, description="era-A multiple-choice items (at most one per fact)")
     n_eval_heldout_docs: int = Field(100, ge=1, description="held-out documents per era (perplexity)")
 
-
     @model_validator(mode="after")
     def _known_constraint_kinds(self) -> "WorldConfig":
         if self.constraint_kinds is not None:
