@@ -45,7 +45,7 @@ def figures_dir(profile: Profile | str) -> Path:
 
 def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.0):
     plt.rcParams.update(STYLE)
-    return plt.subplots(1, ncols, figsize=(width, height), squeeze=ncols == 1, layout="constrained")
+    return plt.subplots(1, ncols, figsize=(width, height), layout="constrained")  # one Axes, or a row of them
 
 
 def caption_for(claims: str) -> str:
