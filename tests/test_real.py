@@ -162,3 +162,25 @@ def test_real_profile_family_cpt_and_restore_on_tiny_checkpoints(families, tmp_p
     assert cpt_model.config.tie_word_embeddings is (arch == "qwen2")
     tok, ref = AutoTokenizer.from_pretrained(str(restored)), AutoTokenizer.from_pretrained(str(src["instruct_v1"]))
     assert tok.apply_chat_template(CHAT, tokenize=False) == ref.apply_chat_template(CHAT, tokenize=False)
+
+
+def test_headline_metrics_average_a_group_by_items():
+    """MMLU = (0.5 x 100 + 0.8 x 300) / 400 = 0.725; MMLU-Pro's leaves (mmlu_pro_*) are not MMLU's."""
+    import pandas as pd
+
+    from cptlib.real import headline
+
+    rows = [("ifeval", "prompt_level_strict_acc", 0.6, 541), ("mmlu_abstract_algebra", "acc", 0.5, 100),
+            ("mmlu_anatomy", "acc", 0.8, 300), ("mmlu_pro_biology", "exact_match,custom-extract", 0.3, 717),
+            ("gsm8k", "exact_match,flexible-extract", 0.9, 1319)]
+    table = pd.DataFrame([{"task": t, "metric": m, "value": v, "n": n} for t, m, v, n in rows])
+    assert headline(table) == pytest.approx({"instruction_following": 0.6, "old_knowledge": 0.725,
+                                             "old_knowledge_pro": 0.3})  # gsm8k: only strict-match is headline
+
+
+def test_sft_is_refused_for_a_real_profile(tmp_path):
+    from cptlib.config import load_profile
+    from cptlib.family import instruct
+
+    with pytest.raises(ValueError, match="SFT would need the family's original instruction data"):
+        instruct(load_profile("qwen2_0.5b"), tmp_path, tmp_path, "v1", 0)
