@@ -259,6 +259,12 @@ class Profile(Section):
         description="seed of the pre-trained bases (base_v1, base_v2, other_family) shared by all training "
         "seeds, which then vary SFT and CPT only; null = every training seed pre-trains its own bases",
     )
+    instruct_seed: int | None = Field(
+        None,
+        description="seed of the instruct models (instruct_v1, instruct_v2, other_instruct) shared by all training "
+        "seeds, which then vary CPT (and the SFT of the CPT(base)+SFT recipe) only -- the paper's setting, "
+        "which starts from one released base and one instruct model; null = every training seed runs its own SFT",
+    )
     world: WorldConfig = WorldConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
     model: ModelConfig = ModelConfig()

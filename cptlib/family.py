@@ -6,7 +6,8 @@
     cpt_base = cpt(load_profile("default"), family["base_v1"], seed=0)
 
 base_v1 = pretrain(corpus A1); base_v2 = base_v1 further trained on A2; instruct_vN = SFT(base_vN);
-other_family = same recipe as base_v1 from another initialisation and data order (for the N1 check).
+other_family = same recipe as base_v1 from another initialisation and data order, other_instruct = its SFT with
+the v1 recipe (the cross-family residual of the N1 check).
 A real profile (`models:` set) resolves released checkpoints instead and runs CPT on its corpus (cptlib.real).
 Training runs in this process, or under torchrun when `runtime.nproc` > 1 (cptlib.train_job).
 """
@@ -26,7 +27,7 @@ from cptlib.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
 from cptlib.train import use_bf16
 from cptlib.train_job import run_causal_lm, run_sft
 
-MEMBERS = ("base_v1", "base_v2", "instruct_v1", "instruct_v2", "other_family")
+MEMBERS = ("base_v1", "base_v2", "instruct_v1", "instruct_v2", "other_family", "other_instruct")
 
 
 def _source_hash(package_dir: Path) -> str:
@@ -147,8 +148,9 @@ def build_family(profile: Profile, seed: int, other_family: bool = True) -> dict
     """Build (or reuse) the testbed data, tokenizer and the family members for one training seed.
 
     With `profile.base_seed` set, the pre-trained bases come from that seed for every training seed (the
-    paper, too, starts from one pre-trained model) and `seed` varies SFT only. `other_family=False` skips
-    the member only the cross-family check (N1) needs, which costs a whole pre-training."""
+    paper, too, starts from one pre-trained model); `profile.instruct_seed` does the same for the instruct
+    models. `other_family=False` skips the members only the cross-family check (N1) needs (other_family and
+    its instruct model other_instruct), which cost a whole pre-training and an SFT."""
     if profile.models is not None:
         from cptlib.real import build_real_family
 
@@ -156,6 +158,7 @@ def build_family(profile: Profile, seed: int, other_family: bool = True) -> dict
     data = testbed_data(profile)
     tok = tokenizer_stage(profile, data)
     pre_seed = seed if profile.base_seed is None else profile.base_seed
+    sft_seed = seed if profile.instruct_seed is None else profile.instruct_seed
     base_v1 = pretrain(profile, data, tok, pre_seed, "base_v1")
     base_v2 = continue_lm(profile, base_v1, data, "corpus_a2.jsonl", profile.pretrain_v2, pre_seed, "base_v2")
     family = {
@@ -163,12 +166,13 @@ def build_family(profile: Profile, seed: int, other_family: bool = True) -> dict
         "tokenizer": tok,
         "base_v1": base_v1,
         "base_v2": base_v2,
-        "instruct_v1": instruct(profile, base_v1, data, "v1", seed),
-        "instruct_v2": instruct(profile, base_v2, data, "v2", seed),
+        "instruct_v1": instruct(profile, base_v1, data, "v1", sft_seed),
+        "instruct_v2": instruct(profile, base_v2, data, "v2", sft_seed),
     }
     if other_family:
         other_seed = int(hash_json(["other_family", pre_seed])[:8], 16)
         family["other_family"] = pretrain(profile, data, tok, other_seed, "other_family")
+        family["other_instruct"] = instruct(profile, family["other_family"], data, "v1", sft_seed)
     return family
 
 

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 # Kept in sync with cptlib.family.MEMBERS by tests/test_cli.py; importing it here would load torch.
-MEMBERS = ("base_v1", "base_v2", "instruct_v1", "instruct_v2", "other_family")
+MEMBERS = ("base_v1", "base_v2", "instruct_v1", "instruct_v2", "other_family", "other_instruct")
 
 
 def register(subparsers) -> None:
     build = subparsers.add_parser(
         "build", help="build the testbed data, tokenizer and model family of a profile",
         description="Build (or reuse: stages are content-addressed) the synthetic testbed and the model "
-        "family base_v1, base_v2, instruct_v1, instruct_v2, other_family for each training seed.",
+        "family base_v1, base_v2, instruct_v1, instruct_v2, other_family, other_instruct for each training seed.",
     )
     build.add_argument("--profile", default="default", help="params/<profile>.yaml or a YAML path (default: default)")
     build.add_argument("--seed", type=int, action="append", help="training seed(s); default: the profile's train_seeds")

@@ -51,6 +51,8 @@ def test_manifests_record_parent_data_tokens_drift_and_versions(family):
     # other_family: same recipe as base_v1, another initialisation and data order.
     assert manifest["other_family"]["spec"]["seed"] != manifest["base_v1"]["spec"]["seed"]
     assert manifest["other_family"]["spec"]["train"] == manifest["base_v1"]["spec"]["train"]
+    assert manifest["other_instruct"]["parent"] == str(members["other_family"])
+    assert manifest["other_instruct"]["spec"]["train"] == manifest["instruct_v1"]["spec"]["train"]
 
 
 @pytest.mark.slow
@@ -74,3 +76,10 @@ def test_base_seed_shares_the_bases_and_varies_sft(family):
         assert seed1[name] == members[name]  # reused: no pre-training ran
     assert seed1["instruct_v1"] != members["instruct_v1"]
     assert json.loads((seed1["instruct_v1"] / "cptlib_manifest.json").read_text())["spec"]["seed"] == 1
+
+
+@pytest.mark.slow
+def test_instruct_seed_shares_the_instruct_models_too(family):
+    profile, members = family
+    shared = profile.model_copy(update={"base_seed": 0, "instruct_seed": 0})
+    assert build_family(shared, seed=2) == members  # the paper's setting: one base, one instruct model
