@@ -113,9 +113,8 @@ def transfer(profile: Profile) -> pd.DataFrame:
     for seed, f in families(profile).items():
         first = seed == profile.train_seeds[0]
         sources = {"v1": (f["base_v1"], f["instruct_v1"]), "v2": (f["base_v2"], f["instruct_v2"])}
-        if first:
-            # The other family's own instruct model: same SFT recipe on its base (the N1 residual).
-            sources["other_family"] = (f["other_family"], fam.instruct(profile, f["other_family"], f["data"], "v1", seed))
+        if first:  # the other family's own instruct model: the v1 SFT recipe on its base (the N1 residual)
+            sources["other_family"] = (f["other_family"], f["other_instruct"])
         targets = {"base_v1": ("v1", f["base_v1"]), "base_v2": ("v2", f["base_v2"]),
                    "CPT(base_v1)": ("v1", fam.cpt(profile, f["base_v1"], seed)),
                    "CPT(base_v2)": ("v2", fam.cpt(profile, f["base_v2"], seed))}
