@@ -158,9 +158,32 @@ def claims(r: dict[str, pd.DataFrame]) -> pd.DataFrame:
     ok = n4[n4.IF >= 0.8 * inst_if_mean]
     out["N4"] = (f"restored IF ≥ 0.8×instruct up to drift ratio {ok.drift_ratio.max():.2f}" if len(ok)
                  else f"restored IF < 0.8×instruct at every drift ratio ≥ {n4.drift_ratio.min():.2f}", "answered")
+    out["N4"] = (out["N4"][0] + ". " + regime(r["n4"], inst_if_mean), out["N4"][1])
     return pd.DataFrame([{"claim": k, "paper (approx.)": PAPER[k], "testbed (95% CI over seeds)": v[0], "verdict": v[1],
                           "criterion": CRITERIA[k]} for k, v in out.items()])
 
+
+
+def regime(n4: pd.DataFrame, instruct_if: float, keep: float = 0.8, knows: float = 0.9) -> str:
+    """N4 in one sentence, from the data: the (budget, learning rate) cells where CPT(base)+Θr both follows
+    instructions (IF ≥ `keep` × instruct_v1's) and knows the news (era-B ≥ `knows`), and where IF breaks."""
+    rest = n4[n4.model == REST]
+    follows = rest.IF >= keep * instruct_if
+    works, broken = rest[follows & (rest.era_b >= knows)], rest[~follows]
+    cells = lambda t: ", ".join(f"{tok:,} tokens at lr {lr:g}" for tok, lr in zip(t.tokens, t.lr))  # noqa: E731
+    text = (f"The recipe works (restored IF ≥ {keep:.0%} of instruct_v1's and era-B accuracy ≥ {knows:.2f}) in "
+            f"{len(works)} of {len(rest)} budget × learning-rate cells")
+    text += (f", at drift ratios {works.drift_ratio.min():.2f}–{works.drift_ratio.max():.2f} ({cells(works)})"
+             if len(works) else "")
+    if len(broken):
+        text += (f"; it breaks (restored IF below {keep:.0%} of instruct_v1's) from drift ratio "
+                 f"{broken.drift_ratio.min():.2f} on ({len(broken)} cells, the largest drift {broken.drift_ratio.max():.2f})")
+    else:
+        text += f"; restored IF never fell below {keep:.0%} of instruct_v1's (drift ratio up to {rest.drift_ratio.max():.2f})"
+    early = rest[follows & (rest.era_b < knows)]
+    if len(early):
+        text += f"; in {len(early)} cells IF is kept but the news is not yet learned (drift ≤ {early.drift_ratio.max():.2f})"
+    return text + "."
 
 
 HEADLINE = ("forgetting", "recipes", "transfer", "n4_map")
@@ -187,6 +210,9 @@ def write_report(profile, claims_table: pd.DataFrame, run_times: dict[str, float
           "sources, BRIEF §1).", "", f"Code version `{prov['code_version']}`; training seeds {profile.train_seeds}.", "",
           "## Headline figures", ""]
     md += [f"![{f}]({f}.png)\n\n*{captions[f]}*\n" for f in shown if f in HEADLINE]
+    n4_row = claims_table[claims_table.claim == "N4"]
+    regime_text = n4_row["testbed (95% CI over seeds)"].iloc[0] if len(n4_row) else "(no N4 result)"
+    md += ["## Where the recipe works (N4)", "", regime_text, ""]
     md += ["## Claims", "", markdown(summary), "", "Verdict criteria (fixed before the results):", ""]
     md += [f"- **{k}**: {v}" for k, v in CRITERIA.items()]
     md += ["", "## Calibration", "", markdown(calib) if calib is not None else "(notebook 00 has not run)", "",
@@ -204,6 +230,7 @@ def write_report(profile, claims_table: pd.DataFrame, run_times: dict[str, float
             f"<p><em>{html.escape(TESTBED)} Paper figures are approximate (secondary sources).</em></p>",
             f"<p>Code version <code>{html.escape(prov['code_version'])}</code>; training seeds {profile.train_seeds}.</p>",
             "<h2>Headline figures</h2>", *[img(f) for f in shown if f in HEADLINE],
+            "<h2>Where the recipe works (N4)</h2>", f"<p>{html.escape(regime_text)}</p>",
             "<h2>Claims</h2>", summary.to_html(index=False, escape=True),
             "<h3>Verdict criteria (fixed before the results)</h3><ul>",
             *[f"<li><b>{k}</b>: {html.escape(v)}</li>" for k, v in CRITERIA.items()], "</ul>",
