@@ -48,6 +48,21 @@ def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.0):
     return plt.subplots(1, ncols, figsize=(width, height), layout="constrained")  # one Axes, or a row of them
 
 
+def fraction_axis(ax, label: str = "accuracy (fraction)") -> None:
+    """An accuracy axis on the full 0-1 range, so panels and figures compare at a glance."""
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_ylabel(label)
+
+
+def tokens_axis(ax, label: str = "new CPT tokens (log scale)") -> None:
+    """A log-scale token axis with labels at the decades only (minor labels collide)."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(label)
+
+
 def caption_for(claims: str) -> str:
     return f"{TESTBED} Tests {claims}."
 
