@@ -24,6 +24,8 @@ def ci95(values) -> tuple[float, float]:
     values = [float(v) for v in values]
     if not values:
         raise ValueError("ci95 of no values")
+    if any(math.isnan(v) for v in values):
+        raise ValueError(f"ci95 of {values}: a missing value (NaN), e.g. a seed without a row for this model")
     mean = statistics.fmean(values)
     if len(values) < 2:
         return mean, float("nan")

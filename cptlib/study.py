@@ -38,13 +38,15 @@ def _scored(rows: list[dict], profile: Profile, data: Path) -> pd.DataFrame:
 def forgetting(profile: Profile) -> pd.DataFrame:
     """C1, C2, Q2: CPT(instruct_v1), CPT(base_v1) and CPT(base_v1)+Θr(v1) at every milestone (first seed) and
     at the final budget (every seed), with instruct_v1 and base_v1 at 0 tokens."""
-    rows, final = [], profile.cpt.tokens
+    rows = []
     for seed, f in families(profile).items():
         inst_drift = drift(f["instruct_v1"])
         rows += [{"seed": seed, "tokens": 0, "model": m, "drift": 0.0, "drift_ratio": 0.0, "path": f[m]}
                  for m in ("instruct_v1", "base_v1")]
         cpt_i, cpt_b = fam.cpt(profile, f["instruct_v1"], seed), fam.cpt(profile, f["base_v1"], seed)
         first = seed == profile.train_seeds[0]
+        # The final budget as trained: cpt.tokens rounded to whole optimizer steps (e.g. 499,712 of 500,000).
+        final = read_manifest(cpt_b)["tokens"]
         for tokens, model in milestones(cpt_i).items():
             if first or tokens == final:
                 rows.append({"seed": seed, "tokens": tokens, "model": CPT_I, "drift": drift(model),
@@ -73,7 +75,8 @@ def n4_map(profile: Profile) -> pd.DataFrame:
             rows.append({"lr": lr, "tokens": tokens, "model": REST, "drift_ratio": d / inst_drift,
                          "path": restored(f["base_v1"], f["instruct_v1"], model)})
         cpt_i = fam.cpt(profile, f["instruct_v1"], seed, cfg)
-        rows.append({"lr": lr, "tokens": profile.cpt.tokens, "model": CPT_I, "drift_ratio": float("nan"), "path": cpt_i})
+        rows.append({"lr": lr, "tokens": read_manifest(cpt_i)["tokens"], "model": CPT_I, "drift_ratio": float("nan"),
+                     "path": cpt_i})
     return _scored(rows, profile, f["data"])
 
 
