@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from cptlib.evaluate import EvalSettings, evaluate_model
+from cptlib.stages import MANIFEST
 
 IF = ("testbed_ifeval", "prompt_level_strict_acc", "IF prompt-level strict")
 ERA_A = ("testbed_mc_old", "acc", "era-A accuracy")
@@ -97,7 +98,8 @@ def calibration_table(models: dict[str, Path], data_dir: Path, settings: EvalSet
     rows = judge(table, *chance_level(data_dir))
     extra = []
     for name, path in models.items():
-        if role(name) == "cpt" and residual_from in models:
+        recorded = all((Path(m) / MANIFEST).is_file() for m in (path, models.get(residual_from, path)))
+        if role(name) == "cpt" and residual_from in models and recorded:  # drift is recorded by stages only
             try:
                 ratio = drift_ratio(path, models[residual_from])
             except ValueError:
