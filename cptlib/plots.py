@@ -54,8 +54,8 @@ def fraction_axis(ax, label: str = "accuracy (fraction)") -> None:
     ax.set_ylabel(label)
 
 
-def tokens_axis(ax, label: str = "new CPT tokens (log scale)") -> None:
-    """A log-scale token axis with labels at the decades only (minor labels collide)."""
+def log_axis(ax, label: str = "new CPT tokens (log scale)") -> None:
+    """A log-scale x axis (tokens by default) with labels at the decades only (minor labels collide)."""
     from matplotlib.ticker import NullFormatter
 
     ax.set_xscale("log")

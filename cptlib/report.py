@@ -156,9 +156,9 @@ def claims(r: dict[str, pd.DataFrame]) -> pd.DataFrame:
     n4 = r["n4"][r["n4"].model == REST]
     inst_if_mean = _value(fg, "IF", model="instruct_v1")
     ok = n4[n4.IF >= 0.8 * inst_if_mean]
-    out["N4"] = (f"restored IF ≥ 0.8×instruct up to drift ratio {ok.drift_ratio.max():.2f}" if len(ok)
-                 else f"restored IF < 0.8×instruct at every drift ratio ≥ {n4.drift_ratio.min():.2f}", "answered")
-    out["N4"] = (out["N4"][0] + ". " + regime(r["n4"], inst_if_mean), out["N4"][1])
+    kept = (f"restored IF ≥ 0.8×instruct up to drift ratio {ok.drift_ratio.max():.2f}" if len(ok)
+            else f"restored IF < 0.8×instruct at every drift ratio ≥ {n4.drift_ratio.min():.2f}")
+    out["N4"] = (f"{kept}. {regime(r['n4'], inst_if_mean)}", "answered")
     return pd.DataFrame([{"claim": k, "paper (approx.)": PAPER[k], "testbed (95% CI over seeds)": v[0], "verdict": v[1],
                           "criterion": CRITERIA[k]} for k, v in out.items()])
 
