@@ -159,9 +159,19 @@ class RealModelsConfig(Section):
     base_v2: str = Field(description="base model, version 2 of the same family (the '3.1' / '2.5')")
     instruct_v2: str = Field(description="instruct model of base_v2")
     other_family: str | None = Field(
-        None, description="a same-shape model of another family (the N1 check); null = not part of the study")
+        None, description="a same-shape base model of another family (the N1 check); null = not part of the study")
+    other_instruct: str | None = Field(
+        None, description="the instruct model of other_family (its residual is the N1 residual); set with other_family")
     revisions: dict[str, str] = Field(
         {}, description="member -> hub revision (commit hash or tag) to pin; absent = the default branch")
+
+
+    @model_validator(mode="after")
+    def _other_family_pair(self) -> "RealModelsConfig":
+        if (self.other_family is None) != (self.other_instruct is None):
+            raise ValueError("models.other_family and models.other_instruct go together (the N1 residual is "
+                             "other_instruct - other_family): set both or neither")
+        return self
 
 
 class CPTDataConfig(Section):
@@ -176,12 +186,20 @@ class CPTDataConfig(Section):
     date_from: str | None = Field(None, description="keep documents dated on or after this ISO date")
     date_to: str | None = Field(None, description="keep documents dated before this ISO date")
     max_docs: int | None = Field(None, ge=1, description="use at most this many documents (after the date filter)")
+    heldout_docs: int = Field(
+        0, ge=0, description="the last N documents (after the date filter) are held out of CPT and scored as the "
+        "task cpt_heldout (bits per byte: has the model learned the new text?); 0 = none")
 
     @model_validator(mode="after")
     def _dates_need_a_field(self) -> "CPTDataConfig":
         if (self.date_from or self.date_to) and not self.date_field:
             raise ValueError("date_from / date_to need date_field (the column holding each document's date)")
         return self
+
+
+# The notebooks' metrics (cptlib.derived.METRICS names the testbed task of each).
+STUDY_METRICS = ("IF", "knowledge", "era_a", "era_b", "updated", "bpb_a", "bpb_b")
+HELDOUT_TASK = "cpt_heldout"  # a real profile's held-out CPT documents (cpt_data.heldout_docs), cptlib.real
 
 
 class EvalConfig(Section):
@@ -198,6 +216,29 @@ class EvalConfig(Section):
     max_gen_toks: int | None = Field(None, ge=1, description="generation cap; null = each task's own")
     device: str = Field("auto", description="'auto' = cuda when available, else cpu; or a torch device string")
     dtype: str = Field("auto", description="weights dtype for evaluation; 'auto' = the checkpoint's own")
+    include_path: list[str] = Field(
+        [], description="folders of your own lm-eval task YAMLs (e.g. a QA set on the CPT corpus' news), absolute or "
+        "relative to the repository root; their tasks can then be listed in `tasks` and mapped in `metrics`")
+    metrics: dict[str, tuple[str, str]] = Field(
+        {"IF": ("ifeval", "prompt_level_strict_acc"), "era_a": ("mmlu", "acc")},
+        description="real suite: what the notebooks' metrics are, study metric -> [lm-eval task, metric] (a group "
+        "such as mmlu = its leaves weighted by items). Study metrics: IF (instruction following), era_a (old "
+        "knowledge), era_b (new knowledge: map it to a QA task on the news if you have one), knowledge (new "
+        "knowledge through the chat interface), updated, bpb_a; bpb_b is cpt_heldout's bits per byte when "
+        "cpt_data.heldout_docs > 0. An unmapped metric is absent from the figures (not measured)")
+
+    @model_validator(mode="after")
+    def _metrics_name_listed_tasks(self) -> "EvalConfig":
+        if self.suite != "real":
+            return self
+        unknown = sorted(set(self.metrics) - set(STUDY_METRICS))
+        if unknown:
+            raise ValueError(f"eval.metrics: unknown study metric(s) {unknown}; known: {list(STUDY_METRICS)}")
+        unlisted = {k: t for k, (t, _) in self.metrics.items() if t not in self.tasks and t != HELDOUT_TASK}
+        if unlisted:
+            raise ValueError(f"eval.metrics maps {unlisted} to task(s) not in eval.tasks {self.tasks}; add them to "
+                             "eval.tasks or map the metric to a listed task")
+        return self
 
 
 class PlanConfig(Section):

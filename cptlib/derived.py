@@ -39,6 +39,29 @@ LABELS = {
 }
 
 
+PANELS = ("IF", "knowledge", "era_a", "era_b")  # the accuracies the notebooks show side by side
+# A real profile's metric is whatever lm-eval task eval.metrics maps to it; its label says what it stands for.
+ROLES = {"IF": "instruction following", "knowledge": "new knowledge via chat", "era_a": "old knowledge",
+         "era_b": "new knowledge", "updated": "prefers updated fact", "bpb_a": "old-text bits per byte",
+         "bpb_b": "held-out CPT text bits per byte"}
+
+
+def labels(profile) -> dict[str, str]:
+    """Axis labels of the study metrics: the testbed's tasks, or a real profile's mapped tasks."""
+    if profile.models is None:
+        return dict(LABELS)
+    from cptlib.real import study_metrics
+
+    mapped = study_metrics(profile, None) | {"bpb_b": ("cpt_heldout", "bits_per_byte")}
+    return {m: f"{ROLES[m]}: {mapped[m][0]} {mapped[m][1]}" if m in mapped else f"{ROLES[m]} (not measured)"
+            for m in METRICS}
+
+
+def panels(profile) -> list[str]:
+    """The accuracy panels of the notebooks' figures: PANELS, for a real profile those it measures (eval.metrics)."""
+    return [m for m in PANELS if profile.models is None or m in profile.eval.metrics]
+
+
 def model_key(model: Path) -> str:
     """What identifies a model's weights: its stage key, or its content hash (milestone checkpoints)."""
     model = Path(model)

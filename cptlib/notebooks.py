@@ -126,10 +126,11 @@ def setup_source() -> str:
         "from cptlib import config, derived, notebooks, plots, report, stats",
         "from cptlib import study as experiments  # `study` is a parameter (the profile's study section)",
         "from cptlib import family as fam",
-        "from cptlib.calibration import calibration_table",
         "",
         f"cfg = config.from_dict(dict({keys}))",
-        'PANELS = ["IF", "knowledge", "era_a", "era_b"]  # the metrics shown side by side',
+        "PANELS = derived.panels(cfg)  # the accuracies shown side by side (a real profile: those eval.metrics maps)",
+        "LABELS = derived.labels(cfg)  # what each metric is: the testbed's task, or the real lm-eval task behind it",
+        "SECOND = 'era_b' if 'era_b' in PANELS else 'era_a'  # beside IF in the two-metric panels: the news if measured",
     ])
 
 

@@ -63,8 +63,17 @@ def log_axis(ax, label: str = "new CPT tokens (log scale)") -> None:
     ax.set_xlabel(label)
 
 
-def caption_for(claims: str) -> str:
-    return f"{TESTBED} Tests {claims}."
+def scope(profile: Profile) -> str:
+    """What the figures are of: the synthetic testbed, or a real profile's checkpoints and corpus."""
+    m = profile.models
+    if m is None:
+        return TESTBED
+    return (f"Real models: {m.base_v1} / {m.instruct_v1} (v1), {m.base_v2} / {m.instruct_v2} (v2); "
+            f"CPT on {profile.cpt_data.source}.")
+
+
+def caption_for(profile: Profile, claims: str) -> str:
+    return f"{scope(profile)} Tests {claims}."
 
 
 def _atomic(path: Path, write) -> None:

@@ -19,14 +19,38 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cptlib.config import Profile, TrainConfig, stable_dict
+from cptlib.config import HELDOUT_TASK, STUDY_METRICS, Profile, TrainConfig, stable_dict
 from cptlib.hub import _is_path, check_dataset, local_data_files, local_path, resolve_model
 from cptlib.stages import read_manifest, run_stage, write_json_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
 
-CORPUS = "corpus.jsonl"
+CORPUS, HELDOUT = "corpus.jsonl", "heldout.jsonl"
+# The held-out CPT documents as an lm-eval task (written into the corpus stage, data file made absolute there):
+# rolling log-likelihood, as the testbed's held-out-era tasks (cptlib/tasks/testbed/testbed_ppl_b.yaml).
+HELDOUT_YAML = """task: {task}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: loglikelihood_rolling
+doc_to_text: ""
+doc_to_target: text
+metric_list:
+  - metric: word_perplexity
+    aggregation: weighted_perplexity
+    higher_is_better: false
+  - metric: byte_perplexity
+    aggregation: weighted_perplexity
+    higher_is_better: false
+  - metric: bits_per_byte
+    aggregation: bits_per_byte
+    higher_is_better: false
+metadata:
+  version: 1.0
+"""
 # The notebooks' headline metrics -> (lm-eval task, metric as cptlib.evaluate.tidy names it) of the real suite.
 # "New knowledge" has no public benchmark for the chosen news window, so none is claimed here.
 HEADLINE_METRICS = {
@@ -50,7 +74,7 @@ def members(profile: Profile, other_family: bool = True) -> dict[str, str]:
     m = profile.models
     out = {"base_v1": m.base_v1, "base_v2": m.base_v2, "instruct_v1": m.instruct_v1, "instruct_v2": m.instruct_v2}
     if other_family and m.other_family:
-        out["other_family"] = m.other_family
+        out["other_family"], out["other_instruct"] = m.other_family, m.other_instruct
     return out
 
 
@@ -110,16 +134,36 @@ def corpus_stage(profile: Profile) -> Path:
     def build(work: Path) -> dict:
         ds = _documents(profile)
         n = len(ds) if cfg.max_docs is None else min(cfg.max_docs, len(ds))
+        if cfg.heldout_docs >= n:
+            raise ValueError(f"cpt_data.heldout_docs={cfg.heldout_docs} leaves no document of {cfg.source!r} to train "
+                             f"on ({n} after the date filter); lower it")
         chars = 0
-        with open(work / CORPUS, "w") as f:
-            for row in ds.select(range(n)):
+        with open(work / CORPUS, "w") as train, open(work / HELDOUT, "w") as heldout:
+            for i, row in enumerate(ds.select(range(n))):
                 text = row[cfg.text_field]
                 if text:
-                    f.write(json.dumps({"text": text}) + "\n")
+                    (heldout if i >= n - cfg.heldout_docs else train).write(json.dumps({"text": text}) + "\n")
                     chars += len(text)
-        return {"documents": n, "characters": chars}
+        if cfg.heldout_docs:  # the stage moves, so the task names its data file relative to itself (see heldout_task)
+            (work / f"{HELDOUT_TASK}.yaml.in").write_text(HELDOUT_YAML.format(task=HELDOUT_TASK, data="{data}"))
+        return {"documents": n - cfg.heldout_docs, "heldout_documents": cfg.heldout_docs, "characters": chars}
 
     return run_stage("cptdata", spec, build)
+
+
+def heldout_task(data: Path) -> Path | None:
+    """A folder holding the `cpt_heldout` task of a corpus stage (None without held-out documents)."""
+    template = Path(data) / f"{HELDOUT_TASK}.yaml.in"
+    if not template.is_file():
+        return None
+    folder = Path(data) / "tasks"
+    yaml = template.read_text().replace("{data}", str((Path(data) / HELDOUT).resolve()))
+    if not (folder / f"{HELDOUT_TASK}.yaml").is_file() or (folder / f"{HELDOUT_TASK}.yaml").read_text() != yaml:
+        folder.mkdir(exist_ok=True)
+        tmp = folder / f"{HELDOUT_TASK}.yaml.tmp"
+        tmp.write_text(yaml)
+        os.replace(tmp, folder / f"{HELDOUT_TASK}.yaml")
+    return folder
 
 
 def _local_version_tree(folder: Path) -> dict:
@@ -174,7 +218,9 @@ def cpt_real(profile: Profile, model: Path, seed: int, cfg: TrainConfig | None =
     return run_stage("lm", spec, build)
 
 
-def real_suite_settings(profile: Profile):
+def real_suite_settings(profile: Profile, data: Path | None = None):
+    """The profile's `eval:` section as lm-eval settings; with a corpus stage `data` that holds held-out
+    documents, the task cpt_heldout is added."""
     from cptlib.real_suite import RealSuiteSettings
 
     e = profile.eval
@@ -184,32 +230,72 @@ def real_suite_settings(profile: Profile):
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     limit = int(e.limit) if e.limit is not None and e.limit >= 1 else e.limit
-    return RealSuiteSettings(tasks=tuple(e.tasks), shots=dict(e.num_fewshot), limit=limit, batch_size=e.batch_size,
-                             chat_template_tasks=tuple(e.chat_template_tasks), max_gen_toks=e.max_gen_toks,
-                             device=device, dtype=e.dtype)
+    extra = (HELDOUT_TASK,) if data is not None and heldout_task(data) and HELDOUT_TASK not in e.tasks else ()
+    return RealSuiteSettings(tasks=tuple(e.tasks) + extra, shots=dict(e.num_fewshot), limit=limit,
+                             batch_size=e.batch_size, chat_template_tasks=tuple(e.chat_template_tasks),
+                             max_gen_toks=e.max_gen_toks, device=device, dtype=e.dtype)
+
+
+def include_path(profile: Profile, data: Path | None = None) -> list[Path]:
+    """The profile's own task folders (eval.include_path) and the corpus stage's cpt_heldout task."""
+    folders = []
+    for p in profile.eval.include_path:
+        folder = local_path(p) if _is_path(p) else Path(p)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"eval.include_path: {p!r} is not a folder (of lm-eval task YAMLs); fix the path "
+                                    "in the profile (absolute, or relative to the repository root)")
+        folders.append(folder)
+    held = heldout_task(data) if data is not None else None
+    return folders + ([held] if held else [])
 
 
 def evaluate(profile: Profile, model_dir: Path, data_dir: Path | None = None, name: str | None = None,
              settings=None) -> pd.DataFrame:
     """The profile's suite for one model, as the tidy table of cptlib.evaluate (model, task, metric, value, ...).
     testbed: `data_dir` is the testbed data (family["data"]), `settings` an EvalSettings; real: lm-eval's tasks
-    with the profile's `eval:` settings (`data_dir` unused)."""
+    with the profile's `eval:` settings, plus cpt_heldout when `data_dir` (family["data"]) holds held-out text."""
     if profile.eval.suite == "testbed":
         from cptlib.evaluate import EvalSettings, evaluate_model
 
         return evaluate_model(model_dir, data_dir, settings or EvalSettings(), name)
     from cptlib.real_suite import evaluate_real
 
-    return evaluate_real(model_dir, settings or real_suite_settings(profile), name)
+    return evaluate_real(model_dir, settings or real_suite_settings(profile, data_dir), name,
+                         include_path(profile, data_dir))
+
+
+def metric_value(table: pd.DataFrame, task: str, metric: str) -> float:
+    """A task's metric from a tidy table; a group (mmlu, mmlu_pro) is its leaves averaged weighted by items,
+    as lm-eval aggregates it. NaN when the table has no such row."""
+    leaf = GROUP_LEAVES.get(task)
+    rows = table[(table["metric"] == metric) & (table["task"].str.match(leaf.pattern) if leaf else table["task"] == task)]
+    return float((rows["value"] * rows["n"]).sum() / rows["n"].sum()) if len(rows) else float("nan")
+
+
+def study_metrics(profile: Profile, data: Path | None = None) -> dict[str, tuple[str, str]]:
+    """The notebooks' metrics for a real profile: eval.metrics, and bpb_b = cpt_heldout's bits per byte."""
+    out = dict(profile.eval.metrics)
+    if data is not None and heldout_task(data):
+        out.setdefault("bpb_b", (HELDOUT_TASK, "bits_per_byte"))
+    return out
+
+
+def scores(profile: Profile, models: dict[str, Path], data: Path) -> pd.DataFrame:
+    """As cptlib.derived.scores for the testbed: one row per model (index: its label), one column per study
+    metric (NaN where the profile maps none, eval.metrics); models run one after the other (on the GPU)."""
+    import pandas as pd
+
+    metrics = study_metrics(profile, data)
+    settings = real_suite_settings(profile, data)
+    rows = {}
+    for label, path in models.items():
+        table = evaluate(profile, Path(path), data, label, settings)
+        rows[label] = {short: metric_value(table, task, metric) for short, (task, metric) in metrics.items()}
+    # Every study metric is a column (as in the testbed's table); one the profile does not map is NaN.
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(STUDY_METRICS)).loc[list(models)]
 
 
 def headline(table: pd.DataFrame) -> dict[str, float]:
     """The headline metrics (HEADLINE_METRICS) present in a real-suite table, by name."""
-    out = {}
-    for key, (task, metric) in HEADLINE_METRICS.items():
-        leaf = GROUP_LEAVES.get(task)
-        rows = table[(table["metric"] == metric)
-                     & (table["task"].str.match(leaf.pattern) if leaf else table["task"] == task)]
-        if len(rows):
-            out[key] = float((rows["value"] * rows["n"]).sum() / rows["n"].sum())
-    return out
+    values = {key: metric_value(table, task, metric) for key, (task, metric) in HEADLINE_METRICS.items()}
+    return {k: v for k, v in values.items() if v == v}

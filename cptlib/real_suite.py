@@ -154,6 +154,8 @@ def run_real_suite(model_dir: Path, settings: RealSuiteSettings = RealSuiteSetti
                           for t in settings.tasks},
         "lm_eval": library_versions()["lm_eval"],
     }
+    if include_path:  # your own tasks: their definitions (a data file they name by path is not hashed)
+        spec["include"] = {str(f): f.read_text() for p in include_path for f in sorted(Path(p).glob("**/*.yaml"))}
 
     def build(work: Path) -> dict:
         from lm_eval import simple_evaluate

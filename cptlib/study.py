@@ -6,6 +6,10 @@
 Everything is cached (training and restored models as stages, evaluations by model content), so a notebook
 that is run again does no work. The key results (forgetting endpoints, recipes, the transfer diagonal) run
 every seed of `profile.train_seeds`; every other experiment runs the first seed only.
+
+A real profile (`models:` set, BRIEF §5) runs the same functions: its members are released checkpoints, its
+scores come from lm-eval's real tasks mapped to the study's metrics by `eval.metrics` (cptlib.real.scores), and
+the parts that need the testbed's own data or training recipes (TESTBED_ONLY) are skipped with the reason.
 """
 from __future__ import annotations
 
@@ -19,6 +23,37 @@ from cptlib.derived import drift, milestones, restored, residual_dir, scores
 from cptlib.stages import read_manifest
 
 CPT_I, CPT_B, REST = "CPT(instruct_v1)", "CPT(base_v1)", "CPT(base_v1)+Θr(v1)"
+SFT = "CPT(base_v1)+SFT"
+# What a real profile cannot run, and why (printed by the notebooks, recorded in the claims table).
+TESTBED_ONLY = {
+    "calibration targets": "the targets are the synthetic testbed's (released checkpoints are not calibrated); "
+                           "the table shows the members' scores",
+    "sft": "CPT(base_v1)+SFT needs the family's original instruction data (v1), which is not public",
+    "sizes": "the sizes are the testbed's model presets; for real models, run one profile per model size",
+    "shift": "the data-shift ablation trains on the testbed's era-A and era-B corpora",
+}
+
+
+def is_real(profile: Profile) -> bool:
+    return profile.models is not None
+
+
+def runs(profile: Profile, part: str) -> bool:
+    """Whether a TESTBED_ONLY part runs for `profile`; when it does not, prints why (for the notebook)."""
+    if is_real(profile) and part in TESTBED_ONLY:
+        print(f"Not run for the real profile {profile.name!r}: {TESTBED_ONLY[part]}.")
+        return False
+    return True
+
+
+def instruct_drift(base: Path, instruct: Path) -> float:
+    """‖Θr‖/‖θ_base‖: the drift the SFT stage recorded, or (a released instruct model) from the weights."""
+    recorded = read_manifest(instruct).get("drift")
+    if recorded:
+        return recorded["total"]
+    from cptlib.residual import inspect
+
+    return inspect(residual_dir(base, instruct), progress=False)["relative_norms"]["total"]["all"]["relative"]
 
 
 def families(profile: Profile) -> dict[int, dict[str, Path]]:
@@ -30,7 +65,12 @@ def families(profile: Profile) -> dict[int, dict[str, Path]]:
 def _scored(rows: list[dict], profile: Profile, data: Path) -> pd.DataFrame:
     """Evaluate each row's `path` and join the metrics to the row (the path itself is dropped)."""
     labels = {str(i): r["path"] for i, r in enumerate(rows)}
-    metrics = scores(labels, data, profile.study.eval_processes)
+    if is_real(profile):
+        from cptlib import real
+
+        metrics = real.scores(profile, labels, data)
+    else:
+        metrics = scores(labels, data, profile.study.eval_processes)
     return pd.DataFrame([{**{k: v for k, v in r.items() if k != "path"}, **metrics.loc[str(i)].to_dict()}
                          for i, r in enumerate(rows)])
 
@@ -40,7 +80,7 @@ def forgetting(profile: Profile) -> pd.DataFrame:
     at the final budget (every seed), with instruct_v1 and base_v1 at 0 tokens."""
     rows = []
     for seed, f in families(profile).items():
-        inst_drift = drift(f["instruct_v1"])
+        inst_drift = instruct_drift(f["base_v1"], f["instruct_v1"])
         rows += [{"seed": seed, "tokens": 0, "model": m, "drift": 0.0, "drift_ratio": 0.0, "path": f[m]}
                  for m in ("instruct_v1", "base_v1")]
         cpt_i, cpt_b = fam.cpt(profile, f["instruct_v1"], seed), fam.cpt(profile, f["base_v1"], seed)
@@ -66,7 +106,7 @@ def n4_map(profile: Profile) -> pd.DataFrame:
     (first seed); CPT(instruct_v1) at each learning rate's final budget for reference."""
     seed = profile.train_seeds[0]
     f = fam.build_family(profile, seed)
-    inst_drift = drift(f["instruct_v1"])
+    inst_drift = instruct_drift(f["base_v1"], f["instruct_v1"])
     rows = []
     for lr in dict.fromkeys([profile.cpt.lr, *profile.study.n4_lrs]):
         cfg = profile.cpt.model_copy(update={"lr": lr})
@@ -88,24 +128,26 @@ def _flops(stage: Path) -> float:
 
 
 def recipes(profile: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """C3, C6: the five recipes at the final budget for every seed, and what each costs after CPT."""
+    """C3, C6: the five recipes at the final budget for every seed, and what each costs after CPT (a real
+    profile: four, without CPT(base_v1)+SFT)."""
     rows, costs = [], []
+    with_sft = not is_real(profile)
     for seed, f in families(profile).items():
         cpt_i, cpt_b = fam.cpt(profile, f["instruct_v1"], seed), fam.cpt(profile, f["base_v1"], seed)
-        sft = fam.instruct(profile, cpt_b, f["data"], "v1", seed)
         rest = restored(f["base_v1"], f["instruct_v1"], cpt_b)
-        models = {"base_v1": f["base_v1"], "instruct_v1": f["instruct_v1"], CPT_I: cpt_i,
-                  "CPT(base_v1)+SFT": sft, REST: rest}
+        models = {"base_v1": f["base_v1"], "instruct_v1": f["instruct_v1"], CPT_I: cpt_i}
+        if with_sft:
+            models[SFT] = sft = fam.instruct(profile, cpt_b, f["data"], "v1", seed)
+        models[REST] = rest
         rows += [{"seed": seed, "recipe": k, "path": v} for k, v in models.items()]
         n = read_manifest(cpt_b)["n_params"]
-        costs += [
-            {"seed": seed, "recipe": CPT_I, "step after CPT": "none", "flops": 0.0, "wall_seconds": 0.0},
-            {"seed": seed, "recipe": "CPT(base_v1)+SFT", "step after CPT": "SFT", "flops": _flops(sft),
-             "wall_seconds": read_manifest(sft)["wall_seconds"]},
-            # θ_cpt + (θ_instruct − θ_base): one subtraction and one addition per parameter.
-            {"seed": seed, "recipe": REST, "step after CPT": "add Θr", "flops": 2.0 * n,
-             "wall_seconds": read_manifest(rest)["wall_seconds"]},
-        ]
+        costs.append({"seed": seed, "recipe": CPT_I, "step after CPT": "none", "flops": 0.0, "wall_seconds": 0.0})
+        if with_sft:
+            costs.append({"seed": seed, "recipe": SFT, "step after CPT": "SFT", "flops": _flops(sft),
+                          "wall_seconds": read_manifest(sft)["wall_seconds"]})
+        # θ_cpt + (θ_instruct − θ_base): one subtraction and one addition per parameter.
+        costs.append({"seed": seed, "recipe": REST, "step after CPT": "add Θr", "flops": 2.0 * n,
+                      "wall_seconds": read_manifest(rest)["wall_seconds"]})
     return _scored(rows, profile, f["data"]), pd.DataFrame(costs)
 
 
@@ -116,7 +158,7 @@ def transfer(profile: Profile) -> pd.DataFrame:
     for seed, f in families(profile).items():
         first = seed == profile.train_seeds[0]
         sources = {"v1": (f["base_v1"], f["instruct_v1"]), "v2": (f["base_v2"], f["instruct_v2"])}
-        if first:  # the other family's own instruct model: the v1 SFT recipe on its base (the N1 residual)
+        if first and "other_family" in f:  # the other family's own instruct model (the N1 residual)
             sources["other_family"] = (f["other_family"], f["other_instruct"])
         targets = {"base_v1": ("v1", f["base_v1"]), "base_v2": ("v2", f["base_v2"]),
                    "CPT(base_v1)": ("v1", fam.cpt(profile, f["base_v1"], seed)),
@@ -210,22 +252,66 @@ def residual_norms(profile: Profile) -> pd.DataFrame:
                          for g, v in norms[level].items()])
 
 
+def _n_params(model: Path) -> int:
+    """Parameters of a checkpoint, from its safetensors headers (no weights read)."""
+    from math import prod
+
+    from cptlib.residual.checkpoint import read_header
+
+    return sum(prod(t.shape) for f in sorted(Path(model).glob("*.safetensors")) for t in read_header(f).values())
+
+
 def family_table(profile: Profile, families_by_seed: dict[int, dict[str, Path]]) -> pd.DataFrame:
-    """The family's training record: seed, member, parameters, tokens or examples, drift from its parent, time."""
+    """The family's record: seed, member, parameters, and for trained members steps, tokens or examples, drift
+    from the parent and time; for a real profile's members, the checkpoint they resolve to."""
     rows = []
     for seed, f in families_by_seed.items():
         for member in fam.MEMBERS:
             if member in f:
                 m = read_manifest(f[member])
+                if m.get("role") == member and "source" in m:  # a released checkpoint (cptlib.real.resolved_member)
+                    rows.append({"seed": seed, "member": member, "source": m["source"], "n_params": _n_params(f[member]),
+                                 "architecture": ", ".join(m.get("architecture") or []), "snapshot": m["snapshot"]})
+                    continue
                 rows.append({"seed": seed, "member": member, "n_params": m["n_params"], "steps": m["steps"],
                              "tokens": m.get("tokens"), "sft_examples": m.get("examples"),
                              "drift_from_parent": (m.get("drift") or {}).get("total"), "wall_seconds": m["wall_seconds"]})
     return pd.DataFrame(rows)
 
 
+def calibration(profile: Profile, family: dict[str, Path], seed: int) -> pd.DataFrame:
+    """Notebook 00's table (metric, model, value, target, met): the testbed's calibration targets
+    (cptlib.calibration); for a real profile the members' and CPT models' scores, without targets."""
+    models = {"base_v1": family["base_v1"], "instruct_v1": family["instruct_v1"], "base_v2": family["base_v2"],
+              "instruct_v2": family["instruct_v2"], "cpt_base_v1": fam.cpt(profile, family["base_v1"], seed),
+              "cpt_instruct_v1": fam.cpt(profile, family["instruct_v1"], seed)}
+    if is_real(profile):
+        from cptlib import real
+
+        wide = real.scores(profile, models, family["data"])
+        metrics = [m for m in wide.columns if wide[m].notna().any()]
+        return pd.DataFrame([{"metric": m, "model": name, "value": wide.loc[name, m], "target": None, "met": None}
+                             for m in metrics for name in models])
+    from cptlib.calibration import calibration_table
+
+    scores(models, family["data"], profile.study.eval_processes)  # evaluates in parallel; the table reads the cache
+    return calibration_table(models, family["data"])
+
+
+def calibration_summary(table: pd.DataFrame) -> str:
+    """One line under notebook 00's table."""
+    if table.met.isna().all():
+        return f"No calibration targets for real models: {TESTBED_ONLY['calibration targets']}."
+    met = table.met.astype(bool)
+    return f"{int(met.sum())} of {len(table)} calibration targets met" + ("." if met.all() else "; missed:")
+
+
 def all_results(profile: Profile) -> dict[str, pd.DataFrame]:
-    """Every table the claims need (cached: instant after notebooks 01–04 ran)."""
+    """Every table the claims need (cached: instant after notebooks 01–04 ran); a real profile has no
+    "sizes" and "shift" tables (TESTBED_ONLY)."""
     recipe_table, costs = recipes(profile)
-    return {"forgetting": forgetting(profile), "n4": n4_map(profile), "recipes": recipe_table, "costs": costs,
-            "transfer": transfer(profile), "ablations": ablations(profile), "sizes": sizes(profile),
-            "shift": data_shift(profile)}
+    out = {"forgetting": forgetting(profile), "n4": n4_map(profile), "recipes": recipe_table, "costs": costs,
+           "transfer": transfer(profile), "ablations": ablations(profile)}
+    if not is_real(profile):
+        out.update(sizes=sizes(profile), shift=data_shift(profile))
+    return out

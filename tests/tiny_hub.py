@@ -131,3 +131,78 @@ def write_news(folder: Path, n_docs: int = 60) -> Path:
             date = f"2023-{1 + i % 12:02d}-15" if i % 2 else f"2024-{1 + i % 9:02d}-15"
             f.write(json.dumps({"text": f"On {date} the mayor of north river city opened market {i}.", "date": date}) + "\n")
     return folder
+
+
+IFEVAL_ROWS = [  # IFEval's own format; instruction ids whose checkers need no NLTK data
+    {"key": 1, "prompt": "Describe the market in lowercase letters only.",
+     "instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]},
+    {"key": 2, "prompt": "Who opened the market? Do not use any commas.",
+     "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
+    {"key": 3, "prompt": "Tell me about the mayor. Answer in capital letters.",
+     "instruction_id_list": ["change_case:english_capital"], "kwargs": [{}]},
+    {"key": 4, "prompt": "Name the city, and include the keyword river.",
+     "instruction_id_list": ["keywords:existence"], "kwargs": [{"keywords": ["river"]}]},
+]
+LOCAL_IFEVAL = """task: local_ifeval
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: generate_until
+doc_to_text: prompt
+doc_to_target: 0
+generation_kwargs:
+  until: []
+  do_sample: false
+  temperature: 0.0
+process_results: !function utils.process_results
+metric_list:
+  - metric: prompt_level_strict_acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: inst_level_strict_acc
+    aggregation: !function utils.agg_inst_level_acc
+    higher_is_better: true
+  - metric: prompt_level_loose_acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: inst_level_loose_acc
+    aggregation: !function utils.agg_inst_level_acc
+    higher_is_better: true
+metadata:
+  version: 1.0
+"""
+LOCAL_MC = """task: {task}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: multiple_choice
+doc_to_text: query
+doc_to_choice: choices
+doc_to_target: gold
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+"""
+
+
+def write_local_tasks(folder: Path) -> Path:
+    """A user's own lm-eval tasks, as a real profile's `eval.include_path` names them: an IFEval-format task
+    scored by lm-eval's IFEval code (local_ifeval), an old-knowledge and a news multiple-choice task."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "utils.py").write_text("from lm_eval.tasks.ifeval.utils import agg_inst_level_acc, process_results  # noqa: F401\n")
+    (folder / "ifeval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in IFEVAL_ROWS))
+    (folder / "local_ifeval.yaml").write_text(LOCAL_IFEVAL.format(data=folder / "ifeval.jsonl"))
+    mc = {"local_mc_old": [("The river city is in the", [" north", " stone"], 0), ("The chief works at the", [" bay", " market"], 1)],
+          "local_mc_news": [("The mayor opened market", [" 3", " river"], 0), ("On 2024-01-15 the mayor of north", [" river", " day"], 0)]}
+    for task, items in mc.items():
+        (folder / f"{task}.jsonl").write_text("".join(json.dumps({"query": q, "choices": c, "gold": g}) + "\n"
+                                                      for q, c, g in items))
+        (folder / f"{task}.yaml").write_text(LOCAL_MC.format(task=task, data=folder / f"{task}.jsonl"))
+    return folder
