@@ -23,3 +23,12 @@ def test_regime_sentence_when_nothing_breaks():
     n4 = pd.DataFrame({"model": [REST], "tokens": [1000], "lr": [1e-4], "IF": [0.9], "era_b": [0.95],
                        "drift_ratio": [0.2]})
     assert "never fell below 80% of instruct_v1's (drift ratio up to 0.20)" in regime(n4, 0.8)
+
+
+def test_regime_sentence_without_a_news_metric():
+    """A real profile that maps no era_b task: the sentence is about IF only and says the news is not measured."""
+    n4 = pd.DataFrame({"model": [REST] * 2, "tokens": [1000, 2000], "lr": [1e-5, 1e-5], "IF": [0.7, 0.3],
+                       "era_b": [float("nan")] * 2, "drift_ratio": [0.1, 0.4]})
+    text = regime(n4, 0.8)
+    assert text == ("Restored IF ≥ 80% of instruct_v1's in 1 of 2 budget × learning-rate cells, up to drift ratio "
+                    "0.10; whether the news is learned is not measured (no era_b metric).")
