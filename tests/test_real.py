@@ -135,7 +135,7 @@ def test_real_profile_family_cpt_and_restore_on_tiny_checkpoints(families, tmp_p
     news = write_news(tmp_path / "news")
     profile = tmp_path / "p.yaml"
     profile.write_text(
-        f"extends: {paths.params_file(profile_name)}\ncpt_data: {{source: {news}}}\n"
+        f"extends: {paths.params_file(profile_name)}\ncpt_data: {{source: {news}, heldout_docs: 0}}\n"
         "cpt: {tokens: " + str(12 * 2 * 32 * nproc) + ", batch_size: 2, seq_len: 32, milestones: ["
         + str(4 * 2 * 32 * nproc) + "]}\n"
         f"runtime: {{precision: fp32, gradient_accumulation: 1, nproc: {nproc}, strategy: {'ddp' if nproc > 1 else 'single'}, "
