@@ -163,9 +163,12 @@ def run_real_suite(model_dir: Path, settings: RealSuiteSettings = RealSuiteSetti
         rows = []
         with torch_threads(settings.threads):
             lm = load_hflm(model_dir, settings, testbed=False)
+            # A model without a chat template (LLaMA-3 base, and CPT of it) reads the chat tasks' prompts as plain
+            # text, as lm-eval runs base models; each row records which way its task ran (chat_template).
+            has_template = getattr(lm.tokenizer, "chat_template", None) is not None
             # One call per task: shots and the chat template are per task, and lm-eval sets both per call.
             for task in settings.tasks:
-                chat = task in settings.chat_template_tasks
+                chat = task in settings.chat_template_tasks and has_template
                 results = simple_evaluate(
                     model=lm, tasks=[task], task_manager=tm, num_fewshot=settings.shots.get(task),
                     limit=settings.limit, apply_chat_template=chat, fewshot_as_multiturn=chat,

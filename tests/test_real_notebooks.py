@@ -1,7 +1,8 @@
-"""A real profile end to end through the study's notebooks, unchanged (issue 7): the shipped qwen2_0.5b profile
-with its hub ids served offline from a local cache of tiny Qwen2 checkpoints (tests/tiny_hub.py), CPT
-smoke-sized on a dated news folder, and lm-eval tasks of the user's own (eval.include_path) mapped to the
-study's metrics (eval.metrics) -- the real tasks' datasets live on the hub, which these machines cannot reach."""
+"""Real profiles end to end through the study's notebooks, unchanged (issue 7): the shipped qwen2_0.5b (one process)
+and llama3_8b (torchrun, 2 DDP processes on CPU) profiles with their hub ids served offline from a local cache of
+tiny checkpoints of the same architectures (tests/tiny_hub.py), CPT smoke-sized on a dated news folder, and
+lm-eval tasks of the user's own (eval.include_path) mapped to the study's metrics (eval.metrics) -- the real
+tasks' datasets live on the hub, which these machines cannot reach."""
 import json
 import os
 import subprocess
@@ -14,12 +15,12 @@ import pytest
 from cptlib import paths
 from cptlib.config import ConfigError, load_profile
 from cptlib.notebooks import NOTEBOOKS
-from tiny_hub import install_families, tiny_family, write_local_tasks, write_news
+from tiny_hub import HUB_IDS, install_families, tiny_family, write_local_tasks, write_news
 
 PROFILE = """extends: {base}
 cpt_data: {{source: {news}, heldout_docs: 5}}
-cpt: {{tokens: 768, batch_size: 2, seq_len: 32, milestones: [256]}}
-runtime: {{precision: fp32, gradient_accumulation: 1, nproc: 1, strategy: single, threads: 1, progress: false}}
+cpt: {{tokens: {tokens}, batch_size: 2, seq_len: 32, milestones: [{milestone}]}}
+runtime: {{precision: fp32, gradient_accumulation: 1, nproc: {nproc}, strategy: {strategy}, threads: 1, progress: false}}
 eval:
   tasks: [local_ifeval, local_mc_old, local_mc_news]
   include_path: [{tasks}]
@@ -33,23 +34,32 @@ study: {{n4_lrs: [1.0e-3], alphas: [0.0, 1.0], merges: [{{method: task_arithmeti
 """
 
 
-@pytest.fixture(scope="module")
-def real_study(tmp_path_factory):
+# (architecture, shipped profile, training processes): 12 CPT steps of 2 x 32 tokens per process.
+CASES = [("qwen2", "qwen2_0.5b", 1), ("llama3", "llama3_8b", 2)]
+N_PARAMS = {"qwen2": 28_416, "llama3": 38_112}  # Qwen2's tied head is stored (and counted) once
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[c[1] for c in CASES])
+def real_study(request, tmp_path_factory):
     """Runs the six notebooks of notebooks/ with `cptlib notebook run` (what `make reproduce` runs), offline."""
-    root = tmp_path_factory.mktemp("real_study")
-    install_families({"qwen2": tiny_family("qwen2", root / "src")}, root / "hf")
-    profile = root / "real_smoke.yaml"
-    profile.write_text(PROFILE.format(base=paths.params_file("qwen2_0.5b"), news=write_news(root / "news"),
-                                      tasks=write_local_tasks(root / "tasks")))
+    arch, shipped, nproc = request.param
+    root = tmp_path_factory.mktemp(f"real_study_{arch}")
+    install_families({arch: tiny_family(arch, root / "src")}, root / "hf")
+    name = f"real_smoke_{arch}"
+    profile = root / f"{name}.yaml"
+    profile.write_text(PROFILE.format(base=paths.params_file(shipped), news=write_news(root / "news"),
+                                      tasks=write_local_tasks(root / "tasks"), tokens=12 * 64 * nproc,
+                                      milestone=4 * 64 * nproc, nproc=nproc, strategy="ddp" if nproc > 1 else "single"))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(root / "hf"), "CPTLIB_BUILD_DIR": str(root / "build"),
            "CPTLIB_FIGURES_DIR": str(root / "figures")}
     runs = {}
-    for name in NOTEBOOKS:
-        proc = subprocess.run([str(paths.REPO_ROOT / ".venv" / "bin" / "cptlib"), "notebook", "run", name, "--profile",
+    for nb in NOTEBOOKS:
+        proc = subprocess.run([str(paths.REPO_ROOT / ".venv" / "bin" / "cptlib"), "notebook", "run", nb, "--profile",
                                str(profile)], env=env, capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, f"{name}:\n{proc.stderr[-4000:]}"
-        runs[name] = Path(proc.stdout.strip().splitlines()[-1])
-    return {"runs": runs, "figures": root / "figures" / "real_smoke", "build": root / "build", "profile": profile}
+        assert proc.returncode == 0, f"{nb}:\n{proc.stderr[-4000:]}"
+        runs[nb] = Path(proc.stdout.strip().splitlines()[-1])
+    return {"arch": arch, "nproc": nproc, "name": name, "runs": runs, "figures": root / "figures" / name,
+            "build": root / "build"}
 
 
 def _outputs(path: Path) -> str:
@@ -64,25 +74,28 @@ def test_every_notebook_runs_on_the_real_profile_and_skips_the_testbed_only_part
     assert set(runs) == set(NOTEBOOKS) and all(p.is_file() for p in runs.values())
     assert "No calibration targets for real models" in _outputs(runs["00_build"])
     ablations = _outputs(runs["04_ablations"])
-    assert "Not run for the real profile 'real_smoke': the sizes are the testbed's model presets" in ablations
-    assert "Not run for the real profile 'real_smoke': the data-shift ablation" in ablations
-    for name in ("01_forgetting", "02_recipes", "03_transfer", "05_report"):
-        _outputs(runs[name])
+    name = real_study["name"]
+    assert f"Not run for the real profile '{name}': the sizes are the testbed's model presets" in ablations
+    assert f"Not run for the real profile '{name}': the data-shift ablation" in ablations
+    forgetting = _outputs(runs["01_forgetting"])
+    if real_study["nproc"] > 1:  # the torchrun job's Trainer logs, streamed into the notebook
+        assert "'loss':" in forgetting and "'learning_rate':" in forgetting
+    for nb in ("02_recipes", "03_transfer", "05_report"):
+        _outputs(runs[nb])
 
 
 @pytest.mark.slow
 def test_real_profile_figures_and_tables(real_study):
-    out = real_study["figures"]
+    out, ids = real_study["figures"], HUB_IDS[real_study["arch"]]
     for figure in ("forgetting", "n4_map", "recipes", "costs", "transfer", "ablations", "residual_norms"):
         assert (out / f"{figure}.png").is_file() and (out / f"{figure}.csv").is_file()
         record = json.loads((out / f"{figure}.json").read_text())
-        assert record["caption"].startswith("Real models: Qwen/Qwen2-0.5B / Qwen/Qwen2-0.5B-Instruct (v1)")
+        assert record["caption"].startswith(f"Real models: {ids['base_v1']} / {ids['instruct_v1']} (v1)")
     assert not (out / "sizes.png").exists() and not (out / "shift.png").exists()
     family = pd.read_csv(out / "family.csv")
     assert list(family.member) == ["base_v1", "base_v2", "instruct_v1", "instruct_v2"]
-    assert set(family.source) == {"Qwen/Qwen2-0.5B", "Qwen/Qwen2.5-0.5B", "Qwen/Qwen2-0.5B-Instruct",
-                                  "Qwen/Qwen2.5-0.5B-Instruct"}
-    assert (family.n_params == 28416).all()  # tied embeddings counted once, as the checkpoint stores them
+    assert list(family.source) == [ids[m] for m in family.member]
+    assert (family.n_params == N_PARAMS[real_study["arch"]]).all()
     recipes = pd.read_csv(out / "recipes.csv")
     assert list(recipes.recipe) == ["base_v1", "instruct_v1", "CPT(instruct_v1)", "CPT(base_v1)+Θr(v1)"]  # no SFT
     calib = pd.read_csv(out / "calibration.csv")
@@ -103,6 +116,9 @@ def test_real_profile_scores_come_from_lm_eval_on_the_mapped_tasks(real_study):
     era_a = calib[(calib.metric == "era_a")].value
     values = {row["value"] for t in tables for row in t if row["task"] == "local_mc_old" and row["metric"] == "acc"}
     assert set(era_a) <= values
+    # LLaMA-3 base (and CPT of it) has no chat template: its IFEval prompts run as plain text, and say so.
+    chat = {row["chat_template"] for t in tables for row in t if row["task"] == "local_ifeval"}
+    assert chat == ({True, False} if real_study["arch"] == "llama3" else {True})
 
 
 @pytest.mark.slow
@@ -113,7 +129,7 @@ def test_real_profile_claims_mark_the_testbed_only_ones(real_study):
         assert claims.loc[claim, "verdict"] == "not run (testbed only)"
     assert claims.loc["N1", "verdict"] == "not run"  # the profile names no other family
     report = (real_study["figures"] / "REPORT.md").read_text()
-    assert "Real models: Qwen/Qwen2-0.5B" in report and "Synthetic testbed" not in report
+    assert f"Real models: {HUB_IDS[real_study['arch']]['base_v1']}" in report and "Synthetic testbed" not in report
 
 
 def test_other_family_needs_its_instruct_model(tmp_path):
