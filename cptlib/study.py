@@ -131,7 +131,7 @@ def recipes(profile: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:
     """C3, C6: the five recipes at the final budget for every seed, and what each costs after CPT (a real
     profile: four, without CPT(base_v1)+SFT)."""
     rows, costs = [], []
-    with_sft = not is_real(profile)
+    with_sft = runs(profile, "sft")  # a real profile: prints why not
     for seed, f in families(profile).items():
         cpt_i, cpt_b = fam.cpt(profile, f["instruct_v1"], seed), fam.cpt(profile, f["base_v1"], seed)
         rest = restored(f["base_v1"], f["instruct_v1"], cpt_b)
