@@ -52,7 +52,7 @@ def labels(profile) -> dict[str, str]:
         return dict(LABELS)
     from cptlib.real import study_metrics
 
-    mapped = study_metrics(profile, None) | {"bpb_b": ("cpt_heldout", "bits_per_byte")}
+    mapped = study_metrics(profile)
     return {m: f"{ROLES[m]}: {mapped[m][0]} {mapped[m][1]}" if m in mapped else f"{ROLES[m]} (not measured)"
             for m in METRICS}
 

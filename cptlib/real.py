@@ -27,29 +27,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 CORPUS, HELDOUT = "corpus.jsonl", "heldout.jsonl"
-# The held-out CPT documents as an lm-eval task (written into the corpus stage, data file made absolute there):
-# rolling log-likelihood, as the testbed's held-out-era tasks (cptlib/tasks/testbed/testbed_ppl_b.yaml).
+# The held-out CPT documents as an lm-eval task: the testbed's held-out-text task (rolling log-likelihood, bits
+# per byte), included by lm-eval, on this corpus' heldout.jsonl.
 HELDOUT_YAML = """task: {task}
-dataset_path: json
+include: {template}
 dataset_kwargs:
   data_files:
     test: {data}
-test_split: test
-output_type: loglikelihood_rolling
-doc_to_text: ""
-doc_to_target: text
-metric_list:
-  - metric: word_perplexity
-    aggregation: weighted_perplexity
-    higher_is_better: false
-  - metric: byte_perplexity
-    aggregation: weighted_perplexity
-    higher_is_better: false
-  - metric: bits_per_byte
-    aggregation: bits_per_byte
-    higher_is_better: false
-metadata:
-  version: 1.0
 """
 # The notebooks' headline metrics -> (lm-eval task, metric as cptlib.evaluate.tidy names it) of the real suite.
 # "New knowledge" has no public benchmark for the chosen news window, so none is claimed here.
@@ -91,12 +75,18 @@ def resolved_member(role: str, source: str, revision: str | None = None) -> Path
     spec = {"role": role, "source": source, "version": version}
 
     def build(work: Path) -> dict:
+        from math import prod
+
+        from cptlib.residual.checkpoint import read_header
+
         for f in sorted(path.iterdir()):
             if f.is_file():
                 os.symlink(f.resolve(), work / f.name)
         config = json.loads((path / "config.json").read_text())
+        # As a trained stage records it; from the safetensors headers (a tied head is stored, and counted, once).
+        n_params = sum(prod(t.shape) for f in sorted(path.glob("*.safetensors")) for t in read_header(f).values())
         return {"role": role, "source": source, "snapshot": str(path), "architecture": config.get("architectures"),
-                "tie_word_embeddings": config.get("tie_word_embeddings")}
+                "tie_word_embeddings": config.get("tie_word_embeddings"), "n_params": n_params}
 
     return run_stage("resolved", spec, build)
 
@@ -144,25 +134,24 @@ def corpus_stage(profile: Profile) -> Path:
                 if text:
                     (heldout if i >= n - cfg.heldout_docs else train).write(json.dumps({"text": text}) + "\n")
                     chars += len(text)
-        if cfg.heldout_docs:  # the stage moves, so the task names its data file relative to itself (see heldout_task)
-            (work / f"{HELDOUT_TASK}.yaml.in").write_text(HELDOUT_YAML.format(task=HELDOUT_TASK, data="{data}"))
         return {"documents": n - cfg.heldout_docs, "heldout_documents": cfg.heldout_docs, "characters": chars}
 
     return run_stage("cptdata", spec, build)
 
 
-def heldout_task(data: Path) -> Path | None:
-    """A folder holding the `cpt_heldout` task of a corpus stage (None without held-out documents)."""
-    template = Path(data) / f"{HELDOUT_TASK}.yaml.in"
-    if not template.is_file():
-        return None
-    folder = Path(data) / "tasks"
-    yaml = template.read_text().replace("{data}", str((Path(data) / HELDOUT).resolve()))
-    if not (folder / f"{HELDOUT_TASK}.yaml").is_file() or (folder / f"{HELDOUT_TASK}.yaml").read_text() != yaml:
+def heldout_task(data: Path) -> Path:
+    """A folder holding the `cpt_heldout` task of a corpus stage (written on first use: lm-eval needs the data
+    file's absolute path, which the stage only has once built)."""
+    from cptlib.evaluate import TASKS_DIR
+
+    folder, data = Path(data) / "tasks", Path(data).resolve()
+    yaml = HELDOUT_YAML.format(task=HELDOUT_TASK, template=TASKS_DIR / "testbed_ppl_b.yaml", data=data / HELDOUT)
+    path = folder / f"{HELDOUT_TASK}.yaml"
+    if not path.is_file() or path.read_text() != yaml:
         folder.mkdir(exist_ok=True)
-        tmp = folder / f"{HELDOUT_TASK}.yaml.tmp"
+        tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(yaml)
-        os.replace(tmp, folder / f"{HELDOUT_TASK}.yaml")
+        os.replace(tmp, path)
     return folder
 
 
@@ -218,9 +207,9 @@ def cpt_real(profile: Profile, model: Path, seed: int, cfg: TrainConfig | None =
     return run_stage("lm", spec, build)
 
 
-def real_suite_settings(profile: Profile, data: Path | None = None):
-    """The profile's `eval:` section as lm-eval settings; with a corpus stage `data` that holds held-out
-    documents, the task cpt_heldout is added."""
+def real_suite_settings(profile: Profile):
+    """The profile's `eval:` section as lm-eval settings, plus the task cpt_heldout when the profile holds CPT
+    documents out (cpt_data.heldout_docs)."""
     from cptlib.real_suite import RealSuiteSettings
 
     e = profile.eval
@@ -230,7 +219,7 @@ def real_suite_settings(profile: Profile, data: Path | None = None):
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     limit = int(e.limit) if e.limit is not None and e.limit >= 1 else e.limit
-    extra = (HELDOUT_TASK,) if data is not None and heldout_task(data) and HELDOUT_TASK not in e.tasks else ()
+    extra = (HELDOUT_TASK,) if profile.cpt_data.heldout_docs and HELDOUT_TASK not in e.tasks else ()
     return RealSuiteSettings(tasks=tuple(e.tasks) + extra, shots=dict(e.num_fewshot), limit=limit,
                              batch_size=e.batch_size, chat_template_tasks=tuple(e.chat_template_tasks),
                              max_gen_toks=e.max_gen_toks, device=device, dtype=e.dtype)
@@ -245,8 +234,7 @@ def include_path(profile: Profile, data: Path | None = None) -> list[Path]:
             raise FileNotFoundError(f"eval.include_path: {p!r} is not a folder (of lm-eval task YAMLs); fix the path "
                                     "in the profile (absolute, or relative to the repository root)")
         folders.append(folder)
-    held = heldout_task(data) if data is not None else None
-    return folders + ([held] if held else [])
+    return folders + ([heldout_task(data)] if data is not None and profile.cpt_data.heldout_docs else [])
 
 
 def evaluate(profile: Profile, model_dir: Path, data_dir: Path | None = None, name: str | None = None,
@@ -260,7 +248,7 @@ def evaluate(profile: Profile, model_dir: Path, data_dir: Path | None = None, na
         return evaluate_model(model_dir, data_dir, settings or EvalSettings(), name)
     from cptlib.real_suite import evaluate_real
 
-    return evaluate_real(model_dir, settings or real_suite_settings(profile, data_dir), name,
+    return evaluate_real(model_dir, settings or real_suite_settings(profile), name,
                          include_path(profile, data_dir))
 
 
@@ -272,10 +260,11 @@ def metric_value(table: pd.DataFrame, task: str, metric: str) -> float:
     return float((rows["value"] * rows["n"]).sum() / rows["n"].sum()) if len(rows) else float("nan")
 
 
-def study_metrics(profile: Profile, data: Path | None = None) -> dict[str, tuple[str, str]]:
-    """The notebooks' metrics for a real profile: eval.metrics, and bpb_b = cpt_heldout's bits per byte."""
+def study_metrics(profile: Profile) -> dict[str, tuple[str, str]]:
+    """The notebooks' metrics for a real profile: eval.metrics, and bpb_b = cpt_heldout's bits per byte when
+    CPT documents are held out."""
     out = dict(profile.eval.metrics)
-    if data is not None and heldout_task(data):
+    if profile.cpt_data.heldout_docs:
         out.setdefault("bpb_b", (HELDOUT_TASK, "bits_per_byte"))
     return out
 
@@ -285,8 +274,8 @@ def scores(profile: Profile, models: dict[str, Path], data: Path) -> pd.DataFram
     metric (NaN where the profile maps none, eval.metrics); models run one after the other (on the GPU)."""
     import pandas as pd
 
-    metrics = study_metrics(profile, data)
-    settings = real_suite_settings(profile, data)
+    metrics = study_metrics(profile)
+    settings = real_suite_settings(profile)
     rows = {}
     for label, path in models.items():
         table = evaluate(profile, Path(path), data, label, settings)

@@ -252,15 +252,6 @@ def residual_norms(profile: Profile) -> pd.DataFrame:
                          for g, v in norms[level].items()])
 
 
-def _n_params(model: Path) -> int:
-    """Parameters of a checkpoint, from its safetensors headers (no weights read)."""
-    from math import prod
-
-    from cptlib.residual.checkpoint import read_header
-
-    return sum(prod(t.shape) for f in sorted(Path(model).glob("*.safetensors")) for t in read_header(f).values())
-
-
 def family_table(profile: Profile, families_by_seed: dict[int, dict[str, Path]]) -> pd.DataFrame:
     """The family's record: seed, member, parameters, and for trained members steps, tokens or examples, drift
     from the parent and time; for a real profile's members, the checkpoint they resolve to."""
@@ -269,9 +260,9 @@ def family_table(profile: Profile, families_by_seed: dict[int, dict[str, Path]])
         for member in fam.MEMBERS:
             if member in f:
                 m = read_manifest(f[member])
-                if m.get("role") == member and "source" in m:  # a released checkpoint (cptlib.real.resolved_member)
-                    rows.append({"seed": seed, "member": member, "source": m["source"], "n_params": _n_params(f[member]),
-                                 "architecture": ", ".join(m.get("architecture") or []), "snapshot": m["snapshot"]})
+                if m["kind"] == "resolved":  # a released checkpoint (cptlib.real.resolved_member)
+                    rows.append({"seed": seed, "member": member, "source": m["source"], "n_params": m["n_params"],
+                                 "architecture": ", ".join(m["architecture"] or []), "snapshot": m["snapshot"]})
                     continue
                 rows.append({"seed": seed, "member": member, "n_params": m["n_params"], "steps": m["steps"],
                              "tokens": m.get("tokens"), "sft_examples": m.get("examples"),

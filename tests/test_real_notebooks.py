@@ -133,6 +133,13 @@ def test_real_profile_claims_mark_the_testbed_only_ones(real_study):
     assert f"Real models: {HUB_IDS[real_study['arch']]['base_v1']}" in report and "Synthetic testbed" not in report
 
 
+def test_the_study_metrics_of_both_suites_are_the_same():
+    from cptlib import derived
+    from cptlib.config import STUDY_METRICS
+
+    assert tuple(derived.METRICS) == STUDY_METRICS
+
+
 def test_other_family_needs_its_instruct_model(tmp_path):
     profile = tmp_path / "p.yaml"
     profile.write_text(f"extends: {paths.params_file('qwen2_0.5b')}\nmodels: {{other_family: org/other-0.5B}}\n")
@@ -163,5 +170,7 @@ def test_heldout_documents_are_not_trained_on(tmp_path, monkeypatch):
     train = [json.loads(line)["text"] for line in open(data / CORPUS)]
     held = [json.loads(line)["text"] for line in open(data / HELDOUT)]
     assert (len(train), len(held)) == (30, 5) and not set(train) & set(held)  # 35 docs in the date window
-    task = (heldout_task(data) / "cpt_heldout.yaml").read_text()
-    assert str((data / HELDOUT).resolve()) in task and "loglikelihood_rolling" in task
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    task = load_yaml(heldout_task(data) / "cpt_heldout.yaml", resolve_func=False)  # its includes resolved, as lm-eval
+    assert str((data / HELDOUT).resolve()) in str(task["dataset_kwargs"]) and task["output_type"] == "loglikelihood_rolling"

@@ -143,66 +143,36 @@ IFEVAL_ROWS = [  # IFEval's own format; instruction ids whose checkers need no N
     {"key": 4, "prompt": "Name the city, and include the keyword river.",
      "instruction_id_list": ["keywords:existence"], "kwargs": [{"keywords": ["river"]}]},
 ]
-LOCAL_IFEVAL = """task: local_ifeval
+# A user's own tasks, each included from an existing definition with only the data (and name) replaced:
+# lm-eval's IFEval (its scorer, resolved next to the included file) and the testbed's multiple-choice template.
+LOCAL_TASK = """task: {task}
+include: {template}
 dataset_path: json
+dataset_name: null
 dataset_kwargs:
   data_files:
     test: {data}
 test_split: test
-output_type: generate_until
-doc_to_text: prompt
-doc_to_target: 0
-generation_kwargs:
-  until: []
-  do_sample: false
-  temperature: 0.0
-process_results: !function utils.process_results
-metric_list:
-  - metric: prompt_level_strict_acc
-    aggregation: mean
-    higher_is_better: true
-  - metric: inst_level_strict_acc
-    aggregation: !function utils.agg_inst_level_acc
-    higher_is_better: true
-  - metric: prompt_level_loose_acc
-    aggregation: mean
-    higher_is_better: true
-  - metric: inst_level_loose_acc
-    aggregation: !function utils.agg_inst_level_acc
-    higher_is_better: true
-metadata:
-  version: 1.0
-"""
-LOCAL_MC = """task: {task}
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
-output_type: multiple_choice
-doc_to_text: query
-doc_to_choice: choices
-doc_to_target: gold
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-metadata:
-  version: 1.0
 """
 
 
 def write_local_tasks(folder: Path) -> Path:
     """A user's own lm-eval tasks, as a real profile's `eval.include_path` names them: an IFEval-format task
     scored by lm-eval's IFEval code (local_ifeval), an old-knowledge and a news multiple-choice task."""
+    import lm_eval.tasks
+
+    from cptlib.evaluate import TASKS_DIR
+
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "utils.py").write_text("from lm_eval.tasks.ifeval.utils import agg_inst_level_acc, process_results  # noqa: F401\n")
     (folder / "ifeval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in IFEVAL_ROWS))
-    (folder / "local_ifeval.yaml").write_text(LOCAL_IFEVAL.format(data=folder / "ifeval.jsonl"))
+    ifeval = Path(lm_eval.tasks.__file__).parent / "ifeval" / "ifeval.yaml"
+    (folder / "local_ifeval.yaml").write_text(LOCAL_TASK.format(task="local_ifeval", template=ifeval,
+                                                                data=folder / "ifeval.jsonl"))
     mc = {"local_mc_old": [("The river city is in the", [" north", " stone"], 0), ("The chief works at the", [" bay", " market"], 1)],
           "local_mc_news": [("The mayor opened market", [" 3", " river"], 0), ("On 2024-01-15 the mayor of north", [" river", " day"], 0)]}
     for task, items in mc.items():
         (folder / f"{task}.jsonl").write_text("".join(json.dumps({"query": q, "choices": c, "gold": g}) + "\n"
                                                       for q, c, g in items))
-        (folder / f"{task}.yaml").write_text(LOCAL_MC.format(task=task, data=folder / f"{task}.jsonl"))
+        (folder / f"{task}.yaml").write_text(LOCAL_TASK.format(task=task, template=TASKS_DIR / "_mc_template_yaml",
+                                                               data=folder / f"{task}.jsonl"))
     return folder
