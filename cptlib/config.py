@@ -101,6 +101,8 @@ class TrainConfig(Section):
     batch_size: int = Field(32, ge=1, description="sequences per optimizer step (per process)")
     seq_len: int = Field(128, ge=8, description="packed sequence length in tokens")
     replay_frac: float = Field(0.0, ge=0, lt=1, description="share of era-A text mixed into CPT data")
+    optim: Literal["adamw_torch", "sgd"] = Field(
+        "adamw_torch", description="Trainer optimizer; sgd (update linear in the gradient) is what the DDP test uses")
     milestones: list[int] = Field([], description="token counts at which to save a checkpoint (CPT curve)")
 
     @model_validator(mode="after")
