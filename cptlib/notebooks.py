@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -79,8 +80,11 @@ def run(name: str, profile: str | Path, kernel: str = KERNEL) -> Path:
     final, partial = out_dir / nb.name, out_dir / f"{nb.stem}.partial.ipynb"
     started = time.time()
     try:
+        # Cell outputs (training progress bars included) stream to this process' stdout/stderr as they come, so
+        # a long notebook shows its progress in the make log instead of only "Kernel is running".
         papermill.execute_notebook(str(nb), str(partial), parameters=params, kernel_name=kernel,
-                                   cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False)
+                                   cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False, log_output=True,
+                                   stdout_file=sys.stdout, stderr_file=sys.stderr)
     except papermill.PapermillExecutionError as err:
         partial.unlink(missing_ok=True)
         trace = "\n".join(err.traceback[-6:]) if err.traceback else ""

@@ -168,3 +168,32 @@ def test_residuals_of_different_architectures_do_not_add(tmp_path):
     other = write_model(tmp_path / "o", {"a": torch.ones(3)})
     with pytest.raises(ResidualError, match=r"tensor a: shape \[2\] in one residual but \[3\] in another"):
         Residual.from_models(base, inst) + Residual.from_models(other, other)
+
+
+@pytest.mark.parametrize("alpha", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_alpha_is_refused_before_anything_is_read(tmp_path, alpha):
+    base, inst = pair(tmp_path, {"a.weight": torch.ones(2)}, {"a.weight": torch.full((2,), 2.0)})
+    with pytest.raises(ResidualError, match=rf"alpha must be a finite number, got {alpha}"):
+        restore(base, inst, base, tmp_path / "o", alpha=alpha, progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_restored_model_that_overflows_is_refused_naming_alpha_and_the_tensor(tmp_path):
+    """fp32 holds up to 3.4e38: α = 1e39 is inf in fp32, so even a zero residual entry gives 0 * inf = NaN (the first
+    tensor, a.weight) and 1.0 + 1e39 * 1.0 would be inf: nothing is written (it used to be, NaN and all)."""
+    base, inst = pair(tmp_path, {"a.weight": torch.ones(2), "b.weight": torch.ones(2)},
+                      {"a.weight": torch.ones(2), "b.weight": torch.full((2,), 2.0)})
+    with pytest.raises(ResidualError, match=r"not finite in tensor a.weight \(α = 1e\+39, dtype torch.float32\)"):
+        restore(base, inst, base, tmp_path / "o", alpha=1e39, progress=False)
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o*"))
+
+
+def test_the_cli_refuses_nan_inf_and_overflowing_alphas(tmp_path, capsys):
+    from cptlib import cli
+
+    for text in ("nan", "inf", "1e400"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["residual", "restore", "--base", "b", "--instruct", "i", "--target", "t", "--out", "o",
+                      "--alpha", text])
+        assert exit_info.value.code == 2
+        assert f"argument --alpha: must be a finite number, got '{text}'" in capsys.readouterr().err

@@ -81,7 +81,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _merge_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("merge", "θ = θ_target + α·merge(Θr); docs/residual.md defines the methods")
-    g.add_argument("--alpha", type=float, default=1.0, help="scale α (λ for TIES) (default: %(default)s)")
+    g.add_argument("--alpha", type=_finite, default=1.0, help="scale α (λ for TIES) (default: %(default)s)")
     g.add_argument("--method", choices=METHODS, default="task_arithmetic", help="default: %(default)s")
     g.add_argument("--density", type=float, default=1.0, help="ties, breadcrumbs: fraction kept (default: 1)")
     g.add_argument("--drop-rate", type=float, default=0.0, help="dare: drop probability p (default: 0)")
@@ -155,3 +155,17 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def _finite(text: str) -> float:
+    """argparse type: a finite float (`nan`, `inf` and `1e400` are errors, not NaN weights)."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value

@@ -7,6 +7,7 @@ casts to the output dtype and appends to size-capped shards. The output director
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -144,12 +145,21 @@ def plan_apply(res: Residual, target: Checkpoint, module_filter: ModuleFilter, e
     return plan
 
 
+def _check_finite(tensor: torch.Tensor, name: str, alpha: float) -> None:
+    """A restored tensor with NaN or inf (an overflow of α·Θr in the target's dtype) is refused, not written."""
+    if not torch.isfinite(tensor).all():
+        raise ResidualError(f"θ_target + α·Θr is not finite in tensor {name} (α = {alpha:g}, dtype {tensor.dtype}): "
+                            "use a smaller α, or a wider dtype for the target")
+
+
 def apply_residual(res: Residual, target: str | Path, out: str | Path, alpha: float = 1.0,
                    method: MergeMethod | None = None, module_filter: ModuleFilter | None = None,
                    embed_policy: str = "error", max_shard_size: str | int = DEFAULT_SHARD_SIZE,
                    progress: bool = True, operation: str = "apply") -> Path:
     """Write θ_target + α·merge(c_1·Θ_1, …, c_k·Θ_k) as a model directory, in the target's dtypes, with the
     target's config.json and the instruct model's tokenizer, chat template and generation config."""
+    if not math.isfinite(alpha):
+        raise ResidualError(f"alpha must be a finite number, got {alpha}: θ_target + α·Θr would be NaN or inf")
     method = method or MergeMethod()
     module_filter = module_filter or ModuleFilter()
     target_ckpt = Checkpoint(target)
@@ -181,12 +191,14 @@ def apply_residual(res: Residual, target: str | Path, out: str | Path, alpha: fl
                     tensors[spec.name]["status"] = f"sliced: residual added to rows [0, {rows}) only"
                 else:
                     t.add_(delta)
+                _check_finite(t, spec.name, alpha)
                 writer.write(spec.name, t)
                 del t
             else:
                 # Accumulate the target into the residual's buffer: no new tensor, and a + b == b + a bit for bit.
                 for rows, block in target_ckpt.chunks(spec.name):
                     delta[rows].add_(block.to(dtype))
+                _check_finite(delta, spec.name, alpha)
                 writer.write(spec.name, delta)
             del delta
         writer.close()
