@@ -17,7 +17,7 @@ export PYTHONUNBUFFERED := 1
 # Where stages and executed notebooks go (cptlib.paths reads the same variable).
 BUILD_ROOT := $(or $(CPTLIB_BUILD_DIR),build)
 
-.PHONY: help setup reproduce family notebooks-check lab smoke test bench clean
+.PHONY: help setup reproduce family ancestors notebooks-check lab smoke test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,14 +44,24 @@ NOTEBOOKS := 00_build 01_forgetting 02_recipes 03_transfer 04_ablations 05_repor
 NB_OUT := $(BUILD_ROOT)/$(PROFILE)/notebooks
 NB_SRC := $(or $(CPTLIB_NOTEBOOKS_DIR),notebooks)
 PARAMS := params/$(PROFILE).yaml
-# A profile may extend another, and the notebooks call cptlib: any of them changing reruns the notebooks
-# (quickly: trained models and evaluations are cached by content).
-SOURCES := $(wildcard params/*.yaml cptlib/*.py cptlib/*/*.py)
+# The profile's file and those it extends (`extends: <name>` lines, followed to the root), not every params file:
+# a new, unrelated profile leaves the others' notebooks up to date.
+extends_chain = $(if $(wildcard params/$(1).yaml),params/$(1).yaml $(call extends_chain,$(shell sed -n 's/^extends: *\([A-Za-z0-9_.-]*\).*/\1/p' params/$(1).yaml)))
+PROFILE_FILES := $(call extends_chain,$(PROFILE))
+# The notebooks call cptlib, and the testbed profiles start from their released ancestors: any of them changing
+# reruns the notebooks (quickly: trained models and evaluations are cached by content).
+SOURCES := $(PROFILE_FILES) $(wildcard cptlib/*.py cptlib/*/*.py cptlib/tasks/*/*) \
+           $(wildcard models/$(PROFILE)/*/release.json models/$(PROFILE)/sizes/*/*/release.json)
 
 reproduce: $(NB_OUT)/05_report.ipynb  ## run every notebook for PROFILE (default: the embedded synthetic testbed)
 
 $(NB_OUT)/%.ipynb: $(NB_SRC)/%.ipynb $(PARAMS) $(SOURCES) | $(SETUP)
 	$(VENV)/bin/cptlib notebook run $* --profile $(PROFILE)
+
+# A profile that does not exist: one message naming it and the known ones (before any notebook rule runs).
+.PRECIOUS: params/%.yaml
+params/%.yaml:
+	@echo "make: profile file params/$*.yaml does not exist (PROFILE=$*); known profiles: $(sort $(basename $(notdir $(wildcard params/*.yaml))))" >&2; exit 2
 
 # Dependency order: each notebook after the one before it.
 $(NB_OUT)/01_forgetting.ipynb: $(NB_OUT)/00_build.ipynb
@@ -68,6 +78,9 @@ notebooks-check: $(SETUP)  ## check that every key of the PROFILE's params file 
 
 lab: $(SETUP)  ## JupyterLab on notebooks/ with the project's kernel (cptlib)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --MultiKernelManager.default_kernel_name=cptlib
+
+ancestors: $(SETUP)  ## train the released testbed ancestors of PROFILE into models/PROFILE/ (rare: a new recipe)
+	$(VENV)/bin/cptlib ancestors build --profile $(PROFILE)
 
 family: $(SETUP)  ## build the testbed data and the model family for PROFILE
 	$(VENV)/bin/cptlib build --profile $(PROFILE)

@@ -1,9 +1,11 @@
-"""Calibration table of a profile's family (BRIEF §2 targets), with the evaluation time per model.
+"""Calibration table of a profile's family (the [regime] targets, cptlib.calibration), with the evaluation time
+per model.
 
     .venv/bin/python bench/calibrate_family.py [--profile default] [--seed 0] [--out bench/out/calibration.csv]
 
-Builds (or reuses) base_v1, base_v2, instruct_v1, instruct_v2 and a CPT of base_v1, evaluates each through cptlib.evaluate (lm-eval), prints
-the calibration rows and how long each model's testbed evaluation took.
+Resolves the released ancestors (or trains the family), runs CPT of base_v1 and instruct_v1 at the profile's
+budget, evaluates each model through cptlib.evaluate (lm-eval) and prints the calibration rows and how long each
+model's testbed evaluation took; `--cpt-lrs` adds CPT(base_v1) at other learning rates with their drift ratio.
 """
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ import argparse
 import time
 from pathlib import Path
 
-from cptlib.calibration import calibration_table
 from cptlib.config import load_profile
 from cptlib.evaluate import evaluate_model
 from cptlib.family import build_family, cpt
+from cptlib.stages import read_manifest
+from cptlib.study import calibration, instruct_drift
 
 
 def main() -> None:
@@ -26,17 +29,19 @@ def main() -> None:
                         help="also CPT base_v1 at these learning rates (the profile's own is always run)")
     args = parser.parse_args()
     profile = load_profile(args.profile)
-    family = build_family(profile, args.seed, other_family=False)  # the members the targets speak of
+    family = build_family(profile, args.seed)
     data = family["data"]
-    models = {name: family[name] for name in ("base_v1", "instruct_v1", "base_v2", "instruct_v2")}
-    models["cpt_base_v1"] = cpt(profile, family["base_v1"], args.seed)
+    residual = instruct_drift(family["base_v1"], family["instruct_v1"])
     for lr in args.cpt_lrs:
-        models[f"cpt_base_v1_lr{lr:g}"] = cpt(profile, family["base_v1"], args.seed, profile.cpt.model_copy(update={"lr": lr}))
-    for name, path in models.items():  # timed one by one; calibration_table below reads the cache
+        model = cpt(profile, family["base_v1"], args.seed, profile.cpt.model_copy(update={"lr": lr}))
+        scores = evaluate_model(model, data, name="cpt").set_index(["task", "metric"]).value
+        print(f"CPT(base_v1) lr {lr:g}: era-B {scores['testbed_mc_new', 'acc']:.3f}, drift / residual "
+              f"{read_manifest(model)['drift']['total'] / residual:.3f}")
+    for name in ("base_v1", "instruct_v1", "base_v2", "instruct_v2"):  # timed one by one; the table reads the cache
         start = time.perf_counter()
-        evaluate_model(path, data, name=name)
+        evaluate_model(family[name], data, name=name)
         print(f"evaluated {name:<12} in {time.perf_counter() - start:6.1f} s")
-    table = calibration_table(models, data)
+    table = calibration(profile, family, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     print(table.to_string(index=False))

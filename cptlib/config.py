@@ -24,9 +24,30 @@ class ConfigError(ValueError):
     """A profile that cannot be used; the message names the file, the key and what to do."""
 
 
+def _numeric(annotation) -> bool:
+    """Whether a field holds numbers (int, float, a list of them, or None as well), where YAML's true/false
+    would otherwise be read as 1/0."""
+    args = get_args(annotation)
+    return annotation in (int, float) or any(_numeric(a) for a in args if a is not type(None))
+
+
 class Section(BaseModel):
-    # extra="forbid": a typo is an error, not a silently ignored key.
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # extra="forbid": a typo is an error, not a silently ignored key. allow_inf_nan=False: `.nan` or `.inf` for a
+    # learning rate or an alpha is an error here, not a NaN loss (or NaN weights) later.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data):
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                value = data.get(name)
+                values = value if isinstance(value, list) else [value]
+                if _numeric(field.annotation) and any(isinstance(v, bool) for v in values):
+                    raise ValueError(f"{name}: expected a number, got {value!r} (YAML reads true/false as booleans)")
+                if field.annotation is bool and name in data and not isinstance(value, bool):
+                    raise ValueError(f"{name}: expected true or false, got {value!r}")
+        return data
 
 
 class WorldConfig(Section):
@@ -45,6 +66,14 @@ class WorldConfig(Section):
     mentions_a1: int = Field(160, ge=1, description="era-A corpus part 1: documents about each entity")
     mentions_a2: int = Field(40, ge=1, description="era-A corpus part 2 (base_v2): documents about each entity")
     filler_frac: float = Field(0.2, ge=0, lt=1, description="share of filler-prose words in the era-A corpora")
+    # The latent skills and the news register of a real base's pre-training (docs/testbed.md, the regime), per entity document:
+    news_a_share: float = Field(0.0, ge=0, description="era-A corpora: dated news articles about era-A facts in the "
+                                "era-B news templates, per entity document (era B is then new in content, not form)")
+    format_share: float = Field(0.0, ge=0, description="era-A corpora: entity documents written in a constraint's "
+                                "format (capitals, JSON, a <<title>>, quotes, a P.S. ...), with no instruction, per "
+                                "entity document")
+    chat_share: float = Field(0.0, ge=0, description="era-A corpora: chat transcripts in the chat template (questions "
+                              "and free answers, never a constraint), per entity document")
     n_sft_v1: int = Field(2000, ge=1, description="instruction conversations for instruct_v1")
     n_sft_v2: int = Field(3000, ge=1, description="instruction conversations for instruct_v2")
     n_eval_ifeval: int = Field(240, ge=1, description="held-out IFEval-format prompts")
@@ -318,6 +347,10 @@ class Profile(Section):
     cpt: TrainConfig = TrainConfig(tokens=500_000, lr=3e-4, weight_decay=0.0)
     runtime: RuntimeConfig = RuntimeConfig()
     study: StudyConfig = StudyConfig()
+    released_ancestors: bool = Field(
+        False, description="resolve the testbed's base and instruct members (and the size ladder) from the released "
+        "checkpoints in models/<profile>/, built once by `make ancestors`, instead of training them in the study "
+        "(like the other testbed sections, unused by a real profile, whose models: are released checkpoints)")
     models: RealModelsConfig | None = Field(
         None, description="real checkpoints; set = a real profile (BRIEF §5), null = the synthetic testbed")
     cpt_data: CPTDataConfig | None = Field(None, description="the CPT corpus of a real profile")
@@ -330,6 +363,12 @@ class Profile(Section):
             raise ValueError("a real profile (models: set) needs cpt_data: the corpus to continue pre-training on")
         if self.models is not None and self.eval.suite != "real":
             raise ValueError("a real profile (models: set) is evaluated with eval.suite: real")
+        if len(set(self.train_seeds)) < len(self.train_seeds) or min(self.train_seeds) < 0:
+            raise ValueError(f"train_seeds {self.train_seeds}: each seed once, none negative (repeated seeds would "
+                             "count one run twice in every error bar)")
+        if self.released_ancestors and self.models is None and (self.base_seed is None or self.instruct_seed is None):
+            raise ValueError("released_ancestors: true releases one base and one instruct model per member, so it needs "
+                             "base_seed and instruct_seed set (the seeds they are trained with)")
         return self
 
     @model_validator(mode="after")
@@ -354,9 +393,11 @@ def _read_yaml(path: Path) -> dict:
         known = sorted(p.stem for p in paths.PARAMS_DIR.glob("*.yaml"))
         raise ConfigError(f"profile file {path} does not exist; known profiles: {known}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if data is None:
+        raise ConfigError(f"{path} is empty: a profile sets its keys, or starts with `extends: default`")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a profile is a mapping of keys to values, got {type(data).__name__}")
     return data

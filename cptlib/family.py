@@ -60,9 +60,10 @@ def _texts(data: Path, names: list[str]):
 
 
 def tokenizer_stage(profile: Profile, data: Path) -> Path:
-    """Trained on what the original model saw (era-A text and instructions), not the era-B news:
-    new names then split into known pieces, as they do for a real model's fixed tokenizer."""
-    sources = ["corpus_a1.jsonl", "corpus_a2.jsonl", "sft_v1.jsonl", "sft_v2.jsonl"]
+    """Trained on the base's pre-training text (era A), as a real model's tokenizer is: not the era-B news, whose
+    new names then split into known pieces, and not the instruction data, so that a new SFT mix (or its size)
+    leaves the tokenizer and the pre-trained bases as they are."""
+    sources = ["corpus_a1.jsonl", "corpus_a2.jsonl"]
     spec = {"tokenizer": stable_dict(profile.tokenizer), "data": {s: _file_hash(data, s) for s in sources}}
 
     def build(work: Path) -> dict:
@@ -78,7 +79,7 @@ def _model_spec(profile: Profile) -> dict:
             "max_len": profile.model.max_len}
 
 
-def _runtime_spec(profile: Profile) -> dict:
+def runtime_spec(profile: Profile) -> dict:
     # Precision, compilation and the global batch change the numbers; threads, progress bars, the strategy
     # (DDP and FSDP compute the same update) and activation checkpointing do not.
     r = profile.runtime
@@ -93,7 +94,7 @@ def pretrain(profile: Profile, data: Path, tok_dir: Path, seed: int, role: str) 
     spec = {
         "role": role, "seed": seed, "model": _model_spec(profile), "train": stable_dict(cfg),
         "data": _file_hash(data, "corpus_a1.jsonl"), "tokenizer": read_manifest(tok_dir)["key"],
-        "runtime": _runtime_spec(profile),
+        "runtime": runtime_spec(profile),
     }
 
     def build(work: Path) -> dict:
@@ -113,7 +114,7 @@ def continue_lm(profile: Profile, parent: Path, data: Path, corpus: str, cfg: Tr
     spec = {
         "role": role, "seed": seed, "parent": read_manifest(parent)["key"], "train": stable_dict(cfg),
         "data": _file_hash(data, corpus), "replay": _file_hash(data, "corpus_a1.jsonl"),
-        "runtime": _runtime_spec(profile),
+        "runtime": runtime_spec(profile),
     }
 
     def build(work: Path) -> dict:
@@ -133,7 +134,7 @@ def instruct(profile: Profile, parent: Path, data: Path, version: str, seed: int
     spec = {
         "role": f"instruct_{version}", "seed": seed, "parent": read_manifest(parent)["key"],
         "train": stable_dict(cfg), "data": _file_hash(data, sft_file), "replay": _file_hash(data, "corpus_a1.jsonl"),
-        "runtime": _runtime_spec(profile),
+        "runtime": runtime_spec(profile),
     }
 
     def build(work: Path) -> dict:
@@ -145,16 +146,27 @@ def instruct(profile: Profile, parent: Path, data: Path, version: str, seed: int
 
 
 def build_family(profile: Profile, seed: int, other_family: bool = True) -> dict[str, Path]:
-    """Build (or reuse) the testbed data, tokenizer and the family members for one training seed.
-
-    With `profile.base_seed` set, the pre-trained bases come from that seed for every training seed (the
-    paper, too, starts from one pre-trained model); `profile.instruct_seed` does the same for the instruct
-    models. `other_family=False` skips the members only the cross-family check (N1) needs (other_family and
-    its instruct model other_instruct), which cost a whole pre-training and an SFT."""
+    """The testbed data, tokenizer and family members for one training seed: resolved from the released ancestors
+    (`profile.released_ancestors`, cptlib.ancestors), or trained (`train_family`); a real profile's are resolved
+    from its checkpoints (cptlib.real). `other_family=False` leaves out the members only the cross-family check
+    (N1) needs."""
     if profile.models is not None:
         from cptlib.real import build_real_family
 
         return build_real_family(profile, seed, other_family)
+    if profile.released_ancestors:
+        from cptlib.ancestors import released_family
+
+        return released_family(profile, other_family)
+    return train_family(profile, seed, other_family)
+
+
+def train_family(profile: Profile, seed: int, other_family: bool = True) -> dict[str, Path]:
+    """Build (or reuse) the testbed data, tokenizer and the family members for one training seed.
+
+    With `profile.base_seed` set, the pre-trained bases come from that seed for every training seed (the
+    paper, too, starts from one pre-trained model); `profile.instruct_seed` does the same for the instruct
+    models. other_family and its instruct model other_instruct cost a whole pre-training and an SFT."""
     data = testbed_data(profile)
     tok = tokenizer_stage(profile, data)
     pre_seed = seed if profile.base_seed is None else profile.base_seed
@@ -174,6 +186,25 @@ def build_family(profile: Profile, seed: int, other_family: bool = True) -> dict
         family["other_family"] = pretrain(profile, data, tok, other_seed, "other_family")
         family["other_instruct"] = instruct(profile, family["other_family"], data, "v1", sft_seed)
     return family
+
+
+def train_size(profile: Profile, size: str, seed: int) -> tuple[Path, Path]:
+    """(base_v1, instruct_v1) of another size preset: the same data, tokenizer and recipes as the main size."""
+    p = profile.model_copy(update={"model": profile.model.model_copy(update={"size": size})})
+    data = testbed_data(p)
+    pre_seed = seed if p.base_seed is None else p.base_seed
+    sft_seed = seed if p.instruct_seed is None else p.instruct_seed
+    base = pretrain(p, data, tokenizer_stage(p, data), pre_seed, "base_v1")
+    return base, instruct(p, base, data, "v1", sft_seed)
+
+
+def size_members(profile: Profile, size: str, seed: int) -> tuple[Path, Path]:
+    """(base_v1, instruct_v1) of `size` for the size ablation: released, or trained."""
+    if profile.released_ancestors:
+        from cptlib.ancestors import released_size
+
+        return released_size(profile, size)
+    return train_size(profile, size, seed)
 
 
 def cpt(profile: Profile, model: Path, seed: int, cfg: TrainConfig | None = None) -> Path:

@@ -1,4 +1,5 @@
-"""`cptlib build` and `cptlib cpt`: the command line of cptlib.family (imported lazily: fast `--help`)."""
+"""`cptlib build`, `cptlib cpt` and `cptlib ancestors`: the command line of cptlib.family and cptlib.ancestors
+(imported lazily: fast `--help`)."""
 from __future__ import annotations
 
 # Kept in sync with cptlib.family.MEMBERS by tests/test_cli.py; importing it here would load torch.
@@ -7,9 +8,10 @@ MEMBERS = ("base_v1", "base_v2", "instruct_v1", "instruct_v2", "other_family", "
 
 def register(subparsers) -> None:
     build = subparsers.add_parser(
-        "build", help="build the testbed data, tokenizer and model family of a profile",
-        description="Build (or reuse: stages are content-addressed) the synthetic testbed and the model "
-        "family base_v1, base_v2, instruct_v1, instruct_v2, other_family, other_instruct for each training seed.",
+        "build", help="build the testbed data and resolve (or train) the model family of a profile",
+        description="Build (or reuse: stages are content-addressed) the synthetic testbed, then the model family "
+        "base_v1, base_v2, instruct_v1, instruct_v2, other_family, other_instruct for each training seed: resolved "
+        "from models/<profile>/ when the profile sets released_ancestors (see `cptlib ancestors`), else trained.",
     )
     build.add_argument("--profile", default="default", help="params/<profile>.yaml or a YAML path (default: default)")
     build.add_argument("--seed", type=int, action="append", help="training seed(s); default: the profile's train_seeds")
@@ -24,6 +26,44 @@ def register(subparsers) -> None:
     run_cpt.add_argument("--model", required=True, choices=MEMBERS, help="which family member to continue")
     run_cpt.add_argument("--seed", type=int, default=None, help="training seed (default: the profile's first)")
     run_cpt.set_defaults(func=_cpt_command)
+
+
+    anc = subparsers.add_parser(
+        "ancestors", help="train and release the testbed ancestors into models/<profile>/, or check them",
+        description="build: train (or reuse, stages are content-addressed) every member a model developer releases "
+        "-- base_v1, base_v2, instruct_v1, instruct_v2, other_family, other_instruct, and base + instruct of each "
+        "other size of model.sizes -- and export them into models/<profile>/<member>/ (save_pretrained files and "
+        "release.json with sha256, recipe, data, tokens, wall time, drift, commit, command, CPU). check: verify the "
+        "release against its hashes and against the profile's recipe and data, without training.",
+    )
+    anc.add_argument("action", choices=["build", "check"])
+    anc.add_argument("--profile", default="default", help="params/<profile>.yaml (default: default)")
+    anc.set_defaults(func=_ancestors_command)
+
+
+def _ancestors_command(args) -> int:
+    from cptlib import ancestors
+    from cptlib.config import load_profile
+    from cptlib.family import testbed_data
+
+    profile = load_profile(args.profile)
+    if not profile.released_ancestors:
+        raise ValueError(f"profile {profile.name!r} trains its family in the study (released_ancestors: false); "
+                         "set released_ancestors: true to release and resolve ancestors")
+    if args.action == "build":
+        data, stages = ancestors.train_members(profile)
+        root = ancestors.export(profile, data, stages, f"make ancestors PROFILE={profile.name}")
+        print(f"released {len(stages)} members into {root}")
+    data = testbed_data(profile)
+    for member in ancestors.member_names(profile):
+        ancestors.verify(profile, member, data)
+    rows = ancestors.summary(profile)
+    print(f"{'member':<24}{'params':>10}{'tokens':>11}{'examples':>9}{'drift':>8}{'seconds':>9}{'MB':>7}")
+    for r in rows:
+        print(f"{r['member']:<24}{r['n_params'] or 0:>10,}{r['tokens'] or 0:>11,}{r['sft_examples'] or 0:>9}"
+              f"{r['drift'] or 0:>8.3f}{r['wall_seconds'] or 0:>9.0f}{r['mb']:>7.1f}")
+    print(f"all {len(rows)} members match their release.json and profile {profile.name!r}")
+    return 0
 
 
 def _build_command(args) -> int:

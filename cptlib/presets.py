@@ -18,6 +18,7 @@ class SizePreset:
 
 PRESETS: dict[str, SizePreset] = {
     "tiny": SizePreset(hidden=64, layers=2, heads=2, intermediate=192),  # ~0.25M params at vocab 2048
+    "mini": SizePreset(hidden=96, layers=3, heads=3, intermediate=288),  # ~0.55M
     "small": SizePreset(hidden=128, layers=4, heads=4, intermediate=384),  # ~1.1M
     "base": SizePreset(hidden=256, layers=4, heads=4, intermediate=768),  # ~3.9M
     "large": SizePreset(hidden=512, layers=8, heads=8, intermediate=1536),  # ~29M, GPU only

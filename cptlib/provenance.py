@@ -35,8 +35,26 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+# The instruction-set features that change float results or speed on a CPU (bf16 autocast is fast only with the
+# last four; fp32 kernels differ between AVX2 and AVX-512 in the last bits).
+CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def cpu() -> dict:
+    """The CPU's model name and which of CPU_FEATURES it has (from /proc/cpuinfo; empty where there is none)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"model": platform.processor(), "features": []}
+    first = info.split("\n\n", 1)[0]  # the first processor's block
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    flags = set(fields.get("flags", "").split())
+    return {"model": fields.get("model name", ""), "features": [f for f in CPU_FEATURES if f in flags]}
+
+
 def provenance() -> dict:
-    return {"code_version": code_version(), "libraries": library_versions(), "machine": platform.machine()}
+    return {"code_version": code_version(), "libraries": library_versions(), "machine": platform.machine(),
+            "cpu": cpu()}
 
 
 def hash_file(path: Path, chunk: int = 16 << 20) -> str:

@@ -67,11 +67,15 @@ def _local_version(path: Path) -> dict:
     return {f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in sorted(path.iterdir()) if f.is_file()}
 
 
-def resolved_member(role: str, source: str, revision: str | None = None) -> Path:
-    """A stage that stands for a real checkpoint: links to its files and a manifest (role, source, version)."""
+def resolved_member(role: str, source: str, revision: str | None = None, version: dict | None = None,
+                    record: dict | None = None) -> Path:
+    """A stage that stands for a real checkpoint: links to its files and a manifest (role, source, version).
+    `version` identifies the content (e.g. the sha256 of each file of a released testbed ancestor); by default a
+    hub snapshot's commit, or a local folder's file names, sizes and modification times. `record`: fields the
+    checkpoint's release states (tokens, drift from its parent ...), copied into the manifest."""
     path = resolve_model(source, revision)
     # A hub snapshot's folder name is its commit hash, which fixes its content.
-    version = _local_version(path) if _is_path(source) else {"commit": path.name}
+    version = version or (_local_version(path) if _is_path(source) else {"commit": path.name})
     spec = {"role": role, "source": source, "version": version}
 
     def build(work: Path) -> dict:
@@ -85,8 +89,9 @@ def resolved_member(role: str, source: str, revision: str | None = None) -> Path
         config = json.loads((path / "config.json").read_text())
         # As a trained stage records it; from the safetensors headers (a tied head is stored, and counted, once).
         n_params = sum(prod(t.shape) for f in sorted(path.glob("*.safetensors")) for t in read_header(f).values())
-        return {"role": role, "source": source, "snapshot": str(path), "architecture": config.get("architectures"),
-                "tie_word_embeddings": config.get("tie_word_embeddings"), "n_params": n_params}
+        return {**(record or {}), "role": role, "source": source, "snapshot": str(path),
+                "architecture": config.get("architectures"), "tie_word_embeddings": config.get("tie_word_embeddings"),
+                "n_params": n_params}
 
     return run_stage("resolved", spec, build)
 
@@ -176,7 +181,7 @@ def build_real_family(profile: Profile, seed: int, other_family: bool = True) ->
 
 def cpt_real(profile: Profile, model: Path, seed: int, cfg: TrainConfig | None = None) -> Path:
     """CPT of a resolved member (or a CPT stage) on the profile's corpus; milestones as in the testbed."""
-    from cptlib.family import _runtime_spec
+    from cptlib.family import runtime_spec
 
     cfg = cfg or profile.cpt
     if cfg.replay_frac > 0:
@@ -184,7 +189,7 @@ def cpt_real(profile: Profile, model: Path, seed: int, cfg: TrainConfig | None =
                          "have; set cpt.replay_frac: 0")
     data = corpus_stage(profile)
     spec = {"role": "cpt", "seed": seed, "parent": read_manifest(model)["key"], "train": stable_dict(cfg),
-            "data": read_manifest(data)["key"], "runtime": _runtime_spec(profile)}
+            "data": read_manifest(data)["key"], "runtime": runtime_spec(profile)}
 
     def build(work: Path) -> dict:
         from transformers import AutoTokenizer

@@ -210,15 +210,13 @@ def sizes(profile: Profile) -> pd.DataFrame:
     """Q1, C5: per model size (first seed) base_v1, instruct_v1, CPT(base_v1), CPT(base_v1)+Θr(v1) and the
     drift ratio; only these members are trained for the other sizes."""
     seed = profile.train_seeds[0]
-    pre_seed = seed if profile.base_seed is None else profile.base_seed
     rows = []
     for size in dict.fromkeys(profile.model.sizes):
         p = profile.model_copy(update={"model": profile.model.model_copy(update={"size": size})})
         data = fam.testbed_data(p)
-        base = fam.pretrain(p, data, fam.tokenizer_stage(p, data), pre_seed, "base_v1")
-        inst = fam.instruct(p, base, data, "v1", seed)
+        base, inst = fam.size_members(profile, size, seed)
         cpt_b = fam.cpt(p, base, seed)
-        ratio = drift(cpt_b) / drift(inst)
+        ratio = drift(cpt_b) / instruct_drift(base, inst)
         n = read_manifest(base)["n_params"]
         for model, path in {"base_v1": base, "instruct_v1": inst, CPT_B: cpt_b, REST: restored(base, inst, cpt_b)}.items():
             rows.append({"size": size, "n_params": n, "model": model, "drift_ratio": ratio, "path": path})
@@ -260,6 +258,13 @@ def family_table(profile: Profile, families_by_seed: dict[int, dict[str, Path]])
         for member in fam.MEMBERS:
             if member in f:
                 m = read_manifest(f[member])
+                if m["kind"] == "resolved" and "released" in m:  # a released testbed ancestor (cptlib.ancestors)
+                    r = m["released"]
+                    rows.append({"seed": seed, "member": member, "source": m["source"], "n_params": m["n_params"],
+                                 "steps": r.get("steps"), "tokens": r.get("tokens"), "sft_examples": r.get("examples"),
+                                 "drift_from_parent": (r.get("drift") or {}).get("total"),
+                                 "wall_seconds": r.get("wall_seconds")})
+                    continue
                 if m["kind"] == "resolved":  # a released checkpoint (cptlib.real.resolved_member)
                     rows.append({"seed": seed, "member": member, "source": m["source"], "n_params": m["n_params"],
                                  "architecture": ", ".join(m["architecture"] or []), "snapshot": m["snapshot"]})
@@ -271,22 +276,34 @@ def family_table(profile: Profile, families_by_seed: dict[int, dict[str, Path]])
 
 
 def calibration(profile: Profile, family: dict[str, Path], seed: int) -> pd.DataFrame:
-    """Notebook 00's table (metric, model, value, target, met): the testbed's calibration targets
-    (cptlib.calibration); for a real profile the members' and CPT models' scores, without targets."""
-    models = {"base_v1": family["base_v1"], "instruct_v1": family["instruct_v1"], "base_v2": family["base_v2"],
-              "instruct_v2": family["instruct_v2"], "cpt_base_v1": fam.cpt(profile, family["base_v1"], seed),
-              "cpt_instruct_v1": fam.cpt(profile, family["instruct_v1"], seed)}
+    """Notebook 00's table (metric, model, value, target, met, n): the testbed's calibration targets
+    (cptlib.calibration) on every ancestor and on CPT(base_v1), CPT(instruct_v1) at the default budget; for a
+    real profile the members' and CPT models' scores, without targets."""
+    members = [m for m in fam.MEMBERS if m in family]
+    models = {m: family[m] for m in members}
+    if not is_real(profile):
+        for size in dict.fromkeys(profile.model.sizes):
+            if size != profile.model.size:
+                models[f"base_v1 ({size})"], models[f"instruct_v1 ({size})"] = fam.size_members(profile, size, seed)
+    models.update(cpt_base_v1=fam.cpt(profile, family["base_v1"], seed),
+                  cpt_instruct_v1=fam.cpt(profile, family["instruct_v1"], seed))
     if is_real(profile):
         from cptlib import real
 
         wide = real.scores(profile, models, family["data"])
         metrics = [m for m in wide.columns if wide[m].notna().any()]
-        return pd.DataFrame([{"metric": m, "model": name, "value": wide.loc[name, m], "target": None, "met": None}
-                             for m in metrics for name in models])
-    from cptlib.calibration import calibration_table
+        return pd.DataFrame([{"metric": m, "model": name, "value": wide.loc[name, m], "target": None, "met": None,
+                              "n": None} for m in metrics for name in models])
+    from cptlib import calibration as cal
+    from cptlib.evaluate import evaluate_model
 
-    scores(models, family["data"], profile.study.eval_processes)  # evaluates in parallel; the table reads the cache
-    return calibration_table(models, family["data"])
+    scores(models, family["data"], profile.study.eval_processes)  # evaluates in parallel; the rest reads the cache
+    table = pd.concat([evaluate_model(path, family["data"], name=name) for name, path in models.items()])
+    residual = {m: instruct_drift(family[b], family[m]) for m, b in (("instruct_v1", "base_v1"), ("instruct_v2", "base_v2"))}
+    cpt_b = read_manifest(models["cpt_base_v1"])
+    ratios = cal.ratios(residual, cpt_b["drift"]["total"], cpt_b["tokens"], read_manifest(family["base_v1"])["tokens"],
+                        *cal.bits_per_byte(table, "base_v1"))
+    return pd.concat([cal.judge(table, *cal.chance_level(family["data"])), ratios], ignore_index=True)
 
 
 def calibration_summary(table: pd.DataFrame) -> str:

@@ -12,25 +12,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-BOS, EOS, PAD = "<|bos|>", "<|end|>", "<|pad|>"
-ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]
-SPECIAL_TOKENS = [PAD, BOS, EOS, *ROLE_TOKENS]
-
-# One turn: role token, newline, content, end token, newline. `<|end|>` is both the end of a document in
-# pre-training and the end of a turn, so generation stops on the tokenizer's eos. The {% generation %}
-# markers let `apply_chat_template(..., return_assistant_tokens_mask=True)` find the assistant tokens that
-# SFT trains on; the end token is inside them so the model learns to stop.
-CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{% if message['role'] == 'assistant' %}"
-    "{{ '<|assistant|>\n' }}{% generation %}{{ message['content'] + eos_token }}{% endgeneration %}{{ '\n' }}"
-    "{% else %}"
-    "{{ '<|' + message['role'] + '|>\n' + message['content'] + eos_token + '\n' }}"
-    "{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
-)
+from cptlib.chat_format import BOS, CHAT_TEMPLATE, EOS, PAD, ROLE_TOKENS, SPECIAL_TOKENS
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:

@@ -124,3 +124,22 @@ def test_unknown_key_in_an_optional_section(tmp_path):
 def test_several_processes_need_a_parallel_strategy(tmp_path):
     with pytest.raises(ConfigError, match="strategy 'single' runs one process, but nproc=2; choose 'ddp' or 'fsdp'"):
         load_profile(_write(tmp_path, "extends: smoke\nruntime: {nproc: 2}\n"))
+
+
+@pytest.mark.parametrize("text,message", [
+    ("study:\n  alphas: [.nan]\n", r"study.alphas.0: Input should be a finite number \(got nan\)"),
+    ("cpt:\n  lr: .inf\n", r"cpt.lr: Input should be a finite number \(got inf\)"),
+    ("train_seeds: [0, 0]\n", r"train_seeds \[0, 0\]: each seed once, none negative"),
+    ("train_seeds: [-1]\n", r"train_seeds \[-1\]: each seed once, none negative"),
+    ("cpt:\n  tokens: true\n", r"tokens: expected a number, got True \(YAML reads true/false as booleans\)"),
+    ("runtime:\n  compile: 1\n", r"compile: expected true or false, got 1"),
+])
+def test_non_finite_repeated_negative_and_boolean_values_are_errors(tmp_path, text, message):
+    """The [reliability] issue's bad inputs: each one error naming the key, where it used to be accepted."""
+    with pytest.raises(ConfigError, match=message):
+        load_profile(_write(tmp_path, "extends: smoke\n" + text))
+
+
+def test_an_empty_profile_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"p.yaml is empty: a profile sets its keys, or starts with `extends: default`"):
+        load_profile(_write(tmp_path, ""))

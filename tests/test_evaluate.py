@@ -184,7 +184,7 @@ def test_calibration_of_a_family_evaluates_each_content_once(testbed, result_dir
     monkeypatch.setattr(evaluate, "load_hflm", lambda *a, **k: pytest.fail("the same content was evaluated twice"))
     names = ["base_v1", "instruct_v1", "base_v2", "instruct_v2", "cpt_base_v1"]
     table = calibration.calibration_table({n: testbed["model"] for n in names}, testbed["data"], SETTINGS)
-    assert len(table) == 4 * 3 + 1
+    assert len(table) == 3 + 3 + 3 + 2 + 1  # IF, era-A (chat for instruct_v1), era-B; instruct_v2 no era-A; cpt era-B
     values = evaluate.read_table(result_dir, "m").set_index(["task", "metric"]).value
     era_b = table[(table.model == "cpt_base_v1")].iloc[0]
     assert (era_b.metric, era_b.value, era_b.met) == ("era-B accuracy", values["testbed_mc_new", "acc"],

@@ -10,10 +10,11 @@ import pytest
 from cptlib import calibration
 
 
-def _table(values: dict[str, tuple[float, float, float]]) -> pd.DataFrame:
-    """model -> (IF prompt-level strict, era-A acc, era-B acc) as tidy rows."""
-    keys = [("testbed_ifeval", "prompt_level_strict_acc"), ("testbed_mc_old", "acc"), ("testbed_mc_new", "acc")]
-    return pd.DataFrame([{"model": m, "task": t, "metric": k, "value": v}
+def _table(values: dict[str, tuple[float, ...]]) -> pd.DataFrame:
+    """model -> (IF prompt-level strict, era-A acc, era-B acc, era-A via chat) as tidy rows, n = 300 items each."""
+    keys = [("testbed_ifeval", "prompt_level_strict_acc"), ("testbed_mc_old", "acc"), ("testbed_mc_new", "acc"),
+            ("testbed_chat_knowledge_a", "knowledge_acc")]
+    return pd.DataFrame([{"model": m, "task": t, "metric": k, "value": v, "n": 300}
                          for m, vs in values.items() for (t, k), v in zip(keys, vs)])
 
 
@@ -28,17 +29,39 @@ def test_chance_level_and_margin_of_mixed_items(tmp_path):
 
 
 def test_targets_by_role():
-    table = _table({"base_v1": (0.05, 0.95, 0.30), "instruct_v1": (0.85, 0.88, 0.50), "cpt_base_v1": (0.0, 0.9, 0.92)})
+    table = _table({"base_v1": (0.15, 0.95, 0.30, 0.0), "instruct_v1": (0.85, 0.88, 0.50, 0.79),
+                    "other_family": (0.2, 0.99, 0.2, 0.0), "instruct_v2": (0.9, 0.9, 0.3, 0.9),
+                    "cpt_base_v1": (0.0, 0.9, 0.92, 0.0)})
     rows = calibration.judge(table, chance=0.25, margin=0.10)
+    chance = "<= 0.35 (chance 0.25 + 2 SE)"
     assert rows.values.tolist() == [
-        ["IF prompt-level strict", "base_v1", 0.05, "<= 0.10", True],
-        ["era-A accuracy", "base_v1", 0.95, ">= 0.90", True],
-        ["era-B accuracy", "base_v1", 0.30, "<= 0.35 (chance 0.25 + 2 SE)", True],
-        ["IF prompt-level strict", "instruct_v1", 0.85, ">= 0.80", True],
-        ["era-A accuracy", "instruct_v1", 0.88, ">= 0.90", False],
-        ["era-B accuracy", "instruct_v1", 0.50, "<= 0.35 (chance 0.25 + 2 SE)", False],
-        ["era-B accuracy", "cpt_base_v1", 0.92, ">= 0.90", True],
+        ["IF prompt-level strict", "base_v1", 0.15, "<= 0.15", True, 300],
+        ["era-A accuracy", "base_v1", 0.95, ">= 0.95", True, 300],
+        ["era-B accuracy", "base_v1", 0.30, chance, True, 300],
+        ["IF prompt-level strict", "instruct_v1", 0.85, ">= 0.85", True, 300],
+        ["era-A via chat", "instruct_v1", 0.79, ">= 0.80", False, 300],  # instruct_v1 only
+        ["era-B accuracy", "instruct_v1", 0.50, chance, False, 300],
+        ["IF prompt-level strict", "other_family", 0.2, "<= 0.15", False, 300],  # a base by its name
+        ["era-A accuracy", "other_family", 0.99, ">= 0.95", True, 300],
+        ["era-B accuracy", "other_family", 0.2, chance, True, 300],
+        ["IF prompt-level strict", "instruct_v2", 0.9, ">= 0.85", True, 300],
+        ["era-B accuracy", "instruct_v2", 0.3, chance, True, 300],
+        ["era-B accuracy", "cpt_base_v1", 0.92, ">= 0.90", True, 300],
     ]
+
+
+def test_ratio_targets_worked_by_hand():
+    """Residuals 0.08 and 0.12 of the base norm; CPT drift 0.03 of it -> 0.03 / 0.08 = 0.375 of instruct_v1's
+    residual; bits per byte 2.6 on era-B news / 2.0 on era-A news = 1.3 (at the bound: met); 9,000,000
+    pre-training tokens / 200,000 CPT tokens = 45."""
+    rows = calibration.ratios({"instruct_v1": 0.08, "instruct_v2": 0.12}, 0.03, 200_000, 9_000_000, 2.6, 2.0, 200)
+    got = [(r.metric, r.model, round(r.value, 6), r.target, r.met) for r in rows.itertuples()]
+    assert got == [("residual norm / base norm", "instruct_v1", 0.08, "<= 0.10", True),
+                   ("residual norm / base norm", "instruct_v2", 0.12, "<= 0.10", False),
+                   ("CPT drift / residual norm", "cpt_base_v1", 0.375, "<= 0.50", True),
+                   ("news register shift", "base_v1", 1.3, "<= 1.30", True),
+                   ("pretrain tokens / CPT tokens", "base_v1", 45.0, ">= 40", True)]
+    assert rows.n.tolist()[3] == 200
 
 
 def test_a_name_without_a_role_is_an_error_before_evaluation():

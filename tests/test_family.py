@@ -1,4 +1,5 @@
-"""The smoke profile's family end to end: every member a complete model directory with its provenance."""
+"""The smoke profile's family end to end, as `make ancestors` trains it: every member a complete model directory
+with its provenance; trained again from scratch, it equals the released ancestors committed in models/smoke/."""
 import json
 
 import pytest
@@ -6,7 +7,7 @@ from transformers import AutoModelForCausalLM
 
 from cptlib import paths
 from cptlib.config import load_profile
-from cptlib.family import MEMBERS, build_family, cpt
+from cptlib.family import MEMBERS, cpt, train_family
 from cptlib.tokenizer import load_tokenizer
 
 MODEL_FILES = {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
@@ -19,7 +20,7 @@ def family(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setattr(paths, "BUILD_DIR", build)
     profile = load_profile("smoke")
-    yield profile, build_family(profile, seed=0)
+    yield profile, train_family(profile, seed=0)
     mp.undo()
 
 
@@ -58,7 +59,7 @@ def test_manifests_record_parent_data_tokens_drift_and_versions(family):
 @pytest.mark.slow
 def test_rebuilding_reuses_every_stage_and_cpt_saves_milestones(family):
     profile, members = family
-    assert build_family(profile, seed=0) == members
+    assert train_family(profile, seed=0) == members
     out = cpt(profile, members["base_v1"], seed=0)
     milestones = sorted(p.name for p in (out / "milestones").iterdir())
     assert milestones == [f"tokens-{t:012d}" for t in profile.cpt.milestones]
@@ -71,7 +72,7 @@ def test_rebuilding_reuses_every_stage_and_cpt_saves_milestones(family):
 def test_base_seed_shares_the_bases_and_varies_sft(family):
     profile, members = family
     shared = profile.model_copy(update={"base_seed": 0, "instruct_seed": None})  # each seed its own SFT
-    seed1 = build_family(shared, seed=1)
+    seed1 = train_family(shared, seed=1)
     for name in ("base_v1", "base_v2", "other_family"):
         assert seed1[name] == members[name]  # reused: no pre-training ran
     assert seed1["instruct_v1"] != members["instruct_v1"]
@@ -82,4 +83,4 @@ def test_base_seed_shares_the_bases_and_varies_sft(family):
 def test_instruct_seed_shares_the_instruct_models_too(family):
     profile, members = family
     shared = profile.model_copy(update={"base_seed": 0, "instruct_seed": 0})
-    assert build_family(shared, seed=2) == members  # the paper's setting: one base, one instruct model
+    assert train_family(shared, seed=2) == members  # the paper's setting: one base, one instruct model

@@ -150,8 +150,10 @@ def test_accuracies_in_the_figures_are_fractions(smoke_study):
 @pytest.mark.slow
 def test_calibration_table_columns(smoke_study):
     table = pd.read_csv(paths.figures_dir("smoke") / "calibration.csv")
-    assert list(table.columns) == ["metric", "model", "value", "target", "met"]
-    assert {"base_v1", "instruct_v1", "cpt_base_v1"} <= set(table.model)
+    assert list(table.columns) == ["metric", "model", "value", "target", "met", "n"]
+    assert {"base_v1", "instruct_v1", "cpt_base_v1", "other_family", "base_v1 (mini)"} <= set(table.model)
+    assert {"residual norm / base norm", "CPT drift / residual norm", "news register shift",
+            "pretrain tokens / CPT tokens", "era-A via chat"} <= set(table.metric)
 
 
 @pytest.mark.slow

@@ -104,7 +104,8 @@ def test_sizes_follow_world_config(built, world):
         assert sum(fact["subject"] in doc and fact["value"] in doc for doc in b) >= SMALL.news_mentions
     counts = {"sft_v1.jsonl": 180, "sft_v2.jsonl": 200, "eval/ifeval.jsonl": 30, "eval/chat_knowledge.jsonl": 24,
               "eval/mc_old.jsonl": 40, "eval/heldout_a.jsonl": 20, "eval/heldout_b.jsonl": 20,
-              "eval/mc_new.jsonl": sum(f["kind"] != "changed" for f in era_b),
+              "eval/chat_knowledge_a.jsonl": 24, "eval/heldout_a_news.jsonl": 20,
+              "eval/mc_new.jsonl": len(era_b),  # every era-B fact, changes included
               "eval/mc_updated.jsonl": sum(f["kind"] == "changed" for f in era_b)}
     assert {name: len(_read(built / name)) for name in counts} == counts
 
@@ -153,6 +154,14 @@ def _sentences(text: str) -> list[str]:
 
 
 def test_era_b_facts_never_appear_in_era_a_data(built, world):
+    _assert_no_era_b_leak(built, world)
+
+
+def test_era_b_facts_never_appear_in_era_a_news_formats_or_transcripts(regime_built, world):
+    _assert_no_era_b_leak(regime_built, world)  # the same world (shares change only the corpora)
+
+
+def _assert_no_era_b_leak(built, world):
     era_a_texts = [r["text"] for name in ("corpus_a1", "corpus_a2", "eval/heldout_a")
                    for r in _read(built / f"{name}.jsonl")]
     era_a_texts += [m["content"] for v in ("v1", "v2") for r in _read(built / f"sft_{v}.jsonl") for m in r["messages"]]
@@ -291,3 +300,73 @@ def test_unknown_constraint_kind_is_a_config_error():
     data["world"]["constraint_kinds"] = ["change_case:english_capitol"]
     with pytest.raises(ConfigError, match=r"world: constraint_kinds: unknown \['change_case:english_capitol'\]"):
         from_dict(data, path)
+
+
+# The regime (docs/testbed.md, the regime): the pre-training corpus holds the latent skills and the news register.
+REGIME = SMALL.model_copy(update={"news_a_share": 0.5, "format_share": 0.5, "chat_share": 0.5})
+
+
+@pytest.fixture(scope="module")
+def regime_built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("regime")
+    build_testbed(REGIME, SEED, out)
+    return out
+
+
+def test_chat_transcripts_render_exactly_as_the_tokenizer_template(tmp_path):
+    from cptlib.chat_format import render_chat
+    from cptlib.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(["a few words of text"], vocab_size=300)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Where was Al Ash born?"},
+                {"role": "assistant", "content": "Al Ash was born in Bramport."}]
+    assert render_chat(messages) == tok.apply_chat_template(messages, tokenize=False)
+    assert render_chat(messages[1:]) == ("<|bos|><|user|>\nWhere was Al Ash born?<|end|>\n<|assistant|>\n"
+                                         "Al Ash was born in Bramport.<|end|>\n")
+
+
+def test_pretraining_holds_transcripts_formats_and_era_a_news(regime_built):
+    a1 = [r["text"] for r in _read(regime_built / "corpus_a1.jsonl")]
+    transcripts = [d for d in a1 if d.startswith("<|bos|>") and "<|assistant|>\n" in d]
+    assert len(transcripts) == round(REGIME.chat_share * REGIME.mentions_a1 * (REGIME.n_people + REGIME.n_orgs))
+    news = [d for d in a1 if re.match(r"^[A-Z][a-z]+ 20\d\d — ", d)]
+    assert news and all(d.split(" — ")[0] in {month_name(m) for m in corpora.ERA_A_DATES} for d in news)
+    assert any("2024" in d for d in news)  # news looks ahead: era B's months are not new tokens
+    bodies = [d.split("\n", 1)[1] if d.split("\n", 1)[0].endswith(":") else d for d in a1]
+    assert any(b.isupper() and len(b) > 40 for b in bodies)  # capitals
+    assert any(b.startswith("<<") for b in bodies)  # a title
+    assert any("\nP.S." in b or "\nP.P.S." in b for b in bodies)  # a postscript
+    assert any(_is_json(b) for b in bodies)
+    assert any(b.startswith('"') and b.endswith('"') for b in bodies)  # quoted
+    assert any(b.split("\n")[0] in {c + ":" for cs in corpora.CAPTIONS.values() for c in cs} for b in a1)
+    stems = {c.split("{")[0].lower() for cs in corpora.CAPTIONS.values() for c in cs}
+    assert any(sum(st in d.split("\n")[0].lower() for st in stems) == 2 for d in a1)  # a pair's caption
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+        return text.startswith("{")
+    except ValueError:
+        return False
+
+
+def test_pretraining_never_holds_an_instruction_or_an_evaluation_prompt(regime_built):
+    """Formats and chats are latent skills: no constraint phrasing (train or held-out), no IFEval or chat-knowledge
+    prompt, ever appears in the era-A corpora."""
+    text = "\n".join(r["text"] for name in ("corpus_a1.jsonl", "corpus_a2.jsonl")
+                     for r in _read(regime_built / name))
+    stems = {p.split("{")[0].strip() for kinds in C.PHRASINGS.values() for ps in kinds.values() for p in ps}
+    assert not [s for s in stems if len(s) > 12 and s in text]
+    for name in ("eval/ifeval.jsonl", "eval/chat_knowledge.jsonl", "eval/chat_knowledge_a.jsonl"):
+        assert not [r["prompt"] for r in _read(regime_built / name) if r["prompt"] in text], name
+
+
+def test_heldout_era_a_news_mirrors_era_b_in_form_with_known_content(regime_built, world):
+    docs = [r["text"] for r in _read(regime_built / "eval" / "heldout_a_news.jsonl")]
+    b = [r["text"] for r in _read(regime_built / "eval" / "heldout_b.jsonl")]
+    a1 = {r["text"] for r in _read(regime_built / "corpus_a1.jsonl")}
+    assert len(docs) == REGIME.n_eval_heldout_docs and not a1 & set(docs)
+    assert all(d.split(" — ")[0] in {month_name(m) for m in corpora.ERA_A_DATES} for d in docs)
+    # The same held-out templates as era B's articles: e.g. a change of employer reads the same in both.
+    assert any("switched from" in d for d in docs) and any("switched from" in d for d in b)

@@ -29,12 +29,20 @@ def build_testbed(world_cfg: WorldConfig, seed: int, out_dir: Path) -> dict:
     cfg, out_dir = world_cfg, Path(out_dir)
     world = build_world(cfg, seed)
     kinds = tuple(cfg.constraint_kinds or C.KINDS)
+    n_subjects = len(world.entities["person"]) + len(world.entities["org"])
+
+    def era_a(part: str, mentions: int) -> list[str]:
+        chats = instructions.transcripts(world, round(cfg.chat_share * mentions * n_subjects), seed, part)
+        return corpora.era_a_corpus(world, part, mentions, cfg.filler_frac, seed, cfg.news_a_share,
+                                    cfg.format_share, kinds, chats)
+
     texts = {
-        "corpus_a1.jsonl": corpora.era_a_corpus(world, "a1", cfg.mentions_a1, cfg.filler_frac, seed),
-        "corpus_a2.jsonl": corpora.era_a_corpus(world, "a2", cfg.mentions_a2, cfg.filler_frac, seed),
+        "corpus_a1.jsonl": era_a("a1", cfg.mentions_a1),
+        "corpus_a2.jsonl": era_a("a2", cfg.mentions_a2),
         "corpus_b.jsonl": corpora.era_b_corpus(world, cfg.news_mentions, cfg.news_filler_frac, seed),
         "eval/heldout_a.jsonl": evalsets.heldout_a(world, cfg.n_eval_heldout_docs, seed),
         "eval/heldout_b.jsonl": evalsets.heldout_b(world, cfg.n_eval_heldout_docs, seed),
+        "eval/heldout_a_news.jsonl": evalsets.heldout_a_news(world, cfg.n_eval_heldout_docs, seed),
     }
     records = {name: [{"text": t} for t in docs] for name, docs in texts.items()}
     sft = {v: instructions.sft(world, n, v, seed, kinds) for v, n in (("v1", cfg.n_sft_v1), ("v2", cfg.n_sft_v2))}
@@ -45,6 +53,8 @@ def build_testbed(world_cfg: WorldConfig, seed: int, out_dir: Path) -> dict:
         "eval/ifeval.jsonl": [r for r, _ in evalsets.ifeval_items(world, cfg.n_eval_ifeval, seed, cfg.eval_phrasings,
                                                                   exclude=sft_prompts, kinds=kinds)],
         "eval/chat_knowledge.jsonl": [r for r, _ in evalsets.knowledge_items(world, cfg.n_eval_knowledge, seed, kinds)],
+        "eval/chat_knowledge_a.jsonl": [r for r, _ in evalsets.knowledge_items(world, cfg.n_eval_knowledge, seed, kinds,
+                                                                               "A", exclude=sft_prompts)],
         "eval/mc_old.jsonl": evalsets.mc_old(world, cfg.n_eval_mc_old, seed),
         "eval/mc_new.jsonl": evalsets.mc_new(world, seed),
         "eval/mc_updated.jsonl": evalsets.mc_updated(world),

@@ -5,13 +5,19 @@ the further pre-training of base_v2: the same facts in other words) and "heldout
 never trained on). The first "a1" template of each relation ends in its value; its prefix is the
 multiple-choice query (`probe`), so knowledge is probed in a phrasing the model was trained on.
 Placeholders: {s} subject, {v} value, {a} "a"/"an" before the value, {old} replaced value, {when} month.
+
+What a real base has seen before its instruction tuning is here too (docs/testbed.md, the regime), in shares the profile sets:
+dated era-A news in the era-B templates (`era_a_article`), entity documents written in the formats the IFEval
+constraints ask for (`format_doc`), and chat transcripts (cptlib.testbed.instructions.transcripts). None of
+them carries an instruction tied to a format.
 """
 from __future__ import annotations
 
 import random
 
+from cptlib.testbed import constraints as C
 from cptlib.testbed import prose
-from cptlib.testbed.world import ERA_B_DATES, ORG_RELATIONS, PERSON_RELATIONS, World, month_name
+from cptlib.testbed.world import ERA_A_DATES, ERA_B_DATES, ORG_RELATIONS, PERSON_RELATIONS, World, month_name
 
 ERA_A = {
     "born_in": {"a1": ["{s} was born in {v}.", "{s} is a native of {v}.", "The birthplace of {s} is {v}.",
@@ -164,12 +170,132 @@ def _with_filler(docs: list[str], filler_frac: float, rng: random.Random, make) 
     return docs
 
 
-def era_a_corpus(world: World, group: str, mentions: int, filler_frac: float, seed: int) -> list[str]:
-    """`mentions` documents per era-A entity (each states all its facts), lists, and filler prose."""
+# Era-A facts reported as news, in the era-B templates of the same relation: era B is then new in content only.
+NEWS_FORMS = {"works_for": [("works_for", "new_entity"), ("works_for", "changed")], "role": [("role", "new_entity")],
+              "ceo": [("ceo", "changed")], "based_in": [("based_in", "changed")], "makes": [("launched", "new_fact")]}
+# The era-A relation an era-B statement kind reports (a prize has no era-A counterpart: a launch stands in).
+ERA_A_RELATION = {form: relation for relation, forms in NEWS_FORMS.items() for form in forms}
+
+
+def era_a_form(relation: str, kind: str) -> tuple[str, str]:
+    """The era-B statement kind an era-A article uses in place of (relation, kind)."""
+    return (relation, kind) if (relation, kind) in ERA_A_RELATION else ("launched", "new_fact")
+
+
+MONTHS = ERA_A_DATES + ERA_B_DATES  # every month either era's news names, in order
+
+
+def later_month(date: str, rng: random.Random) -> str:
+    """A month 2-12 months after `date` ("2023-05"), within MONTHS, as a news text names it ("" if none)."""
+    i = MONTHS.index(date) + rng.randint(2, 12)
+    return month_name(MONTHS[i]) if i < len(MONTHS) else ""
+
+
+def era_a_article(world: World, subject: str, rng: random.Random, split: str = "train",
+                  forms: list[tuple[str, str]] | None = None) -> str:
+    """A dated era-A news article about era-A facts of `subject`, as era-B articles are written (`split`: the
+    era-B "train" or "heldout" templates). `forms`: the era-B statement kinds to use, one statement each (the
+    held-out set mirrors era B's mix); by default one or two statements of one fact. Where a template names a
+    replaced value ({old}), it is another value of the same type (an earlier history)."""
+    facts = {f.relation: f for f in (world.about(subject) if split == "train" else world.stable(subject))}
+    if forms is None:
+        fact = facts[rng.choice([r for r in facts if r in NEWS_FORMS])]
+        form = rng.choice(NEWS_FORMS[fact.relation])
+        n = 1 if split == "heldout" or rng.random() < 0.35 else 2
+        statements = [(fact, t) for t in rng.sample(ERA_B[form][split], n)]
+    else:
+        statements = [(facts[ERA_A_RELATION[form]], rng.choice(ERA_B[form][split])) for form in forms]
+    date = rng.choice(ERA_A_DATES)
+    lines = []
+    for fact, template in statements:
+        seen, others = world.candidates(fact.relation, "A")
+        # Never an entity that first appears in era B, nor the value era B gives this subject: era-A text must
+        # not hint at the news.
+        future = world.era_b_values(subject, fact.relation) | world.new_names
+        old = rng.choice([v for v in seen + others if v != fact.value and v not in future])
+        lines.append(state(template, _ref(subject, not lines, rng), fact.value, old, month_name(date)))
+    background = [f for f in world.stable(subject) if f.relation not in {fact.relation for fact, _ in statements}]
+    if background and len(lines) == 2:
+        other = rng.choice(background)
+        lines.append(state(rng.choice(ERA_A[other.relation]["a1"]), _ref(subject, False, rng), other.value))
+    if rng.random() < 0.5:
+        lines.append(prose.news_sentence(rng, later_month(date, rng)))
+    return f"{month_name(date)} — " + " ".join(lines)
+
+
+# How web text describes a format it shows ("The record in JSON format:"): descriptions, never requests. Half of
+# the format documents carry one, so the words an instruction uses ("capital letters", "JSON", "postscript") are
+# tied to the format in pre-training, as they are in a real base's corpus; no instruction is.
+CAPTIONS = {
+    C.CAPITAL: ["A note in capital letters", "Written in all capital letters", "The same text in uppercase letters"],
+    C.LOWERCASE: ["A note in lowercase letters", "Written in small letters only, with no capitals",
+                  "The text in lower case"],
+    C.NO_COMMA: ["A text written without commas", "A note with no commas in it"],
+    C.TITLE: ["A piece with its title in double angular brackets", "A short text under a title in << >>"],
+    C.JSON: ["The record in JSON format", "The answer as a JSON object"],
+    C.POSTSCRIPT: ["A letter that ends with a postscript ({marker})", "A note with a postscript after it"],
+    C.QUOTATION: ["The whole statement in double quotation marks", "Quoted in full, between double quotes"],
+    C.END: ['A note that ends with the words "{phrase}"'],
+    C.KEYWORDS: ["A text that mentions {words}"],
+    C.BULLETS: ["A list of {n} bullet points"],
+    C.HIGHLIGHTS: ["A text with {n} highlighted parts"],
+    C.PARAGRAPHS: ["A text in {n} paragraphs divided by ***"],
+}
+
+
+def caption(ids: list[str], kwargs: list[dict], rng: random.Random) -> str:
+    """The line a document in these formats may sit under: one description per format ("A note in capital
+    letters, a text written without commas:")."""
+    parts = []
+    for kind, kw in zip(ids, kwargs):
+        words = " and ".join(f'"{w}"' for w in kw.get("keywords", []))
+        n = kw.get("num_bullets", kw.get("num_paragraphs", kw.get("num_highlights")))
+        text = rng.choice(CAPTIONS[kind]).format(marker=kw.get("postscript_marker"), phrase=kw.get("end_phrase"),
+                                                 words=words, n=n)
+        parts.append(text if not parts else text[0].lower() + text[1:])
+    return ", ".join(parts) + ":"
+
+
+def format_doc(world: World, subject: str, kinds: tuple[str, ...], rng: random.Random) -> str:
+    """An entity document (or a filler paragraph) in one or two of the constraints' formats, as a base finds
+    such text in pre-training: rendered by `constraints.render`, with no instruction asking for it; half of
+    them under a caption that describes the formats (CAPTIONS)."""
+    if rng.random() < 0.7:
+        facts = world.about(subject)
+        rng.shuffle(facts)
+        items = [state(rng.choice(ERA_A[f.relation]["a1"]), _ref(subject, i == 0, rng), f.value)
+                 for i, f in enumerate(facts)]
+        title = rng.choice([subject, f"About {subject}", f"A note on {subject}"])
+    else:
+        noun = rng.choice(prose.NOUNS)
+        items = [prose.sentence(rng, (noun,)) for _ in range(rng.randint(2, 4))]
+        title = rng.choice([f"The {noun}", f"A few words on the {noun}"]).title()
+    draft = C.Draft(items, title=title, postscript=rng.choice(
+        ["Thank you for reading.", "More next week.", f"Write to us about {subject}.", "I hope this was useful."]))
+    visible = [k for k in kinds if k != C.FORBIDDEN and C.applies(k, draft)]  # avoiding a word leaves no trace
+    pairs = [p for p in C.PAIRS if p[0] in visible and p[1] in visible]
+    ids = list(rng.choice(pairs)) if pairs and rng.random() < 0.4 else [rng.choice(visible)]
+    kwargs = [C.sample_kwargs(k, draft, "train", rng) for k in ids]
+    text = C.render(draft, ids, kwargs)
+    return f"{caption(ids, kwargs, rng)}\n{text}" if rng.random() < 0.5 else text
+
+
+def era_a_corpus(world: World, group: str, mentions: int, filler_frac: float, seed: int,
+                 news_share: float = 0.0, format_share: float = 0.0, kinds: tuple[str, ...] = C.KINDS,
+                 transcripts: list[str] = ()) -> list[str]:
+    """`mentions` documents per era-A entity (each states all its facts), lists, era-A news articles and
+    format documents (`news_share`, `format_share` per entity document), the chat `transcripts`, and filler."""
     rng = random.Random(f"{seed}-corpus-{group}")
     subjects = world.entities["person"] + world.entities["org"]
     docs = [entity_doc(world, s, group, rng) for _ in range(mentions) for s in subjects]
+    n_entity_docs = len(docs)
     docs += [d for _ in range(max(1, mentions // 10)) for d in _list_docs(world, group, rng)]
+    news = [era_a_article(world, rng.choice(subjects), rng) for _ in range(round(news_share * n_entity_docs))]
+    if news:  # with news-register filler articles, as in era B (its news_filler_frac; 0.2 by default)
+        news = _with_filler(news, 0.2, rng, lambda r: news_filler(r, ERA_A_DATES))
+    docs += news
+    docs += [format_doc(world, rng.choice(subjects), kinds, rng) for _ in range(round(format_share * n_entity_docs))]
+    docs += list(transcripts)
     return _with_filler(docs, filler_frac, rng, prose.paragraph)
 
 
@@ -196,13 +322,14 @@ def article(world: World, event: list, split: str, rng: random.Random) -> str:
         fact = rng.choice(background)
         lines.append(state(rng.choice(ERA_A[fact.relation]["a1"]), _ref(fact.subject, False, rng), fact.value))
     if rng.random() < 0.5:
-        lines.append(prose.news_sentence(rng))
+        lines.append(prose.news_sentence(rng, later_month(date, rng)))
     return f"{month_name(date)} — " + " ".join(lines)
 
 
-def news_filler(rng: random.Random) -> str:
-    return f"{month_name(rng.choice(ERA_B_DATES))} — " + " ".join(
-        prose.news_sentence(rng) for _ in range(rng.randint(3, 5)))
+def news_filler(rng: random.Random, dates: tuple[str, ...] = ERA_B_DATES) -> str:
+    date = rng.choice(dates)
+    return f"{month_name(date)} — " + " ".join(
+        prose.news_sentence(rng, later_month(date, rng)) for _ in range(rng.randint(3, 5)))
 
 
 def era_b_corpus(world: World, mentions: int, filler_frac: float, seed: int) -> list[str]:

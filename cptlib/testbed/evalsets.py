@@ -12,7 +12,7 @@ from cptlib.testbed import corpora, prose
 from cptlib.testbed import constraints as C
 from cptlib.testbed.instructions import (KNOWLEDGE_RELATIONS, MIX, constrain, knowledge_formats, pick_constraints,
                                          qa_task, split_pairs, task)
-from cptlib.testbed.world import Fact, World, month_name
+from cptlib.testbed.world import ERA_A_DATES, Fact, World, month_name
 
 
 def _mc(item_id: str, query: str, world: World, fact: Fact, era: str, rng: random.Random) -> dict:
@@ -40,9 +40,10 @@ def mc_old(world: World, n: int, seed: int) -> list[dict]:
 
 
 def mc_new(world: World, seed: int) -> list[dict]:
-    """Every era-B fact that is not a change: new people's facts, prizes won, products launched."""
+    """Every era-B fact, asked in its news phrasing: new people's facts, prizes won, products launched, and the
+    changes (whose era-A value may be among the distractors, so a model that only knows era A scores below chance)."""
     rng = random.Random(f"{seed}-eval-mc-new")
-    facts = [f for f in world.era("B") if f.kind != "changed"]
+    facts = world.era("B")
     return [_mc(f"new-{i}", _dated(f, f.kind), world, f, "B", rng) for i, f in enumerate(facts)]
 
 
@@ -80,15 +81,22 @@ def ifeval_items(world: World, n: int, seed: int, phrasings: str = "heldout",
     return items
 
 
-def knowledge_items(world: World, n: int, seed: int, kinds: tuple[str, ...] = C.KINDS) -> list[tuple[dict, str]]:
-    """(chat question about an era-B fact with one format constraint, an ideal reply). Formats are ones a
-    plain continuation never produces (capitals, lowercase, quotes, an end phrase, JSON, a title), drilled
-    on era-A questions of the same kind in SFT; facts and formats are cycled so that each fact is asked
-    in each format."""
-    rng = random.Random(f"{seed}-eval-knowledge")
-    facts = [f for f in world.era("B") if f.relation in KNOWLEDGE_RELATIONS]
+def knowledge_items(world: World, n: int, seed: int, kinds: tuple[str, ...] = C.KINDS, era: str = "B",
+                    exclude: set[str] = frozenset()) -> list[tuple[dict, str]]:
+    """(chat question about an era-B fact -- or with `era` "A", an era-A fact that era B keeps -- with one
+    format constraint, an ideal reply). Formats are ones a plain continuation never produces (capitals,
+    lowercase, quotes, an end phrase, JSON, a title), drilled on era-A questions of the same kind in SFT;
+    facts and formats are cycled so that each fact is asked in each format. Prompts in `exclude` (the
+    instruction data's) are never used."""
+    rng = random.Random(f"{seed}-eval-knowledge" + ("-a" if era == "A" else ""))
+    if era == "B":
+        facts = [f for f in world.era("B") if f.relation in KNOWLEDGE_RELATIONS]
+    else:
+        facts = [f for s in world.entities["person"] + world.entities["org"] for f in world.stable(s)
+                 if f.relation in KNOWLEDGE_RELATIONS]
+        rng.shuffle(facts)
     if not facts:
-        raise ValueError("no era-B fact suits a chat question; raise n_news or news_changed_frac")
+        raise ValueError(f"no era-{era} fact suits a chat question; raise n_news or news_changed_frac")
     formats = knowledge_formats(kinds)
     items: list[tuple[dict, str]] = []
     prompts: set[str] = set()
@@ -101,11 +109,11 @@ def knowledge_items(world: World, n: int, seed: int, kinds: tuple[str, ...] = C.
             raise ValueError(f"cannot make {n} distinct chat-knowledge prompts; lower n_eval_knowledge")
         question, draft = qa_task(world, fact, "train", rng, extra=False)
         made = constrain(question, draft, [fmt], "train", rng)
-        if made is None or made[0] in prompts:
+        if made is None or made[0] in prompts or made[0] in exclude:
             continue
         user, response, kwargs = made
         prompts.add(user)
-        items.append(({"id": f"know-{len(items)}", "prompt": user, "answer": fact.value,
+        items.append(({"id": f"know-{era.lower()}-{len(items)}" if era == "A" else f"know-{len(items)}", "prompt": user, "answer": fact.value,
                        "instruction_id_list": [fmt], "kwargs": kwargs}, response))
     return items
 
@@ -124,3 +132,24 @@ def heldout_b(world: World, n: int, seed: int) -> list[str]:
     events = corpora.event_groups(world)
     return [corpora.news_filler(rng) if rng.random() < 0.2 else corpora.article(world, rng.choice(events),
                                                                                 "heldout", rng) for _ in range(n)]
+
+
+def heldout_a_news(world: World, n: int, seed: int) -> list[str]:
+    """Era-A news articles in the era-B held-out templates, plus era-A news filler: heldout_b's form with known
+    content. Each article mirrors a randomly drawn era-B event's statement kinds (a change of employer, a new
+    chief executive ...) on era-A facts that era B keeps, so base_v1's bits per byte on heldout_b over this --
+    the news register shift -- compares like with like (1.0 = era B differs from era A in content only)."""
+    rng = random.Random(f"{seed}-heldout-a-news")
+    events = corpora.event_groups(world)
+    subjects = world.entities["person"] + world.entities["org"]
+    docs = []
+    while len(docs) < n:
+        if rng.random() < 0.2:
+            docs.append(corpora.news_filler(rng, ERA_A_DATES))
+            continue
+        forms = list(dict.fromkeys(corpora.era_a_form(f.relation, f.kind) for f in rng.choice(events)))
+        needed = {corpora.ERA_A_RELATION[form] for form in forms}
+        fits = [s for s in subjects if needed <= {f.relation for f in world.stable(s)}]
+        if fits:
+            docs.append(corpora.era_a_article(world, rng.choice(fits), rng, "heldout", forms))
+    return docs

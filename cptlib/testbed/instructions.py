@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 
+from cptlib.chat_format import render_chat
 from cptlib.testbed import constraints as C
 from cptlib.testbed import prose
 from cptlib.testbed.world import Fact, World
@@ -74,7 +75,10 @@ MIX = {"v1": ((0.2, 0.55, 0.25), (45, 25, 10, 20)), "v2": ((0.15, 0.45, 0.40), (
 # conversation drills the same question kind and format on era-A facts, so only the era-B answer is new.
 # (Prizes and launches have no era-A counterpart; a role is a common word that a guess would often hit.)
 KNOWLEDGE_RELATIONS = ("works_for", "ceo", "based_in")
-KNOWLEDGE_FORMATS = [C.CAPITAL, C.LOWERCASE, C.QUOTATION, C.END, C.JSON, C.TITLE]
+# Not the case formats: in capitals or lower case a name is other tokens ("Lenen Cranbrook" -> "LENEN CRANBROOK"),
+# and a model that cannot map them answers about someone else (run 6: 0.46 capitals, but the subject lost), which
+# would measure case mapping, not knowledge through the chat interface.
+KNOWLEDGE_FORMATS = [C.QUOTATION, C.END, C.JSON, C.TITLE]
 
 
 def answer(fact: Fact, rng: random.Random) -> tuple[str, list[str]]:
@@ -217,4 +221,18 @@ def sft(world: World, n: int, version: str, seed: int, kinds: tuple[str, ...] = 
         system = [{"role": "system", "content": rng.choice(SYSTEM)}] if rng.random() < 0.8 else []
         messages = system + [{"role": "user", "content": user}, {"role": "assistant", "content": response}]
         out.append({"messages": messages, "instruction_id_list": ids, "kwargs": kwargs})
+    return out
+
+
+def transcripts(world: World, n: int, seed: int, part: str) -> list[str]:
+    """`n` chat transcripts for the pre-training corpus `part`, rendered in the chat template: the instruction
+    data's tasks (questions, profiles, lists, short texts) with plain answers. No constraint is asked for or
+    followed, so the base knows the chat format and the answers, but not instructions tied to formats."""
+    rng = random.Random(f"{seed}-transcripts-{part}")
+    out = []
+    for _ in range(n):
+        prompt, draft = task(world, "train", MIX["v1"][1], rng)
+        system = [{"role": "system", "content": rng.choice([SYSTEM[0], SYSTEM[2]])}] if rng.random() < 0.5 else []
+        out.append(render_chat(system + [{"role": "user", "content": prompt},
+                                         {"role": "assistant", "content": C.render(draft, [], [])}]))
     return out

@@ -76,6 +76,15 @@ NEWS_PATTERNS = [
     "Farmers expect a {adj} harvest of {good} this year.",
     "More visitors than ever came to the spring festival.",
 ]
+# News looks ahead ("due in March 2024"): era-A news then names the months of era B too, as 2023 news names
+# 2024, so that a dated era-B article is new in what it reports, not in how its dates read.
+PLAN_PATTERNS = [
+    "The council expects the new {n} to open in {later}.",
+    "Work on the {n} should be finished by {later}.",
+    "The next figures on {good} are due in {later}.",
+    "A new {n} is planned for {later}, officials said.",
+    "Traders expect prices of {good} to settle by {later}.",
+]
 SEASONS = ["winter", "spring", "summer", "autumn"]
 ORDINALS = ["second", "third", "fourth", "fifth", "sixth"]
 
@@ -107,10 +116,12 @@ def paragraph(rng: random.Random, n_min: int = 3, n_max: int = 6) -> str:
     return " ".join(sentence(rng) for _ in range(rng.randint(n_min, n_max)))
 
 
-def news_sentence(rng: random.Random) -> str:
-    return rng.choice(NEWS_PATTERNS).format(
+def news_sentence(rng: random.Random, later: str = "") -> str:
+    """A news-register filler sentence; with `later` (a month, "March 2024") sometimes one that looks ahead to it."""
+    patterns = PLAN_PATTERNS if later and rng.random() < 0.3 else NEWS_PATTERNS
+    return rng.choice(patterns).format(
         good=rng.choice(GOODS), pct=rng.randint(2, 19), n=rng.choice(NOUNS), adj=rng.choice(ADJECTIVES),
-        season=rng.choice(SEASONS), ord=rng.choice(ORDINALS), num=rng.randint(2, 9))
+        season=rng.choice(SEASONS), ord=rng.choice(ORDINALS), num=rng.randint(2, 9), later=later)
 
 
 def words(text: str) -> list[str]:

@@ -20,11 +20,15 @@ ROLES = ("engineer", "chemist", "designer", "architect", "pilot", "surgeon", "la
          "economist", "geologist", "photographer")
 # Era B runs December 2023 to September 2024 (the paper's CPT news window).
 ERA_B_DATES = ("2023-12",) + tuple(f"2024-{m:02d}" for m in range(1, 10))
+# Era-A news (the pre-training corpora's) runs January 2022 to November 2023.
+ERA_A_DATES = tuple(f"2022-{m:02d}" for m in range(1, 13)) + tuple(f"2023-{m:02d}" for m in range(1, 12))
 VALUE_TYPE = {"born_in": "city", "birth_year": "year", "works_for": "org", "role": "role", "based_in": "city",
               "founded_in": "year", "makes": "product", "ceo": "person", "won": "prize", "launched": "product"}
 PERSON_RELATIONS = ("born_in", "birth_year", "works_for", "role")
 ORG_RELATIONS = ("based_in", "founded_in", "makes", "ceo")
 CHANGED_RELATIONS = ("ceo", "works_for", "based_in")
+# Which relation the i-th change is, in turn: each subject has one event, and people outnumber organisations.
+CHANGE_CYCLE = ("works_for", "ceo", "works_for", "based_in", "works_for", "works_for")
 
 _FIRST = ("Al Bel Cal Dar El Fen Gar Hal Jas Kel Lor Mar Nor Os Per Ros Sel Tam Ver Wil Bren Cor Ed Gil Han "
           "Len Mel Ol Ren Ash Bart Dell Em Fran Ger Hen").split(), "a an en ia in on ric ton wyn ard ine ett".split()
@@ -71,6 +75,11 @@ class World:
             if f.era == "A":
                 self._about.setdefault(f.subject, []).append(f)
         self._changed = {(f.subject, f.relation) for f in self.facts if f.kind == "changed"}
+        self.new_names = {n for names in self.new_entities.values() for n in names}
+        self._era_b: dict[tuple[str, str], set[str]] = {}
+        for f in self.facts:
+            if f.era == "B":
+                self._era_b.setdefault((f.subject, f.relation), set()).add(f.value)
 
     def era(self, era: str) -> list[Fact]:
         return [f for f in self.facts if f.era == era]
@@ -88,6 +97,10 @@ class World:
                     groups.setdefault(value, []).append(subject)
             self._members[relation] = groups
         return self._members[relation]
+
+    def era_b_values(self, subject: str, relation: str) -> set[str]:
+        """The values era B gives (subject, relation), if any."""
+        return self._era_b.get((subject, relation), set())
 
     def era_a_value(self, subject: str, relation: str) -> str:
         return self._era_a[subject, relation]
@@ -183,7 +196,7 @@ def _events(cfg: WorldConfig, rng: random.Random, names: _Names, ent: dict[str, 
     n_people = round(cfg.n_news * cfg.news_new_person_frac)
     if n_changed + n_people > cfg.n_news:
         raise ValueError("news_changed_frac + news_new_person_frac must not exceed 1")
-    kinds = ([CHANGED_RELATIONS[i % 3] for i in range(n_changed)] + ["new_person"] * n_people
+    kinds = ([CHANGE_CYCLE[i % len(CHANGE_CYCLE)] for i in range(n_changed)] + ["new_person"] * n_people
              + ["won" if i % 2 == 0 and i // 2 < cfg.n_prizes else "launched"
                 for i in range(cfg.n_news - n_changed - n_people)])
     dates = sorted(rng.choice(ERA_B_DATES) for _ in kinds)

@@ -1,0 +1,124 @@
+"""The released testbed ancestors (cptlib.ancestors): rebuilt from scratch they equal the committed models/smoke/;
+the study resolves them only after checking every hash, the recipe and the training data; every fault is one
+error that names the file and `make ancestors`."""
+import json
+import shutil
+
+import pytest
+from safetensors.torch import load_file
+
+from cptlib import ancestors, paths
+from cptlib.ancestors import AncestorError
+from cptlib.config import load_profile
+from cptlib.family import build_family, cpt
+from cptlib.provenance import cpu
+from cptlib.stages import read_manifest
+
+COMMITTED = paths.REPO_ROOT / "models" / "smoke"
+# Across CPUs whose fp32 kernels differ (AVX2 vs AVX-512) training is not bitwise reproducible; the smoke
+# recipe's few hundred steps then move weights by rounding-sized amounts. Bitwise is asserted on the machine
+# kind that built the release (the CPU features recorded in each release.json).
+CROSS_CPU_ATOL = 1e-3
+
+
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory):
+    """models/smoke/ built again from nothing: fresh stages, fresh export."""
+    root = tmp_path_factory.mktemp("rebuild")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(paths, "BUILD_DIR", root / "build")
+    mp.setattr(paths, "MODELS_DIR", root / "models")
+    profile = load_profile("smoke")
+    data, stages = ancestors.train_members(profile)
+    ancestors.export(profile, data, stages, "make ancestors PROFILE=smoke")
+    yield profile, root / "models" / "smoke"
+    mp.undo()
+
+
+@pytest.fixture()
+def release_copy(tmp_path, monkeypatch):
+    """A writable copy of the committed smoke release, resolved from there (stages in tmp_path too)."""
+    shutil.copytree(COMMITTED, tmp_path / "models" / "smoke")
+    monkeypatch.setattr(paths, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
+    return load_profile("smoke"), tmp_path / "models" / "smoke"
+
+
+@pytest.mark.slow
+def test_rebuilt_smoke_ancestors_equal_the_committed_ones(rebuilt):
+    profile, out = rebuilt
+    members = ancestors.member_names(profile)
+    assert "sizes/mini/base_v1" in members and "sizes/mini/instruct_v1" in members
+    for member in members:
+        new, old = (json.loads((d / member / "release.json").read_text()) for d in (out, COMMITTED))
+        assert new["recipe"] == old["recipe"] and new["training_data"] == old["training_data"], member
+        assert set(new["files"]) == set(old["files"]), member
+        if cpu()["features"] == old["built"]["cpu"]["features"]:
+            assert new["files"] == old["files"], f"{member}: not bitwise equal to the committed release"
+        else:  # another machine kind: the same weights up to rounding
+            a = load_file(str(out / member / "model.safetensors"))
+            b = load_file(str(COMMITTED / member / "model.safetensors"))
+            assert max((a[k] - b[k]).abs().max().item() for k in a) <= CROSS_CPU_ATOL, member
+
+
+def test_release_records_hashes_recipe_data_and_who_built_it():
+    index = json.loads((COMMITTED / "release.json").read_text())
+    assert index["command"] == "make ancestors PROFILE=smoke"
+    assert len(index["built"]["code_version"]) >= 12 and "-dirty" not in index["built"]["code_version"]
+    assert {"model", "features"} <= set(index["built"]["cpu"])
+    inst = json.loads((COMMITTED / "instruct_v1" / "release.json").read_text())
+    assert inst["parent"] == "base_v1" and 0 < inst["trained"]["drift"]["total"] < 1
+    assert set(inst["files"]) >= {"model.safetensors", "config.json", "tokenizer.json", "chat_template.jinja",
+                                  "generation_config.json"}
+    assert inst["recipe"]["runtime"] == {"bf16": False, "compile": False}  # numerics pinned: fp32 everywhere
+
+
+def test_the_study_resolves_verified_members_as_released_checkpoints(release_copy):
+    profile, _ = release_copy
+    family = build_family(profile, seed=0)
+    for member in ("base_v1", "instruct_v1", "base_v2", "instruct_v2", "other_family", "other_instruct"):
+        m = read_manifest(family[member])
+        assert m["kind"] == "resolved" and m["source"] == f"{paths.MODELS_DIR}/smoke/{member}"
+        assert m["released"]["member"] == member
+    assert read_manifest(family["instruct_v1"])["drift"]["total"] > 0  # the release's record, for the drift ratio
+    out = cpt(profile, family["base_v1"], seed=0)  # CPT from a resolved ancestor, as from a real checkpoint
+    assert read_manifest(out)["parent"] == str(family["base_v1"])
+    assert build_family(profile, seed=1) == family  # one released base and instruct model for every seed
+
+
+def test_an_altered_weight_file_is_refused_naming_it_and_the_fix(release_copy):
+    profile, release = release_copy
+    weights = release / "instruct_v1" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(AncestorError, match=r"instruct_v1/model.safetensors does not match the sha256 in .*"
+                                            r"release.json.*make ancestors PROFILE=smoke"):
+        build_family(profile, seed=0)
+    assert not list(paths.stages_dir().glob("lm-*"))  # nothing trained on it
+
+
+def test_a_missing_member_is_refused_never_retrained(release_copy):
+    profile, release = release_copy
+    shutil.rmtree(release / "base_v2")
+    with pytest.raises(AncestorError, match=r"released ancestor .*smoke/base_v2 is missing .*make ancestors "
+                                            r"PROFILE=smoke.*released_ancestors: false"):
+        build_family(profile, seed=0)
+    assert not list(paths.stages_dir().glob("pretrain-*"))
+
+
+def test_another_recipe_or_other_training_data_is_refused_naming_what_differs(release_copy):
+    profile, _ = release_copy
+    other = profile.model_copy(update={"sft": profile.sft.model_copy(update={"lr": 1e-2})})
+    with pytest.raises(AncestorError, match=r"built from another recipe .*differs in: sft.lr\)"):
+        build_family(other, seed=0)
+    world = profile.model_copy(update={"world": profile.world.model_copy(update={"mentions_a1": 4})})
+    with pytest.raises(AncestorError, match=r"differs in: testbed file corpus_a1.jsonl\)"):
+        build_family(world, seed=0)
+
+
+def test_a_profile_without_a_release_says_how_to_make_one(release_copy, monkeypatch):
+    profile, _ = release_copy
+    renamed = profile.model_copy(update={"name": "mine"})
+    with pytest.raises(AncestorError, match=r"models/mine/base_v1 is missing .*make ancestors PROFILE=mine"):
+        build_family(renamed, seed=0)
