@@ -164,6 +164,17 @@ def load_hflm(model_dir: Path, settings, testbed: bool):
                 batch_size=settings.batch_size, prefix_token_id=tok.eos_token_id if testbed else None)
 
 
+def check_model_dir(model_dir: Path) -> None:
+    """One error naming the file, before lm-eval starts: every safetensors header parses (the residual engine's
+    reader, shared by every tool that opens a checkpoint), and the tokenizer is there."""
+    from cptlib.residual.checkpoint import Checkpoint
+
+    Checkpoint(model_dir)
+    if not (Path(model_dir) / "tokenizer.json").is_file():
+        raise FileNotFoundError(f"no tokenizer.json in {model_dir}: pass a model directory saved with its tokenizer "
+                                "(a cptlib stage, a released ancestor in models/, or save_pretrained of model and tokenizer)")
+
+
 def evaluation_spec(model_dir: Path, data_dir: Path, settings: EvalSettings) -> dict:
     """What decides a testbed result, i.e. its cache key: model and data content, task versions, settings,
     lm-eval's version (its scoring code)."""
@@ -183,6 +194,7 @@ def run_evaluation(model_dir: Path, data_dir: Path, settings: EvalSettings = Eva
     from cptlib.punkt_data import check_punkt
 
     check_punkt()  # before any generation: IFEval scoring must not be able to fail after it
+    check_model_dir(model_dir)
     spec = evaluation_spec(model_dir, data_dir, settings)
 
     def build(work: Path) -> dict:

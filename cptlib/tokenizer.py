@@ -52,5 +52,6 @@ def save_tokenizer(tok: PreTrainedTokenizerFast, out_dir: Path) -> None:
 def load_tokenizer(path: Path) -> PreTrainedTokenizerFast:
     """Load offline from a local directory (never a hub id)."""
     if not (Path(path) / "tokenizer.json").is_file():
-        raise FileNotFoundError(f"no tokenizer.json in {path}: build the testbed first (`cptlib build`)")
+        raise FileNotFoundError(f"no tokenizer.json in {path}: pass a model directory saved with its tokenizer (a "
+                                "cptlib stage, a released ancestor in models/, or save_pretrained of model and tokenizer)")
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True)

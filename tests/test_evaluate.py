@@ -54,12 +54,17 @@ def testbed(tmp_path_factory):
         {"id": "k0", "prompt": "Where does Alvera Tonsk live now? Quote it.", "answer": "Quenzo",
          "instruction_id_list": ["startend:quotation"], "kwargs": [{}]},
     ])
+    _write(data / "eval" / "chat_knowledge_a.jsonl", [
+        {"id": "ka0", "prompt": "Where was Cira Vandt born? Quote it.", "answer": "Tarrik",
+         "instruction_id_list": ["startend:quotation"], "kwargs": [{}]},
+    ])
     _write(data / "eval" / "mc_old.jsonl", _mc(4, 4))
     _write(data / "eval" / "mc_new.jsonl", _mc(3, 4, "December 2023 — "))
     _write(data / "eval" / "mc_updated.jsonl", [dict(r, gold=0) for r in _mc(2, 2, "June 2024 — ")])
     _write(data / "eval" / "heldout_a.jsonl", [{"text": "Bemo Karlin was born in Tarrik. He works for Ostra Group."},
                                                {"text": "Cira Vandt works for Ostra Group."}])
     _write(data / "eval" / "heldout_b.jsonl", [{"text": "June 2024 — Dovel Marsh moved to Lumbra."}])
+    _write(data / "eval" / "heldout_a_news.jsonl", [{"text": "June 2023 — Cira Vandt moved to Ostra Group."}])
     punkt_data.install_punkt()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(paths, "BUILD_DIR", root / "build")
@@ -73,19 +78,20 @@ def result_dir(testbed):
 
 def test_table_has_every_metric_with_the_chat_policy_in_each_row(testbed, result_dir):
     table = evaluate.read_table(result_dir, "tiny")
-    chat = {"testbed_ifeval", "testbed_chat_knowledge"}
+    chat = {"testbed_ifeval", "testbed_chat_knowledge", "testbed_chat_knowledge_a"}
     expected = {
         "testbed_ifeval": {f"{level}_level_{kind}_acc" for level in ("prompt", "inst") for kind in ("strict", "loose")},
-        "testbed_chat_knowledge": {"knowledge_acc", "answer_acc", "format_acc"},
+        **{f"testbed_chat_knowledge{e}": {"knowledge_acc", "answer_acc", "format_acc"} for e in ("", "_a")},
         **{f"testbed_mc_{k}": {"acc"} for k in ("old", "new", "updated")},
-        **{f"testbed_ppl_{e}": {"word_perplexity", "byte_perplexity", "bits_per_byte"} for e in "ab"},
+        **{f"testbed_ppl_{e}": {"word_perplexity", "byte_perplexity", "bits_per_byte"} for e in ("a", "b", "a_news")},
     }
     assert list(table.columns) == evaluate.COLUMNS
     assert {t: set(g.metric) for t, g in table.groupby("task")} == expected
     assert (table.chat_template == table.task.isin(chat)).all()
     assert dict(zip(table.task, table.n)) == {"testbed_ifeval": 3, "testbed_chat_knowledge": 1, "testbed_mc_old": 4,
-                                              "testbed_mc_new": 3, "testbed_mc_updated": 2, "testbed_ppl_a": 2,
-                                              "testbed_ppl_b": 1}
+                                              "testbed_chat_knowledge_a": 1, "testbed_mc_new": 3,
+                                              "testbed_mc_updated": 2, "testbed_ppl_a": 2, "testbed_ppl_b": 1,
+                                              "testbed_ppl_a_news": 1}
     assert set(table.model) == {"tiny"} and set(table.version) == {1.0}
     # generation went through the chat template, greedy, capped at max_gen_toks, stopped at eos
     sample = json.loads((result_dir / "testbed_chat.samples.jsonl").read_text().splitlines()[0])
@@ -165,7 +171,7 @@ def test_cli_writes_the_table_and_lm_eval_output_beside_it(testbed, result_dir, 
             "--batch-size", "4", "--max-gen-toks", "8", "--name", "tiny"]
     assert cli.main(argv) == 0
     written = json.loads(out.read_text())
-    assert written["cache_dir"] == str(result_dir) and len(written["rows"]) == 16
+    assert written["cache_dir"] == str(result_dir) and len(written["rows"]) == 22  # 4 IFEval + 2 x 3 chat knowledge + 3 MC + 3 x 3 perplexity
     assert {r["model"] for r in written["rows"]} == {"tiny"}
     assert (tmp_path / "res" / "results.lm_eval" / "testbed_chat.samples.jsonl").is_file()
     assert "testbed_mc_old" in capsys.readouterr().out
@@ -209,3 +215,22 @@ def test_real_suite_pipeline_on_a_local_task(testbed, tmp_path, monkeypatch):
         ["local_mc", "acc", 3, False, 3.0]]
     context, _ = json.loads((out / "local_mc.samples.jsonl").read_text().splitlines()[0])["arguments"][0]
     assert context.count("was born in") == 2  # one shot, then the question
+
+
+def test_a_corrupt_checkpoint_or_a_missing_tokenizer_is_one_error_naming_the_file(testbed, tmp_path, capsys):
+    """The [reliability] cases: a truncated safetensors file used to be a 37-line traceback that did not name it; a
+    folder without a tokenizer said "build the testbed first", which is not the fix."""
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(testbed["model"], broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    args = ["eval", "--model", str(broken), "--data", str(testbed["data"]), "--out", str(tmp_path / "r.json")]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{weights}: corrupt safetensors file" in err and len(err.strip().splitlines()) == 1
+    shutil.copytree(testbed["model"], tmp_path / "notok")
+    (tmp_path / "notok" / "tokenizer.json").unlink()
+    assert cli.main([*args[:2], str(tmp_path / "notok"), *args[3:]]) == 2
+    assert "no tokenizer.json in" in capsys.readouterr().err and not (tmp_path / "r.json").exists()

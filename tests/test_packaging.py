@@ -18,3 +18,27 @@ def test_every_dependency_is_pinned():
     project = tomllib.loads((paths.REPO_ROOT / "pyproject.toml").read_text())["project"]
     unpinned = [d for d in project["dependencies"] if "==" not in d]
     assert unpinned == []
+
+
+def test_make_names_a_missing_profile_before_any_notebook_rule(tmp_path):
+    """`make reproduce PROFILE=nonexistent` (or `smoke.yaml`) used to end in make's own "No rule to make target
+    build/…/00_build.ipynb"; now one line names the profile and the known ones, and nothing is built."""
+    import subprocess
+
+    for name in ("nonexistent", "smoke.yaml"):
+        proc = subprocess.run(["make", "-C", str(paths.REPO_ROOT), "reproduce", f"PROFILE={name}",
+                               f"CPTLIB_BUILD_DIR={tmp_path / 'build'}"], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2
+        assert (f"profile file params/{name}.yaml does not exist (PROFILE={name}); known profiles: default"
+                in proc.stderr), proc.stderr
+        assert not (tmp_path / "build").exists()
+
+
+def test_a_new_unrelated_profile_leaves_the_others_notebooks_up_to_date():
+    """A notebook depends on its profile's extends chain (smoke -> default), not on every params file."""
+    import subprocess
+
+    proc = subprocess.run(["make", "-C", str(paths.REPO_ROOT), "-p", "-n", "help", "PROFILE=smoke"],
+                          capture_output=True, text=True, timeout=60)
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("PROFILE_FILES :="))
+    assert line.split(":=")[1].split() == ["params/smoke.yaml", "params/default.yaml"]
