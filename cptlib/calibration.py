@@ -34,7 +34,7 @@ RESIDUAL, DRIFT = "residual norm / base norm", "CPT drift / residual norm"
 REGISTER, TOKENS = "news register shift", "pretrain tokens / CPT tokens"
 BASE_IF_MAX, INSTRUCT_IF_MIN, ERA_A_MIN, CHAT_A_MIN, KNOWN_MIN = 0.15, 0.85, 0.95, 0.80, 0.90
 RESIDUAL_MAX, DRIFT_RATIO_MAX, REGISTER_MAX, TOKEN_RATIO_MIN = 0.10, 0.50, 1.3, 40.0
-COLUMNS = ["metric", "model", "value", "target", "met", "n"]
+COLUMNS = ["metric", "model", "value", "target", "met", "n"]  # n: items behind the value (empty for a ratio)
 
 
 def role(name: str) -> str:

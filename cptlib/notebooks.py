@@ -81,9 +81,10 @@ def run(name: str, profile: str | Path, kernel: str = KERNEL) -> Path:
     started = time.time()
     try:
         # Cell outputs (training progress bars included) stream to this process' stdout/stderr as they come, so
-        # a long notebook shows its progress in the make log instead of only "Kernel is running".
+        # a long notebook shows its progress in the make log instead of only "Kernel is running". (Not also
+        # log_output=True: papermill would then log every output a second time.)
         papermill.execute_notebook(str(nb), str(partial), parameters=params, kernel_name=kernel,
-                                   cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False, log_output=True,
+                                   cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False,
                                    stdout_file=sys.stdout, stderr_file=sys.stderr)
     except papermill.PapermillExecutionError as err:
         partial.unlink(missing_ok=True)

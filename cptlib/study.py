@@ -303,7 +303,8 @@ def calibration(profile: Profile, family: dict[str, Path], seed: int) -> pd.Data
     cpt_b = read_manifest(models["cpt_base_v1"])
     ratios = cal.ratios(residual, cpt_b["drift"]["total"], cpt_b["tokens"], read_manifest(family["base_v1"])["tokens"],
                         *cal.bits_per_byte(table, "base_v1"))
-    return pd.concat([cal.judge(table, *cal.chance_level(family["data"])), ratios], ignore_index=True)
+    out = pd.concat([cal.judge(table, *cal.chance_level(family["data"])), ratios], ignore_index=True)
+    return out.astype({"n": "Int64"})  # item counts stay integers beside the ratios' empty n
 
 
 def calibration_summary(table: pd.DataFrame) -> str:

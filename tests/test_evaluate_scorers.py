@@ -65,6 +65,7 @@ def chat_tasks(tmp_path_factory):
         for k, i in enumerate(IDS)
     ])
     _write(data / "eval" / "chat_knowledge.jsonl", [KNOWLEDGE])
+    _write(data / "eval" / "chat_knowledge_a.jsonl", [KNOWLEDGE])  # the era-A probe: the same task code
     tasks = evaluate.load_tasks("testbed_chat", data)
     docs = {doc["instruction_id_list"][0]: doc for doc in tasks["testbed_ifeval"].test_docs()}
     return tasks, docs
@@ -120,5 +121,6 @@ def test_bad_items_fail_when_the_task_is_built_before_generation(tmp_path, ifeva
     _write(tmp_path / "eval" / "ifeval.jsonl", [{"key": 0, "prompt": "Hi.", **{
         "instruction_id_list": ["startend:quotation"], "kwargs": [{}], **ifeval}}])
     _write(tmp_path / "eval" / "chat_knowledge.jsonl", [{**KNOWLEDGE, **knowledge}])
+    _write(tmp_path / "eval" / "chat_knowledge_a.jsonl", [KNOWLEDGE])
     with pytest.raises(ValueError, match=message):
         evaluate.load_tasks("testbed_chat", tmp_path)
