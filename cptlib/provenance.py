@@ -13,14 +13,23 @@ from cptlib import paths
 LIBRARIES = ["torch", "transformers", "tokenizers", "safetensors", "accelerate", "datasets", "lm_eval"]
 
 
+# Outputs, not inputs: a study run rewrites the committed figures as it goes, which must not make the code that
+# produced them look modified (every figure of a clean run named a "-dirty" version before).
+OUTPUT_PATHS = ("figures",)
+
+
 def code_version() -> str:
-    """`git describe` of the repository (with `-dirty` for uncommitted changes), or 'unknown'."""
+    """`git describe` of the repository, with `-dirty` when a tracked file outside OUTPUT_PATHS differs from the
+    commit; 'unknown' outside a git checkout."""
     try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=10, check=True,
-        )
-        return out.stdout.strip()
+        def git(*args: str) -> str:
+            return subprocess.run(["git", *args], cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
+
+        version = git("describe", "--always", "--abbrev=12")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                      *[f":(exclude){p}" for p in OUTPUT_PATHS])
+        return version + ("-dirty" if changed else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

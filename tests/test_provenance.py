@@ -1,0 +1,24 @@
+"""Provenance: a study run rewriting the committed figures does not make its code version "-dirty"."""
+import subprocess
+
+from cptlib import paths, provenance
+
+
+def test_changed_figures_leave_the_code_version_clean_and_changed_code_does_not(tmp_path, monkeypatch):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "figures" / "table.csv").write_text("a\n1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "c")
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path)
+    clean = provenance.code_version()
+    assert len(clean) == 12 and not clean.endswith("-dirty")
+    (tmp_path / "figures" / "table.csv").write_text("a\n2\n")  # what make reproduce does to figures/<profile>/
+    assert provenance.code_version() == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert provenance.code_version() == clean + "-dirty"
