@@ -24,7 +24,7 @@ from pathlib import Path
 from cptlib import paths
 from cptlib.config import Profile, stable_dict
 from cptlib.presets import PRESETS
-from cptlib.provenance import hash_file, hash_json, provenance
+from cptlib.provenance import hash_file, provenance
 from cptlib.stages import read_manifest, write_json_atomic
 
 RELEASE = "release.json"
@@ -216,7 +216,3 @@ def summary(profile: Profile) -> list[dict]:
                      "wall_seconds": t.get("wall_seconds"), "mb": sum(f["bytes"] for f in r["files"].values()) / 1e6})
     return rows
 
-
-def key(profile: Profile) -> str:
-    """A short hash of the release's recipe (shown in logs)."""
-    return hash_json(recipe(profile))[:12]
