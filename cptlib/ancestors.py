@@ -46,12 +46,17 @@ def release_dir(profile: Profile) -> Path:
     return paths.MODELS_DIR / profile.name
 
 
+def size_member(size: str, role: str) -> str:
+    """The release folder of a ladder size's member: `sizes/<size>/<role>` (role base_v1 or instruct_v1)."""
+    return f"sizes/{size}/{role}"
+
+
 def member_names(profile: Profile) -> list[str]:
     """The released members: the family, then `sizes/<size>/base_v1` and `.../instruct_v1` per other size."""
     from cptlib.family import MEMBERS
 
     other_sizes = [s for s in dict.fromkeys(profile.model.sizes) if s != profile.model.size]
-    return list(MEMBERS) + [f"sizes/{s}/{m}" for s in other_sizes for m in ("base_v1", "instruct_v1")]
+    return list(MEMBERS) + [size_member(s, m) for s in other_sizes for m in ("base_v1", "instruct_v1")]
 
 
 def recipe(profile: Profile) -> dict:
@@ -100,7 +105,7 @@ def train_members(profile: Profile) -> tuple[Path, dict[str, Path]]:
     for size in dict.fromkeys(profile.model.sizes):
         if size != profile.model.size:
             base, inst = fam.train_size(profile, size, seed)
-            members[f"sizes/{size}/base_v1"], members[f"sizes/{size}/instruct_v1"] = base, inst
+            members[size_member(size, "base_v1")], members[size_member(size, "instruct_v1")] = base, inst
     return data, members
 
 
@@ -200,9 +205,9 @@ def released_size(profile: Profile, size: str) -> tuple[Path, Path]:
     from cptlib import family as fam
 
     data = fam.testbed_data(profile)
-    if size == profile.model.size:
-        return resolve(profile, "base_v1", data), resolve(profile, "instruct_v1", data)
-    return resolve(profile, f"sizes/{size}/base_v1", data), resolve(profile, f"sizes/{size}/instruct_v1", data)
+    roles = ("base_v1", "instruct_v1")
+    names = roles if size == profile.model.size else tuple(size_member(size, r) for r in roles)
+    return resolve(profile, names[0], data), resolve(profile, names[1], data)
 
 
 def summary(profile: Profile) -> list[dict]:

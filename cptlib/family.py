@@ -188,9 +188,14 @@ def train_family(profile: Profile, seed: int, other_family: bool = True) -> dict
     return family
 
 
+def with_size(profile: Profile, size: str) -> Profile:
+    """The profile with another model size preset (the size ladder: same data, tokenizer and recipes)."""
+    return profile.model_copy(update={"model": profile.model.model_copy(update={"size": size})})
+
+
 def train_size(profile: Profile, size: str, seed: int) -> tuple[Path, Path]:
     """(base_v1, instruct_v1) of another size preset: the same data, tokenizer and recipes as the main size."""
-    p = profile.model_copy(update={"model": profile.model.model_copy(update={"size": size})})
+    p = with_size(profile, size)
     data = testbed_data(p)
     pre_seed = seed if p.base_seed is None else p.base_seed
     sft_seed = seed if p.instruct_seed is None else p.instruct_seed

@@ -212,7 +212,7 @@ def sizes(profile: Profile) -> pd.DataFrame:
     seed = profile.train_seeds[0]
     rows = []
     for size in dict.fromkeys(profile.model.sizes):
-        p = profile.model_copy(update={"model": profile.model.model_copy(update={"size": size})})
+        p = fam.with_size(profile, size)
         data = fam.testbed_data(p)
         base, inst = fam.size_members(profile, size, seed)
         cpt_b = fam.cpt(p, base, seed)

@@ -133,7 +133,7 @@ def _training_args(out: Path, cfg: TrainConfig | SFTConfig, runtime: RuntimeConf
         lr_scheduler_type=cfg.schedule,
         warmup_steps=int(cfg.warmup_frac * max_steps),
         weight_decay=cfg.weight_decay,
-        optim=getattr(cfg, "optim", "adamw_torch"),  # SFT has no choice: AdamW
+        optim=cfg.optim if isinstance(cfg, TrainConfig) else "adamw_torch",  # SFT has no choice: AdamW
         adam_beta2=0.95,
         max_grad_norm=1.0,
         bf16=use_bf16(runtime),
