@@ -17,7 +17,7 @@ export PYTHONUNBUFFERED := 1
 # Where stages and executed notebooks go (cptlib.paths reads the same variable).
 BUILD_ROOT := $(or $(CPTLIB_BUILD_DIR),build)
 
-.PHONY: help setup reproduce family ancestors notebooks-check lab smoke test bench clean
+.PHONY: help setup reproduce cost family ancestors notebooks-check lab smoke test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ $(NB_OUT)/02_recipes.ipynb: $(NB_OUT)/01_forgetting.ipynb
 $(NB_OUT)/03_transfer.ipynb: $(NB_OUT)/02_recipes.ipynb
 $(NB_OUT)/04_ablations.ipynb: $(NB_OUT)/03_transfer.ipynb
 $(NB_OUT)/05_report.ipynb: $(NB_OUT)/04_ablations.ipynb
+
+cost: $(SETUP)  ## the cost model of PROFILE's last run: seconds per notebook, stage and category (cptlib cost)
+	$(VENV)/bin/cptlib cost --profile $(PROFILE)
 
 smoke:  ## run every notebook on the smoke profile (minutes)
 	$(MAKE) reproduce PROFILE=smoke

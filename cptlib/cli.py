@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "cptlib.evaluate_cli",
     "cptlib.notebooks",
     "cptlib.plan",
+    "cptlib.costs",
 ]
 
 

@@ -5,7 +5,8 @@ cptlib.config, one top-level key per notebook parameter: the same as `papermill 
 the inheritance done. papermill only warns about a parameter the notebook does not declare; here it is an
 error that names the key and the notebook. The executed notebook is written to
 `build/<profile>/notebooks/<nb>.partial.ipynb` and renamed to `<nb>.ipynb` only on success, so a failed
-notebook never leaves an output that make counts as built; its run time goes to `<nb>.time.json`.
+notebook never leaves an output that make counts as built; its run time goes to `<nb>.time.json` and every
+stage it built or reused (cptlib.stages' log) to `<nb>.stages.jsonl`, which `cptlib cost` reads.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 from cptlib import paths
+from cptlib.stages import STAGE_LOG_ENV
 from cptlib.config import ConfigError, Profile, load_profile, resolve
 
 NOTEBOOKS = ("00_build", "01_forgetting", "02_recipes", "03_transfer", "04_ablations", "05_report")
@@ -78,6 +80,10 @@ def run(name: str, profile: str | Path, kernel: str = KERNEL) -> Path:
     out_dir = output_dir(params["name"])
     out_dir.mkdir(parents=True, exist_ok=True)
     final, partial = out_dir / nb.name, out_dir / f"{nb.stem}.partial.ipynb"
+    log, partial_log = out_dir / f"{nb.stem}.stages.jsonl", out_dir / f"{nb.stem}.stages.partial.jsonl"
+    partial_log.unlink(missing_ok=True)
+    before = os.environ.get(STAGE_LOG_ENV)
+    os.environ[STAGE_LOG_ENV] = str(partial_log)  # the kernel, and the processes it starts, inherit it
     started = time.time()
     try:
         # Cell outputs (training progress bars included) stream to this process' stdout/stderr as they come, so
@@ -88,18 +94,28 @@ def run(name: str, profile: str | Path, kernel: str = KERNEL) -> Path:
                                    stdout_file=sys.stdout, stderr_file=sys.stderr)
     except papermill.PapermillExecutionError as err:
         partial.unlink(missing_ok=True)
+        partial_log.unlink(missing_ok=True)
         trace = "\n".join(err.traceback[-6:]) if err.traceback else ""
         raise NotebookError(f"{nb.name} failed for profile {params['name']!r} in cell [{err.exec_count}]: "
                             f"{err.ename}: {err.evalue}\n{trace}\n(no executed notebook was kept; open "
                             f"{nb} in JupyterLab, `make lab`, to debug)") from None
     except BaseException:
         partial.unlink(missing_ok=True)
+        partial_log.unlink(missing_ok=True)
         raise
-    seconds = round(time.time() - started, 1)
+    finally:
+        if before is None:
+            os.environ.pop(STAGE_LOG_ENV, None)
+        else:
+            os.environ[STAGE_LOG_ENV] = before
+    ended = time.time()
+    partial_log.touch()  # a notebook that used no stage still has its (empty) log
+    os.replace(partial_log, log)
     os.replace(partial, final)
     times = out_dir / f"{nb.stem}.time.json"
     tmp = times.with_name(times.name + ".tmp")
-    tmp.write_text(json.dumps({"notebook": nb.stem, "profile": params["name"], "seconds": seconds}) + "\n")
+    tmp.write_text(json.dumps({"notebook": nb.stem, "profile": params["name"], "seconds": round(ended - started, 1),
+                               "started": round(started, 3), "ended": round(ended, 3)}) + "\n")
     os.replace(tmp, times)
     return final
 
