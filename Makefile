@@ -17,7 +17,7 @@ export PYTHONUNBUFFERED := 1
 # Where stages and executed notebooks go (cptlib.paths reads the same variable).
 BUILD_ROOT := $(or $(CPTLIB_BUILD_DIR),build)
 
-.PHONY: help setup reproduce cost family ancestors notebooks-check lab smoke test bench clean
+.PHONY: help setup reproduce cost family ancestors notebooks-check lab smoke test bench clean clean-partial
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,7 +56,7 @@ SOURCES := $(PROFILE_FILES) $(wildcard cptlib/*.py cptlib/*/*.py cptlib/tasks/*/
 reproduce: $(NB_OUT)/05_report.ipynb  ## run every notebook for PROFILE (default: the embedded synthetic testbed)
 
 $(NB_OUT)/%.ipynb: $(NB_SRC)/%.ipynb $(PARAMS) $(SOURCES) | $(SETUP)
-	$(VENV)/bin/cptlib notebook run $* --profile $(PROFILE)
+	CPTLIB_PUBLISH=1 $(VENV)/bin/cptlib notebook run $* --profile $(PROFILE)
 
 # A profile that does not exist: one message naming it and the known ones (before any notebook rule runs).
 .PRECIOUS: params/%.yaml
@@ -79,8 +79,12 @@ smoke:  ## run every notebook on the smoke profile (minutes)
 notebooks-check: $(SETUP)  ## check that every key of the PROFILE's params file is a notebook parameter
 	$(VENV)/bin/cptlib notebook check --profile $(PROFILE)
 
-lab: $(SETUP)  ## JupyterLab on notebooks/ with the project's kernel (cptlib)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --MultiKernelManager.default_kernel_name=cptlib
+# JupyterLab from the repository root (notebooks/ opens first; the executed ones are in build/<profile>/notebooks/),
+# with --allow-root where make runs as root (Jupyter refuses root otherwise). LAB_ARGS: e.g. --no-browser --ip=0.0.0.0
+LAB_ARGS ?=
+lab: $(SETUP)  ## JupyterLab with the project's kernel (cptlib): notebooks/ and the executed build/<profile>/notebooks/
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/notebooks \
+	  --MultiKernelManager.default_kernel_name=cptlib $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 ancestors: $(SETUP)  ## train the released testbed ancestors of PROFILE into models/PROFILE/ (rare: a new recipe)
 	$(VENV)/bin/cptlib ancestors build --profile $(PROFILE)
@@ -93,6 +97,9 @@ test: $(SETUP)  ## run the test suite (fails if no test ran)
 
 bench: $(SETUP)  ## training throughput benchmark (bench/train_throughput.py)
 	$(PY) bench/train_throughput.py
+
+clean-partial: $(SETUP)  ## remove unfinished stages and idle lock files left by failed or killed runs (says what)
+	$(VENV)/bin/cptlib clean-partial
 
 clean:  ## remove build outputs: trained stages, evaluations, executed notebooks (keeps .venv and figures)
 	rm -rf $(BUILD_ROOT)

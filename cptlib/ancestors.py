@@ -43,7 +43,7 @@ class AncestorError(FileNotFoundError):
 
 
 def release_dir(profile: Profile) -> Path:
-    return paths.MODELS_DIR / profile.name
+    return paths.MODELS_DIR / (profile.release or profile.name)
 
 
 def size_member(size: str, role: str) -> str:
@@ -88,7 +88,7 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 def _rebuild_hint(profile: Profile) -> str:
-    return (f"rebuild them with `make ancestors PROFILE={profile.name}` (trains every member: see docs/ancestors.md "
+    return (f"rebuild them with `make ancestors PROFILE={profile.release or profile.name}` (trains every member: see docs/ancestors.md "
             "for the time), or set `released_ancestors: false` in the profile to train them inside the study")
 
 

@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "cptlib.notebooks",
     "cptlib.plan",
     "cptlib.costs",
+    "cptlib.stages",
 ]
 
 

@@ -351,6 +351,9 @@ class Profile(Section):
         False, description="resolve the testbed's base and instruct members (and the size ladder) from the released "
         "checkpoints in models/<profile>/, built once by `make ancestors`, instead of training them in the study "
         "(like the other testbed sections, unused by a real profile, whose models: are released checkpoints)")
+    release: str | None = Field(
+        None, description="the folder models/<release>/ of the released ancestors; null = the profile's own name "
+        "(a run with overrides keeps its profile's release)")
     models: RealModelsConfig | None = Field(
         None, description="real checkpoints; set = a real profile (BRIEF §5), null = the synthetic testbed")
     cpt_data: CPTDataConfig | None = Field(None, description="the CPT corpus of a real profile")
@@ -455,6 +458,48 @@ def load_profile(source: str | Path) -> Profile:
     """Load `params/<name>.yaml` (or a YAML path), apply `extends`, validate."""
     data, path = resolve(source)
     return from_dict(data, path)
+
+
+def expand_overrides(overrides: dict[str, Any]) -> dict:
+    """{"cpt.lr": 3e-4, "study": {"alphas": [1.0]}} -> nested dicts, for merging over a profile."""
+    nested: dict = {}
+    for key, value in overrides.items():
+        if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"override key {key!r}: use a profile key, dotted for a section (e.g. 'cpt.lr')")
+        *sections, last = key.split(".")
+        node = nested
+        for part in sections:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override key {key!r}: {part!r} is set to a value and used as a section")
+        node[last] = _merge(node[last], value) if isinstance(value, dict) and isinstance(node.get(last), dict) else value
+    return nested
+
+
+def load_with_overrides(source: str | Path, overrides: dict[str, Any] | None = None,
+                        run_name: str | None = None) -> Profile:
+    """A profile with `overrides` merged over it, validated. A run that differs from the profile file gets its own
+    name (`run_name`, default `<profile>-<hash of the overrides>`), so its stages' tables, notebooks and figures
+    never land in the profile's folders; `run_name` may not be another profile's name."""
+    data, path = resolve(source)
+    overrides = dict(overrides or {})
+    if "name" in expand_overrides(overrides) or "extends" in expand_overrides(overrides):
+        raise ConfigError("overrides may not set 'name' or 'extends': pass run_name, or another profile")
+    own = data["name"]
+    if overrides:
+        from cptlib.provenance import hash_json
+
+        data = _merge(data, expand_overrides(overrides))
+        data["name"] = run_name or f"{own}-{hash_json(overrides)[:8]}"
+    elif run_name:
+        data["name"] = run_name
+    if data["name"] != own:
+        data.setdefault("release", own)  # the released ancestors stay the profile's
+    if data["name"] != path.stem or path.parent != paths.PARAMS_DIR.resolve():
+        if paths.params_file(data["name"]).is_file():
+            raise ConfigError(f"run name {data['name']!r} is the name of the profile params/{data['name']}.yaml; a run "
+                              "with other parameters must not write into its folders: choose another run_name")
+    return from_dict(data, f"{path} with overrides {overrides}" if overrides else path)
 
 
 def stable_dict(section: BaseModel) -> dict:

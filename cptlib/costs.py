@@ -81,14 +81,14 @@ def cost_table(profile: str):
         for label in sorted(set(by_label) | set(owned), key=lambda s: (s == NOTEBOOK_WORK, s)):
             group = by_label.get(label, [])
             built = [ln for ln in group if ln["event"] == "built"]
-            reused = [ln for ln in group if ln["event"] != "built" and ln["key"] not in earlier]
+            reused = [ln for ln in group if ln["event"] != "built"]
             rows.append(dict(
                 notebook=nb, category=CATEGORY.get(label.split(":")[0], NOTEBOOK_WORK), stage=label,
                 built=len(built), reused=len(reused),
                 tokens=sum(ln.get("tokens") or 0 for ln in built) if label.split(":")[0] in ("pretrain", "sft", "lm") else 0,
                 rows=sum(ln.get("rows") or 0 for ln in built),
                 wall_s=owned.get(label, 0.0), cpu_s=sum(ln["seconds"] for ln in built),
-                cached_build_s=sum(ln.get("build_seconds") or 0 for ln in reused)))
+                cached_build_s=sum(ln.get("build_seconds") or 0 for ln in reused if ln["key"] not in earlier)))
     table = pd.DataFrame(rows, columns=["notebook", "category", "stage", "built", "reused", "tokens", "rows",
                                         "wall_s", "cpu_s", "cached_build_s"]).fillna(0)
     for col in ("built", "reused", "tokens", "rows"):

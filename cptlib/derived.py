@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from cptlib.config import MergeSpec
-from cptlib.evaluate import EvalSettings, evaluate_model, evaluation_spec, model_content_hash
+from cptlib.evaluate import EvalSettings, evaluate_model, evaluation_spec, model_content_hash, run_evaluation
 from cptlib.stages import MANIFEST, is_finished, read_manifest, run_stage, stage_dir
 
 # Short names of the metrics the study plots: (lm-eval task, metric).
@@ -40,6 +38,11 @@ LABELS = {
 
 
 PANELS = ("IF", "knowledge", "era_a", "era_b")  # the accuracies the notebooks show side by side
+# What the study evaluates: the tasks its metrics read (the calibration of the ancestors in notebook 00 runs
+# every testbed task; era-A via chat and the era-A news perplexity are only its), and for intermediate
+# checkpoints (milestones, N4 cells) the tasks the panels show.
+STUDY_TASKS = tuple(dict.fromkeys(task for task, _ in METRICS.values()))
+PANEL_TASKS = tuple(dict.fromkeys(METRICS[m][0] for m in PANELS))
 # A real profile's metric is whatever lm-eval task eval.metrics maps to it; its label says what it stands for.
 ROLES = {"IF": "instruction following", "knowledge": "new knowledge via chat", "era_a": "old knowledge",
          "era_b": "new knowledge", "updated": "prefers updated fact", "bpb_a": "old-text bits per byte",
@@ -128,37 +131,33 @@ def drift(model: Path) -> float:
     return record["drift"]["total"]
 
 
-def _evaluate_in_processes(models: list[Path], data: Path, settings: EvalSettings, processes: int) -> None:
-    """Evaluate `models` in `processes` fresh Python processes (not multiprocessing: a fork can deadlock
-    torch's thread pool, and spawn re-imports a script's __main__); each takes every n-th model."""
-    procs = []
-    for i in range(min(processes, len(models))):
-        chunk = [str(m) for m in models[i::processes]]
-        code = ("import sys, json; from pathlib import Path; from cptlib.evaluate import EvalSettings, run_evaluation\n"
-                "s = EvalSettings(**json.loads(sys.argv[2]))\n"
-                "for m in sys.argv[3:]: run_evaluation(Path(m), Path(sys.argv[1]), s)")
-        cmd = [sys.executable, "-c", code, str(data), json.dumps(asdict(settings)), *chunk]
-        procs.append((chunk, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
-    failed = []
-    for chunk, proc in procs:
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            failed.append(f"evaluating {', '.join(chunk)} failed (exit {proc.returncode}):\n{err[-3000:]}")
-    if failed:
-        raise RuntimeError("\n".join(failed))
+def result_settings(model: Path, data: Path, wanted: EvalSettings) -> EvalSettings:
+    """The settings to read `model`'s scores under: a finished evaluation that holds every task `wanted` asks for
+    (the full suite first, as notebook 00 leaves for the ancestors and the two calibration CPT models, then
+    STUDY_TASKS), else `wanted` itself (to be evaluated)."""
+    for candidate in (replace(wanted, tasks=None), replace(wanted, tasks=STUDY_TASKS), wanted):
+        if candidate.covers(wanted) and is_finished(stage_dir("eval", evaluation_spec(model, data, candidate))):
+            return candidate
+    return wanted
 
 
 def scores(models: dict[str, Path], data: Path, processes: int = 1,
-           settings: EvalSettings = EvalSettings()) -> pd.DataFrame:
-    """One row per model (index: its label), one column per METRICS entry. Models not yet evaluated run
-    `processes` at a time, each in its own single-threaded process (2 cores: ~2× the throughput of one)."""
-    pending = [p for p in dict.fromkeys(map(Path, models.values()))
-               if not is_finished(stage_dir("eval", evaluation_spec(p, data, settings)))]
-    if processes > 1 and len(pending) > 1:
-        _evaluate_in_processes(pending, data, settings, processes)
-    tidy = pd.concat([evaluate_model(Path(p), data, settings, name=n) for n, p in models.items()])
+           settings: EvalSettings = EvalSettings(tasks=STUDY_TASKS),
+           tasks: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
+    """One row per model (index: its label), one column per METRICS entry (NaN where the model's tasks do not
+    include the metric's). Each model runs the tasks of `settings` (by default STUDY_TASKS), or `tasks[label]`
+    where given, unless a finished evaluation already holds them (result_settings). Models not yet evaluated
+    run `processes` at a time, each worker single-threaded and taking the next model when free (cptlib.pool;
+    2 cores: ~1.7x the throughput of one process)."""
+    from cptlib import pool
+
+    wanted = {label: replace(settings, tasks=(tasks or {}).get(label, settings.tasks)) for label in models}
+    chosen = {label: result_settings(Path(p), data, wanted[label]) for label, p in models.items()}
+    pool.build([(run_evaluation, (Path(p), data, chosen[label])) for label, p in models.items()],
+               processes, threads=settings.threads, what="evaluations")
+    tidy = pd.concat([evaluate_model(Path(p), data, chosen[label], name=label) for label, p in models.items()])
     wide = {}
     for short, (task, metric) in METRICS.items():
         hit = tidy[(tidy.task == task) & (tidy.metric == metric)].set_index("model")["value"]
         wide[short] = hit
-    return pd.DataFrame(wide).loc[list(models)]
+    return pd.DataFrame(wide).reindex(list(models))[list(METRICS)]

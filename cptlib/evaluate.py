@@ -11,6 +11,7 @@ lm-eval version; lm-eval's full output and its samples are kept in the same dire
 """
 from __future__ import annotations
 
+import functools
 import json
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -48,6 +49,27 @@ class EvalSettings:
     # torch intra-op threads while evaluating. The testbed models are too small to gain from a second thread,
     # and on a shared 2-core machine it waits on the busy core: measured 15x slower per step than one thread.
     threads: int = 1
+    # The testbed tasks to run (None = all of TESTBED_GROUPS). The study scores most models on the tasks its
+    # metrics read (cptlib.derived.STUDY_TASKS) and intermediate checkpoints on those its panels show; the
+    # calibration of the ancestors runs all of them. A task's scores agree whichever other tasks run with it up
+    # to float noise (lm-eval batches the requests of a group's tasks together; one call per task instead
+    # measured ~1.6x slower).
+    tasks: tuple[str, ...] | None = None
+
+    def spec(self) -> dict:
+        """The settings as they enter a cache key (`tasks` only when set: full-suite keys stay as they were)."""
+        out = asdict(self)
+        if self.tasks is None:
+            del out["tasks"]
+        else:
+            out["tasks"] = sorted(self.tasks)
+        return out
+
+    def covers(self, other: "EvalSettings") -> bool:
+        """Whether a result under these settings holds every task `other` asks for, scored the same way."""
+        mine, theirs = {**asdict(self), "tasks": None}, {**asdict(other), "tasks": None}
+        wanted = set(other.tasks or all_tasks())
+        return mine == theirs and wanted <= set(self.tasks or all_tasks())
 
 
 def model_content_hash(model_dir: Path) -> str:
@@ -70,14 +92,25 @@ def _task_yaml(name: str) -> dict:
     return yaml.load((TASKS_DIR / f"{name}.yaml").read_text(), Loader=_TaskYamlLoader)
 
 
-def group_members(group: str) -> list[str]:
-    return list(_task_yaml(group)["task"])
+def group_members(group: str, tasks: tuple[str, ...] | None = None) -> list[str]:
+    """A group's tasks (only those in `tasks`, when given)."""
+    return [t for t in _task_yaml(group)["task"] if tasks is None or t in tasks]
 
 
-def data_files(group: str, data_dir: Path) -> dict[str, Path]:
+def all_tasks() -> list[str]:
+    return [t for g in TESTBED_GROUPS for t in group_members(g)]
+
+
+def check_tasks(tasks: tuple[str, ...] | None) -> None:
+    unknown = sorted(set(tasks or ()) - set(all_tasks()))
+    if unknown or tasks == ():
+        raise ValueError(f"unknown testbed tasks {unknown or '(none given)'}; the tasks are {', '.join(all_tasks())}")
+
+
+def data_files(group: str, data_dir: Path, tasks: tuple[str, ...] | None = None) -> dict[str, Path]:
     """{task: absolute data file} for a group's tasks; an error naming the file if one is missing."""
     root = Path(data_dir).resolve()
-    out = {t: root / _task_yaml(t)["dataset_kwargs"]["data_files"]["test"] for t in group_members(group)}
+    out = {t: root / _task_yaml(t)["dataset_kwargs"]["data_files"]["test"] for t in group_members(group, tasks)}
     missing = [str(p) for p in out.values() if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"testbed evaluation data not found: {missing}; build the testbed first "
@@ -85,19 +118,22 @@ def data_files(group: str, data_dir: Path) -> dict[str, Path]:
     return out
 
 
-def task_versions(group: str) -> dict[str, float]:
-    return {t: _task_yaml(t)["metadata"]["version"] for t in group_members(group)}
+def task_versions(group: str, tasks: tuple[str, ...] | None = None) -> dict[str, float]:
+    return {t: _task_yaml(t)["metadata"]["version"] for t in group_members(group, tasks)}
 
 
-def group_spec(group: str, data_dir: Path) -> dict:
-    """The group as an lm-eval config dict whose members are the registered YAML tasks, each with its data
-    file made absolute (lm-eval merges member overrides over the member's YAML)."""
-    files = data_files(group, data_dir)
+def group_spec(group: str, data_dir: Path, tasks: tuple[str, ...] | None = None) -> dict:
+    """The group as an lm-eval config dict whose members are the registered YAML tasks (those in `tasks`), each
+    with its data file made absolute (lm-eval merges member overrides over the member's YAML)."""
+    files = data_files(group, data_dir, tasks)
     members = [{"task": t, "dataset_kwargs": {"data_files": {"test": str(f)}}} for t, f in files.items()]
     return {"group": group, "task": members}
 
 
+@functools.lru_cache(maxsize=1)
 def task_manager():
+    """lm-eval's index of the testbed task YAMLs (~0.8 s to build), one per process: an evaluation worker reuses it
+    for every model it scores."""
     from lm_eval.tasks import TaskManager
 
     return TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
@@ -160,8 +196,21 @@ def load_hflm(model_dir: Path, settings, testbed: bool):
     from cptlib.tokenizer import load_tokenizer
 
     tok = load_tokenizer(model_dir) if testbed else None
-    return HFLM(pretrained=str(model_dir), tokenizer=tok, device=settings.device, dtype=settings.dtype,
-                batch_size=settings.batch_size, prefix_token_id=tok.eos_token_id if testbed else None)
+    lm = HFLM(pretrained=str(model_dir), tokenizer=tok, device=settings.device, dtype=settings.dtype,
+              batch_size=settings.batch_size, prefix_token_id=tok.eos_token_id if testbed else None)
+    check_finite(lm.model, model_dir)
+    return lm
+
+
+def check_finite(model, model_dir: Path) -> None:
+    """Refuse a model with NaN or inf weights (e.g. a residual applied with a huge α): it would still produce
+    answers, and scores that look plausible."""
+    import torch
+
+    for name, param in model.named_parameters():
+        if not torch.isfinite(param).all():
+            raise ValueError(f"{model_dir}: weight {name} is not finite (NaN or inf); this checkpoint is broken, "
+                             "rebuild it (e.g. `cptlib residual apply` with a finite, moderate --alpha)")
 
 
 def check_model_dir(model_dir: Path) -> None:
@@ -178,13 +227,14 @@ def check_model_dir(model_dir: Path) -> None:
 def evaluation_spec(model_dir: Path, data_dir: Path, settings: EvalSettings) -> dict:
     """What decides a testbed result, i.e. its cache key: model and data content, task versions, settings,
     lm-eval's version (its scoring code)."""
-    files = {t: f for g in TESTBED_GROUPS for t, f in data_files(g, data_dir).items()}
+    check_tasks(settings.tasks)
+    files = {t: f for g in TESTBED_GROUPS for t, f in data_files(g, data_dir, settings.tasks).items()}
     return {
         "suite": "testbed",
         "model_sha256": model_content_hash(model_dir),
         "data_sha256": {t: hash_file(f) for t, f in files.items()},
-        "task_versions": {t: v for g in TESTBED_GROUPS for t, v in task_versions(g).items()},
-        "settings": asdict(settings),
+        "task_versions": {t: v for g in TESTBED_GROUPS for t, v in task_versions(g, settings.tasks).items()},
+        "settings": settings.spec(),
         "lm_eval": library_versions()["lm_eval"],
     }
 
@@ -206,9 +256,11 @@ def run_evaluation(model_dir: Path, data_dir: Path, settings: EvalSettings = Eva
             tm = task_manager()
             rows = []
             for group, chat in TESTBED_GROUPS.items():
+                if not group_members(group, settings.tasks):
+                    continue
                 results = simple_evaluate(
-                    model=lm, tasks=[group_spec(group, data_dir)], task_manager=tm, apply_chat_template=chat,
-                    limit=settings.limit, gen_kwargs=gen_kwargs, log_samples=True,
+                    model=lm, tasks=[group_spec(group, data_dir, settings.tasks)], task_manager=tm,
+                    apply_chat_template=chat, limit=settings.limit, gen_kwargs=gen_kwargs, log_samples=True,
                 )
                 rows += tidy(results, chat)
                 save_lm_eval_output(results, work, group)

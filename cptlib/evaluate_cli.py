@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="results JSON; lm-eval's output is copied beside it")
     p.add_argument("--name", help="model name in the table (default: the directory's name)")
     p.add_argument("--batch-size", help="sequences per forward pass (real suite: also 'auto'; default: the suite's)")
-    p.add_argument("--limit", type=int, help="items per task, for quick checks (default: all)")
+    p.add_argument("--limit", type=positive_int, help="items per task, for quick checks (default: all)")
     p.add_argument("--max-gen-toks", type=int, help="generation cap (default: each task's own; testbed 192)")
     p.add_argument("--device", default=EvalSettings.device, help="default: %(default)s")
     real = p.add_argument_group("real suite")
@@ -88,3 +88,14 @@ def write_out(table, result_dir: Path, out: Path) -> None:
     manifest = json.loads((Path(result_dir) / "cptlib_manifest.json").read_text())
     out.write_text(json.dumps({"rows": json.loads(table.to_json(orient="records")), "cache_dir": str(result_dir),
                                "lm_eval_output": str(beside), "spec": manifest["spec"]}, indent=2) + "\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (`--limit 0` or `-1` would fail deep inside lm-eval)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value} (omit --limit for every item)")
+    return value

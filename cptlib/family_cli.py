@@ -68,9 +68,12 @@ def _ancestors_command(args) -> int:
 
 def _build_command(args) -> int:
     from cptlib.config import load_profile
-    from cptlib.family import build_family, testbed_data, tokenizer_stage
+    from cptlib.hub import preflight
 
     profile = load_profile(args.profile)
+    preflight(profile)  # before torch is imported: an unreachable checkpoint fails in about a second
+    from cptlib.family import build_family, testbed_data, tokenizer_stage
+
     if args.data_only:
         data = testbed_data(profile)
         print(f"testbed   {data}\ntokenizer {tokenizer_stage(profile, data)}")
@@ -83,9 +86,12 @@ def _build_command(args) -> int:
 
 def _cpt_command(args) -> int:
     from cptlib.config import load_profile
-    from cptlib.family import build_family, cpt
+    from cptlib.hub import preflight
 
     profile = load_profile(args.profile)
+    preflight(profile)
+    from cptlib.family import build_family, cpt
+
     seed = profile.train_seeds[0] if args.seed is None else args.seed
     print(cpt(profile, build_family(profile, seed)[args.model], seed))
     return 0

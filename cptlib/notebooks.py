@@ -1,12 +1,15 @@
 """Run the study's notebooks with papermill: `cptlib notebook run 01_forgetting --profile smoke`.
 
-The parameters a notebook receives are the profile, resolved (`extends` applied) and validated by
-cptlib.config, one top-level key per notebook parameter: the same as `papermill -f params/<profile>.yaml` with
-the inheritance done. papermill only warns about a parameter the notebook does not declare; here it is an
-error that names the key and the notebook. The executed notebook is written to
-`build/<profile>/notebooks/<nb>.partial.ipynb` and renamed to `<nb>.ipynb` only on success, so a failed
-notebook never leaves an output that make counts as built; its run time goes to `<nb>.time.json` and every
-stage it built or reused (cptlib.stages' log) to `<nb>.stages.jsonl`, which `cptlib cost` reads.
+Every notebook has the same three parameters: `profile` (a params/<name>.yaml name or a YAML path), `overrides`
+(changes to it, {"cpt.lr": 3e-4}) and `run_name` (where a run with overrides writes; default: the profile's name
+plus a hash of the overrides). The setup cell resolves them with cptlib.config (`extends` applied, every value
+validated), so papermill called directly (`papermill nb.ipynb out.ipynb -p profile smoke`) and JupyterLab see the
+same profile as `cptlib notebook run`, and a run with changed parameters never writes into a shipped profile's
+folders. (`papermill -f params/smoke.yaml` would inject the profile's keys as variables: that is refused with a
+message, since it cannot apply `extends`.) The executed notebook is written to
+`build/<run>/notebooks/<nb>.partial.ipynb` and renamed to `<nb>.ipynb` only on success, so a failed notebook
+never leaves an output that make counts as built; its run time goes to `<nb>.time.json` and every stage it built
+or reused (cptlib.stages' log) to `<nb>.stages.jsonl`, which `cptlib cost` reads.
 """
 from __future__ import annotations
 
@@ -19,10 +22,20 @@ from pathlib import Path
 
 from cptlib import paths
 from cptlib.stages import STAGE_LOG_ENV
-from cptlib.config import ConfigError, Profile, load_profile, resolve
+from cptlib.config import ConfigError, Profile, load_profile, load_with_overrides
 
 NOTEBOOKS = ("00_build", "01_forgetting", "02_recipes", "03_transfer", "04_ablations", "05_report")
 KERNEL = "cptlib"
+PARAMETERS = ("profile", "overrides", "run_name")
+PARAMETERS_SOURCE = """\
+# Parameters (the same in every notebook; papermill: -p profile smoke, or `cptlib notebook run <nb> --profile smoke`).
+# profile:   a shipped profile, params/<name>.yaml (default, smoke, ...), or the path of a YAML file
+# overrides: changes to it, e.g. {"cpt.lr": 3e-4, "train_seeds": [0]}; validated like the profile file
+# run_name:  the folder a run with overrides writes to (build/<run_name>/, figures/<run_name>/); None = the
+#            profile's name + a hash of the overrides, so a changed run never overwrites a shipped profile's figures
+profile = "default"
+overrides = {}
+run_name = None"""
 
 
 class NotebookError(ValueError):
@@ -43,41 +56,65 @@ def output_dir(profile: str) -> Path:
     return paths.profile_build_dir(profile) / "notebooks"
 
 
-def profile_parameters(source: str | Path) -> tuple[dict, set[str]]:
-    """(every parameter of the validated profile, the top-level keys its file(s) set)."""
-    raw, path = resolve(source)
-    profile = load_profile(path)
-    return profile.model_dump(mode="json"), set(raw)
-
-
 def declared_parameters(nb: Path) -> set[str]:
     import papermill
 
     return set(papermill.inspect_notebook(str(nb)))
 
 
-def check_parameters(nb: Path, keys: set[str]) -> None:
-    """Every key must be a parameter of the notebook (papermill would only warn and ignore it)."""
+def check_parameters(nb: Path) -> None:
+    """A notebook declares exactly PARAMETERS (papermill would only warn about a parameter it does not have)."""
     declared = declared_parameters(nb)
-    unknown = sorted(keys - declared)
-    if unknown:
-        hints = [f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, declared, n=1)) else "")
-                 for k in unknown]
-        raise NotebookError(f"{nb.name}: unknown parameter {', '.join(hints)}; its parameters are "
-                            f"{', '.join(sorted(declared))}")
+    if declared != set(PARAMETERS):
+        raise NotebookError(f"{nb.name}: its parameters are {', '.join(sorted(declared)) or 'none'}, expected "
+                            f"{', '.join(PARAMETERS)}; run `cptlib notebook sync` to rewrite its parameters cell")
 
 
-def run(name: str, profile: str | Path, kernel: str = KERNEL) -> Path:
-    """Execute one notebook for a profile; returns the executed notebook's path."""
-    import papermill
-
-    nb = notebook_path(name)
+def configure(profile: str, overrides: dict | None = None, run_name: str | None = None,
+              namespace: dict | None = None) -> Profile:
+    """The setup cell's call: the notebook's parameters resolved to a validated profile. `namespace` (the
+    notebook's globals) is checked for a profile's keys injected by `papermill -f params/<p>.yaml`."""
+    namespace = namespace or {}
+    # A profile file's sections arrive as dicts (a loop variable such as `model` in a later cell is not one).
+    injected = sorted(k for k in set(namespace) & ({"extends"} | set(Profile.model_fields))
+                      if k == "extends" or isinstance(namespace[k], dict))
+    if injected:
+        raise NotebookError(f"this notebook received the profile keys {', '.join(injected)} as parameters (papermill "
+                            "-f params/<profile>.yaml?). Its parameters are profile, overrides and run_name: run "
+                            "`papermill <nb> <out> -p profile <name>` or `cptlib notebook run <nb> --profile <name>`")
+    if not isinstance(overrides or {}, dict):
+        raise NotebookError(f"overrides must be a dict such as {{'cpt.lr': 3e-4}}, got {overrides!r}")
     try:
-        params, file_keys = profile_parameters(profile)
+        return load_with_overrides(profile, overrides, run_name)
     except ConfigError as err:
         raise NotebookError(str(err)) from None
-    check_parameters(nb, file_keys | set(params))
-    out_dir = output_dir(params["name"])
+
+
+def check_kernel(kernel: str) -> None:
+    """The Jupyter kernel must be registered (papermill's NoSuchKernel is a bare traceback)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    known = KernelSpecManager().find_kernel_specs()
+    if kernel not in known:
+        hint = " (`make setup` registers the project's kernel, cptlib)" if kernel == KERNEL else ""
+        raise NotebookError(f"no Jupyter kernel named {kernel!r}{hint}; registered kernels: {', '.join(sorted(known))}")
+
+
+def run(name: str, profile: str | Path, kernel: str = KERNEL, overrides: dict | None = None,
+        run_name: str | None = None) -> Path:
+    """Execute one notebook for a profile; returns the executed notebook's path."""
+    nb = notebook_path(name)
+    source = str(Path(profile).resolve()) if str(profile).endswith((".yaml", ".yml")) else str(profile)
+    params = {"profile": source, "overrides": dict(overrides or {}), "run_name": run_name}
+    cfg = configure(**params)
+    from cptlib.hub import preflight
+
+    preflight(cfg)  # a real profile whose checkpoints are unreachable: now, not in the notebook's third cell
+    check_parameters(nb)
+    check_kernel(kernel)
+    import papermill  # late: the checks above fail fast without it (and without torch)
+
+    out_dir = output_dir(cfg.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     final, partial = out_dir / nb.name, out_dir / f"{nb.stem}.partial.ipynb"
     log, partial_log = out_dir / f"{nb.stem}.stages.jsonl", out_dir / f"{nb.stem}.stages.partial.jsonl"
@@ -96,7 +133,7 @@ def run(name: str, profile: str | Path, kernel: str = KERNEL) -> Path:
         partial.unlink(missing_ok=True)
         partial_log.unlink(missing_ok=True)
         trace = "\n".join(err.traceback[-6:]) if err.traceback else ""
-        raise NotebookError(f"{nb.name} failed for profile {params['name']!r} in cell [{err.exec_count}]: "
+        raise NotebookError(f"{nb.name} failed for profile {cfg.name!r} in cell [{err.exec_count}]: "
                             f"{err.ename}: {err.evalue}\n{trace}\n(no executed notebook was kept; open "
                             f"{nb} in JupyterLab, `make lab`, to debug)") from None
     except BaseException:
@@ -114,7 +151,7 @@ def run(name: str, profile: str | Path, kernel: str = KERNEL) -> Path:
     os.replace(partial, final)
     times = out_dir / f"{nb.stem}.time.json"
     tmp = times.with_name(times.name + ".tmp")
-    tmp.write_text(json.dumps({"notebook": nb.stem, "profile": params["name"], "seconds": round(ended - started, 1),
+    tmp.write_text(json.dumps({"notebook": nb.stem, "profile": cfg.name, "seconds": round(ended - started, 1),
                                "started": round(started, 3), "ended": round(ended, 3)}) + "\n")
     os.replace(tmp, times)
     return final
@@ -127,37 +164,33 @@ def run_times(profile: Profile | str) -> dict[str, float]:
             for p in sorted(output_dir(name).glob("*.time.json"))}
 
 
-def parameters_source(profile: str = "default") -> str:
-    """The parameters cell: every top-level key of the profile (resolved, validated) as a plain literal."""
-    import pprint
-
-    params, _ = profile_parameters(profile)
-    lines = [f"# Parameters: the {profile!r} profile (params/{profile}.yaml, resolved). papermill replaces them with",
-             "# another profile's; edit them here to explore in JupyterLab. Plain values only."]
-    lines += [f"{k} = {pprint.pformat(v, width=110, sort_dicts=False)}" for k, v in params.items()]
-    return "\n".join(lines)
-
-
 def setup_source() -> str:
-    """The cell after the parameters: imports and the validated profile built from the parameters."""
-    keys = ", ".join(f"{k}={k}" for k in Profile.model_fields)
+    """The cell after the parameters: imports and the validated profile."""
     return "\n".join([
         "import numpy as np",
         "import pandas as pd",
         "from cptlib import config, derived, notebooks, plots, report, stats",
-        "from cptlib import study as experiments  # `study` is a parameter (the profile's study section)",
+        "from cptlib import study as experiments",
         "from cptlib import family as fam",
         "",
-        f"cfg = config.from_dict(dict({keys}))",
+        "cfg = notebooks.configure(profile, overrides, run_name, namespace=globals())",
+        "print(notebooks.describe(cfg))",
         "PANELS = derived.panels(cfg)  # the accuracies shown side by side (a real profile: those eval.metrics maps)",
         "LABELS = derived.labels(cfg)  # what each metric is: the testbed's task, or the real lm-eval task behind it",
         "SECOND = 'era_b' if 'era_b' in PANELS else 'era_a'  # beside IF in the two-metric panels: the news if measured",
     ])
 
 
+def describe(cfg: Profile) -> str:
+    """One line for the executed notebook: which run this is and where its outputs go."""
+    from cptlib.plots import figures_dir
+
+    return f"profile {cfg.name!r}: {cfg.description.strip()}\noutputs: {output_dir(cfg.name).parent}, figures: {figures_dir(cfg)}"
+
+
 def sync(names=NOTEBOOKS) -> list[str]:
-    """Rewrite each notebook's parameters cell (and the setup cell) from params/default.yaml; returns the
-    names of the notebooks that changed. Run after editing the default profile or the config schema."""
+    """Rewrite each notebook's parameters cell and setup cell from PARAMETERS_SOURCE and setup_source(); returns
+    the names of the notebooks that changed."""
     import nbformat
 
     changed = []
@@ -165,7 +198,7 @@ def sync(names=NOTEBOOKS) -> list[str]:
         path = notebook_path(name)
         nb = nbformat.read(path, as_version=4)
         i = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-        new = [parameters_source(), setup_source()]
+        new = [PARAMETERS_SOURCE, setup_source()]
         if [nb.cells[i].source, nb.cells[i + 1].source] != new:
             nb.cells[i].source, nb.cells[i + 1].source = new
             tmp = path.with_name(path.name + ".tmp")
@@ -182,16 +215,32 @@ def register(subparsers) -> None:
     r.add_argument("notebook", help=f"one of {', '.join(NOTEBOOKS)}")
     r.add_argument("--profile", default="default", help="params/<name>.yaml or a YAML path (default: default)")
     r.add_argument("--kernel", default=KERNEL, help="Jupyter kernel (default: cptlib, registered by make setup)")
-    r.set_defaults(func=lambda a: print(run(a.notebook, a.profile, a.kernel)))
-    c = sub.add_parser("check", help="check that every key of a profile is a parameter of every notebook")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=YAML",
+                   help="override a profile value, e.g. --set cpt.lr=3e-4 (repeatable); the run writes to its own folders")
+    r.add_argument("--run-name", help="name of those folders (default: <profile>-<hash of the overrides>)")
+    r.set_defaults(func=lambda a: print(run(a.notebook, a.profile, a.kernel, parse_overrides(a.overrides), a.run_name)))
+    c = sub.add_parser("check", help="check a profile and that every notebook has the parameters profile, overrides, run_name")
     c.add_argument("--profile", default="default")
     c.set_defaults(func=_check)
-    s = sub.add_parser("sync", help="rewrite the notebooks' parameters cells from params/default.yaml")
+    s = sub.add_parser("sync", help="rewrite the notebooks' parameters and setup cells (the same in every notebook)")
     s.set_defaults(func=lambda a: print("updated: " + (", ".join(sync()) or "nothing")))
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """["cpt.lr=3e-4", "train_seeds=[0]"] -> {"cpt.lr": 0.0003, "train_seeds": [0]} (values read as YAML)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise NotebookError(f"--set {item!r}: expected KEY=VALUE, e.g. --set cpt.lr=3e-4")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
 def _check(args) -> None:
-    params, keys = profile_parameters(args.profile)
+    cfg = configure(args.profile)
     for name in NOTEBOOKS:
-        check_parameters(notebook_path(name), keys | set(params))
-    print(f"{args.profile}: every key is a parameter of {', '.join(NOTEBOOKS)}")
+        check_parameters(notebook_path(name))
+    print(f"{cfg.name}: a valid profile; {', '.join(NOTEBOOKS)} each take {', '.join(PARAMETERS)}")

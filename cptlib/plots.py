@@ -10,8 +10,10 @@ a provenance JSON (profile, its parameters, code and library versions). Every wr
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import matplotlib
@@ -37,10 +39,52 @@ COLORS = {"instruct_v1": "#1b9e77", "instruct_v2": "#66a61e", "base_v1": "#7570b
           "CPT(base_v1)": "#666666", "CPT(base_v1)+Θr(v1)": "#e7298a", "CPT(base_v1)+SFT": "#e6ab02"}
 
 
+# Set by `make reproduce`: the run may write the committed figures of a shipped profile (if the tree is clean).
+PUBLISH_ENV = "CPTLIB_PUBLISH"
+
+
+@functools.lru_cache(maxsize=None)
+def shipped_figures() -> frozenset[str]:
+    """Profiles whose figures/<name>/ is committed (git ls-files); empty outside a git checkout."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "--", "figures"], cwd=paths.REPO_ROOT, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    return frozenset(Path(f).parts[1] for f in listed if len(Path(f).parts) > 2)
+
+
+@functools.lru_cache(maxsize=None)
+def _redirect(name: str) -> str | None:
+    """Why this run may not write figures/<name>/ (None: it may). Only `make reproduce` of a clean, committed tree
+    writes a shipped profile's figures; any other run (JupyterLab, papermill, tests, a dirty tree) writes to
+    build/<name>/figures/ instead, so the committed figures always come from one known code version."""
+    if paths.FIGURES_DIR != paths.REPO_ROOT / "figures" or name not in shipped_figures():
+        return None
+    if os.environ.get(PUBLISH_ENV) != "1":
+        return "only `make reproduce` writes a shipped profile's committed figures"
+    version = code_version()
+    if version == "unknown" or version.endswith("-dirty"):
+        return f"the tree has uncommitted changes ({version}); commit them, then `make reproduce`"
+    return None
+
+
 def figures_dir(profile: Profile | str) -> Path:
-    out = paths.figures_dir(profile if isinstance(profile, str) else profile.name)
+    """Where a profile's figures go: figures/<name>/, or build/<name>/figures/ when that folder holds committed
+    figures this run may not overwrite (see _redirect; a note says so once)."""
+    name = profile if isinstance(profile, str) else profile.name
+    out = paths.figures_dir(name)
+    reason = _redirect(name)
+    if reason:
+        out = paths.profile_build_dir(name) / "figures"
+        if name not in _noted:
+            _noted.add(name)
+            print(f"note: figures/{name}/ holds the committed figures and {reason}: this run writes them to {out}")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+_noted: set[str] = set()
 
 
 def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.0):

@@ -19,7 +19,7 @@ import pandas as pd
 
 from cptlib import family as fam
 from cptlib.config import Profile
-from cptlib.derived import drift, milestones, restored, residual_dir, scores
+from cptlib.derived import PANEL_TASKS, drift, milestones, restored, residual_dir, scores
 from cptlib.stages import read_manifest
 
 CPT_I, CPT_B, REST = "CPT(instruct_v1)", "CPT(base_v1)", "CPT(base_v1)+Θr(v1)"
@@ -63,15 +63,18 @@ def families(profile: Profile) -> dict[int, dict[str, Path]]:
 
 
 def _scored(rows: list[dict], profile: Profile, data: Path) -> pd.DataFrame:
-    """Evaluate each row's `path` and join the metrics to the row (the path itself is dropped)."""
+    """Evaluate each row's `path` and join the metrics to the row (`path` and `tasks` are dropped). A row's
+    `tasks` (testbed: PANEL_TASKS for an intermediate checkpoint) limits what it is evaluated on; the other
+    metrics are NaN there."""
     labels = {str(i): r["path"] for i, r in enumerate(rows)}
     if is_real(profile):
         from cptlib import real
 
         metrics = real.scores(profile, labels, data)
     else:
-        metrics = scores(labels, data, profile.study.eval_processes)
-    return pd.DataFrame([{**{k: v for k, v in r.items() if k != "path"}, **metrics.loc[str(i)].to_dict()}
+        tasks = {str(i): r["tasks"] for i, r in enumerate(rows) if r.get("tasks")}
+        metrics = scores(labels, data, profile.study.eval_processes, tasks=tasks)
+    return pd.DataFrame([{**{k: v for k, v in r.items() if k not in ("path", "tasks")}, **metrics.loc[str(i)].to_dict()}
                          for i, r in enumerate(rows)])
 
 
@@ -90,15 +93,21 @@ def forgetting(profile: Profile) -> pd.DataFrame:
         for tokens, model in milestones(cpt_i).items():
             if first or tokens == final:
                 rows.append({"seed": seed, "tokens": tokens, "model": CPT_I, "drift": drift(model),
-                             "drift_ratio": float("nan"), "path": model})
+                             "drift_ratio": float("nan"), "path": model, "tasks": _panel_only(tokens, final)})
         for tokens, model in milestones(cpt_b).items():
             if first or tokens == final:
                 d = drift(model)
                 rows.append({"seed": seed, "tokens": tokens, "model": CPT_B, "drift": d,
-                             "drift_ratio": d / inst_drift, "path": model})
+                             "drift_ratio": d / inst_drift, "path": model, "tasks": _panel_only(tokens, final)})
                 rows.append({"seed": seed, "tokens": tokens, "model": REST, "drift": d, "drift_ratio": d / inst_drift,
-                             "path": restored(f["base_v1"], f["instruct_v1"], model)})
+                             "path": restored(f["base_v1"], f["instruct_v1"], model), "tasks": _panel_only(tokens, final)})
     return _scored(rows, profile, f["data"])
+
+
+def _panel_only(tokens: int, final: int) -> tuple[str, ...] | None:
+    """Intermediate checkpoints are scored on the tasks the figures' panels show (PANEL_TASKS), the final budget
+    on every study metric."""
+    return PANEL_TASKS if tokens != final else None
 
 
 def n4_map(profile: Profile) -> pd.DataFrame:
@@ -113,10 +122,10 @@ def n4_map(profile: Profile) -> pd.DataFrame:
         for tokens, model in milestones(fam.cpt(profile, f["base_v1"], seed, cfg)).items():
             d = drift(model)
             rows.append({"lr": lr, "tokens": tokens, "model": REST, "drift_ratio": d / inst_drift,
-                         "path": restored(f["base_v1"], f["instruct_v1"], model)})
+                         "path": restored(f["base_v1"], f["instruct_v1"], model), "tasks": PANEL_TASKS})
         cpt_i = fam.cpt(profile, f["instruct_v1"], seed, cfg)
         rows.append({"lr": lr, "tokens": read_manifest(cpt_i)["tokens"], "model": CPT_I, "drift_ratio": float("nan"),
-                     "path": cpt_i})
+                     "path": cpt_i, "tasks": PANEL_TASKS})
     return _scored(rows, profile, f["data"])
 
 
@@ -295,10 +304,11 @@ def calibration(profile: Profile, family: dict[str, Path], seed: int) -> pd.Data
         return pd.DataFrame([{"metric": m, "model": name, "value": wide.loc[name, m], "target": None, "met": None,
                               "n": None} for m in metrics for name in models])
     from cptlib import calibration as cal
-    from cptlib.evaluate import evaluate_model
+    from cptlib.evaluate import EvalSettings, evaluate_model
 
-    scores(models, family["data"], profile.study.eval_processes)  # evaluates in parallel; the rest reads the cache
-    table = pd.concat([evaluate_model(path, family["data"], name=name) for name, path in models.items()])
+    full = EvalSettings()  # every testbed task: the calibration reads era-A via chat and the era-A news too
+    scores(models, family["data"], profile.study.eval_processes, full)  # evaluates in parallel; then the cache
+    table = pd.concat([evaluate_model(path, family["data"], full, name=name) for name, path in models.items()])
     residual = {m: instruct_drift(family[b], family[m]) for m, b in (("instruct_v1", "base_v1"), ("instruct_v2", "base_v2"))}
     cpt_b = read_manifest(models["cpt_base_v1"])
     ratios = cal.ratios(residual, cpt_b["drift"]["total"], cpt_b["tokens"], read_manifest(family["base_v1"])["tokens"],

@@ -94,10 +94,14 @@ def _full_model(args: TrainingArguments) -> bool:
     return not args.fsdp
 
 
+THREADS_ENV = "CPTLIB_TORCH_THREADS"  # set by cptlib.pool's workers: several trainings share the cores
+
+
 def configure_runtime(runtime: RuntimeConfig) -> None:
-    # Under torchrun the processes on one machine share its cores.
+    # The profile's threads win; then a worker's share (cptlib.pool); under torchrun the processes on one machine
+    # share its cores.
     per_process = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    torch.set_num_threads(runtime.threads or per_process)
+    torch.set_num_threads(runtime.threads or int(os.environ.get(THREADS_ENV, "0")) or per_process)
 
 
 def use_bf16(runtime: RuntimeConfig) -> bool:

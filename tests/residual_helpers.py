@@ -10,8 +10,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 
-def write_model(path: Path, tensors: dict[str, torch.Tensor], shards: int = 1, config: dict | None = None) -> Path:
-    """A model directory: one `model.safetensors`, or `shards` files plus the standard index."""
+def write_model(path: Path, tensors: dict[str, torch.Tensor], shards: int = 1, config: dict | bool = True) -> Path:
+    """A model directory: one `model.safetensors`, or `shards` files plus the standard index, and a config.json
+    (`config`; True: a minimal one, False: none)."""
     path.mkdir(parents=True)
     if shards == 1:
         save_file(tensors, path / "model.safetensors", metadata={"format": "pt"})
@@ -26,8 +27,8 @@ def write_model(path: Path, tensors: dict[str, torch.Tensor], shards: int = 1, c
         total = sum(t.numel() * t.element_size() for t in tensors.values())
         index = {"metadata": {"total_size": total}, "weight_map": weight_map}
         (path / "model.safetensors.index.json").write_text(json.dumps(index))
-    if config is not None:
-        (path / "config.json").write_text(json.dumps(config))
+    if config is not False:
+        (path / "config.json").write_text(json.dumps({"model_type": "cptlib-test"} if config is True else config))
     return path
 
 

@@ -234,3 +234,29 @@ def test_a_corrupt_checkpoint_or_a_missing_tokenizer_is_one_error_naming_the_fil
     (tmp_path / "notok" / "tokenizer.json").unlink()
     assert cli.main([*args[:2], str(tmp_path / "notok"), *args[3:]]) == 2
     assert "no tokenizer.json in" in capsys.readouterr().err and not (tmp_path / "r.json").exists()
+
+
+def test_a_model_with_non_finite_weights_is_refused_not_scored(testbed, tmp_path, capsys):
+    """[reliability] 2: a NaN model (a residual applied with α = 1e400) used to get plausible scores, exit 0."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(testbed["model"], tmp_path / "nan")
+    weights = load_file(tmp_path / "nan" / "model.safetensors")
+    name = sorted(weights)[-1]
+    weights[name].view(-1)[0] = float("nan")
+    save_file(weights, tmp_path / "nan" / "model.safetensors", metadata={"format": "pt"})
+    args = ["eval", "--model", str(tmp_path / "nan"), "--data", str(testbed["data"]), "--out", str(tmp_path / "r.json")]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"nan: weight \S+ is not finite \(NaN or inf\); this checkpoint is broken", err), err
+    assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "ten"])
+def test_limit_is_a_whole_number_of_at_least_one(limit, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["eval", "--model", "m", "--out", "r.json", "--limit", limit])
+    assert exit_info.value.code == 2
+    assert "argument --limit: expected a whole number >= 1" in capsys.readouterr().err

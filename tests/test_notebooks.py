@@ -3,14 +3,16 @@ smoke profile through the papermill runner (one session fixture), with the figur
 import ast
 import json
 import os
+import shutil
 import subprocess
+import sys
 
 import nbformat
 import pandas as pd
 import pytest
 
 from cptlib import notebooks, paths
-from cptlib.config import Profile
+from cptlib.config import load_profile
 from cptlib.notebooks import NOTEBOOKS, NotebookError
 
 VERDICTS = {"reproduced", "partly", "not reproduced", "answered", "not tested (one size)", "not tested (one corpus)"}
@@ -36,49 +38,53 @@ def test_committed_notebook_has_no_outputs_and_uses_the_cptlib_kernel(name):
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_parameters_cell_holds_plain_literals_of_every_profile_key(name):
-    cell = _parameters_cell(_read(name))
-    names = []
-    for stmt in ast.parse(cell.source).body:
-        assert isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
-        ast.literal_eval(stmt.value)  # raises on anything but a plain value
-        names.append(stmt.targets[0].id)
-    assert names == list(Profile.model_fields)
-
-
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_parameters_cell_defaults_are_the_default_profile(name):
-    assert _parameters_cell(_read(name)).source == notebooks.parameters_source("default"), \
-        "run `.venv/bin/cptlib notebook sync` after changing params/default.yaml"
+def test_parameters_and_setup_cells_are_the_same_in_every_notebook(name):
+    nb = _read(name)
+    cell = _parameters_cell(nb)
+    assert cell.source == notebooks.PARAMETERS_SOURCE, "run `.venv/bin/cptlib notebook sync`"
+    assert nb.cells[nb.cells.index(cell) + 1].source == notebooks.setup_source()
+    names = [stmt.targets[0].id for stmt in ast.parse(cell.source).body]
+    assert names == list(notebooks.PARAMETERS)
+    assert notebooks.declared_parameters(paths.NOTEBOOKS_DIR / f"{name}.ipynb") == set(notebooks.PARAMETERS)
 
 
 @pytest.mark.parametrize("profile", sorted(p.stem for p in paths.PARAMS_DIR.glob("*.yaml")))
-def test_every_key_of_every_params_file_is_a_notebook_parameter(profile):
-    params, keys = notebooks.profile_parameters(profile)
-    for name in NOTEBOOKS:
-        notebooks.check_parameters(notebooks.notebook_path(name), keys | set(params))
+def test_every_params_file_is_a_valid_notebook_profile(profile):
+    assert notebooks.configure(profile).name == profile
 
 
-def _stand_in(tmp_path, name, drop=(), body='raise RuntimeError("boom from the notebook")'):
-    """A copy of a notebook's parameters cell (minus `drop`) and one code cell."""
-    src = _parameters_cell(_read(name)).source
-    kept = "\n".join(line for line in src.splitlines() if line.split(" = ")[0] not in drop)
-    params = nbformat.v4.new_code_cell(kept)
+def _stand_in(tmp_path, name, body='raise RuntimeError("boom from the notebook")', extra_parameter=None):
+    """A notebook with the real parameters and setup cells and one code cell of its own."""
+    src = notebooks.PARAMETERS_SOURCE + (f"\n{extra_parameter} = 1" if extra_parameter else "")
+    params = nbformat.v4.new_code_cell(src)
     params.metadata["tags"] = ["parameters"]
-    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(body)],
-                                  metadata={"kernelspec": {"name": "cptlib", "display_name": "cptlib", "language": "python"}})
+    cells = [params, nbformat.v4.new_code_cell(notebooks.setup_source()), nbformat.v4.new_code_cell(body)]
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "cptlib", "display_name": "cptlib",
+                                                                        "language": "python"}})
     (tmp_path / "nbs").mkdir(exist_ok=True)
     nbformat.write(nb, tmp_path / "nbs" / f"{name}.ipynb")
     return tmp_path / "nbs" / f"{name}.ipynb"
 
 
-def test_unknown_parameter_is_an_error_naming_key_and_notebook(tmp_path):
-    nb = _stand_in(tmp_path, "01_forgetting", drop=("study",), body="pass")
-    params, keys = notebooks.profile_parameters("smoke")
-    with pytest.raises(NotebookError, match=r"01_forgetting.ipynb: unknown parameter 'study'"):
-        notebooks.check_parameters(nb, keys | set(params))
-    with pytest.raises(NotebookError, match=r"unknown parameter 'world_sed' \(did you mean 'world_seed'\?\)"):
-        notebooks.check_parameters(notebooks.notebook_path("01_forgetting"), {"world_sed"})
+def test_a_notebook_with_other_parameters_is_an_error_naming_it(tmp_path):
+    nb = _stand_in(tmp_path, "01_forgetting", body="pass", extra_parameter="world_seed")
+    with pytest.raises(NotebookError, match=r"01_forgetting.ipynb: its parameters are overrides, profile, run_name, "
+                                            r"world_seed, expected profile, overrides, run_name; run `cptlib notebook sync`"):
+        notebooks.check_parameters(nb)
+
+
+def test_overrides_are_validated_and_name_their_own_run():
+    cfg = notebooks.configure("smoke", {"cpt.lr": 3e-4, "study": {"alphas": [1.0]}})
+    assert cfg.cpt.lr == 3e-4 and cfg.study.alphas == [1.0] and cfg.name.startswith("smoke-") and cfg.release == "smoke"
+    assert cfg.name == notebooks.configure("smoke", {"cpt.lr": 3e-4, "study": {"alphas": [1.0]}}).name  # stable
+    assert notebooks.configure("smoke", {"cpt.lr": 3e-4}, run_name="mine").name == "mine"
+    with pytest.raises(NotebookError, match=r"smoke.yaml with overrides \{'cpt.lre': 0.0003\}: unknown key 'cpt.lre' \(did you mean 'cpt.lr'\?\)"):
+        notebooks.configure("smoke", {"cpt.lre": 3e-4})
+    with pytest.raises(NotebookError, match=r"run name 'default' is the name of the profile params/default.yaml"):
+        notebooks.configure("smoke", {"cpt.lr": 3e-4}, run_name="default")
+    with pytest.raises(NotebookError, match=r"profile keys extends, world .*-p profile <name>"):
+        notebooks.configure("default", namespace={"extends": "default", "world": {"n_people": 3}, "model": "a loop var"})
+    assert notebooks.configure("default", namespace={"model": "a loop variable of a later cell"}).name == "default"
 
 
 @pytest.fixture
@@ -180,3 +186,51 @@ def test_second_run_of_a_notebook_trains_and_evaluates_nothing(smoke_study):
     before = set(paths.stages_dir().iterdir())
     notebooks.run("02_recipes", "smoke")
     assert set(paths.stages_dir().iterdir()) == before
+
+
+def _papermill(nb, out, *args, env):
+    """papermill's own command line, as a user would call it on a notebook."""
+    exe = os.path.join(os.path.dirname(sys.executable), "papermill")
+    return subprocess.run([exe, str(nb), str(out), "-k", "cptlib", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.slow
+def test_papermill_called_directly_with_a_profile_or_refused_with_its_file(tmp_path):
+    nb = _stand_in(tmp_path, "00_build", body="print('RUN', cfg.name, cfg.world.n_people)")
+    env = {**os.environ, "CPTLIB_BUILD_DIR": str(tmp_path / "build")}
+    ok = _papermill(nb, tmp_path / "ok.ipynb", "-p", "profile", "smoke", env=env)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert f"RUN smoke {load_profile('smoke').world.n_people}" in (tmp_path / "ok.ipynb").read_text()
+    bad = _papermill(nb, tmp_path / "bad.ipynb", "-f", str(paths.params_file("smoke")), env=env)
+    assert bad.returncode != 0
+    assert "received the profile keys" in bad.stdout + bad.stderr and "-p profile <name>" in bad.stdout + bad.stderr
+
+
+@pytest.mark.slow
+def test_a_run_with_changed_parameters_never_writes_the_committed_figures(tmp_path):
+    """A user changing cpt.lr (as in JupyterLab, here through papermill) gets their own folder; a run of the shipped
+    profile outside `make reproduce` writes to build/<profile>/figures/; figures/default/ stays byte-identical."""
+    committed = paths.REPO_ROOT / "figures" / "default"
+    before = {p.name: p.read_bytes() for p in committed.iterdir()}
+    nb = _stand_in(tmp_path, "01_forgetting", body="import pandas as pd\n"
+                   "print('OUT', plots.save_table(pd.DataFrame({'x': [1]}), 'probe', cfg).parent)")
+    env = {k: v for k, v in os.environ.items() if k != "CPTLIB_FIGURES_DIR"} | {"CPTLIB_BUILD_DIR": str(tmp_path / "build")}
+    cfg = notebooks.configure("default", {"cpt.lr": 3e-4})
+    own = paths.REPO_ROOT / "figures" / cfg.name
+    try:
+        changed = _papermill(nb, tmp_path / "a.ipynb", "-p", "profile", "default", "-y", "overrides: {cpt.lr: 0.0003}",
+                             env=env | {"CPTLIB_PUBLISH": "1"})
+        assert changed.returncode == 0, changed.stderr[-3000:]
+        assert f"OUT {own}" in (tmp_path / "a.ipynb").read_text() and (own / "probe.csv").is_file()
+        plain = _papermill(nb, tmp_path / "b.ipynb", "-p", "profile", "default", env=env)
+        assert plain.returncode == 0, plain.stderr[-3000:]
+        assert f"OUT {tmp_path / 'build' / 'default' / 'figures'}" in (tmp_path / "b.ipynb").read_text()
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
+    assert {p.name: p.read_bytes() for p in committed.iterdir()} == before
+
+
+def test_an_unknown_kernel_is_one_error_listing_the_registered_ones():
+    with pytest.raises(NotebookError, match=r"no Jupyter kernel named 'nope'; registered kernels: .*cptlib"):
+        notebooks.run("00_build", "smoke", kernel="nope")

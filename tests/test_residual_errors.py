@@ -197,3 +197,30 @@ def test_the_cli_refuses_nan_inf_and_overflowing_alphas(tmp_path, capsys):
                       "--alpha", text])
         assert exit_info.value.code == 2
         assert f"argument --alpha: must be a finite number, got '{text}'" in capsys.readouterr().err
+
+
+def test_a_target_without_config_json_is_refused_before_anything_is_written(tmp_path):
+    """[reliability] 6: the output used to have no config.json, so from_pretrained failed far away."""
+    base, inst = pair(tmp_path, {"a.weight": torch.ones(2)}, {"a.weight": torch.full((2,), 2.0)})
+    target = write_model(tmp_path / "target", {"a.weight": torch.ones(2)}, config=False)
+    with pytest.raises(ResidualError, match=r"target: no config.json; the target must be a model directory saved "
+                                            r"with save_pretrained"):
+        restore(base, inst, target, tmp_path / "o", progress=False)
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o*"))
+
+
+def test_a_killed_run_leaves_a_temporary_folder_that_the_next_run_removes(tmp_path, capsys):
+    """[reliability] 7: SIGKILL during a restore left a hidden `.out.tmp-*` folder forever."""
+    import subprocess
+    import sys
+
+    base, inst = pair(tmp_path, {"a.weight": torch.ones(2)}, {"a.weight": torch.full((2,), 2.0)})
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".o.tmp-{dead.stdout.strip()}-abc"
+    stale.mkdir()
+    (stale / "model-00001-of-00001.safetensors").write_bytes(b"half a shard")
+    alive = tmp_path / f".o.tmp-{__import__('os').getpid()}-def"  # a run still writing (this process) is left alone
+    alive.mkdir()
+    restore(base, inst, base, tmp_path / "o", progress=False)
+    assert not stale.exists() and alive.is_dir() and (tmp_path / "o" / "model.safetensors").is_file()
+    assert f"removed {stale}, the unfinished output of a run (pid {dead.stdout.strip()}) that was killed" in capsys.readouterr().err

@@ -50,3 +50,54 @@ def test_failed_stage_leaves_nothing_finished_and_keeps_work_for_resume():
     done = stages.run_stage("demo", {"n": 2}, resume)
     assert done == final and stages.read_manifest(done)["resumed_from"] == "half"
     assert not partial.exists()
+
+
+def test_a_resumed_stage_records_the_time_of_every_attempt():
+    """[reliability] 8: a stage killed late and resumed used to record only the last attempt's seconds."""
+    import os
+    import time
+
+    def killed(work):
+        (work / "checkpoint").write_text("step 8")
+        os.utime(work / "checkpoint", (time.time() + 17, time.time() + 17))  # its last write: 17 s into the attempt
+        raise KeyboardInterrupt  # as a kill would stop it (nothing after this runs)
+
+    with pytest.raises(KeyboardInterrupt):
+        stages.run_stage("demo", {"n": 3}, killed)
+    done = stages.run_stage("demo", {"n": 3}, lambda work: {})
+    manifest = stages.read_manifest(done)
+    first, last = manifest["attempts"]
+    assert 16.5 < first["seconds"] < 18 and first["estimated"].startswith("until its last write")
+    assert manifest["wall_seconds"] == manifest["stage_seconds"] == pytest.approx(first["seconds"] + last["seconds"], abs=0.02)
+    assert not (done / stages.ATTEMPTS).exists()
+
+
+def test_the_stage_log_records_builds_and_reuses(tmp_path, monkeypatch):
+    import json
+
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv(stages.STAGE_LOG_ENV, str(log))
+    stages.run_stage("demo", {"n": 4}, lambda work: {"tokens": 7, "role": "cpt"})
+    stages.run_stage("demo", {"n": 4}, lambda work: pytest.fail("rebuilt"))
+    built, reused = [json.loads(line) for line in log.read_text().splitlines()]
+    assert (built["event"], built["kind"], built["tokens"], built["role"]) == ("built", "demo", 7, "cpt")
+    assert reused["event"] == "reused" and reused["key"] == built["key"]
+    assert reused["build_seconds"] == stages.read_manifest(stages.stage_dir("demo", {"n": 4}))["stage_seconds"]
+    assert built["end"] >= built["start"]
+
+
+def test_clean_partial_removes_what_failed_runs_left_and_keeps_finished_stages(capsys):
+    stages.run_stage("demo", {"n": 5}, lambda work: {})
+    def fail(work):
+        (work / "half").write_text("x" * 1000)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        stages.run_stage("demo", {"n": 6}, fail)
+    partial = stages.stage_dir("demo", {"n": 6}).with_name(stages.stage_dir("demo", {"n": 6}).name + ".partial")
+    assert partial.is_dir()
+    assert [p for p, _ in stages.clean_partial(dry_run=True)] and partial.is_dir()
+    removed = dict(stages.clean_partial())
+    assert removed[partial] >= 1000 and not partial.exists()  # the half-written file (and the attempts record)
+    assert stages.is_finished(stages.stage_dir("demo", {"n": 5}))
+    assert not list(stages.paths.stages_dir().glob("*.lock")) and stages.clean_partial() == []

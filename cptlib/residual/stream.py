@@ -163,6 +163,9 @@ def apply_residual(res: Residual, target: str | Path, out: str | Path, alpha: fl
     method = method or MergeMethod()
     module_filter = module_filter or ModuleFilter()
     target_ckpt = Checkpoint(target)
+    if not (target_ckpt.path / "config.json").is_file():  # the output would be weights that from_pretrained cannot load
+        raise ResidualError(f"{target_ckpt.path}: no config.json; the target must be a model directory saved with "
+                            "save_pretrained (its config.json is copied to the output)")
     plan = plan_apply(res, target_ckpt, module_filter, embed_policy)
     specs = [TensorSpec(n, i.shape, i.dtype) for n, i in target_ckpt.tensors.items()]
     terms, hashes = _sources(res, target=target_ckpt)

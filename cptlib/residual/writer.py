@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import struct
 import tempfile
 from contextlib import contextmanager
@@ -35,6 +36,29 @@ def parse_size(size: str | int) -> int:
     return int(float(match[1]) * units[(match[2] or "B").upper()])
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Delete the temporary siblings of `out` (`.<name>.tmp-<pid>-*`) left by a run that was killed (SIGKILL, a lost
+    machine): their process is gone. A run still writing keeps its folder. Says what it removed."""
+    removed = []
+    for tmp in out.parent.glob(f".{out.name}.tmp-*"):
+        pid = tmp.name[len(f".{out.name}.tmp-"):].split("-")[0]
+        if tmp.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            print(f"removed {tmp}, the unfinished output of a run (pid {pid}) that was killed", file=sys.stderr)
+            removed.append(tmp)
+    return removed
+
+
 @contextmanager
 def output_dir(out: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of `out`; rename it to `out` on success, delete it on any failure."""
@@ -42,7 +66,8 @@ def output_dir(out: str | Path) -> Iterator[Path]:
     if out.exists():
         raise FileExistsError(f"{out} already exists; choose another output directory or remove it first")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    remove_stale_temporaries(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     try:
         yield tmp
         umask = os.umask(0)

@@ -1,0 +1,165 @@
+"""Both cores busy: independent stages (trainings, evaluations) built side by side in worker processes.
+
+    pool.build([(fam.cpt, (profile, base, seed)), (fam.cpt, (profile, inst, seed))], processes=2)
+    cpt_base = fam.cpt(profile, base, seed)   # then read back from the cache, in order, as before
+
+`build` asks each call, under `stages.probe()`, whether it would build anything; the calls that would run in
+`processes` worker processes (`python -m cptlib.pool`), each with one torch thread (the testbed's ~1M-parameter models are no
+faster with a second thread, and two 2-thread processes on 2 cores slow each other ~3x), taking the next call
+as soon as it is free. Thread counts do not enter a stage's key or its numbers (cptlib.family.runtime_spec;
+tests/test_pool.py checks that a stage trained here equals one trained in the notebook's process bit for bit),
+so the cache is the same either way. Workers are fresh Python processes fed pickled calls on stdin, not
+multiprocessing (a fork can deadlock torch's thread pool, and spawn re-imports the caller's __main__ script).
+Their stage builds are logged like any other (CPTLIB_STAGE_LOG is inherited), and a failure in one call is
+reported with its traceback after the others finish.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+
+from cptlib import stages
+
+Call = tuple[Callable, tuple]
+_HEADER = struct.Struct("!Q")
+
+
+def _send(stream, obj) -> None:
+    data = pickle.dumps(obj)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def _receive(stream):
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise EOFError("the worker process ended")
+    return pickle.loads(stream.read(_HEADER.unpack(header)[0]))
+
+
+def pending(calls: Sequence[Call]) -> list[Call]:
+    """The calls that would build a stage (the rest are cached, or repeat an earlier call of the list). Only
+    for calls that end in cptlib.stages.run_stage: anything else would simply run here."""
+    todo, seen = [], set()
+    for fn, args in calls:
+        key = pickle.dumps((fn.__module__, fn.__qualname__, args))
+        if key in seen:  # the same call twice builds once
+            continue
+        seen.add(key)
+        try:
+            with stages.probe():
+                fn(*args)
+        except stages.Unfinished:
+            todo.append((fn, args))
+    return todo
+
+
+class _Worker:
+    """`python -m cptlib.pool THREADS`: reads pickled calls on stdin, answers on stdout; its own output (progress
+    bars, prints) goes to stderr, which it shares with this process."""
+
+    def __init__(self, threads: int):
+        self.proc = subprocess.Popen([sys.executable, "-m", "cptlib.pool", str(threads)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE)
+        _send(self.proc.stdin, list(sys.path))  # so that the calls' modules import there as here
+        self.call: Call | None = None
+
+    def give(self, call: Call) -> None:
+        self.call = call
+        _send(self.proc.stdin, call)
+
+    def close(self) -> None:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def build(calls: Sequence[Call], processes: int = 2, threads: int = 1, what: str = "stages") -> int:
+    """Build every stage `calls` would build, `processes` at a time; returns how many calls ran. With one
+    process, or one call to run, the calls run here, in this process, as if called directly."""
+    todo = pending(calls)
+    if not todo:
+        return 0
+    if processes <= 1 or len(todo) == 1:
+        for fn, args in todo:
+            fn(*args)
+        return len(todo)
+    workers = [_Worker(threads) for _ in range(min(processes, len(todo)))]
+    print(f"building {len(todo)} {what} in {len(workers)} processes ({threads} torch thread each)", flush=True)
+    queue, started, failed, done = list(todo), time.time(), [], 0
+    try:
+        for w in workers:
+            w.give(queue.pop(0))
+        busy = {w.proc.stdout.fileno(): w for w in workers}
+        while busy:
+            ready, _, _ = select.select(list(busy), [], [])
+            for fd in ready:
+                w = busy[fd]
+                fn, _ = w.call
+                try:
+                    status, detail = _receive(w.proc.stdout)
+                except EOFError:
+                    status, detail = "error", (f"its worker process died (exit {w.proc.wait()}; its error output is "
+                                               "above; -9: killed, e.g. out of memory)")
+                    del busy[fd]
+                done += 1
+                if status == "ok":
+                    print(f"  [{done}/{len(todo)}] {fn.__name__} done in {detail:.0f} s "
+                          f"({time.time() - started:.0f} s elapsed)", flush=True)
+                else:
+                    failed.append(f"{fn.__module__}.{fn.__name__} failed:\n{detail}")
+                if fd in busy:
+                    if queue:
+                        w.give(queue.pop(0))
+                    else:
+                        del busy[fd]
+    finally:
+        for w in workers:
+            w.close()
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(todo)} {what} failed:\n" + "\n".join(failed))
+    return len(todo)
+
+
+def _serve(threads: int) -> None:
+    """The worker's loop: one call at a time until stdin closes."""
+    from cptlib.train import THREADS_ENV
+
+    os.environ[THREADS_ENV] = str(threads)
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # whatever the calls print goes to stderr; stdout carries only the answers
+    sys.stdout = sys.stderr
+    import torch
+
+    torch.set_num_threads(threads)
+    requests = sys.stdin.buffer
+    sys.path[:] = _receive(requests)
+    while True:
+        try:
+            call = _receive(requests)
+        except EOFError:
+            return
+        except Exception:  # noqa: BLE001 -- e.g. a call whose function cannot be imported here
+            _send(answers, ("error", traceback.format_exc()))
+            continue
+        started = time.time()
+        try:
+            fn, args = call
+            fn(*args)
+            _send(answers, ("ok", time.time() - started))
+        except BaseException:  # noqa: BLE001 -- reported to the parent, which raises
+            _send(answers, ("error", traceback.format_exc()))
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))
