@@ -61,7 +61,7 @@ $(NB_OUT)/%.ipynb: $(NB_SRC)/%.ipynb $(PARAMS) $(SOURCES) | $(SETUP)
 # A profile that does not exist: one message naming it and the known ones (before any notebook rule runs).
 .PRECIOUS: params/%.yaml
 params/%.yaml:
-	@echo "make: profile file params/$*.yaml does not exist (PROFILE=$*); known profiles: $(sort $(basename $(notdir $(wildcard params/*.yaml))))" >&2; exit 2
+	@echo "make: profile file params/$*.yaml does not exist (PROFILE=$*)$(if $(filter %.yaml %.yml,$*),; PROFILE is the name without .yaml: PROFILE=$(basename $*)); known profiles: $(sort $(basename $(notdir $(wildcard params/*.yaml))))" >&2; exit 2
 
 # Dependency order: each notebook after the one before it.
 $(NB_OUT)/01_forgetting.ipynb: $(NB_OUT)/00_build.ipynb

@@ -219,6 +219,9 @@ def check_model_dir(model_dir: Path) -> None:
     from cptlib.residual.checkpoint import Checkpoint
 
     Checkpoint(model_dir)
+    if not (Path(model_dir) / "config.json").is_file():
+        raise FileNotFoundError(f"no config.json in {model_dir}: pass a model directory saved with save_pretrained "
+                                "(a cptlib stage, a released ancestor in models/, or save_pretrained of the model)")
     if not (Path(model_dir) / "tokenizer.json").is_file():
         raise FileNotFoundError(f"no tokenizer.json in {model_dir}: pass a model directory saved with its tokenizer "
                                 "(a cptlib stage, a released ancestor in models/, or save_pretrained of model and tokenizer)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -235,7 +236,10 @@ def parse_overrides(items: list[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise NotebookError(f"--set {item!r}: expected KEY=VALUE, e.g. --set cpt.lr=3e-4")
-        out[key.strip()] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", parsed.strip()):
+            parsed = float(parsed)  # YAML 1.1 reads 3e-4 (no dot) as a string
+        out[key.strip()] = parsed
     return out
 
 
