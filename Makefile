@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 $(PUNKT): $(STAMP)
-	$(PY) -m cptlib.punkt_data
+	$(PY) -m cptlib.evaluation.punkt_data
 	touch $@
 
 # The study: one target per notebook, each the executed notebook for PROFILE, in dependency order. A
@@ -50,7 +50,7 @@ extends_chain = $(if $(wildcard params/$(1).yaml),params/$(1).yaml $(call extend
 PROFILE_FILES := $(call extends_chain,$(PROFILE))
 # The notebooks call cptlib, and the testbed profiles start from their released ancestors: any of them changing
 # reruns the notebooks (quickly: trained models and evaluations are cached by content).
-SOURCES := $(PROFILE_FILES) $(wildcard cptlib/*.py cptlib/*/*.py cptlib/tasks/*/*) \
+SOURCES := $(PROFILE_FILES) $(wildcard cptlib/*.py cptlib/*/*.py cptlib/evaluation/tasks/*/*) \
            $(wildcard models/$(PROFILE)/*/release.json models/$(PROFILE)/sizes/*/*/release.json)
 
 reproduce: $(NB_OUT)/05_report.ipynb  ## run every notebook for PROFILE (default: the embedded synthetic testbed)

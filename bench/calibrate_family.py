@@ -1,10 +1,10 @@
-"""Calibration table of a profile's family (the [regime] targets, cptlib.calibration), with the evaluation time
+"""Calibration table of a profile's family (the [regime] targets, cptlib.evaluation.calibration), with the evaluation time
 per model.
 
     .venv/bin/python bench/calibrate_family.py [--profile default] [--seed 0] [--out bench/out/calibration.csv]
 
 Resolves the released ancestors (or trains the family), runs CPT of base_v1 and instruct_v1 at the profile's
-budget, evaluates each model through cptlib.evaluate (lm-eval) and prints the calibration rows and how long each
+budget, evaluates each model through cptlib.evaluation.evaluate (lm-eval) and prints the calibration rows and how long each
 model's testbed evaluation took; `--cpt-lrs` adds CPT(base_v1) at other learning rates with their drift ratio.
 """
 from __future__ import annotations
@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 from cptlib.config import load_profile
-from cptlib.evaluate import evaluate_model
+from cptlib.evaluation.evaluate import evaluate_model
 from cptlib.family import build_family, cpt
 from cptlib.stages import read_manifest
-from cptlib.study import calibration, instruct_drift
+from cptlib.study.experiments import calibration, instruct_drift
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from cptlib.config import load_profile, resolve, from_dict
 from cptlib.family import build_family, cpt
 from cptlib.stages import read_manifest
 from cptlib.tokenizer import load_tokenizer
-from cptlib.train import use_bf16
+from cptlib.training.train import use_bf16
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from cptlib.config import RuntimeConfig, TrainConfig
 from cptlib.models import llama_config, new_model, n_params
 from cptlib.presets import PRESETS
 from cptlib.tokenizer import train_tokenizer
-from cptlib.train import configure_runtime, train_causal_lm, use_bf16
+from cptlib.training.train import configure_runtime, train_causal_lm, use_bf16
 
 SEQ_LEN, BATCH = 128, 32
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

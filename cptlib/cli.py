@@ -11,12 +11,12 @@ import sys
 
 # Modules that contribute sub-commands, in the order `--help` lists them.
 COMMAND_MODULES = [
-    "cptlib.family_cli",
+    "cptlib.family.cli",
     "cptlib.residual.cli",
-    "cptlib.evaluate_cli",
-    "cptlib.notebooks",
-    "cptlib.plan",
-    "cptlib.costs",
+    "cptlib.evaluation.cli",
+    "cptlib.study.notebooks",
+    "cptlib.training.plan",
+    "cptlib.study.costs",
     "cptlib.stages",
 ]
 

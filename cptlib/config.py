@@ -228,9 +228,9 @@ class CPTDataConfig(Section):
         return self
 
 
-# The notebooks' metrics (cptlib.derived.METRICS names the testbed task of each).
+# The notebooks' metrics (cptlib.study.restored.METRICS names the testbed task of each).
 STUDY_METRICS = ("IF", "knowledge", "era_a", "era_b", "updated", "bpb_a", "bpb_b")
-HELDOUT_TASK = "cpt_heldout"  # a real profile's held-out CPT documents (cpt_data.heldout_docs), cptlib.real
+HELDOUT_TASK = "cpt_heldout"  # a real profile's held-out CPT documents (cpt_data.heldout_docs), cptlib.evaluation.real_profile
 
 
 class EvalConfig(Section):
@@ -239,7 +239,7 @@ class EvalConfig(Section):
     suite: Literal["testbed", "real"] = Field("testbed", description="testbed = cptlib.tasks; real = lm-eval's tasks")
     tasks: list[str] = Field(
         ["ifeval", "mmlu", "mmlu_pro", "gsm8k", "winogrande", "hellaswag", "arc_easy", "piqa", "truthfulqa_mc2"],
-        description="real-suite tasks by lm-eval name (cptlib.real_suite.REAL_TASKS)")
+        description="real-suite tasks by lm-eval name (cptlib.evaluation.real_suite.REAL_TASKS)")
     num_fewshot: dict[str, int] = Field({}, description="task -> few-shot examples; absent = the task's default")
     limit: float | None = Field(None, gt=0, description="items per task (a fraction if < 1); null = all")
     batch_size: int | Literal["auto"] = Field(8, description="evaluation batch; 'auto' = the largest that fits")

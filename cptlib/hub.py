@@ -6,12 +6,15 @@
 
 The cache is looked up first (local_files_only), so a pre-downloaded model costs no request. Where the hub
 cannot be reached (HF_HUB_OFFLINE=1, no network, a proxy that never answers) the error comes within the probe's
-timeout (cptlib.real_suite.HUB_PROBE_TIMEOUT_S), names the id and says how to pre-download it or point to a
+timeout (HUB_PROBE_TIMEOUT_S), names the id and says how to pre-download it or point to a
 local copy -- never after minutes of retries, never after a training stage has started.
 """
 from __future__ import annotations
 
 import os
+import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from cptlib import paths
@@ -20,6 +23,43 @@ from cptlib.config import CPTDataConfig
 # What a causal LM needs (weights, configs, tokenizer, chat template), not the .bin/.pth/.gguf duplicates.
 MODEL_FILES = ["*.json", "*.safetensors", "*.jinja", "tokenizer*", "*.txt", "*.model", "*.tiktoken"]
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """False in offline mode or when the hub gives no HTTP answer (any status) within `timeout` seconds."""
+    if os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}:
+        return False
+    answered = []
+
+    def probe():
+        # An HTTP request, not a bare TCP connect: a sandbox's transparent proxy accepts any connection.
+        request = urllib.request.Request(os.environ.get("HF_ENDPOINT", "https://huggingface.co"), method="HEAD")
+        try:
+            urllib.request.urlopen(request, timeout=timeout).close()
+            answered.append(True)
+        except urllib.error.HTTPError:
+            answered.append(True)
+        except (OSError, ValueError):
+            pass
+
+    # In a thread: the socket timeout does not cover the name lookup, which can hang without a DNS server.
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(answered)
+
+
+def go_offline() -> None:
+    """Offline mode for this process and its children: no hub requests, no retries; the cache serves."""
+    import datasets
+    import huggingface_hub.constants
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    datasets.config.HF_HUB_OFFLINE = True
+    huggingface_hub.constants.HF_HUB_OFFLINE = True
 
 
 class HubUnavailableError(FileNotFoundError):
@@ -61,8 +101,6 @@ def resolve_model(source: str, revision: str | None = None) -> Path:
         return Path(snapshot_download(source, revision=revision, allow_patterns=MODEL_FILES, local_files_only=True))
     except LocalEntryNotFoundError:
         pass
-    from cptlib.real_suite import hub_reachable
-
     if not hub_reachable():
         raise HubUnavailableError(_unavailable(source, revision))
     return Path(snapshot_download(source, revision=revision, allow_patterns=MODEL_FILES))
@@ -96,8 +134,6 @@ def preflight(profile) -> None:
         if not isinstance(try_to_load_from_cache(source, "config.json", revision=revision), str):
             missing.append((source, revision))
     if missing:
-        from cptlib.real_suite import hub_reachable
-
         if not hub_reachable():
             raise HubUnavailableError(_unavailable(*missing[0]) + (
                 f" (also missing: {', '.join(s for s, _ in missing[1:])})" if len(missing) > 1 else ""))
@@ -118,8 +154,6 @@ def check_dataset(cfg: CPTDataConfig) -> None:
     if _is_path(cfg.source):
         local_data_files(local_path(cfg.source))
         return
-    from cptlib.real_suite import go_offline, hub_reachable
-
     if hub_reachable():
         return
     go_offline()

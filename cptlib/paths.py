@@ -15,7 +15,7 @@ NOTEBOOKS_DIR = Path(os.environ.get("CPTLIB_NOTEBOOKS_DIR", REPO_ROOT / "noteboo
 FIGURES_DIR = Path(os.environ.get("CPTLIB_FIGURES_DIR", REPO_ROOT / "figures")).resolve()
 # CPTLIB_BUILD_DIR lets tests and scratch runs build elsewhere without touching the real build tree.
 BUILD_DIR = Path(os.environ.get("CPTLIB_BUILD_DIR", REPO_ROOT / "build")).resolve()
-# The released testbed ancestors (cptlib.ancestors); CPTLIB_MODELS_DIR lets the rebuild test write elsewhere.
+# The released testbed ancestors (cptlib.family.ancestors); CPTLIB_MODELS_DIR lets the rebuild test write elsewhere.
 MODELS_DIR = Path(os.environ.get("CPTLIB_MODELS_DIR", REPO_ROOT / "models")).resolve()
 CACHE_DIR = REPO_ROOT / ".cache"
 NLTK_DATA_DIR = CACHE_DIR / "nltk_data"

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from cptlib import stages
 
 Call = tuple[Callable, tuple]
+THREADS_ENV = "CPTLIB_TORCH_THREADS"  # a worker's torch threads; cptlib.training.train.configure_runtime reads it
 _HEADER = struct.Struct("!Q")
 
 
@@ -133,8 +134,6 @@ def build(calls: Sequence[Call], processes: int = 2, threads: int = 1, what: str
 
 def _serve(threads: int) -> None:
     """The worker's loop: one call at a time until stdin closes."""
-    from cptlib.train import THREADS_ENV
-
     os.environ[THREADS_ENV] = str(threads)
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever the calls print goes to stderr; stdout carries only the answers

@@ -3,10 +3,10 @@ from pathlib import Path
 
 from cptlib import stages
 from cptlib.config import RuntimeConfig, TrainConfig
-from cptlib.data import packed_lm_dataset
+from cptlib.training.data import packed_lm_dataset
 from cptlib.models import llama_config, new_model
 from cptlib.tokenizer import load_tokenizer
-from cptlib.train import train_causal_lm
+from cptlib.training.train import train_causal_lm
 
 
 def train_tiny(data: Path, name: str) -> Path:

@@ -11,10 +11,10 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from cptlib.config import RuntimeConfig, TrainConfig
-from cptlib.data import packed_lm_dataset
+from cptlib.training.data import packed_lm_dataset
 from cptlib.models import llama_config, new_model
 from cptlib.tokenizer import load_tokenizer
-from cptlib.train import train_causal_lm
+from cptlib.training.train import train_causal_lm
 
 data, out = Path(sys.argv[1]), Path(sys.argv[2])
 kill_at = int(sys.argv[3]) if len(sys.argv) > 3 else None

@@ -1,4 +1,4 @@
-"""The released testbed ancestors (cptlib.ancestors): rebuilt from scratch they equal the committed models/smoke/;
+"""The released testbed ancestors (cptlib.family.ancestors): rebuilt from scratch they equal the committed models/smoke/;
 the study resolves them only after checking every hash, the recipe and the training data; every fault is one
 error that names the file and `make ancestors`."""
 import json
@@ -7,8 +7,10 @@ import shutil
 import pytest
 from safetensors.torch import load_file
 
-from cptlib import ancestors, paths
-from cptlib.ancestors import AncestorError
+from cptlib import paths
+
+from cptlib.family import ancestors
+from cptlib.family.ancestors import AncestorError
 from cptlib.config import load_profile
 from cptlib.family import build_family, cpt
 from cptlib.provenance import cpu

@@ -3,7 +3,9 @@ import json
 
 import pytest
 
-from cptlib import costs, paths
+from cptlib import paths
+
+from cptlib.study import costs
 
 
 def _line(kind, key, event, start, end, **fields):

@@ -10,7 +10,15 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from cptlib import calibration, cli, evaluate, paths, punkt_data, real_suite
+from cptlib import cli, paths
+
+from cptlib.evaluation import calibration
+
+from cptlib.evaluation import evaluate
+
+from cptlib.evaluation import punkt_data
+
+from cptlib.evaluation import real_suite
 from cptlib.tokenizer import save_tokenizer, train_tokenizer
 
 SETTINGS = evaluate.EvalSettings(batch_size=4, max_gen_toks=8)

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from cptlib import calibration
+from cptlib.evaluation import calibration
 
 
 def _table(values: dict[str, tuple[float, ...]]) -> pd.DataFrame:

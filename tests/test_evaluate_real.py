@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from cptlib import cli, real_suite
+from cptlib import cli
+
+from cptlib.evaluation import real_suite
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,9 @@ import json
 
 import pytest
 
-from cptlib import evaluate, punkt_data
+from cptlib.evaluation import evaluate
+
+from cptlib.evaluation import punkt_data
 from cptlib.testbed.constraints import KINDS
 
 # id -> (kwargs, compliant reply, violating reply); reasons where they are not obvious.

@@ -20,10 +20,10 @@ import torch
 from safetensors.torch import load_file
 
 from cptlib.config import RuntimeConfig, TrainConfig
-from cptlib.data import packed_lm_dataset
+from cptlib.training.data import packed_lm_dataset
 from cptlib.models import llama_config, new_model
 from cptlib.tokenizer import load_tokenizer
-from cptlib.train_job import run_causal_lm
+from cptlib.training.launch import run_causal_lm
 
 LOSS_TOLERANCE = 1e-5  # absolute, on a loss of ~3.5 nats: 40x the measured difference
 WEIGHT_TOLERANCE = 2e-6  # max |Δ| over all weights (O(0.02-1)): 30x the measured difference

@@ -11,9 +11,11 @@ import nbformat
 import pandas as pd
 import pytest
 
-from cptlib import notebooks, paths
+from cptlib import paths
+
+from cptlib.study import notebooks
 from cptlib.config import load_profile
-from cptlib.notebooks import NOTEBOOKS, NotebookError
+from cptlib.study.notebooks import NOTEBOOKS, NotebookError
 
 VERDICTS = {"reproduced", "partly", "not reproduced", "answered", "not tested (one size)", "not tested (one corpus)"}
 

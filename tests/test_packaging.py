@@ -25,11 +25,11 @@ def test_make_names_a_missing_profile_before_any_notebook_rule(tmp_path):
     build/…/00_build.ipynb"; now one line names the profile and the known ones, and nothing is built."""
     import subprocess
 
-    for name in ("nonexistent", "smoke.yaml"):
+    for name, hint in (("nonexistent", ""), ("smoke.yaml", "; PROFILE is the name without .yaml: PROFILE=smoke")):
         proc = subprocess.run(["make", "-C", str(paths.REPO_ROOT), "reproduce", f"PROFILE={name}",
                                f"CPTLIB_BUILD_DIR={tmp_path / 'build'}"], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2
-        assert (f"profile file params/{name}.yaml does not exist (PROFILE={name}); known profiles: default"
+        assert (f"profile file params/{name}.yaml does not exist (PROFILE={name}){hint}; known profiles: default"
                 in proc.stderr), proc.stderr
         assert not (tmp_path / "build").exists()
 

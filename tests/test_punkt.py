@@ -6,7 +6,7 @@ from nltk.data import FileSystemPathPointer
 from nltk.tokenize.punkt import PunktSentenceTokenizer, load_punkt_params
 
 import cptlib  # noqa: F401  (sets NLTK_DATA to the project's data directory)
-from cptlib import punkt_data
+from cptlib.evaluation import punkt_data
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_install_is_idempotent_and_rewrites_a_stale_model(tmp_path):
 
 
 def test_check_names_the_setup_command_when_missing(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"python -m cptlib\.punkt_data"):
+    with pytest.raises(FileNotFoundError, match=r"python -m cptlib\.evaluation\.punkt_data"):
         punkt_data.check_punkt(tmp_path)
 
 
@@ -107,7 +107,7 @@ def test_check_puts_the_model_on_nltks_path_before_nltk_is_imported(project_punk
     import subprocess
     import sys
 
-    code = ("import cptlib, sys; from cptlib.punkt_data import check_punkt; check_punkt(); "
+    code = ("import cptlib, sys; from cptlib.evaluation.punkt_data import check_punkt; check_punkt(); "
             "assert 'nltk' not in sys.modules; import nltk; print(nltk.data.find('tokenizers/punkt_tab/english/'))")
     env = {**os.environ, "NLTK_DATA": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)

@@ -168,7 +168,7 @@ def test_headline_metrics_average_a_group_by_items():
     """MMLU = (0.5 x 100 + 0.8 x 300) / 400 = 0.725; MMLU-Pro's leaves (mmlu_pro_*) are not MMLU's."""
     import pandas as pd
 
-    from cptlib.real import headline
+    from cptlib.evaluation.real_profile import headline
 
     rows = [("ifeval", "prompt_level_strict_acc", 0.6, 541), ("mmlu_abstract_algebra", "acc", 0.5, 100),
             ("mmlu_anatomy", "acc", 0.8, 300), ("mmlu_pro_biology", "exact_match,custom-extract", 0.3, 717),

@@ -14,7 +14,7 @@ import pytest
 
 from cptlib import paths
 from cptlib.config import ConfigError, load_profile
-from cptlib.notebooks import NOTEBOOKS
+from cptlib.study.notebooks import NOTEBOOKS
 from tiny_hub import HUB_IDS, install_families, tiny_family, write_local_tasks, write_news
 
 PROFILE = """extends: {base}
@@ -134,7 +134,7 @@ def test_real_profile_claims_mark_the_testbed_only_ones(real_study):
 
 
 def test_the_study_metrics_of_both_suites_are_the_same():
-    from cptlib import derived
+    from cptlib.study import restored as derived
     from cptlib.config import STUDY_METRICS
 
     assert tuple(derived.METRICS) == STUDY_METRICS
@@ -161,7 +161,8 @@ def test_eval_metrics_are_checked(tmp_path, metrics, message):
 def test_heldout_documents_are_not_trained_on(tmp_path, monkeypatch):
     """cpt_data.heldout_docs: the last N documents go to heldout.jsonl and the cpt_heldout task, not the corpus."""
     monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
-    from cptlib.real import CORPUS, HELDOUT, corpus_stage, heldout_task
+    from cptlib.family.released import CORPUS, HELDOUT, corpus_stage
+    from cptlib.evaluation.real_profile import heldout_task
 
     profile = tmp_path / "p.yaml"
     profile.write_text(f"extends: {paths.params_file('qwen2_0.5b')}\ncpt_data: {{source: {write_news(tmp_path / 'news')}, "

@@ -1,9 +1,9 @@
-"""The N4 regime sentence of the report (cptlib.report.regime), on a hand-made map."""
+"""The N4 regime sentence of the report (cptlib.study.report.regime), on a hand-made map."""
 from __future__ import annotations
 
 import pandas as pd
 
-from cptlib.report import REST, regime
+from cptlib.study.report import REST, regime
 
 
 def test_regime_sentence_names_working_broken_and_early_cells():

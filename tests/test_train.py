@@ -8,10 +8,10 @@ import torch
 from safetensors.torch import load_file
 
 from cptlib.config import RuntimeConfig, SFTConfig, TrainConfig
-from cptlib.data import packed_lm_dataset, sft_dataset
+from cptlib.training.data import packed_lm_dataset, sft_dataset
 from cptlib.models import llama_config, new_model
 from cptlib.tokenizer import load_tokenizer
-from cptlib.train import NonFiniteLossError, train_causal_lm
+from cptlib.training.train import NonFiniteLossError, train_causal_lm
 
 JOB = Path(__file__).with_name("_train_job.py")
 RUNTIME = RuntimeConfig(progress=False, threads=1)

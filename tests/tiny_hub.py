@@ -161,7 +161,7 @@ def write_local_tasks(folder: Path) -> Path:
     scored by lm-eval's IFEval code (local_ifeval), an old-knowledge and a news multiple-choice task."""
     import lm_eval.tasks
 
-    from cptlib.evaluate import TASKS_DIR
+    from cptlib.evaluation.evaluate import TASKS_DIR
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ifeval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in IFEVAL_ROWS))

@@ -24,6 +24,7 @@ from cptlib.provenance import hash_file
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
+MANIFEST_FILE = "residual_manifest.json"  # what makes a folder a residual directory (cptlib.residual.vector)
 LM_HEAD = "lm_head.weight"
 CHUNK_ELEMENTS = 1 << 22  # entries per block when streaming a tensor (16 MB in fp32)
 # Tensors indexed by vocabulary row: the only ones `embed_policy` may slice or skip.

@@ -10,6 +10,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -17,10 +18,19 @@ from tqdm.auto import tqdm
 import cptlib
 from cptlib.residual import lowrank
 from cptlib.residual.analysis import norm
-from cptlib.residual.checkpoint import BackgroundHashes, Checkpoint, ResidualError, copy_chat_files, match_tensors
+from cptlib.residual.checkpoint import (
+    MANIFEST_FILE,
+    BackgroundHashes,
+    Checkpoint,
+    ResidualError,
+    copy_chat_files,
+    match_tensors,
+)
 from cptlib.residual.merge import MergeMethod, ModuleFilter, task_arithmetic
-from cptlib.residual.vector import MANIFEST_FILE, Residual
 from cptlib.residual.writer import DEFAULT_SHARD_SIZE, ShardWriter, TensorSpec, output_dir, parse_size
+
+if TYPE_CHECKING:  # the type only: vector.Residual's methods call this module
+    from cptlib.residual.vector import Residual
 
 APPLY_MANIFEST_FILE = "cptlib_manifest.json"
 

@@ -15,9 +15,8 @@ import torch
 
 from cptlib.residual import lowrank
 from cptlib.residual.analysis import dot
-from cptlib.residual.checkpoint import Checkpoint, ResidualError, match_tensors
+from cptlib.residual.checkpoint import MANIFEST_FILE, Checkpoint, ResidualError, match_tensors
 
-MANIFEST_FILE = "residual_manifest.json"
 
 
 def compute_dtype(*dtypes: torch.dtype | None) -> torch.dtype:

@@ -1,0 +1,121 @@
+"""Calibration of the testbed: is the model family in the paper's regime (docs/testbed.md, the regime)?
+
+    table = calibration_table({"base_v1": P1, "instruct_v1": P2, ..., "cpt_base_v1": P5}, DATA_DIR)
+    # rows: metric, model, value, target, met, n   (n = items behind the value; empty for ratios)
+
+Targets, fixed before looking at the claims (C1-C4) and never tuned towards them:
+- IF prompt-level strict (held-out IFEval prompts): bases <= 0.15; instruct models >= 0.85;
+- era-A accuracy (MC): bases >= 0.95;          era-A via chat (answer and format): instruct_v1 >= 0.80;
+- era-B accuracy (MC): every ancestor at chance (<= chance + 2 standard errors of a guessing model over the
+  items), CPT(base_v1) and CPT(instruct_v1) >= 0.90 at the default budget;
+- residual norm / base norm ‖Θr‖/‖θ_base‖: instruct_v1, instruct_v2 <= 0.10 (post-training is a small change);
+- CPT drift / residual norm ‖θ_cpt − θ_base‖/‖Θr‖: CPT(base_v1) <= 0.50;
+- news register shift: base_v1's bits per byte on held-out era-B news / on held-out era-A news <= 1.3;
+- pretrain tokens / CPT tokens: base_v1 >= 40 (pre-training >> CPT).
+A model's role comes from its name: "cpt" in it means after CPT, "instruct" an instruct model, "base" or
+"other_family" a base.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from cptlib.evaluation.evaluate import EvalSettings, evaluate_model
+
+IF = ("testbed_ifeval", "prompt_level_strict_acc", "IF prompt-level strict")
+ERA_A = ("testbed_mc_old", "acc", "era-A accuracy")
+ERA_A_CHAT = ("testbed_chat_knowledge_a", "knowledge_acc", "era-A via chat")
+ERA_B = ("testbed_mc_new", "acc", "era-B accuracy")
+BPB_B, BPB_A_NEWS = ("testbed_ppl_b", "bits_per_byte"), ("testbed_ppl_a_news", "bits_per_byte")
+RESIDUAL, DRIFT = "residual norm / base norm", "CPT drift / residual norm"
+REGISTER, TOKENS = "news register shift", "pretrain tokens / CPT tokens"
+BASE_IF_MAX, INSTRUCT_IF_MIN, ERA_A_MIN, CHAT_A_MIN, KNOWN_MIN = 0.15, 0.85, 0.95, 0.80, 0.90
+RESIDUAL_MAX, DRIFT_RATIO_MAX, REGISTER_MAX, TOKEN_RATIO_MIN = 0.10, 0.50, 1.3, 40.0
+COLUMNS = ["metric", "model", "value", "target", "met", "n"]  # n: items behind the value (empty for a ratio)
+
+
+def role(name: str) -> str:
+    lowered = name.lower()
+    for key in ("cpt", "instruct", "base"):
+        if key in lowered:
+            return key
+    if "other_family" in lowered:
+        return "base"
+    raise ValueError(f"model name {name!r} says neither base, instruct nor cpt; name it e.g. base_v1, "
+                     f"instruct_v1 or cpt_base_v1 so its calibration targets are known")
+
+
+def chance_level(data_dir: Path) -> tuple[float, float]:
+    """(chance accuracy, margin) on the era-B items: the mean of 1/k over items with k choices, and two
+    standard errors of that mean for a guessing model (sqrt(sum p(1-p)) / n)."""
+    items = [json.loads(line) for line in (Path(data_dir) / "eval" / "mc_new.jsonl").read_text().splitlines() if line]
+    if not items:
+        raise ValueError(f"{data_dir}/eval/mc_new.jsonl holds no items")
+    p = [1 / len(item["choices"]) for item in items]
+    return sum(p) / len(p), 2 * math.sqrt(sum(q * (1 - q) for q in p)) / len(p)
+
+
+def _row(metric: str, model: str, value_n: tuple[float, int | None], op: str, bound: float, note: str = "") -> dict:
+    value, n = value_n
+    met = value <= bound if op == "<=" else value >= bound
+    return {"metric": metric, "model": model, "value": value, "target": f"{op} {bound:.2f}{note}", "met": bool(met),
+            "n": n}
+
+
+def judge(table: pd.DataFrame, chance: float, margin: float) -> pd.DataFrame:
+    """The evaluation targets (IF, era-A, era-A via chat, era-B) from a tidy table of several models."""
+    def lookup(model: str, key: tuple) -> tuple[float, int | None]:
+        hit = table[(table.model == model) & (table.task == key[0]) & (table.metric == key[1])]
+        if len(hit) != 1:
+            raise ValueError(f"the table has {len(hit)} rows for {model} {key[0]} {key[1]}, expected 1")
+        n = hit.n.iloc[0] if "n" in hit else None
+        return float(hit.value.iloc[0]), None if n is None or pd.isna(n) else int(n)
+
+    rows = []
+    for model in dict.fromkeys(table.model):
+        kind = role(model)
+        if kind == "cpt":
+            rows.append(_row(ERA_B[2], model, lookup(model, ERA_B), ">=", KNOWN_MIN))
+            continue
+        bound = ("<=", BASE_IF_MAX) if kind == "base" else (">=", INSTRUCT_IF_MIN)
+        rows.append(_row(IF[2], model, lookup(model, IF), *bound))
+        if kind == "base":
+            rows.append(_row(ERA_A[2], model, lookup(model, ERA_A), ">=", ERA_A_MIN))
+        elif model == "instruct_v1":
+            rows.append(_row(ERA_A_CHAT[2], model, lookup(model, ERA_A_CHAT), ">=", CHAT_A_MIN))
+        rows.append(_row(ERA_B[2], model, lookup(model, ERA_B), "<=", chance + margin, f" (chance {chance:.2f} + 2 SE)"))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def ratios(residual: dict[str, float], cpt_drift: float, cpt_tokens: int, pretrain_tokens: int,
+           bpb_b: float, bpb_a_news: float, n_heldout: int | None = None) -> pd.DataFrame:
+    """The regime's ratio targets. `residual`: instruct model -> ‖Θr‖/‖θ_base‖ of its residual; `cpt_drift`:
+    ‖θ_cpt − θ_base‖/‖θ_base‖ of CPT(base_v1) at the default budget; bits per byte of base_v1."""
+    rows = [_row(RESIDUAL, m, (r, None), "<=", RESIDUAL_MAX) for m, r in residual.items()]
+    rows.append(_row(DRIFT, "cpt_base_v1", (cpt_drift / residual["instruct_v1"], None), "<=", DRIFT_RATIO_MAX))
+    rows.append(_row(REGISTER, "base_v1", (bpb_b / bpb_a_news, n_heldout), "<=", REGISTER_MAX))
+    rows.append({**_row(TOKENS, "base_v1", (pretrain_tokens / cpt_tokens, None), ">=", TOKEN_RATIO_MIN),
+                 "target": f">= {TOKEN_RATIO_MIN:.0f}"})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def calibration_table(models: dict[str, Path], data_dir: Path, settings: EvalSettings = EvalSettings()) -> pd.DataFrame:
+    """Evaluate the models (cached per content) and judge them against the evaluation targets; the ratio
+    targets need the family's stages (cptlib.study.calibration adds them)."""
+    for name in models:
+        role(name)  # a name without a role is an error before any evaluation runs
+    table = pd.concat([evaluate_model(path, data_dir, settings, name=name) for name, path in models.items()])
+    return judge(table, *chance_level(data_dir))
+
+
+def bits_per_byte(table: pd.DataFrame, model: str) -> tuple[float, float, int]:
+    """(era-B news, era-A news) held-out bits per byte of `model` and the items behind the era-A figure."""
+    def get(key):
+        hit = table[(table.model == model) & (table.task == key[0]) & (table.metric == key[1])]
+        return float(hit.value.iloc[0]), int(hit.n.iloc[0])
+
+    (b, _), (a, n) = get(BPB_B), get(BPB_A_NEWS)
+    return b, a, n

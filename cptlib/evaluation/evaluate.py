@@ -1,0 +1,286 @@
+"""Evaluation through lm-evaluation-harness: the testbed suite as one tidy table, cached by content.
+
+    table = evaluate_model(DIR, DATA_DIR)   # model, task, metric, value, stderr, n, chat_template, version
+    (command line: `cptlib eval`, in cptlib.evaluation.cli)
+
+The testbed tasks are lm-eval YAML tasks in `cptlib/tasks/testbed/`, loaded with
+`TaskManager(include_path=..., include_defaults=False)`; their data files are named relative to the data
+directory in the YAMLs and made absolute here. Results are cached as a content-addressed stage
+(`cptlib.stages`) keyed by the model's content, the data's content, the task versions, the settings and the
+lm-eval version; lm-eval's full output and its samples are kept in the same directory as the table.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from cptlib.provenance import hash_file, hash_json, library_versions
+from cptlib.stages import run_stage, write_json_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TASKS_DIR = Path(__file__).resolve().parent / "tasks" / "testbed"
+# The chat-template policy, recorded in every row: instruction tasks always go through the model's chat
+# template (base models get the same prompts -- that is the comparison); log-likelihood tasks read plain
+# text, the format the models were pre-trained on. lm-eval applies it per call, so one call per group.
+TESTBED_GROUPS = {"testbed_chat": True, "testbed_plain": False}
+TABLE = "table.json"
+COLUMNS = ["model", "task", "metric", "value", "stderr", "n", "chat_template", "version"]
+# Files that decide a model's outputs: weights, tokenizer (with its chat template), config, generation config.
+MODEL_FILE_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "tokenizer*", "special_tokens_map.json",
+                       "chat_template.*", "vocab.*", "merges.txt", "added_tokens.json", "config.json",
+                       "generation_config.json"]
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    batch_size: int = 32  # sequences per forward pass (results agree across sizes up to float noise)
+    max_gen_toks: int | None = None  # generation cap for the chat tasks; None = the task YAML's (192)
+    limit: int | None = None  # items per task (None = all); only for quick checks
+    dtype: str = "float32"
+    device: str = "cpu"
+    # torch intra-op threads while evaluating. The testbed models are too small to gain from a second thread,
+    # and on a shared 2-core machine it waits on the busy core: measured 15x slower per step than one thread.
+    threads: int = 1
+    # The testbed tasks to run (None = all of TESTBED_GROUPS). The study scores most models on the tasks its
+    # metrics read (cptlib.study.restored.STUDY_TASKS) and intermediate checkpoints on those its panels show; the
+    # calibration of the ancestors runs all of them. A task's scores agree whichever other tasks run with it up
+    # to float noise (lm-eval batches the requests of a group's tasks together; one call per task instead
+    # measured ~1.6x slower).
+    tasks: tuple[str, ...] | None = None
+
+    def spec(self) -> dict:
+        """The settings as they enter a cache key (`tasks` only when set: full-suite keys stay as they were)."""
+        out = asdict(self)
+        if self.tasks is None:
+            del out["tasks"]
+        else:
+            out["tasks"] = sorted(self.tasks)
+        return out
+
+    def covers(self, other: "EvalSettings") -> bool:
+        """Whether a result under these settings holds every task `other` asks for, scored the same way."""
+        mine, theirs = {**asdict(self), "tasks": None}, {**asdict(other), "tasks": None}
+        wanted = set(other.tasks or all_tasks())
+        return mine == theirs and wanted <= set(self.tasks or all_tasks())
+
+
+def model_content_hash(model_dir: Path) -> str:
+    """sha256 over the files that decide the model's outputs (weights, tokenizer, configs), by name."""
+    model_dir = Path(model_dir)
+    files = sorted({f for pattern in MODEL_FILE_PATTERNS for f in model_dir.glob(pattern) if f.is_file()})
+    if not any(f.suffix == ".safetensors" for f in files):
+        raise FileNotFoundError(f"no *.safetensors in {model_dir}: pass a `save_pretrained` model directory")
+    return hash_json({f.name: hash_file(f) for f in files})
+
+
+class _TaskYamlLoader(yaml.SafeLoader):
+    """Reads a task YAML without importing its `!function` targets (only names, files and versions are read)."""
+
+
+_TaskYamlLoader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+
+
+def _task_yaml(name: str) -> dict:
+    return yaml.load((TASKS_DIR / f"{name}.yaml").read_text(), Loader=_TaskYamlLoader)
+
+
+def group_members(group: str, tasks: tuple[str, ...] | None = None) -> list[str]:
+    """A group's tasks (only those in `tasks`, when given)."""
+    return [t for t in _task_yaml(group)["task"] if tasks is None or t in tasks]
+
+
+def all_tasks() -> list[str]:
+    return [t for g in TESTBED_GROUPS for t in group_members(g)]
+
+
+def check_tasks(tasks: tuple[str, ...] | None) -> None:
+    unknown = sorted(set(tasks or ()) - set(all_tasks()))
+    if unknown or tasks == ():
+        raise ValueError(f"unknown testbed tasks {unknown or '(none given)'}; the tasks are {', '.join(all_tasks())}")
+
+
+def data_files(group: str, data_dir: Path, tasks: tuple[str, ...] | None = None) -> dict[str, Path]:
+    """{task: absolute data file} for a group's tasks; an error naming the file if one is missing."""
+    root = Path(data_dir).resolve()
+    out = {t: root / _task_yaml(t)["dataset_kwargs"]["data_files"]["test"] for t in group_members(group, tasks)}
+    missing = [str(p) for p in out.values() if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"testbed evaluation data not found: {missing}; build the testbed first "
+                                f"(`cptlib build`) or pass the directory that holds eval/ with --data")
+    return out
+
+
+def task_versions(group: str, tasks: tuple[str, ...] | None = None) -> dict[str, float]:
+    return {t: _task_yaml(t)["metadata"]["version"] for t in group_members(group, tasks)}
+
+
+def group_spec(group: str, data_dir: Path, tasks: tuple[str, ...] | None = None) -> dict:
+    """The group as an lm-eval config dict whose members are the registered YAML tasks (those in `tasks`), each
+    with its data file made absolute (lm-eval merges member overrides over the member's YAML)."""
+    files = data_files(group, data_dir, tasks)
+    members = [{"task": t, "dataset_kwargs": {"data_files": {"test": str(f)}}} for t, f in files.items()]
+    return {"group": group, "task": members}
+
+
+@functools.lru_cache(maxsize=1)
+def task_manager():
+    """lm-eval's index of the testbed task YAMLs (~0.8 s to build), one per process: an evaluation worker reuses it
+    for every model it scores."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
+
+
+def load_tasks(group: str, data_dir: Path) -> dict:
+    """{task name: lm-eval Task} for a testbed group, built the way `evaluate_model` builds them."""
+    return task_manager().load([group_spec(group, data_dir)])["tasks"]
+
+
+def tidy(results: dict, chat_template: bool) -> list[dict]:
+    """lm-eval's `results` as rows (task, metric, value, stderr, n, chat_template, version); leaf tasks only."""
+    rows = []
+    for task in sorted(results["configs"]):
+        n = results["n-samples"][task]["effective"]
+        for key, value in results["results"][task].items():
+            name, _, filt = key.partition(",")
+            if not filt or "_stderr" in name:
+                continue
+            stderr = results["results"][task].get(f"{name}_stderr,{filt}")
+            rows.append({
+                "task": task, "metric": name if filt == "none" else key, "value": float(value),
+                "stderr": float(stderr) if isinstance(stderr, (int, float)) else float("nan"), "n": n,
+                "chat_template": chat_template, "version": results["versions"][task],
+            })
+    return rows
+
+
+def save_lm_eval_output(results: dict, out_dir: Path, stem: str) -> None:
+    """lm-eval's full output as `<stem>.json` and its per-item samples as `<stem>.samples.jsonl`."""
+    from lm_eval.utils import handle_non_serializable
+
+    samples = results.pop("samples", {})
+    (out_dir / f"{stem}.json").write_text(json.dumps(results, indent=2, default=handle_non_serializable) + "\n")
+    with open(out_dir / f"{stem}.samples.jsonl", "w") as f:
+        for task in sorted(samples):
+            for sample in samples[task]:
+                f.write(json.dumps({"task": task, **sample}, default=handle_non_serializable) + "\n")
+
+
+@contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to `n` for the block, then restored (a notebook trains afterwards)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def load_hflm(model_dir: Path, settings, testbed: bool):
+    """lm-eval's HF model wrapper over a local directory. For a testbed model the token before a document
+    (rolling log-likelihood) is eos, the document boundary it was pre-trained with; real models keep
+    lm-eval's defaults (their own tokenizer loading, bos before a document)."""
+    from lm_eval.models.huggingface import HFLM
+
+    from cptlib.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(model_dir) if testbed else None
+    lm = HFLM(pretrained=str(model_dir), tokenizer=tok, device=settings.device, dtype=settings.dtype,
+              batch_size=settings.batch_size, prefix_token_id=tok.eos_token_id if testbed else None)
+    check_finite(lm.model, model_dir)
+    return lm
+
+
+def check_finite(model, model_dir: Path) -> None:
+    """Refuse a model with NaN or inf weights (e.g. a residual applied with a huge α): it would still produce
+    answers, and scores that look plausible."""
+    import torch
+
+    for name, param in model.named_parameters():
+        if not torch.isfinite(param).all():
+            raise ValueError(f"{model_dir}: weight {name} is not finite (NaN or inf); this checkpoint is broken, "
+                             "rebuild it (e.g. `cptlib residual apply` with a finite, moderate --alpha)")
+
+
+def check_model_dir(model_dir: Path) -> None:
+    """One error naming the file, before lm-eval starts: every safetensors header parses (the residual engine's
+    reader, shared by every tool that opens a checkpoint), and the tokenizer is there."""
+    from cptlib.residual.checkpoint import Checkpoint
+
+    Checkpoint(model_dir)
+    if not (Path(model_dir) / "config.json").is_file():
+        raise FileNotFoundError(f"no config.json in {model_dir}: pass a model directory saved with save_pretrained "
+                                "(a cptlib stage, a released ancestor in models/, or save_pretrained of the model)")
+    if not (Path(model_dir) / "tokenizer.json").is_file():
+        raise FileNotFoundError(f"no tokenizer.json in {model_dir}: pass a model directory saved with its tokenizer "
+                                "(a cptlib stage, a released ancestor in models/, or save_pretrained of model and tokenizer)")
+
+
+def evaluation_spec(model_dir: Path, data_dir: Path, settings: EvalSettings) -> dict:
+    """What decides a testbed result, i.e. its cache key: model and data content, task versions, settings,
+    lm-eval's version (its scoring code)."""
+    check_tasks(settings.tasks)
+    files = {t: f for g in TESTBED_GROUPS for t, f in data_files(g, data_dir, settings.tasks).items()}
+    return {
+        "suite": "testbed",
+        "model_sha256": model_content_hash(model_dir),
+        "data_sha256": {t: hash_file(f) for t, f in files.items()},
+        "task_versions": {t: v for g in TESTBED_GROUPS for t, v in task_versions(g, settings.tasks).items()},
+        "settings": settings.spec(),
+        "lm_eval": library_versions()["lm_eval"],
+    }
+
+
+def run_evaluation(model_dir: Path, data_dir: Path, settings: EvalSettings = EvalSettings()) -> Path:
+    """Evaluate one model on the testbed suite; returns the cached result directory (table + lm-eval output)."""
+    from cptlib.evaluation.punkt_data import check_punkt
+
+    check_punkt()  # before any generation: IFEval scoring must not be able to fail after it
+    check_model_dir(model_dir)
+    spec = evaluation_spec(model_dir, data_dir, settings)
+
+    def build(work: Path) -> dict:
+        from lm_eval import simple_evaluate
+
+        gen_kwargs = {"max_gen_toks": settings.max_gen_toks} if settings.max_gen_toks else None
+        with torch_threads(settings.threads):
+            lm = load_hflm(model_dir, settings, testbed=True)
+            tm = task_manager()
+            rows = []
+            for group, chat in TESTBED_GROUPS.items():
+                if not group_members(group, settings.tasks):
+                    continue
+                results = simple_evaluate(
+                    model=lm, tasks=[group_spec(group, data_dir, settings.tasks)], task_manager=tm,
+                    apply_chat_template=chat, limit=settings.limit, gen_kwargs=gen_kwargs, log_samples=True,
+                )
+                rows += tidy(results, chat)
+                save_lm_eval_output(results, work, group)
+        write_json_atomic(work / TABLE, rows)
+        return {"model_dir": str(model_dir), "data_dir": str(data_dir), "rows": len(rows)}
+
+    return run_stage("eval", spec, build)
+
+
+def read_table(result_dir: Path, model: str) -> pd.DataFrame:
+    import pandas as pd  # late: `cptlib --help` imports this module
+
+    rows = json.loads((Path(result_dir) / TABLE).read_text())
+    return pd.DataFrame([{"model": model, **r} for r in rows], columns=COLUMNS)
+
+
+def evaluate_model(model_dir: Path, data_dir: Path, settings: EvalSettings = EvalSettings(),
+                   name: str | None = None) -> pd.DataFrame:
+    """The testbed suite for one model as a tidy table; `name` (default: the directory's name) fills `model`."""
+    return read_table(run_evaluation(model_dir, data_dir, settings), name or Path(model_dir).name)

@@ -1,0 +1,148 @@
+"""A real profile's evaluation (BRIEF §5): its `eval:` section as lm-eval settings, the held-out CPT documents as
+a task, and the study's metrics read from lm-eval's real tasks (`eval.metrics`).
+
+    table = evaluate(profile, cpt_base, family["data"], "cpt_base")   # the tidy table of cptlib.evaluation
+    wide = scores(profile, {"cpt_base": cpt_base}, family["data"])    # one column per study metric
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cptlib.config import HELDOUT_TASK, STUDY_METRICS, Profile
+from cptlib.family.released import HELDOUT
+from cptlib.hub import _is_path, local_path
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# The held-out CPT documents as an lm-eval task: the testbed's held-out-text task (rolling log-likelihood, bits
+# per byte), included by lm-eval, on this corpus' heldout.jsonl.
+HELDOUT_YAML = """task: {task}
+include: {template}
+dataset_kwargs:
+  data_files:
+    test: {data}
+"""
+
+
+# The notebooks' headline metrics -> (lm-eval task, metric as cptlib.evaluation.evaluate.tidy names it) of the real suite.
+# "New knowledge" has no public benchmark for the chosen news window, so none is claimed here.
+HEADLINE_METRICS = {
+    "instruction_following": ("ifeval", "prompt_level_strict_acc"),
+    "instruction_following_loose": ("ifeval", "prompt_level_loose_acc"),
+    "old_knowledge": ("mmlu", "acc"),
+    "old_knowledge_pro": ("mmlu_pro", "exact_match,custom-extract"),
+    "math": ("gsm8k", "exact_match,strict-match"),
+    "winogrande": ("winogrande", "acc"),
+    "hellaswag": ("hellaswag", "acc_norm"),
+    "arc_easy": ("arc_easy", "acc_norm"),
+    "piqa": ("piqa", "acc_norm"),
+    "truthfulqa": ("truthfulqa_mc2", "acc"),
+}
+
+
+# Groups are reported by their leaf tasks only (tidy keeps leaves): these patterns pick a group's leaves,
+# averaged weighted by items, as lm-eval aggregates a group.
+GROUP_LEAVES = {"mmlu": re.compile(r"^mmlu_(?!pro_)"), "mmlu_pro": re.compile(r"^mmlu_pro_")}
+
+
+def heldout_task(data: Path) -> Path:
+    """A folder holding the `cpt_heldout` task of a corpus stage (written on first use: lm-eval needs the data
+    file's absolute path, which the stage only has once built)."""
+    from cptlib.evaluation.evaluate import TASKS_DIR
+
+    folder, data = Path(data) / "tasks", Path(data).resolve()
+    yaml = HELDOUT_YAML.format(task=HELDOUT_TASK, template=TASKS_DIR / "testbed_ppl_b.yaml", data=data / HELDOUT)
+    path = folder / f"{HELDOUT_TASK}.yaml"
+    if not path.is_file() or path.read_text() != yaml:
+        folder.mkdir(exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(yaml)
+        os.replace(tmp, path)
+    return folder
+
+
+def real_suite_settings(profile: Profile):
+    """The profile's `eval:` section as lm-eval settings, plus the task cpt_heldout when the profile holds CPT
+    documents out (cpt_data.heldout_docs)."""
+    from cptlib.evaluation.real_suite import RealSuiteSettings
+
+    e = profile.eval
+    device = e.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    limit = int(e.limit) if e.limit is not None and e.limit >= 1 else e.limit
+    extra = (HELDOUT_TASK,) if profile.cpt_data.heldout_docs and HELDOUT_TASK not in e.tasks else ()
+    return RealSuiteSettings(tasks=tuple(e.tasks) + extra, shots=dict(e.num_fewshot), limit=limit,
+                             batch_size=e.batch_size, chat_template_tasks=tuple(e.chat_template_tasks),
+                             max_gen_toks=e.max_gen_toks, device=device, dtype=e.dtype)
+
+
+def include_path(profile: Profile, data: Path | None = None) -> list[Path]:
+    """The profile's own task folders (eval.include_path) and the corpus stage's cpt_heldout task."""
+    folders = []
+    for p in profile.eval.include_path:
+        folder = local_path(p) if _is_path(p) else Path(p)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"eval.include_path: {p!r} is not a folder (of lm-eval task YAMLs); fix the path "
+                                    "in the profile (absolute, or relative to the repository root)")
+        folders.append(folder)
+    return folders + ([heldout_task(data)] if data is not None and profile.cpt_data.heldout_docs else [])
+
+
+def evaluate(profile: Profile, model_dir: Path, data_dir: Path | None = None, name: str | None = None,
+             settings=None) -> pd.DataFrame:
+    """The profile's suite for one model, as the tidy table of cptlib.evaluation.evaluate (model, task, metric, value, ...).
+    testbed: `data_dir` is the testbed data (family["data"]), `settings` an EvalSettings; real: lm-eval's tasks
+    with the profile's `eval:` settings, plus cpt_heldout when `data_dir` (family["data"]) holds held-out text."""
+    if profile.eval.suite == "testbed":
+        from cptlib.evaluation.evaluate import EvalSettings, evaluate_model
+
+        return evaluate_model(model_dir, data_dir, settings or EvalSettings(), name)
+    from cptlib.evaluation.real_suite import evaluate_real
+
+    return evaluate_real(model_dir, settings or real_suite_settings(profile), name,
+                         include_path(profile, data_dir))
+
+
+def metric_value(table: pd.DataFrame, task: str, metric: str) -> float:
+    """A task's metric from a tidy table; a group (mmlu, mmlu_pro) is its leaves averaged weighted by items,
+    as lm-eval aggregates it. NaN when the table has no such row."""
+    leaf = GROUP_LEAVES.get(task)
+    rows = table[(table["metric"] == metric) & (table["task"].str.match(leaf.pattern) if leaf else table["task"] == task)]
+    return float((rows["value"] * rows["n"]).sum() / rows["n"].sum()) if len(rows) else float("nan")
+
+
+def study_metrics(profile: Profile) -> dict[str, tuple[str, str]]:
+    """The notebooks' metrics for a real profile: eval.metrics, and bpb_b = cpt_heldout's bits per byte when
+    CPT documents are held out."""
+    out = dict(profile.eval.metrics)
+    if profile.cpt_data.heldout_docs:
+        out.setdefault("bpb_b", (HELDOUT_TASK, "bits_per_byte"))
+    return out
+
+
+def scores(profile: Profile, models: dict[str, Path], data: Path) -> pd.DataFrame:
+    """As cptlib.study.restored.scores for the testbed: one row per model (index: its label), one column per study
+    metric (NaN where the profile maps none, eval.metrics); models run one after the other (on the GPU)."""
+    import pandas as pd
+
+    metrics = study_metrics(profile)
+    settings = real_suite_settings(profile)
+    rows = {}
+    for label, path in models.items():
+        table = evaluate(profile, Path(path), data, label, settings)
+        rows[label] = {short: metric_value(table, task, metric) for short, (task, metric) in metrics.items()}
+    # Every study metric is a column (as in the testbed's table); one the profile does not map is NaN.
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(STUDY_METRICS)).loc[list(models)]
+
+
+def headline(table: pd.DataFrame) -> dict[str, float]:
+    """The headline metrics (HEADLINE_METRICS) present in a real-suite table, by name."""
+    values = {key: metric_value(table, task, metric) for key, (task, metric) in HEADLINE_METRICS.items()}
+    return {k: v for k, v in values.items() if v == v}

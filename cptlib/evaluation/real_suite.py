@@ -1,0 +1,152 @@
+"""The real-model suite (BRIEF §4-5): lm-eval's own tasks by name, with shots, limits, batch size and the
+chat-template policy given by the caller (a profile sets them to the paper's).
+
+    cptlib eval --suite real --model DIR --out results.json --tasks ifeval,mmlu --shots mmlu=5 --limit 200
+    table = evaluate_real(DIR, RealSuiteSettings(tasks=("mmlu",), shots={"mmlu": 5}))
+
+The task datasets come from the Hugging Face hub, which the machines that build this project cannot reach.
+So before any model is loaded, every dataset the tasks read is looked up; where the hub is unreachable the
+process switches to offline mode (what HF_HUB_OFFLINE=1 does: cached datasets load from the cache, without
+retries) and a dataset missing from the cache is an error naming it and how to make it available.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cptlib.hub import HUB_PROBE_TIMEOUT_S, go_offline, hub_reachable  # noqa: F401 -- also this module's API
+from cptlib.evaluation.evaluate import TABLE, load_hflm, model_content_hash, read_table, save_lm_eval_output, tidy, torch_threads
+from cptlib.provenance import library_versions
+from cptlib.stages import run_stage, write_json_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Each task's folder inside lm_eval/tasks: indexing only these takes about a second, the whole registry ~20 s.
+REAL_TASKS = {
+    "ifeval": "ifeval", "mmlu": "mmlu/default", "mmlu_pro": "mmlu_pro", "gsm8k": "gsm8k",
+    "winogrande": "winogrande", "hellaswag": "hellaswag", "arc_easy": "arc", "piqa": "piqa",
+    "truthfulqa_mc2": "truthfulqa",
+}
+
+
+@dataclass(frozen=True)
+class RealSuiteSettings:
+    tasks: tuple[str, ...] = tuple(REAL_TASKS)
+    shots: dict[str, int] = field(default_factory=dict)  # task -> few-shot examples; absent: the task's default
+    limit: int | float | None = None  # items per task (a fraction if < 1); None = all
+    batch_size: int | str = 8  # or "auto" (lm-eval finds the largest that fits on the GPU)
+    chat_template_tasks: tuple[str, ...] = ("ifeval",)  # run through the chat template; the rest plain text
+    max_gen_toks: int | None = None  # generation cap; None = each task's own
+    device: str = "cpu"
+    dtype: str = "auto"  # the checkpoint's own dtype
+    threads: int = 1  # torch CPU threads (CPU work on a GPU machine is light)
+
+
+def task_manager(tasks: tuple[str, ...], include_path: list[Path] = ()):
+    """An lm-eval TaskManager over the named tasks' folders only (plus `include_path`: a profile's own tasks)."""
+    from lm_eval import tasks as lm_tasks
+    from lm_eval.tasks import TaskManager
+
+    unknown = [t for t in tasks if t not in REAL_TASKS and not include_path]
+    if unknown:
+        raise ValueError(f"unknown real-suite task(s) {unknown}; known: {sorted(REAL_TASKS)}")
+    root = Path(lm_tasks.__file__).parent
+    dirs = [str(root / REAL_TASKS[t]) for t in tasks if t in REAL_TASKS] + [str(p) for p in include_path]
+    tm = TaskManager(include_path=dirs, include_defaults=False)
+    missing = [t for t in tasks if t not in tm.all_tasks]
+    if missing:
+        raise ValueError(f"task(s) {missing} not found in {dirs}")
+    return tm
+
+
+def required_datasets(tasks: tuple[str, ...], tm) -> dict[tuple[str, str | None], str]:
+    """{(dataset_path, dataset_name): first task that reads it} for the tasks and all their subtasks."""
+    from lm_eval.tasks._index import Kind
+
+    out: dict[tuple[str, str | None], str] = {}
+    pending = list(tasks)
+    while pending:
+        name = pending.pop(0)
+        entry = tm.task_index[name]
+        if entry.kind == Kind.GROUP:
+            pending += [m if isinstance(m, str) else m.get("task", m.get("group")) for m in entry.cfg["task"]]
+        elif entry.kind == Kind.TAG:
+            pending += sorted(entry.tags)
+        else:
+            out.setdefault((entry.cfg["dataset_path"], entry.cfg.get("dataset_name")), name)
+    return out
+
+
+def check_datasets(required: dict[tuple[str, str | None], str]) -> None:
+    """With the hub unreachable, every required dataset must be in the local cache; else a clear error."""
+    if hub_reachable():
+        return
+    go_offline()
+    import datasets
+
+    for (path, name), task in required.items():
+        try:
+            datasets.load_dataset_builder(path, name)
+        except Exception as err:  # datasets raises ConnectionError, FileNotFoundError or ValueError here
+            load = f"datasets.load_dataset({path!r}" + (f", {name!r})" if name else ")")
+            raise FileNotFoundError(
+                f"lm-eval task {task!r} needs the dataset {path!r}" + (f" (config {name!r})" if name else "")
+                + f", which is not in the local cache ({datasets.config.HF_DATASETS_CACHE}) and the Hugging Face "
+                f"hub is unreachable ({type(err).__name__}). Make it available: on a machine with hub access and "
+                f"the same HF_HOME run `python -c \"import datasets; {load}\"` (or the lm-eval run itself) and copy "
+                f"HF_HOME ({os.environ.get('HF_HOME')}) here, or run where the hub is reachable"
+            ) from None
+
+
+def run_real_suite(model_dir: Path, settings: RealSuiteSettings = RealSuiteSettings(),
+                   include_path: list[Path] = ()) -> Path:
+    """Evaluate one model on lm-eval's own tasks; returns the cached result directory (table + lm-eval output).
+    Datasets are checked first, so a missing one fails in seconds, before any model is loaded."""
+    tm = task_manager(settings.tasks, include_path)
+    check_datasets(required_datasets(settings.tasks, tm))
+    if "ifeval" in settings.tasks:
+        from cptlib.evaluation.punkt_data import check_punkt
+
+        check_punkt()  # IFEval scoring needs NLTK's Punkt model; fail before generation, not after
+    spec = {
+        "suite": "real", "model_sha256": model_content_hash(model_dir), "settings": asdict(settings),
+        "task_versions": {t: (tm.task_index[t].cfg or {}).get("metadata", {}).get("version")
+                          for t in settings.tasks},
+        "lm_eval": library_versions()["lm_eval"],
+    }
+    if include_path:  # your own tasks: their definitions (a data file they name by path is not hashed)
+        spec["include"] = {str(f): f.read_text() for p in include_path for f in sorted(Path(p).glob("**/*.yaml"))}
+
+    def build(work: Path) -> dict:
+        from lm_eval import simple_evaluate
+
+        rows = []
+        with torch_threads(settings.threads):
+            lm = load_hflm(model_dir, settings, testbed=False)
+            # A model without a chat template (LLaMA-3 base, and CPT of it) reads the chat tasks' prompts as plain
+            # text, as lm-eval runs base models; each row records which way its task ran (chat_template).
+            has_template = getattr(lm.tokenizer, "chat_template", None) is not None
+            # One call per task: shots and the chat template are per task, and lm-eval sets both per call.
+            for task in settings.tasks:
+                chat = task in settings.chat_template_tasks and has_template
+                results = simple_evaluate(
+                    model=lm, tasks=[task], task_manager=tm, num_fewshot=settings.shots.get(task),
+                    limit=settings.limit, apply_chat_template=chat, fewshot_as_multiturn=chat,
+                    gen_kwargs={"max_gen_toks": settings.max_gen_toks} if settings.max_gen_toks else None,
+                    log_samples=True,
+                )
+                rows += tidy(results, chat)
+                save_lm_eval_output(results, work, task)
+        write_json_atomic(work / TABLE, rows)
+        return {"model_dir": str(model_dir), "rows": len(rows)}
+
+    return run_stage("eval", spec, build)
+
+
+def evaluate_real(model_dir: Path, settings: RealSuiteSettings = RealSuiteSettings(), name: str | None = None,
+                  include_path: list[Path] = ()) -> pd.DataFrame:
+    """The real suite for one model as a tidy table (same columns as the testbed's)."""
+    return read_table(run_real_suite(model_dir, settings, include_path), name or Path(model_dir).name)

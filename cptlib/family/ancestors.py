@@ -1,0 +1,223 @@
+"""The released testbed ancestors: trained once, shipped in `models/<profile>/`, resolved by the study.
+
+    make ancestors PROFILE=default        # = cptlib ancestors build --profile default (train, then export)
+    family = released_family(profile)     # what build_family returns when profile.released_ancestors is set
+
+A model developer releases a base and an instruct model; the paper's authors downloaded them. The testbed does
+the same: `build` trains the members a developer releases (base_v1, base_v2, instruct_v1, instruct_v2,
+other_family, other_instruct, and base + instruct of every other size of `model.sizes`) through the ordinary
+content-addressed stages, and exports each into `models/<profile>/<member>/`: the `save_pretrained` files and
+`release.json` (sha256 of every file, the recipe, the data it was trained on, tokens, wall time, drift, and the
+commit, command and CPU that built it). The study then resolves them through the same path as a real profile's
+released checkpoints (`cptlib.family.released.resolved_member`), after checking every hash and that the profile's recipe
+and training data are the ones the release was built from. Anything else is one error naming the file and the
+command that rebuilds it: a missing or altered ancestor is never retrained silently.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from cptlib import paths
+from cptlib.config import Profile, stable_dict
+from cptlib.presets import PRESETS
+from cptlib.provenance import hash_file, provenance
+from cptlib.stages import read_manifest, write_json_atomic
+
+RELEASE = "release.json"
+# The testbed files an ancestor is trained on; a change in any of them means a new release.
+TRAINING_FILES = ("corpus_a1.jsonl", "corpus_a2.jsonl", "sft_v1.jsonl", "sft_v2.jsonl")
+# Files a member folder ships (a `save_pretrained` directory with its tokenizer); anything else is not released.
+SHIPPED = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+           "special_tokens_map.json", "chat_template.jinja")
+# Stage manifest fields copied into release.json: what a reader of a release wants to know.
+RECORDED = ("kind", "key", "tokens", "steps", "examples", "trained_tokens_per_epoch", "final_loss", "n_params",
+            "wall_seconds", "train_seconds", "drift", "resumed_from")
+
+
+class AncestorError(FileNotFoundError):
+    """A released ancestor is missing, altered, or was built from another recipe; the message says how to fix it."""
+
+
+def release_dir(profile: Profile) -> Path:
+    return paths.MODELS_DIR / (profile.release or profile.name)
+
+
+def size_member(size: str, role: str) -> str:
+    """The release folder of a ladder size's member: `sizes/<size>/<role>` (role base_v1 or instruct_v1)."""
+    return f"sizes/{size}/{role}"
+
+
+def member_names(profile: Profile) -> list[str]:
+    """The released members: the family, then `sizes/<size>/base_v1` and `.../instruct_v1` per other size."""
+    from cptlib.family.build import MEMBERS
+
+    other_sizes = [s for s in dict.fromkeys(profile.model.sizes) if s != profile.model.size]
+    return list(MEMBERS) + [size_member(s, m) for s in other_sizes for m in ("base_v1", "instruct_v1")]
+
+
+def recipe(profile: Profile) -> dict:
+    """What the ancestors depend on, besides their data: the training sections and the numerics."""
+    from cptlib.training.train import runtime_spec
+
+    sizes = {s: vars(PRESETS[s]) for s in dict.fromkeys([profile.model.size, *profile.model.sizes])}
+    return {"world_seed": profile.world_seed, "base_seed": profile.base_seed, "instruct_seed": profile.instruct_seed,
+            "tokenizer": stable_dict(profile.tokenizer), "model": {**stable_dict(profile.model), "presets": sizes},
+            "pretrain": stable_dict(profile.pretrain), "pretrain_v2": stable_dict(profile.pretrain_v2),
+            "sft": stable_dict(profile.sft), "sft_v2": stable_dict(profile.sft_v2), "runtime": runtime_spec(profile)}
+
+
+def training_data(data: Path) -> dict[str, str]:
+    """sha256 of the testbed files the ancestors are trained on, from the testbed stage's manifest."""
+    files = read_manifest(data)["manifest"]["files"]
+    return {name: files[name]["sha256"] for name in TRAINING_FILES}
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _differences(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def _rebuild_hint(profile: Profile) -> str:
+    return (f"rebuild them with `make ancestors PROFILE={profile.release or profile.name}` (trains every member: see docs/ancestors.md "
+            "for the time), or set `released_ancestors: false` in the profile to train them inside the study")
+
+
+# --- building a release -------------------------------------------------------------------------------------
+
+def train_members(profile: Profile) -> tuple[Path, dict[str, Path]]:
+    """Train (or reuse) every member to release through the stages; returns (testbed data, {member: stage})."""
+    from cptlib.family import build as fam
+
+    seed = profile.base_seed
+    members = fam.train_family(profile, seed)
+    data = members.pop("data")
+    members.pop("tokenizer")
+    for size in dict.fromkeys(profile.model.sizes):
+        if size != profile.model.size:
+            base, inst = fam.train_size(profile, size, seed)
+            members[size_member(size, "base_v1")], members[size_member(size, "instruct_v1")] = base, inst
+    return data, members
+
+
+def export(profile: Profile, data: Path, stages: dict[str, Path], command: str) -> Path:
+    """Write `models/<profile>/` from trained stages: each member's files and release.json, and an index.
+    Each member folder is written beside its final place and renamed, so an interrupted export leaves the old
+    release or the new one, never a mix within a member."""
+    root = release_dir(profile)
+    root.mkdir(parents=True, exist_ok=True)
+    common = {"profile": profile.name, "recipe": recipe(profile), "training_data": training_data(data),
+              "command": command, "built": provenance(), "date": time.strftime("%Y-%m-%d")}
+    index = {}
+    for member, stage in stages.items():
+        final = root / member
+        tmp = final.with_name(f".{final.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        missing = [f for f in ("config.json", "model.safetensors", "tokenizer.json") if not (stage / f).is_file()]
+        if missing:
+            raise AncestorError(f"stage {stage} lacks {missing}: not a trained model directory")
+        files = {}
+        for name in SHIPPED:
+            if (stage / name).is_file():
+                shutil.copyfile(stage / name, tmp / name)
+                files[name] = {"sha256": hash_file(tmp / name), "bytes": (tmp / name).stat().st_size}
+        m = read_manifest(stage)
+        stage_fields = {k: m[k] for k in RECORDED if k in m}
+        parent = next((p for p, s in stages.items() if m.get("parent") and Path(m["parent"]) == s), None)
+        write_json_atomic(tmp / RELEASE, {"member": member, "parent": parent, "files": files,
+                                          "trained": stage_fields, "stage_spec": m["spec"], **common})
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        index[member] = {"sha256": files["model.safetensors"]["sha256"], "n_params": m.get("n_params"),
+                         "wall_seconds": m.get("wall_seconds"), "parent": parent}
+    write_json_atomic(root / RELEASE, {**common, "members": index,
+                                       "bytes": sum(f.stat().st_size for f in root.rglob("*") if f.is_file())})
+    return root
+
+
+# --- resolving a release ------------------------------------------------------------------------------------
+
+def verify(profile: Profile, member: str, data: Path | None = None) -> dict:
+    """The member's release.json, after checking that its folder exists, that every file has its recorded hash,
+    and (with `data`, the testbed stage) that the profile's recipe and training data are the release's."""
+    folder = release_dir(profile) / member
+    where = folder.relative_to(paths.REPO_ROOT) if folder.is_relative_to(paths.REPO_ROOT) else folder
+    if not (folder / RELEASE).is_file():
+        raise AncestorError(f"released ancestor {where} is missing (no {RELEASE}); {_rebuild_hint(profile)}")
+    release = json.loads((folder / RELEASE).read_text())
+    for name, rec in release["files"].items():
+        path = folder / name
+        if not path.is_file():
+            raise AncestorError(f"released ancestor file {where / name} is missing; restore it with "
+                                f"`git checkout -- {where / name}`, or {_rebuild_hint(profile)}")
+        if path.stat().st_size != rec["bytes"] or hash_file(path) != rec["sha256"]:
+            raise AncestorError(f"released ancestor file {where / name} does not match the sha256 in {where / RELEASE}"
+                                f" (altered or truncated); restore it with `git checkout -- {where / name}`, or "
+                                f"{_rebuild_hint(profile)}")
+    differs = _differences(release["recipe"], recipe(profile))
+    if data is not None:
+        differs += [f"testbed file {n}" for n in _differences(release["training_data"], training_data(data))]
+    if differs:
+        raise AncestorError(f"the released ancestors in {where.parent} were built from another recipe than profile "
+                            f"{profile.name!r} asks for (differs in: {', '.join(differs)}); {_rebuild_hint(profile)}")
+    return release
+
+
+def resolve(profile: Profile, member: str, data: Path) -> Path:
+    """A `resolved` stage for a verified member, keyed by its files' hashes (as a real checkpoint is resolved)."""
+    from cptlib.family.released import resolved_member
+
+    release = verify(profile, member, data)
+    version = {name: rec["sha256"] for name, rec in release["files"].items()}
+    trained = release["trained"]
+    record = {"released": {"member": member, "parent": release["parent"], "built": release["built"],
+                           "command": release["command"], **trained},
+              "drift": trained.get("drift"), "tokens": trained.get("tokens"), "wall_seconds": trained.get("wall_seconds")}
+    # Named from the repository root, so that the stage key is the same in every clone.
+    folder = release_dir(profile) / member
+    source = f"./{folder.relative_to(paths.REPO_ROOT)}" if folder.is_relative_to(paths.REPO_ROOT) else str(folder)
+    return resolved_member(member.rsplit("/", 1)[-1], source, version=version, record=record)
+
+
+def released_family(profile: Profile, other_family: bool = True) -> dict[str, Path]:
+    """The family as `build_family` returns it (data, tokenizer, members), from the release."""
+    from cptlib.family import build as fam
+
+    data = fam.testbed_data(profile)
+    members = [m for m in fam.MEMBERS if other_family or m not in ("other_family", "other_instruct")]
+    family = {m: resolve(profile, m, data) for m in members}
+    return {"data": data, "tokenizer": family["base_v1"], **family}
+
+
+def released_size(profile: Profile, size: str) -> tuple[Path, Path]:
+    """(base_v1, instruct_v1) of `size` from the release (the main size's are the family's own)."""
+    from cptlib.family import build as fam
+
+    data = fam.testbed_data(profile)
+    roles = ("base_v1", "instruct_v1")
+    names = roles if size == profile.model.size else tuple(size_member(size, r) for r in roles)
+    return resolve(profile, names[0], data), resolve(profile, names[1], data)
+
+
+def summary(profile: Profile) -> list[dict]:
+    """One row per released member (for `cptlib ancestors check` and the docs)."""
+    rows = []
+    for member in member_names(profile):
+        r = verify(profile, member)
+        t = r["trained"]
+        rows.append({"member": member, "parent": r["parent"], "n_params": t.get("n_params"), "tokens": t.get("tokens"),
+                     "sft_examples": t.get("examples"), "drift": (t.get("drift") or {}).get("total"),
+                     "wall_seconds": t.get("wall_seconds"), "mb": sum(f["bytes"] for f in r["files"].values()) / 1e6})
+    return rows
+

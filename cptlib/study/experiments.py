@@ -1,0 +1,336 @@
+"""The experiments of notebooks 01–04 (BRIEF §3), each returning a tidy table with one row per model scored.
+
+    profile = load_profile("smoke")
+    curve = forgetting(profile)        # seed, tokens, model, drift, drift_ratio, IF, knowledge, era_a, ...
+
+Everything is cached (training and restored models as stages, evaluations by model content), so a notebook
+that is run again does no work. The key results (forgetting endpoints, recipes, the transfer diagonal) run
+every seed of `profile.train_seeds`; every other experiment runs the first seed only.
+
+A real profile (`models:` set, BRIEF §5) runs the same functions: its members are released checkpoints, its
+scores come from lm-eval's real tasks mapped to the study's metrics by `eval.metrics` (cptlib.evaluation.real_profile.scores), and
+the parts that need the testbed's own data or training recipes (TESTBED_ONLY) are skipped with the reason.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from cptlib.family import resolve as fam
+from cptlib.config import Profile
+from cptlib.study.restored import PANEL_TASKS, drift, milestones, restored, residual_dir, scores
+from cptlib.stages import read_manifest
+
+CPT_I, CPT_B, REST = "CPT(instruct_v1)", "CPT(base_v1)", "CPT(base_v1)+Θr(v1)"
+SFT = "CPT(base_v1)+SFT"
+# What a real profile cannot run, and why (printed by the notebooks, recorded in the claims table).
+TESTBED_ONLY = {
+    "calibration targets": "the targets are the synthetic testbed's (released checkpoints are not calibrated); "
+                           "the table shows the members' scores",
+    "sft": "CPT(base_v1)+SFT needs the family's original instruction data (v1), which is not public",
+    "sizes": "the sizes are the testbed's model presets; for real models, run one profile per model size",
+    "shift": "the data-shift ablation trains on the testbed's era-A and era-B corpora",
+}
+
+
+def is_real(profile: Profile) -> bool:
+    return profile.models is not None
+
+
+def runs(profile: Profile, part: str) -> bool:
+    """Whether a TESTBED_ONLY part runs for `profile`; when it does not, prints why (for the notebook)."""
+    if is_real(profile) and part in TESTBED_ONLY:
+        print(f"Not run for the real profile {profile.name!r}: {TESTBED_ONLY[part]}.")
+        return False
+    return True
+
+
+def instruct_drift(base: Path, instruct: Path) -> float:
+    """‖Θr‖/‖θ_base‖: the drift the SFT stage recorded, or (a released instruct model) from the weights."""
+    recorded = read_manifest(instruct).get("drift")
+    if recorded:
+        return recorded["total"]
+    from cptlib.residual import inspect
+
+    return inspect(residual_dir(base, instruct), progress=False)["relative_norms"]["total"]["all"]["relative"]
+
+
+def families(profile: Profile) -> dict[int, dict[str, Path]]:
+    """The family of every training seed; other_family (a whole extra pre-training) for the first only."""
+    first = profile.train_seeds[0]
+    return {s: fam.build_family(profile, s, other_family=s == first) for s in profile.train_seeds}
+
+
+def _scored(rows: list[dict], profile: Profile, data: Path) -> pd.DataFrame:
+    """Evaluate each row's `path` and join the metrics to the row (`path` and `tasks` are dropped). A row's
+    `tasks` (testbed: PANEL_TASKS for an intermediate checkpoint) limits what it is evaluated on; the other
+    metrics are NaN there."""
+    labels = {str(i): r["path"] for i, r in enumerate(rows)}
+    if is_real(profile):
+        from cptlib.evaluation import real_profile as real
+
+        metrics = real.scores(profile, labels, data)
+    else:
+        tasks = {str(i): r["tasks"] for i, r in enumerate(rows) if r.get("tasks")}
+        metrics = scores(labels, data, profile.study.eval_processes, tasks=tasks)
+    return pd.DataFrame([{**{k: v for k, v in r.items() if k not in ("path", "tasks")}, **metrics.loc[str(i)].to_dict()}
+                         for i, r in enumerate(rows)])
+
+
+def forgetting(profile: Profile) -> pd.DataFrame:
+    """C1, C2, Q2: CPT(instruct_v1), CPT(base_v1) and CPT(base_v1)+Θr(v1) at every milestone (first seed) and
+    at the final budget (every seed), with instruct_v1 and base_v1 at 0 tokens."""
+    rows = []
+    for seed, f in families(profile).items():
+        inst_drift = instruct_drift(f["base_v1"], f["instruct_v1"])
+        rows += [{"seed": seed, "tokens": 0, "model": m, "drift": 0.0, "drift_ratio": 0.0, "path": f[m]}
+                 for m in ("instruct_v1", "base_v1")]
+        cpt_i, cpt_b = fam.cpt(profile, f["instruct_v1"], seed), fam.cpt(profile, f["base_v1"], seed)
+        first = seed == profile.train_seeds[0]
+        # The final budget as trained: cpt.tokens rounded to whole optimizer steps (e.g. 499,712 of 500,000).
+        final = read_manifest(cpt_b)["tokens"]
+        for tokens, model in milestones(cpt_i).items():
+            if first or tokens == final:
+                rows.append({"seed": seed, "tokens": tokens, "model": CPT_I, "drift": drift(model),
+                             "drift_ratio": float("nan"), "path": model, "tasks": _panel_only(tokens, final)})
+        for tokens, model in milestones(cpt_b).items():
+            if first or tokens == final:
+                d = drift(model)
+                rows.append({"seed": seed, "tokens": tokens, "model": CPT_B, "drift": d,
+                             "drift_ratio": d / inst_drift, "path": model, "tasks": _panel_only(tokens, final)})
+                rows.append({"seed": seed, "tokens": tokens, "model": REST, "drift": d, "drift_ratio": d / inst_drift,
+                             "path": restored(f["base_v1"], f["instruct_v1"], model), "tasks": _panel_only(tokens, final)})
+    return _scored(rows, profile, f["data"])
+
+
+def _panel_only(tokens: int, final: int) -> tuple[str, ...] | None:
+    """Intermediate checkpoints are scored on the tasks the figures' panels show (PANEL_TASKS), the final budget
+    on every study metric."""
+    return PANEL_TASKS if tokens != final else None
+
+
+def n4_map(profile: Profile) -> pd.DataFrame:
+    """N4: restored IF, news accuracy and drift ratio over CPT budgets (milestones) × CPT learning rates
+    (first seed); CPT(instruct_v1) at each learning rate's final budget for reference."""
+    seed = profile.train_seeds[0]
+    f = fam.build_family(profile, seed)
+    inst_drift = instruct_drift(f["base_v1"], f["instruct_v1"])
+    rows = []
+    for lr in dict.fromkeys([profile.cpt.lr, *profile.study.n4_lrs]):
+        cfg = profile.cpt.model_copy(update={"lr": lr})
+        for tokens, model in milestones(fam.cpt(profile, f["base_v1"], seed, cfg)).items():
+            d = drift(model)
+            rows.append({"lr": lr, "tokens": tokens, "model": REST, "drift_ratio": d / inst_drift,
+                         "path": restored(f["base_v1"], f["instruct_v1"], model), "tasks": PANEL_TASKS})
+        cpt_i = fam.cpt(profile, f["instruct_v1"], seed, cfg)
+        rows.append({"lr": lr, "tokens": read_manifest(cpt_i)["tokens"], "model": CPT_I, "drift_ratio": float("nan"),
+                     "path": cpt_i, "tasks": PANEL_TASKS})
+    return _scored(rows, profile, f["data"])
+
+
+def _flops(stage: Path) -> float:
+    """Training FLOPs ≈ 6·N·tokens (for SFT, the assistant tokens that carry the loss: a lower bound)."""
+    m = read_manifest(stage)
+    tokens = m.get("tokens") or m["trained_tokens_per_epoch"] * m["spec"]["train"]["epochs"]
+    return 6.0 * m["n_params"] * tokens
+
+
+def recipes(profile: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """C3, C6: the five recipes at the final budget for every seed, and what each costs after CPT (a real
+    profile: four, without CPT(base_v1)+SFT)."""
+    rows, costs = [], []
+    with_sft = runs(profile, "sft")  # a real profile: prints why not
+    for seed, f in families(profile).items():
+        cpt_i, cpt_b = fam.cpt(profile, f["instruct_v1"], seed), fam.cpt(profile, f["base_v1"], seed)
+        rest = restored(f["base_v1"], f["instruct_v1"], cpt_b)
+        models = {"base_v1": f["base_v1"], "instruct_v1": f["instruct_v1"], CPT_I: cpt_i}
+        if with_sft:
+            models[SFT] = sft = fam.instruct(profile, cpt_b, f["data"], "v1", seed)
+        models[REST] = rest
+        rows += [{"seed": seed, "recipe": k, "path": v} for k, v in models.items()]
+        n = read_manifest(cpt_b)["n_params"]
+        costs.append({"seed": seed, "recipe": CPT_I, "step after CPT": "none", "flops": 0.0, "wall_seconds": 0.0})
+        if with_sft:
+            costs.append({"seed": seed, "recipe": SFT, "step after CPT": "SFT", "flops": _flops(sft),
+                          "wall_seconds": read_manifest(sft)["wall_seconds"]})
+        # θ_cpt + (θ_instruct − θ_base): one subtraction and one addition per parameter.
+        costs.append({"seed": seed, "recipe": REST, "step after CPT": "add Θr", "flops": 2.0 * n,
+                      "wall_seconds": read_manifest(rest)["wall_seconds"]})
+    return _scored(rows, profile, f["data"]), pd.DataFrame(costs)
+
+
+def transfer(profile: Profile) -> pd.DataFrame:
+    """C4, N1: residual source {v1, v2, other_family} × target {base_v1, base_v2, CPT(base_v1), CPT(base_v2)};
+    the diagonal (a version's residual on its own lineage) over every seed, the rest on the first seed."""
+    rows = []
+    for seed, f in families(profile).items():
+        first = seed == profile.train_seeds[0]
+        sources = {"v1": (f["base_v1"], f["instruct_v1"]), "v2": (f["base_v2"], f["instruct_v2"])}
+        if first and "other_family" in f:  # the other family's own instruct model (the N1 residual)
+            sources["other_family"] = (f["other_family"], f["other_instruct"])
+        targets = {"base_v1": ("v1", f["base_v1"]), "base_v2": ("v2", f["base_v2"]),
+                   "CPT(base_v1)": ("v1", fam.cpt(profile, f["base_v1"], seed)),
+                   "CPT(base_v2)": ("v2", fam.cpt(profile, f["base_v2"], seed))}
+        for src, (base, inst) in sources.items():
+            for tgt, (version, target) in targets.items():
+                diagonal = src == version
+                if first or diagonal:
+                    rows.append({"seed": seed, "source": src, "target": tgt, "diagonal": diagonal,
+                                 "path": restored(base, inst, target)})
+        rows += [{"seed": seed, "source": "native", "target": m, "diagonal": True, "path": f[m]}
+                 for m in ("instruct_v1", "instruct_v2")]
+        if first:  # the targets without a residual, the baseline each cell improves on
+            rows += [{"seed": seed, "source": "none", "target": t, "diagonal": False, "path": path}
+                     for t, (_, path) in targets.items()]
+    return _scored(rows, profile, f["data"])
+
+
+def _first(profile: Profile) -> tuple[int, dict[str, Path], Path]:
+    seed = profile.train_seeds[0]
+    f = fam.build_family(profile, seed)
+    return seed, f, fam.cpt(profile, f["base_v1"], seed)
+
+
+def ablations(profile: Profile) -> pd.DataFrame:
+    """Q3, N3, low rank (first seed, CPT(base_v1) at the final budget as the target): α sweep, merge methods,
+    module subsets, residual ranks. Columns: ablation, setting, value, residual_mb, metrics."""
+    seed, f, cpt_b = _first(profile)
+    base, inst, study = f["base_v1"], f["instruct_v1"], profile.study
+    full_mb = read_manifest(residual_dir(base, inst))["bytes"] / 1e6
+    rows = [{"ablation": "alpha", "setting": f"α={a:g}", "value": a, "path": restored(base, inst, cpt_b, alpha=a)}
+            for a in study.alphas]
+    for m in study.merges:
+        label = {"task_arithmetic": "task arithmetic", "ties": f"TIES d={m.density:g}",
+                 "dare": f"DARE p={m.drop_rate:g}", "breadcrumbs": f"breadcrumbs d={m.density:g} γ={m.gamma:g}"}[m.method]
+        rows.append({"ablation": "merge", "setting": label, "value": float("nan"), "path": restored(base, inst, cpt_b, merge=m)})
+    rows.append({"ablation": "modules", "setting": "all", "value": float("nan"), "path": restored(base, inst, cpt_b)})
+    rows += [{"ablation": "modules", "setting": s, "value": float("nan"), "path": restored(base, inst, cpt_b, modules=s)}
+             for s in study.module_subsets]
+    for r in study.ranks:
+        rows.append({"ablation": "rank", "setting": f"rank {r}", "value": r, "residual_mb":
+                     read_manifest(residual_dir(base, inst, r))["bytes"] / 1e6, "path": restored(base, inst, cpt_b, rank=r)})
+    rows.append({"ablation": "rank", "setting": "full", "value": float("inf"), "residual_mb": full_mb,
+                 "path": restored(base, inst, cpt_b)})
+    return _scored(rows, profile, f["data"])
+
+
+def sizes(profile: Profile) -> pd.DataFrame:
+    """Q1, C5: per model size (first seed) base_v1, instruct_v1, CPT(base_v1), CPT(base_v1)+Θr(v1) and the
+    drift ratio; only these members are trained for the other sizes."""
+    seed = profile.train_seeds[0]
+    rows = []
+    for size in dict.fromkeys(profile.model.sizes):
+        p = fam.with_size(profile, size)
+        data = fam.testbed_data(p)
+        base, inst = fam.size_members(profile, size, seed)
+        cpt_b = fam.cpt(p, base, seed)
+        ratio = drift(cpt_b) / instruct_drift(base, inst)
+        n = read_manifest(base)["n_params"]
+        for model, path in {"base_v1": base, "instruct_v1": inst, CPT_B: cpt_b, REST: restored(base, inst, cpt_b)}.items():
+            rows.append({"size": size, "n_params": n, "model": model, "drift_ratio": ratio, "path": path})
+    return _scored(rows, profile, data)
+
+
+def data_shift(profile: Profile) -> pd.DataFrame:
+    """N2: CPT of instruct_v1 (and base_v1 + Θr) on each corpus of `study.shift_corpora` with the CPT recipe;
+    the shift is base_v1's bits per byte on held-out text of that era (higher = further from what it knows)."""
+    seed, f, _ = _first(profile)
+    base_scores = scores({"base_v1": f["base_v1"]}, f["data"]).loc["base_v1"]
+    rows = []
+    for corpus in profile.study.shift_corpora:
+        shift = base_scores["bpb_a" if corpus.startswith("corpus_a") else "bpb_b"]
+        cpt_i = fam.continue_lm(profile, f["instruct_v1"], f["data"], corpus, profile.cpt, seed, "cpt")
+        cpt_b = fam.continue_lm(profile, f["base_v1"], f["data"], corpus, profile.cpt, seed, "cpt")
+        rows.append({"corpus": corpus, "shift_bpb": shift, "model": CPT_I, "drift": drift(cpt_i), "path": cpt_i})
+        rows.append({"corpus": corpus, "shift_bpb": shift, "model": REST, "drift": drift(cpt_b),
+                     "path": restored(f["base_v1"], f["instruct_v1"], cpt_b)})
+    return _scored(rows, profile, f["data"])
+
+
+def residual_norms(profile: Profile) -> pd.DataFrame:
+    """N3: ‖Θr‖/‖θ_base‖ per layer and per module of the v1 residual (first seed). Columns: level, group,
+    residual_norm, base_norm, relative."""
+    from cptlib.residual import inspect
+
+    _, f, _ = _first(profile)
+    norms = inspect(residual_dir(f["base_v1"], f["instruct_v1"]), progress=False)["relative_norms"]
+    return pd.DataFrame([{"level": level, "group": g, **v} for level in ("layer", "module")
+                         for g, v in norms[level].items()])
+
+
+def family_table(profile: Profile, families_by_seed: dict[int, dict[str, Path]]) -> pd.DataFrame:
+    """The family's record: seed, member, parameters, and for trained members steps, tokens or examples, drift
+    from the parent and time; for a real profile's members, the checkpoint they resolve to."""
+    rows = []
+    for seed, f in families_by_seed.items():
+        for member in fam.MEMBERS:
+            if member in f:
+                m = read_manifest(f[member])
+                if m["kind"] == "resolved" and "released" in m:  # a released testbed ancestor (cptlib.family.ancestors)
+                    r = m["released"]
+                    rows.append({"seed": seed, "member": member, "source": m["source"], "n_params": m["n_params"],
+                                 "steps": r.get("steps"), "tokens": r.get("tokens"), "sft_examples": r.get("examples"),
+                                 "drift_from_parent": (r.get("drift") or {}).get("total"),
+                                 "wall_seconds": r.get("wall_seconds")})
+                    continue
+                if m["kind"] == "resolved":  # a released checkpoint (cptlib.family.released.resolved_member)
+                    rows.append({"seed": seed, "member": member, "source": m["source"], "n_params": m["n_params"],
+                                 "architecture": ", ".join(m["architecture"] or []), "snapshot": m["snapshot"]})
+                    continue
+                rows.append({"seed": seed, "member": member, "n_params": m["n_params"], "steps": m["steps"],
+                             "tokens": m.get("tokens"), "sft_examples": m.get("examples"),
+                             "drift_from_parent": (m.get("drift") or {}).get("total"), "wall_seconds": m["wall_seconds"]})
+    return pd.DataFrame(rows)
+
+
+def calibration(profile: Profile, family: dict[str, Path], seed: int) -> pd.DataFrame:
+    """Notebook 00's table (metric, model, value, target, met, n): the testbed's calibration targets
+    (cptlib.evaluation.calibration) on every ancestor and on CPT(base_v1), CPT(instruct_v1) at the default budget; for a
+    real profile the members' and CPT models' scores, without targets."""
+    members = [m for m in fam.MEMBERS if m in family]
+    models = {m: family[m] for m in members}
+    if not is_real(profile):
+        for size in dict.fromkeys(profile.model.sizes):
+            if size != profile.model.size:
+                models[f"base_v1 ({size})"], models[f"instruct_v1 ({size})"] = fam.size_members(profile, size, seed)
+    models.update(cpt_base_v1=fam.cpt(profile, family["base_v1"], seed),
+                  cpt_instruct_v1=fam.cpt(profile, family["instruct_v1"], seed))
+    if is_real(profile):
+        from cptlib.evaluation import real_profile as real
+
+        wide = real.scores(profile, models, family["data"])
+        metrics = [m for m in wide.columns if wide[m].notna().any()]
+        return pd.DataFrame([{"metric": m, "model": name, "value": wide.loc[name, m], "target": None, "met": None,
+                              "n": None} for m in metrics for name in models])
+    from cptlib.evaluation import calibration as cal
+    from cptlib.evaluation.evaluate import EvalSettings, evaluate_model
+
+    full = EvalSettings()  # every testbed task: the calibration reads era-A via chat and the era-A news too
+    scores(models, family["data"], profile.study.eval_processes, full)  # evaluates in parallel; then the cache
+    table = pd.concat([evaluate_model(path, family["data"], full, name=name) for name, path in models.items()])
+    residual = {m: instruct_drift(family[b], family[m]) for m, b in (("instruct_v1", "base_v1"), ("instruct_v2", "base_v2"))}
+    cpt_b = read_manifest(models["cpt_base_v1"])
+    ratios = cal.ratios(residual, cpt_b["drift"]["total"], cpt_b["tokens"], read_manifest(family["base_v1"])["tokens"],
+                        *cal.bits_per_byte(table, "base_v1"))
+    out = pd.concat([cal.judge(table, *cal.chance_level(family["data"])), ratios], ignore_index=True)
+    return out.astype({"n": "Int64"})  # item counts stay integers beside the ratios' empty n
+
+
+def calibration_summary(table: pd.DataFrame) -> str:
+    """One line under notebook 00's table."""
+    if table.met.isna().all():
+        return f"No calibration targets for real models: {TESTBED_ONLY['calibration targets']}."
+    met = table.met.astype(bool)
+    return f"{int(met.sum())} of {len(table)} calibration targets met" + ("." if met.all() else "; missed:")
+
+
+def all_results(profile: Profile) -> dict[str, pd.DataFrame]:
+    """Every table the claims need (cached: instant after notebooks 01–04 ran); a real profile has no
+    "sizes" and "shift" tables (TESTBED_ONLY)."""
+    recipe_table, costs = recipes(profile)
+    out = {"forgetting": forgetting(profile), "n4": n4_map(profile), "recipes": recipe_table, "costs": costs,
+           "transfer": transfer(profile), "ablations": ablations(profile)}
+    if not is_real(profile):
+        out.update(sizes=sizes(profile), shift=data_shift(profile))
+    return out

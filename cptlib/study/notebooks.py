@@ -1,0 +1,249 @@
+"""Run the study's notebooks with papermill: `cptlib notebook run 01_forgetting --profile smoke`.
+
+Every notebook has the same three parameters: `profile` (a params/<name>.yaml name or a YAML path), `overrides`
+(changes to it, {"cpt.lr": 3e-4}) and `run_name` (where a run with overrides writes; default: the profile's name
+plus a hash of the overrides). The setup cell resolves them with cptlib.config (`extends` applied, every value
+validated), so papermill called directly (`papermill nb.ipynb out.ipynb -p profile smoke`) and JupyterLab see the
+same profile as `cptlib notebook run`, and a run with changed parameters never writes into a shipped profile's
+folders. (`papermill -f params/smoke.yaml` would inject the profile's keys as variables: that is refused with a
+message, since it cannot apply `extends`.) The executed notebook is written to
+`build/<run>/notebooks/<nb>.partial.ipynb` and renamed to `<nb>.ipynb` only on success, so a failed notebook
+never leaves an output that make counts as built; its run time goes to `<nb>.time.json` and every stage it built
+or reused (cptlib.stages' log) to `<nb>.stages.jsonl`, which `cptlib cost` reads.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from cptlib import paths
+from cptlib.stages import STAGE_LOG_ENV
+from cptlib.config import ConfigError, Profile, load_with_overrides
+
+NOTEBOOKS = ("00_build", "01_forgetting", "02_recipes", "03_transfer", "04_ablations", "05_report")
+KERNEL = "cptlib"
+PARAMETERS = ("profile", "overrides", "run_name")
+PARAMETERS_SOURCE = """\
+# Parameters (the same in every notebook; papermill: -p profile smoke, or `cptlib notebook run <nb> --profile smoke`).
+# profile:   a shipped profile, params/<name>.yaml (default, smoke, ...), or the path of a YAML file
+# overrides: changes to it, e.g. {"cpt.lr": 3e-4, "train_seeds": [0]}; validated like the profile file
+# run_name:  the folder a run with overrides writes to (build/<run_name>/, figures/<run_name>/); None = the
+#            profile's name + a hash of the overrides, so a changed run never overwrites a shipped profile's figures
+profile = "default"
+overrides = {}
+run_name = None"""
+
+
+class NotebookError(ValueError):
+    """A notebook that cannot run or failed; the message names it and says what to do (a ValueError so
+    that the command line prints the message, not a traceback)."""
+
+
+def notebook_path(name: str) -> Path:
+    path = paths.NOTEBOOKS_DIR / f"{Path(name).stem}.ipynb"
+    if not path.is_file():
+        close = difflib.get_close_matches(Path(name).stem, NOTEBOOKS, n=1)
+        raise NotebookError(f"no notebook {path}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                            + f"; notebooks: {', '.join(NOTEBOOKS)}")
+    return path
+
+
+def output_dir(profile: str) -> Path:
+    return paths.profile_build_dir(profile) / "notebooks"
+
+
+def declared_parameters(nb: Path) -> set[str]:
+    import papermill
+
+    return set(papermill.inspect_notebook(str(nb)))
+
+
+def check_parameters(nb: Path) -> None:
+    """A notebook declares exactly PARAMETERS (papermill would only warn about a parameter it does not have)."""
+    declared = declared_parameters(nb)
+    if declared != set(PARAMETERS):
+        raise NotebookError(f"{nb.name}: its parameters are {', '.join(sorted(declared)) or 'none'}, expected "
+                            f"{', '.join(PARAMETERS)}; run `cptlib notebook sync` to rewrite its parameters cell")
+
+
+def configure(profile: str, overrides: dict | None = None, run_name: str | None = None,
+              namespace: dict | None = None) -> Profile:
+    """The setup cell's call: the notebook's parameters resolved to a validated profile. `namespace` (the
+    notebook's globals) is checked for a profile's keys injected by `papermill -f params/<p>.yaml`."""
+    namespace = namespace or {}
+    # A profile file's sections arrive as dicts (a loop variable such as `model` in a later cell is not one).
+    injected = sorted(k for k in set(namespace) & ({"extends"} | set(Profile.model_fields))
+                      if k == "extends" or isinstance(namespace[k], dict))
+    if injected:
+        raise NotebookError(f"this notebook received the profile keys {', '.join(injected)} as parameters (papermill "
+                            "-f params/<profile>.yaml?). Its parameters are profile, overrides and run_name: run "
+                            "`papermill <nb> <out> -p profile <name>` or `cptlib notebook run <nb> --profile <name>`")
+    if not isinstance(overrides or {}, dict):
+        raise NotebookError(f"overrides must be a dict such as {{'cpt.lr': 3e-4}}, got {overrides!r}")
+    try:
+        return load_with_overrides(profile, overrides, run_name)
+    except ConfigError as err:
+        raise NotebookError(str(err)) from None
+
+
+def check_kernel(kernel: str) -> None:
+    """The Jupyter kernel must be registered (papermill's NoSuchKernel is a bare traceback)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    known = KernelSpecManager().find_kernel_specs()
+    if kernel not in known:
+        hint = " (`make setup` registers the project's kernel, cptlib)" if kernel == KERNEL else ""
+        raise NotebookError(f"no Jupyter kernel named {kernel!r}{hint}; registered kernels: {', '.join(sorted(known))}")
+
+
+def run(name: str, profile: str | Path, kernel: str = KERNEL, overrides: dict | None = None,
+        run_name: str | None = None) -> Path:
+    """Execute one notebook for a profile; returns the executed notebook's path."""
+    nb = notebook_path(name)
+    source = str(Path(profile).resolve()) if str(profile).endswith((".yaml", ".yml")) else str(profile)
+    params = {"profile": source, "overrides": dict(overrides or {}), "run_name": run_name}
+    cfg = configure(**params)
+    from cptlib.hub import preflight
+
+    preflight(cfg)  # a real profile whose checkpoints are unreachable: now, not in the notebook's third cell
+    check_parameters(nb)
+    check_kernel(kernel)
+    import papermill  # late: the checks above fail fast without it (and without torch)
+
+    out_dir = output_dir(cfg.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final, partial = out_dir / nb.name, out_dir / f"{nb.stem}.partial.ipynb"
+    log, partial_log = out_dir / f"{nb.stem}.stages.jsonl", out_dir / f"{nb.stem}.stages.partial.jsonl"
+    partial_log.unlink(missing_ok=True)
+    before = os.environ.get(STAGE_LOG_ENV)
+    os.environ[STAGE_LOG_ENV] = str(partial_log)  # the kernel, and the processes it starts, inherit it
+    started = time.time()
+    try:
+        # Cell outputs (training progress bars included) stream to this process' stdout/stderr as they come, so
+        # a long notebook shows its progress in the make log instead of only "Kernel is running". (Not also
+        # log_output=True: papermill would then log every output a second time.)
+        papermill.execute_notebook(str(nb), str(partial), parameters=params, kernel_name=kernel,
+                                   cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False,
+                                   stdout_file=sys.stdout, stderr_file=sys.stderr)
+    except papermill.PapermillExecutionError as err:
+        partial.unlink(missing_ok=True)
+        partial_log.unlink(missing_ok=True)
+        trace = "\n".join(err.traceback[-6:]) if err.traceback else ""
+        raise NotebookError(f"{nb.name} failed for profile {cfg.name!r} in cell [{err.exec_count}]: "
+                            f"{err.ename}: {err.evalue}\n{trace}\n(no executed notebook was kept; open "
+                            f"{nb} in JupyterLab, `make lab`, to debug)") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        partial_log.unlink(missing_ok=True)
+        raise
+    finally:
+        if before is None:
+            os.environ.pop(STAGE_LOG_ENV, None)
+        else:
+            os.environ[STAGE_LOG_ENV] = before
+    ended = time.time()
+    partial_log.touch()  # a notebook that used no stage still has its (empty) log
+    os.replace(partial_log, log)
+    os.replace(partial, final)
+    times = out_dir / f"{nb.stem}.time.json"
+    tmp = times.with_name(times.name + ".tmp")
+    tmp.write_text(json.dumps({"notebook": nb.stem, "profile": cfg.name, "seconds": round(ended - started, 1),
+                               "started": round(started, 3), "ended": round(ended, 3)}) + "\n")
+    os.replace(tmp, times)
+    return final
+
+
+def run_times(profile: Profile | str) -> dict[str, float]:
+    """Seconds each notebook took in its last successful run for the profile."""
+    name = profile if isinstance(profile, str) else profile.name
+    return {json.loads(p.read_text())["notebook"]: json.loads(p.read_text())["seconds"]
+            for p in sorted(output_dir(name).glob("*.time.json"))}
+
+
+def setup_source() -> str:
+    """The cell after the parameters: imports and the validated profile."""
+    return "\n".join([
+        "import numpy as np",
+        "import pandas as pd",
+        "from cptlib import config",
+        "from cptlib.study import experiments, notebooks, plots, report, restored, stats",
+        "",
+        "cfg = notebooks.configure(profile, overrides, run_name, namespace=globals())",
+        "print(notebooks.describe(cfg))",
+        "PANELS = restored.panels(cfg)  # the accuracies shown side by side (a real profile: those eval.metrics maps)",
+        "LABELS = restored.labels(cfg)  # what each metric is: the testbed's task, or the real lm-eval task behind it",
+        "SECOND = 'era_b' if 'era_b' in PANELS else 'era_a'  # beside IF in the two-metric panels: the news if measured",
+    ])
+
+
+def describe(cfg: Profile) -> str:
+    """One line for the executed notebook: which run this is and where its outputs go."""
+    from cptlib.study.plots import figures_dir
+
+    return f"profile {cfg.name!r}: {cfg.description.strip()}\noutputs: {output_dir(cfg.name).parent}, figures: {figures_dir(cfg)}"
+
+
+def sync(names=NOTEBOOKS) -> list[str]:
+    """Rewrite each notebook's parameters cell and setup cell from PARAMETERS_SOURCE and setup_source(); returns
+    the names of the notebooks that changed."""
+    import nbformat
+
+    changed = []
+    for name in names:
+        path = notebook_path(name)
+        nb = nbformat.read(path, as_version=4)
+        i = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+        new = [PARAMETERS_SOURCE, setup_source()]
+        if [nb.cells[i].source, nb.cells[i + 1].source] != new:
+            nb.cells[i].source, nb.cells[i + 1].source = new
+            tmp = path.with_name(path.name + ".tmp")
+            nbformat.write(nb, tmp)
+            os.replace(tmp, path)
+            changed.append(name)
+    return changed
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("notebook", help="run the study's notebooks (papermill) for a profile")
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    r = sub.add_parser("run", help="execute one notebook into build/<profile>/notebooks/")
+    r.add_argument("notebook", help=f"one of {', '.join(NOTEBOOKS)}")
+    r.add_argument("--profile", default="default", help="params/<name>.yaml or a YAML path (default: default)")
+    r.add_argument("--kernel", default=KERNEL, help="Jupyter kernel (default: cptlib, registered by make setup)")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=YAML",
+                   help="override a profile value, e.g. --set cpt.lr=3e-4 (repeatable); the run writes to its own folders")
+    r.add_argument("--run-name", help="name of those folders (default: <profile>-<hash of the overrides>)")
+    r.set_defaults(func=lambda a: print(run(a.notebook, a.profile, a.kernel, parse_overrides(a.overrides), a.run_name)))
+    c = sub.add_parser("check", help="check a profile and that every notebook has the parameters profile, overrides, run_name")
+    c.add_argument("--profile", default="default")
+    c.set_defaults(func=_check)
+    s = sub.add_parser("sync", help="rewrite the notebooks' parameters and setup cells (the same in every notebook)")
+    s.set_defaults(func=lambda a: print("updated: " + (", ".join(sync()) or "nothing")))
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """["cpt.lr=3e-4", "train_seeds=[0]"] -> {"cpt.lr": 0.0003, "train_seeds": [0]} (values read as YAML)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise NotebookError(f"--set {item!r}: expected KEY=VALUE, e.g. --set cpt.lr=3e-4")
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", parsed.strip()):
+            parsed = float(parsed)  # YAML 1.1 reads 3e-4 (no dot) as a string
+        out[key.strip()] = parsed
+    return out
+
+
+def _check(args) -> None:
+    cfg = configure(args.profile)
+    for name in NOTEBOOKS:
+        check_parameters(notebook_path(name))
+    print(f"{cfg.name}: a valid profile; {', '.join(NOTEBOOKS)} each take {', '.join(PARAMETERS)}")

@@ -1,0 +1,84 @@
+"""The package layout: each folder one stage of the pipeline, importing only the stages below it, and no module
+importing one that imports it back (every import counts, also those inside functions; `if TYPE_CHECKING:` ones,
+which never run, do not). Run `.venv/bin/pytest tests/test_layout.py -q` after moving code."""
+import ast
+from pathlib import Path
+
+import pytest
+
+from cptlib import paths
+
+PACKAGE = paths.REPO_ROOT / "cptlib"
+# Lower first; a module may import its own layer and those before it. The bottom layer is every top-level module
+# (and the testbed generator and the residual engine, which import only bottom modules), except the command line.
+LAYERS = ["bottom", "training", "family", "evaluation", "study", "cli"]
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for f in sorted(PACKAGE.rglob("*.py")):
+        if "tasks" in f.relative_to(PACKAGE).parts:  # lm-eval task code, loaded by lm-eval
+            continue
+        name = ".".join(f.relative_to(paths.REPO_ROOT).with_suffix("").parts)
+        out[name.removesuffix(".__init__")] = f
+    return out
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    if module == "cptlib.cli":
+        return "cli"
+    return parts[1] if len(parts) > 2 and parts[1] in LAYERS else "bottom"
+
+
+def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
+    tree = ast.parse(path.read_text())
+    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cptlib"):
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.add(sub if sub in modules else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("cptlib")}
+    return {m for m in found if m in modules}
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {m: _imports(f, modules) - {m} for m, f in modules.items()}
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    graph = _graph()
+    cycles, state = [], {}
+
+    def visit(m, stack):
+        state[m] = "open"
+        for n in sorted(graph[m]):
+            if state.get(n) == "open":
+                cycles.append(" -> ".join(stack[stack.index(n):] + [n]))
+            elif n not in state:
+                visit(n, stack + [n])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, "import circles:\n" + "\n".join(cycles)
+
+
+def test_each_folder_imports_only_the_stages_below_it():
+    wrong = [f"{m} ({_layer(m)}) imports {n} ({_layer(n)})" for m, deps in _graph().items() for n in sorted(deps)
+             if n != "cptlib" and LAYERS.index(_layer(n)) > LAYERS.index(_layer(m))]
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("module", sorted(_modules()))
+def test_every_module_says_first_what_it_holds(module):
+    doc = ast.get_docstring(ast.parse(_modules()[module].read_text()))
+    assert doc and len(doc.splitlines()[0]) > 20, f"{module}: its docstring's first line should say what it holds"
