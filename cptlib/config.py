@@ -483,13 +483,14 @@ def load_with_overrides(source: str | Path, overrides: dict[str, Any] | None = N
     never land in the profile's folders; `run_name` may not be another profile's name."""
     data, path = resolve(source)
     overrides = dict(overrides or {})
-    if "name" in expand_overrides(overrides) or "extends" in expand_overrides(overrides):
+    nested = expand_overrides(overrides)
+    if "name" in nested or "extends" in nested:
         raise ConfigError("overrides may not set 'name' or 'extends': pass run_name, or another profile")
     own = data["name"]
     if overrides:
         from cptlib.provenance import hash_json
 
-        data = _merge(data, expand_overrides(overrides))
+        data = _merge(data, nested)
         data["name"] = run_name or f"{own}-{hash_json(overrides)[:8]}"
     elif run_name:
         data["name"] = run_name

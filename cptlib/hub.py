@@ -102,11 +102,11 @@ def resolve_model(source: str, revision: str | None = None) -> Path:
     except LocalEntryNotFoundError:
         pass
     if not hub_reachable():
-        raise HubUnavailableError(_unavailable(source, revision))
+        raise HubUnavailableError(unavailable_message(source, revision))
     return Path(snapshot_download(source, revision=revision, allow_patterns=MODEL_FILES))
 
 
-def _unavailable(source: str, revision: str | None) -> str:
+def unavailable_message(source: str, revision: str | None) -> str:
     rev = f" --revision {revision}" if revision else ""
     return (f"model {source!r} is not in the Hugging Face cache ({_hub_cache()}) and the hub is unreachable "
             f"(offline mode or no network). Pre-download it on a machine with hub access and the same HF_HOME "
@@ -114,30 +114,6 @@ def _unavailable(source: str, revision: str | None) -> str:
             + " ".join(repr(p) for p in MODEL_FILES)
             + "` (then copy HF_HOME here), or set the profile's models: entry to a local directory holding its "
             "config.json, *.safetensors and tokenizer files")
-
-
-def preflight(profile) -> None:
-    """Fail in about a second, before torch or transformers is imported and before any stage starts, when a real
-    profile's checkpoints or CPT corpus can be neither found locally nor downloaded. A testbed profile passes."""
-    if profile.models is None:
-        return
-    from huggingface_hub import try_to_load_from_cache
-
-    missing = []
-    for member, source in profile.models.model_dump(exclude={"revisions"}).items():
-        if source is None:
-            continue
-        if _is_path(source):
-            resolve_model(source)  # a folder: it must hold config.json
-            continue
-        revision = profile.models.revisions.get(member)
-        if not isinstance(try_to_load_from_cache(source, "config.json", revision=revision), str):
-            missing.append((source, revision))
-    if missing:
-        if not hub_reachable():
-            raise HubUnavailableError(_unavailable(*missing[0]) + (
-                f" (also missing: {', '.join(s for s, _ in missing[1:])})" if len(missing) > 1 else ""))
-    check_dataset(profile.cpt_data)
 
 
 def local_data_files(folder: Path) -> list[Path]:

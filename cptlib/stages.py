@@ -151,13 +151,18 @@ def run_stage(kind: str, spec: dict, build: Callable[[Path], dict]) -> Path:
     return final
 
 
+def _bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
 def clean_partial(dry_run: bool = False) -> list[tuple[Path, int]]:
     """Remove what failed or killed runs left in the stage folder: `<dir>.partial/` folders (an interrupted stage
     would resume from one; removing it means starting that stage over) and lock files with no stage being built.
     Anything a running process holds locked is kept. Returns (path, bytes) for each thing removed."""
-    removed = []
-    root = paths.stages_dir()
-    for lock_path in sorted(root.glob("*.lock")) if root.is_dir() else []:
+    removed, root = [], paths.stages_dir()
+    if not root.is_dir():
+        return removed
+    for lock_path in sorted(root.glob("*.lock")):
         stage = lock_path.with_suffix("")
         partial = stage.with_name(stage.name + ".partial")
         with open(lock_path, "a") as lock:
@@ -166,16 +171,15 @@ def clean_partial(dry_run: bool = False) -> list[tuple[Path, int]]:
             except BlockingIOError:  # being built right now
                 continue
             if partial.is_dir():
-                size = sum(f.stat().st_size for f in partial.rglob("*") if f.is_file())
-                removed.append((partial, size))
+                removed.append((partial, _bytes(partial)))
                 if not dry_run:
                     shutil.rmtree(partial)
             removed.append((lock_path, 0))
             if not dry_run:
                 lock_path.unlink()
-    for partial in sorted(root.glob("*.partial")) if root.is_dir() else []:  # a partial without its lock file
-        if partial.is_dir() and not partial.with_suffix(".lock").exists() and partial not in dict(removed):
-            removed.append((partial, sum(f.stat().st_size for f in partial.rglob("*") if f.is_file())))
+    for partial in sorted(root.glob("*.partial")):  # a partial without its lock file
+        if partial.is_dir() and not partial.with_suffix(".lock").exists():
+            removed.append((partial, _bytes(partial)))
             if not dry_run:
                 shutil.rmtree(partial)
     return removed

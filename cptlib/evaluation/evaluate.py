@@ -88,7 +88,9 @@ class _TaskYamlLoader(yaml.SafeLoader):
 _TaskYamlLoader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
 
 
+@functools.lru_cache(maxsize=None)
 def _task_yaml(name: str) -> dict:
+    """A task YAML of the package, parsed once per process (read-only: callers build new dicts from it)."""
     return yaml.load((TASKS_DIR / f"{name}.yaml").read_text(), Loader=_TaskYamlLoader)
 
 

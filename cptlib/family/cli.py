@@ -67,10 +67,10 @@ def _ancestors_command(args) -> int:
 
 def _build_command(args) -> int:
     from cptlib.config import load_profile
-    from cptlib.hub import preflight
+    from cptlib.family.released import check_sources
 
     profile = load_profile(args.profile)
-    preflight(profile)  # before torch is imported: an unreachable checkpoint fails in about a second
+    check_sources(profile)  # before torch is imported: an unreachable checkpoint fails in about a second
     from cptlib.family.resolve import build_family
     from cptlib.family.build import testbed_data, tokenizer_stage
 
@@ -86,10 +86,10 @@ def _build_command(args) -> int:
 
 def _cpt_command(args) -> int:
     from cptlib.config import load_profile
-    from cptlib.hub import preflight
+    from cptlib.family.released import check_sources
 
     profile = load_profile(args.profile)
-    preflight(profile)
+    check_sources(profile)
     from cptlib.family.resolve import build_family, cpt
 
     seed = profile.train_seeds[0] if args.seed is None else args.seed

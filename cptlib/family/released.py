@@ -17,7 +17,16 @@ import os
 from pathlib import Path
 
 from cptlib.config import Profile, TrainConfig, stable_dict
-from cptlib.hub import _is_path, check_dataset, local_data_files, local_path, resolve_model
+from cptlib.hub import (
+    HubUnavailableError,
+    _is_path,
+    check_dataset,
+    hub_reachable,
+    local_data_files,
+    local_path,
+    resolve_model,
+    unavailable_message,
+)
 from cptlib.stages import read_manifest, run_stage
 
 CORPUS, HELDOUT = "corpus.jsonl", "heldout.jsonl"
@@ -115,6 +124,28 @@ def corpus_stage(profile: Profile) -> Path:
 
 def _local_version_tree(folder: Path) -> dict:
     return {str(f.relative_to(folder)): [f.stat().st_size, f.stat().st_mtime_ns] for f in local_data_files(folder)}
+
+
+def check_sources(profile: Profile, other_family: bool = True) -> None:
+    """`preflight` without resolving anything: each member is a local folder with config.json or in the hub cache,
+    else the hub must answer, and the corpus likewise. Imports no torch, so the command line and the notebook
+    runner fail in about a second, before a kernel or a stage starts. A testbed profile passes."""
+    if profile.models is None:
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    missing = []
+    for role, source in members(profile, other_family).items():
+        if _is_path(source):
+            resolve_model(source)  # a folder: it must hold config.json
+            continue
+        revision = profile.models.revisions.get(role)
+        if not isinstance(try_to_load_from_cache(source, "config.json", revision=revision), str):
+            missing.append((source, revision))
+    if missing and not hub_reachable():
+        raise HubUnavailableError(unavailable_message(*missing[0]) + (
+            f" (also missing: {', '.join(s for s, _ in missing[1:])})" if len(missing) > 1 else ""))
+    check_dataset(profile.cpt_data)
 
 
 def preflight(profile: Profile, other_family: bool = True) -> dict[str, Path]:

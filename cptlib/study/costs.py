@@ -82,10 +82,10 @@ def cost_table(profile: str):
             group = by_label.get(label, [])
             built = [ln for ln in group if ln["event"] == "built"]
             reused = [ln for ln in group if ln["event"] != "built"]
+            category = CATEGORY.get(label.split(":")[0], NOTEBOOK_WORK)
             rows.append(dict(
-                notebook=nb, category=CATEGORY.get(label.split(":")[0], NOTEBOOK_WORK), stage=label,
-                built=len(built), reused=len(reused),
-                tokens=sum(ln.get("tokens") or 0 for ln in built) if label.split(":")[0] in ("pretrain", "sft", "lm") else 0,
+                notebook=nb, category=category, stage=label, built=len(built), reused=len(reused),
+                tokens=sum(ln.get("tokens") or 0 for ln in built) if category == "training" else 0,
                 rows=sum(ln.get("rows") or 0 for ln in built),
                 wall_s=owned.get(label, 0.0), cpu_s=sum(ln["seconds"] for ln in built),
                 cached_build_s=sum(ln.get("build_seconds") or 0 for ln in reused if ln["key"] not in earlier)))

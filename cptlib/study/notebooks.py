@@ -108,9 +108,9 @@ def run(name: str, profile: str | Path, kernel: str = KERNEL, overrides: dict | 
     source = str(Path(profile).resolve()) if str(profile).endswith((".yaml", ".yml")) else str(profile)
     params = {"profile": source, "overrides": dict(overrides or {}), "run_name": run_name}
     cfg = configure(**params)
-    from cptlib.hub import preflight
+    from cptlib.family.released import check_sources
 
-    preflight(cfg)  # a real profile whose checkpoints are unreachable: now, not in the notebook's third cell
+    check_sources(cfg)  # a real profile whose checkpoints are unreachable: now, not in the notebook's third cell
     check_parameters(nb)
     check_kernel(kernel)
     import papermill  # late: the checks above fail fast without it (and without torch)

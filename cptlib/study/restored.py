@@ -135,7 +135,7 @@ def result_settings(model: Path, data: Path, wanted: EvalSettings) -> EvalSettin
     """The settings to read `model`'s scores under: a finished evaluation that holds every task `wanted` asks for
     (the full suite first, as notebook 00 leaves for the ancestors and the two calibration CPT models, then
     STUDY_TASKS), else `wanted` itself (to be evaluated)."""
-    for candidate in (replace(wanted, tasks=None), replace(wanted, tasks=STUDY_TASKS), wanted):
+    for candidate in dict.fromkeys([replace(wanted, tasks=None), replace(wanted, tasks=STUDY_TASKS), wanted]):
         if candidate.covers(wanted) and is_finished(stage_dir("eval", evaluation_spec(model, data, candidate))):
             return candidate
     return wanted
