@@ -41,7 +41,7 @@ def main() -> None:
         start = time.perf_counter()
         evaluate_model(family[name], data, name=name)
         print(f"evaluated {name:<12} in {time.perf_counter() - start:6.1f} s")
-    table = calibration(profile, family, args.seed)
+    table = calibration(profile, {args.seed: family})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     print(table.to_string(index=False))

@@ -50,16 +50,32 @@ def library_versions() -> dict[str, str]:
 CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
+# The environment that makes PyTorch, oneDNN and MKL use AVX2 kernels on a CPU that has more (AVX-512, AMX): how
+# one machine stands in for an AVX2-only one (tests/test_cpu_kernels.py, bench/cross_cpu.py).
+AVX2_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+def torch_capability() -> str:
+    """The vector kernels PyTorch dispatches to on this CPU (e.g. AVX2, AVX512), as ATEN_CPU_CAPABILITY caps them."""
+    try:
+        import torch
+    except ImportError:
+        return "no torch"
+    return torch.backends.cpu.get_cpu_capability()
+
+
 def cpu() -> dict:
-    """The CPU's model name and which of CPU_FEATURES it has (from /proc/cpuinfo; empty where there is none)."""
+    """The CPU's model name, which of CPU_FEATURES it has (from /proc/cpuinfo; empty where there is none) and the
+    kernels PyTorch uses on it."""
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return {"model": platform.processor(), "features": []}
+        return {"model": platform.processor(), "features": [], "torch_kernels": torch_capability()}
     first = info.split("\n\n", 1)[0]  # the first processor's block
     fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
     flags = set(fields.get("flags", "").split())
-    return {"model": fields.get("model name", ""), "features": [f for f in CPU_FEATURES if f in flags]}
+    return {"model": fields.get("model name", ""), "features": [f for f in CPU_FEATURES if f in flags],
+            "torch_kernels": torch_capability()}
 
 
 def provenance() -> dict:

@@ -268,3 +268,16 @@ def test_limit_is_a_whole_number_of_at_least_one(limit, capsys):
         cli.main(["eval", "--model", "m", "--out", "r.json", "--limit", limit])
     assert exit_info.value.code == 2
     assert "argument --limit: expected a whole number >= 1" in capsys.readouterr().err
+
+
+def test_per_item_scores_average_to_the_table(testbed, result_dir):
+    """The report's bootstrap reads lm-eval's per-item scores: their mean is lm-eval's aggregate, item by item."""
+    table = evaluate.read_table(result_dir, "tiny").set_index(["task", "metric"]).value
+    for task, metric in [("testbed_ifeval", "prompt_level_strict_acc"), ("testbed_mc_old", "acc"),
+                         ("testbed_mc_new", "acc"), ("testbed_chat_knowledge", "knowledge_acc")]:
+        items = evaluate.item_scores(result_dir, task, metric)
+        assert len(items) == dict(testbed_ifeval=3, testbed_mc_old=4, testbed_mc_new=3, testbed_chat_knowledge=1)[task]
+        assert set(items) <= {0.0, 1.0}
+        assert sum(items) / len(items) == pytest.approx(table[task, metric])
+    with pytest.raises(KeyError, match="no per-item metric 'bits'"):
+        evaluate.item_scores(result_dir, "testbed_mc_old", "bits")

@@ -98,7 +98,7 @@ def test_real_profile_figures_and_tables(real_study):
     assert list(family.source) == [ids[m] for m in family.member]
     assert (family.n_params == N_PARAMS[real_study["arch"]]).all()
     recipes = pd.read_csv(out / "recipes.csv")
-    assert list(recipes.recipe) == ["base_v1", "instruct_v1", "CPT(instruct_v1)", "CPT(base_v1)+Θr(v1)"]  # no SFT
+    assert list(recipes.recipe) == ["base_v1", "instruct_v1", "CPT(base_v1)", "CPT(instruct_v1)", "CPT(base_v1)+Θr(v1)"]  # no SFT
     calib = pd.read_csv(out / "calibration.csv")
     assert set(calib.metric) == {"IF", "era_a", "era_b", "bpb_b"}  # the mapped metrics + the held-out CPT text
     for metric in ("IF", "era_a", "era_b"):
@@ -127,8 +127,8 @@ def test_real_profile_claims_mark_the_testbed_only_ones(real_study):
     claims = pd.read_csv(real_study["figures"] / "claims.csv").set_index("claim")
     assert list(claims.index) == ["C1", "C2", "C3", "C4", "C5", "C6", "Q1", "Q2", "Q3", "N1", "N2", "N3", "N4"]
     for claim in ("C5", "C6", "Q1", "N2"):
-        assert claims.loc[claim, "verdict"] == "not run (testbed only)"
-    assert claims.loc["N1", "verdict"] == "not run"  # the profile names no other family
+        assert claims.loc[claim, "in kind"] == "not run (testbed only)"
+    assert claims.loc["N1", "in kind"] == "not run"  # the profile names no other family
     report = (real_study["figures"] / "REPORT.md").read_text()
     assert f"Real models: {HUB_IDS[real_study['arch']]['base_v1']}" in report and "Synthetic testbed" not in report
 

@@ -282,6 +282,32 @@ def read_table(result_dir: Path, model: str) -> pd.DataFrame:
     return pd.DataFrame([{"model": model, **r} for r in rows], columns=COLUMNS)
 
 
+@functools.lru_cache(maxsize=4096)
+def _samples(result_dir: str) -> dict[str, list[dict]]:
+    """{task: its per-item records, by doc_id} of a finished result directory (lm-eval's samples, without the
+    documents, prompts and responses: only the per-item metric values)."""
+    out: dict[str, list[dict]] = {}
+    for f in sorted(Path(result_dir).glob("*.samples.jsonl")):
+        with open(f) as fh:
+            for line in fh:
+                rec = json.loads(line)
+                keep = {k: rec[k] for k in rec.get("metrics", ())}
+                out.setdefault(rec["task"], []).append({"doc_id": rec["doc_id"], **keep})
+    return {t: sorted(rows, key=lambda r: r["doc_id"]) for t, rows in out.items()}
+
+
+def item_scores(result_dir: Path, task: str, metric: str) -> list[float]:
+    """The per-item values of a mean-aggregated metric (an accuracy: 1.0 / 0.0 per item, by doc_id) in a finished
+    evaluation; their mean is the table's value. For bootstrap intervals over the evaluation's items."""
+    items = _samples(str(result_dir)).get(task)
+    if not items:
+        raise FileNotFoundError(f"no per-item samples of task {task!r} in {result_dir}: evaluate the model again "
+                                "(`cptlib clean-partial` removes unfinished results; samples are written since lm-eval's log_samples)")
+    if metric not in items[0]:
+        raise KeyError(f"task {task!r} has no per-item metric {metric!r} in {result_dir} (it has {sorted(items[0])[1:]})")
+    return [float(r[metric]) for r in items]
+
+
 def evaluate_model(model_dir: Path, data_dir: Path, settings: EvalSettings = EvalSettings(),
                    name: str | None = None) -> pd.DataFrame:
     """The testbed suite for one model as a tidy table; `name` (default: the directory's name) fills `model`."""

@@ -137,14 +137,15 @@ def _flops(stage: Path) -> float:
 
 
 def recipes(profile: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """C3, C6: the five recipes at the final budget for every seed, and what each costs after CPT (a real
-    profile: four, without CPT(base_v1)+SFT)."""
+    """C3, C6: the five recipes at the final budget for every seed, and CPT(base_v1) beside them, and what each
+    recipe costs after CPT (a real profile: four, without CPT(base_v1)+SFT)."""
     rows, costs = [], []
     with_sft = runs(profile, "sft")  # a real profile: prints why not
     for seed, f in families(profile).items():
         cpt_i, cpt_b = fam.cpt(profile, f["instruct_v1"], seed), fam.cpt(profile, f["base_v1"], seed)
         rest = restored(f["base_v1"], f["instruct_v1"], cpt_b)
-        models = {"base_v1": f["base_v1"], "instruct_v1": f["instruct_v1"], CPT_I: cpt_i}
+        # CPT(base_v1) is no recipe for instructions; it is what C3's news comparison is against.
+        models = {"base_v1": f["base_v1"], "instruct_v1": f["instruct_v1"], CPT_B: cpt_b, CPT_I: cpt_i}
         if with_sft:
             models[SFT] = sft = fam.instruct(profile, cpt_b, f["data"], "v1", seed)
         models[REST] = rest
@@ -284,36 +285,47 @@ def family_table(profile: Profile, families_by_seed: dict[int, dict[str, Path]])
     return pd.DataFrame(rows)
 
 
-def calibration(profile: Profile, family: dict[str, Path], seed: int) -> pd.DataFrame:
-    """Notebook 00's table (metric, model, value, target, met, n): the testbed's calibration targets
-    (cptlib.evaluation.calibration) on every ancestor and on CPT(base_v1), CPT(instruct_v1) at the default budget; for a
-    real profile the members' and CPT models' scores, without targets."""
+def calibration(profile: Profile, families_by_seed: dict[int, dict[str, Path]]) -> pd.DataFrame:
+    """Notebook 00's table (metric, model, value, target, met, n, n_seeds): the testbed's calibration targets
+    (cptlib.evaluation.calibration) on every ancestor and on CPT(base_v1), CPT(instruct_v1) at the default budget;
+    for a real profile the members' and CPT models' scores, without targets. The CPT models' values are means over
+    every training seed (the report's one aggregation rule; the ancestors are one model for all seeds)."""
+    seeds = list(families_by_seed)
+    family = families_by_seed[seeds[0]]
     members = [m for m in fam.MEMBERS if m in family]
     models = {m: family[m] for m in members}
     if not is_real(profile):
         for size in dict.fromkeys(profile.model.sizes):
             if size != profile.model.size:
-                models[f"base_v1 ({size})"], models[f"instruct_v1 ({size})"] = fam.size_members(profile, size, seed)
-    models.update(cpt_base_v1=fam.cpt(profile, family["base_v1"], seed),
-                  cpt_instruct_v1=fam.cpt(profile, family["instruct_v1"], seed))
+                models[f"base_v1 ({size})"], models[f"instruct_v1 ({size})"] = fam.size_members(profile, size, seeds[0])
+    cpt = {(name, seed): fam.cpt(profile, f[parent], seed) for seed, f in families_by_seed.items()
+           for name, parent in (("cpt_base_v1", "base_v1"), ("cpt_instruct_v1", "instruct_v1"))}
     if is_real(profile):
         from cptlib.evaluation import real_profile as real
 
+        models.update({name: path for (name, seed), path in cpt.items() if seed == seeds[0]})
         wide = real.scores(profile, models, family["data"])
         metrics = [m for m in wide.columns if wide[m].notna().any()]
         return pd.DataFrame([{"metric": m, "model": name, "value": wide.loc[name, m], "target": None, "met": None,
-                              "n": None} for m in metrics for name in models])
+                              "n": None, "n_seeds": 1} for m in metrics for name in models])
     from cptlib.evaluation import calibration as cal
     from cptlib.evaluation.evaluate import EvalSettings, evaluate_model
 
     full = EvalSettings()  # every testbed task: the calibration reads era-A via chat and the era-A news too
-    scores(models, family["data"], profile.study.eval_processes, full)  # evaluates in parallel; then the cache
-    table = pd.concat([evaluate_model(path, family["data"], full, name=name) for name, path in models.items()])
+    every = {**models, **{f"{name} (seed {seed})": path for (name, seed), path in cpt.items()}}
+    scores(every, family["data"], profile.study.eval_processes, full)  # evaluates in parallel; then the cache
+    table = pd.concat([evaluate_model(path, family["data"], full, name=name) for name, path in models.items()] +
+                      [evaluate_model(path, family["data"], full, name=name) for (name, _), path in cpt.items()])
+    # One row per (model, task, metric): the CPT models' values averaged over their seeds.
+    table = table.groupby(["model", "task", "metric"], sort=False, as_index=False).agg(
+        value=("value", "mean"), stderr=("stderr", "first"), n=("n", "first"))
     residual = {m: instruct_drift(family[b], family[m]) for m, b in (("instruct_v1", "base_v1"), ("instruct_v2", "base_v2"))}
-    cpt_b = read_manifest(models["cpt_base_v1"])
-    ratios = cal.ratios(residual, cpt_b["drift"]["total"], cpt_b["tokens"], read_manifest(family["base_v1"])["tokens"],
+    cpt_b = [read_manifest(path) for (name, _), path in cpt.items() if name == "cpt_base_v1"]
+    drift_mean = sum(m["drift"]["total"] for m in cpt_b) / len(cpt_b)
+    ratios = cal.ratios(residual, drift_mean, cpt_b[0]["tokens"], read_manifest(family["base_v1"])["tokens"],
                         *cal.bits_per_byte(table, "base_v1"))
     out = pd.concat([cal.judge(table, *cal.chance_level(family["data"])), ratios], ignore_index=True)
+    out["n_seeds"] = [len(seeds) if model.startswith("cpt_") else 1 for model in out.model]
     return out.astype({"n": "Int64"})  # item counts stay integers beside the ratios' empty n
 
 

@@ -87,9 +87,11 @@ def figures_dir(profile: Profile | str) -> Path:
 _noted: set[str] = set()
 
 
-def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.0):
+def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.0, nrows: int = 1):
+    """A figure in the study's style: one Axes, a row of them, or (nrows > 1) a grid, flattened."""
     plt.rcParams.update(STYLE)
-    return plt.subplots(1, ncols, figsize=(width, height), layout="constrained")  # one Axes, or a row of them
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), layout="constrained")
+    return (fig, axes.ravel()) if nrows > 1 else (fig, axes)
 
 
 def fraction_axis(ax, label: str = "accuracy (fraction)") -> None:
@@ -98,13 +100,61 @@ def fraction_axis(ax, label: str = "accuracy (fraction)") -> None:
     ax.set_ylabel(label)
 
 
-def log_axis(ax, label: str = "new CPT tokens (log scale)") -> None:
-    """A log-scale x axis (tokens by default) with labels at the decades only (minor labels collide)."""
-    from matplotlib.ticker import NullFormatter
+def _compact(value: float, _pos=None) -> str:
+    """A tick label with 3 significant digits: 8.19k, 200k, 1.5M, 2.17T, 0.05, 2."""
+    for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= div:
+            return f"{value / div:.3g}{unit}"
+    return f"{value:.3g}"
 
-    ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(label)
+
+def log_axis(ax, label: str = "new CPT tokens (log scale)", axis: str = "x", ticks=None) -> None:
+    """A log-scale axis (x: tokens by default) with compact labels (8.19k, 200k): at `ticks` (e.g. the milestones
+    or model sizes plotted) where given, else at 1, 2 and 5 of each decade for spans up to ~2 decades and at the
+    decades for wider ones, so every log axis has several readable ticks. Call it after plotting."""
+    import math
+
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    if ticks is not None:
+        target.set_major_locator(FixedLocator(sorted({float(t) for t in ticks})))
+        target.set_minor_locator(NullLocator())
+        ax.tick_params(axis=axis, labelrotation=35 if axis == "x" else 0, labelsize=7)
+    else:
+        lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
+        decades = math.log10(hi / lo) if lo > 0 and hi > lo else 1.0
+        target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,),
+                                            numticks=12))
+    target.set_major_formatter(FuncFormatter(_compact))
+    target.set_minor_formatter(NullFormatter())
+    (ax.set_xlabel if axis == "x" else ax.set_ylabel)(label)
+
+
+def legend_below(fig, ax=None, ncol: int = 3, handles=None, labels=None) -> None:
+    """One legend for the figure, below the axes (it never covers data); the entries of `ax` (default: the first
+    Axes), or the given handles and labels."""
+    if handles is None:
+        handles, labels = (ax or fig.axes[0]).get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=7, frameon=False)
+
+
+def heatmap_labels(ax, values, texts, fontsize: int = 8) -> None:
+    """Write texts[i][j] on cell (i, j) of an imshow of `values` (viridis, 0–1): black on light cells, white on dark."""
+    import numpy as np
+
+    for (i, j), v in np.ndenumerate(values):
+        if v == v:
+            ax.text(j, i, texts[i][j], ha="center", va="center", fontsize=fontsize, color="k" if v > 0.6 else "w")
+def outline_cells(ax, mask, color: str = "#ff3333") -> None:
+    """Draw a frame around each cell (i, j) of an imshow where mask[i][j] is true (e.g. a criterion met)."""
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    for (i, j), hit in np.ndenumerate(np.asarray(mask)):
+        if hit:
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor=color, lw=2))
 
 
 def scope(profile: Profile) -> str:
@@ -135,7 +185,9 @@ def provenance_record(profile: Profile, **extra) -> dict:
 def save_figure(fig, name: str, data: pd.DataFrame, profile: Profile, caption: str) -> Path:
     """Write <name>.png (200 dpi), .pdf, .csv (the plotted data) and .json (provenance, caption)."""
     out = figures_dir(profile)
-    fig.text(0.0, -0.02, caption, ha="left", va="top", fontsize=7, wrap=True, transform=fig.transFigure)
+    # The caption goes into the report and the .json beside the figure; the image names only what it is of.
+    fig.text(1.0, 0.0, f"cptlib · profile {profile.name} · {'synthetic testbed' if profile.models is None else 'real models'}",
+             ha="right", va="top", fontsize=6, color="#777777", transform=fig.transFigure)
     _atomic(out / f"{name}.png", lambda p: fig.savefig(p, format="png", dpi=DPI, metadata={"Software": None}))
     _atomic(out / f"{name}.pdf", lambda p: fig.savefig(p, format="pdf", metadata={"CreationDate": None,
                                                                                   "Creator": None, "Producer": None}))
@@ -150,6 +202,8 @@ def markdown(table: pd.DataFrame, digits: int = 3) -> str:
     def cell(v):
         if isinstance(v, float):
             return "" if v != v else f"{v:.{digits}g}" if abs(v) >= 1000 or (v != 0 and abs(v) < 1e-3) else f"{v:.{digits}f}"
+        if v is None or v is pd.NA:
+            return ""
         return str(v).replace("|", "\\|")
     head = "| " + " | ".join(map(str, table.columns)) + " |\n| " + " | ".join("---" for _ in table.columns) + " |\n"
     return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in table.itertuples(index=False))
@@ -162,13 +216,3 @@ def save_table(table: pd.DataFrame, name: str, profile: Profile, caption: str = 
     text = (f"{caption}\n\n" if caption else "") + markdown(table)
     _atomic(out / f"{name}.md", lambda p: p.write_text(text))
     return out / f"{name}.csv"
-
-
-def errorbar_lines(ax, table: pd.DataFrame, x: str, y: str, by: str, label_by=None) -> None:
-    """One line per `by` group, mean over seeds with 95% CI bars where a group has ≥ 2 seeds at an x."""
-    from cptlib.study.stats import summarize
-
-    for key, group in table.groupby(by, sort=False):
-        s = summarize(group, [x], [y]).sort_values(x)
-        ax.errorbar(s[x], s[y], yerr=s[f"{y}_ci95"].fillna(0), marker="o", label=label_by(key) if label_by else key,
-                    color=COLORS.get(key))

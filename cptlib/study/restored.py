@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from cptlib.config import MergeSpec
-from cptlib.evaluation.evaluate import EvalSettings, evaluate_model, evaluation_spec, model_content_hash, run_evaluation
+from cptlib.evaluation.evaluate import EvalSettings, evaluation_spec, model_content_hash, read_table, run_evaluation
 from cptlib.stages import MANIFEST, is_finished, read_manifest, run_stage, stage_dir
 
 # Short names of the metrics the study plots: (lm-eval task, metric).
@@ -145,7 +145,7 @@ def scores(models: dict[str, Path], data: Path, processes: int = 1,
            settings: EvalSettings = EvalSettings(tasks=STUDY_TASKS),
            tasks: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
     """One row per model (index: its label), one column per METRICS entry (NaN where the model's tasks do not
-    include the metric's). Each model runs the tasks of `settings` (by default STUDY_TASKS), or `tasks[label]`
+    include the metric's) and `eval`, the name of the evaluation's stage directory (its per-item scores). Each model runs the tasks of `settings` (by default STUDY_TASKS), or `tasks[label]`
     where given, unless a finished evaluation already holds them (result_settings). Models not yet evaluated
     run `processes` at a time, each worker single-threaded and taking the next model when free (cptlib.pool;
     2 cores: ~1.7x the throughput of one process)."""
@@ -155,9 +155,12 @@ def scores(models: dict[str, Path], data: Path, processes: int = 1,
     chosen = {label: result_settings(Path(p), data, wanted[label]) for label, p in models.items()}
     pool.build([(run_evaluation, (Path(p), data, chosen[label])) for label, p in models.items()],
                processes, threads=settings.threads, what="evaluations")
-    tidy = pd.concat([evaluate_model(Path(p), data, chosen[label], name=label) for label, p in models.items()])
+    results = {label: run_evaluation(Path(p), data, chosen[label]) for label, p in models.items()}  # cached now
+    tidy = pd.concat([read_table(d, label) for label, d in results.items()])
     wide = {}
     for short, (task, metric) in METRICS.items():
         hit = tidy[(tidy.task == task) & (tidy.metric == metric)].set_index("model")["value"]
         wide[short] = hit
-    return pd.DataFrame(wide).reindex(list(models))[list(METRICS)]
+    out = pd.DataFrame(wide).reindex(list(models))[list(METRICS)]
+    out["eval"] = [results[label].name for label in models]  # the result's stage: its per-item scores, its provenance
+    return out
