@@ -185,10 +185,12 @@ class RealModelsConfig(Section):
     """Real checkpoints (BRIEF §5), each a hub id ("Qwen/Qwen2-0.5B") or a local directory in the hub's layout.
     When this section is set, the family is resolved (located in the cache or a folder), not trained."""
 
-    base_v1: str = Field(description="base model, version 1 (θ_base(d1))")
+    # A hub id, a local folder, or "pypi:<dist>==<version>/<file.gguf>" (a GGUF file inside a PyPI wheel,
+    # cptlib.family.pypi_gguf); null = not released / not available: the claims that need it are not run.
+    base_v1: str | None = Field(description="base model, version 1 (θ_base(d1)); null = absent (no residual claims)")
     instruct_v1: str = Field(description="instruct model of base_v1 (its residual is Θr(v1))")
-    base_v2: str = Field(description="base model, version 2 of the same family (the '3.1' / '2.5')")
-    instruct_v2: str = Field(description="instruct model of base_v2")
+    base_v2: str | None = Field(description="base model, version 2 of the same family (the '3.1' / '2.5'); null = absent")
+    instruct_v2: str | None = Field(description="instruct model of base_v2; null = absent (set with base_v2)")
     other_family: str | None = Field(
         None, description="a same-shape base model of another family (the N1 check); null = not part of the study")
     other_instruct: str | None = Field(
@@ -197,8 +199,17 @@ class RealModelsConfig(Section):
         {}, description="member -> hub revision (commit hash or tag) to pin; absent = the default branch")
 
 
+    def absent(self) -> list[str]:
+        """The members the profile declares absent (null)."""
+        return [m for m in ("base_v1", "base_v2", "instruct_v2") if getattr(self, m) is None]
+
     @model_validator(mode="after")
     def _other_family_pair(self) -> "RealModelsConfig":
+        if (self.base_v2 is None) != (self.instruct_v2 is None):
+            raise ValueError("models.base_v2 and models.instruct_v2 go together (the v2 residual is instruct_v2 - "
+                             "base_v2): set both or neither")
+        if self.base_v1 is None and self.base_v2 is not None:
+            raise ValueError("models.base_v2 without models.base_v1: the version-transfer claims need both bases")
         if (self.other_family is None) != (self.other_instruct is None):
             raise ValueError("models.other_family and models.other_instruct go together (the N1 residual is "
                              "other_instruct - other_family): set both or neither")
@@ -208,7 +219,9 @@ class RealModelsConfig(Section):
 class CPTDataConfig(Section):
     """The corpus of new text for CPT on a real model: a local folder of JSONL/Parquet files or a hub dataset."""
 
-    source: str = Field(description="a local folder (every *.jsonl, *.json, *.parquet in it) or a hub dataset id")
+    source: str = Field(description="a local folder (every *.jsonl, *.json, *.parquet in it), a hub dataset id, or "
+                        "'testbed:<corpus>.jsonl' (a corpus of the synthetic testbed this profile's testbed: section "
+                        "generates, e.g. testbed:corpus_b.jsonl, the era-B news)")
     config_name: str | None = Field(None, description="the hub dataset's configuration (subset), if it has several")
     split: str = Field("train", description="dataset split")
     revision: str | None = Field(None, description="hub dataset revision (commit hash or tag) to pin")

@@ -83,8 +83,45 @@ def real_suite_settings(profile: Profile):
                              max_gen_toks=e.max_gen_toks, device=device, dtype=e.dtype)
 
 
+TESTBED_TASK_YAML = """task: {task}
+include: {template}
+dataset_kwargs:
+  data_files:
+    test: {data}
+"""
+
+
+def testbed_tasks(profile: Profile) -> Path | None:
+    """A folder of the testbed tasks the profile lists in eval.tasks (e.g. testbed_ifeval: IFEval-format prompts
+    scored by lm-eval's IFEval code), bound to the data of the profile's synthetic testbed; None if it lists none.
+    A released model is scored on them through the real suite, with its own chat template."""
+    from cptlib.evaluation.evaluate import TASKS_DIR, TESTBED_GROUPS, data_files
+
+    files = {t: f for g in TESTBED_GROUPS for t, f in data_files(g, _testbed_dir(profile)).items()
+             if t in profile.eval.tasks} if any(t.startswith("testbed_") for t in profile.eval.tasks) else {}
+    if not files:
+        return None
+    folder = _testbed_dir(profile) / "real_suite_tasks"
+    folder.mkdir(exist_ok=True)
+    for task, data in files.items():
+        path = folder / f"{task}.yaml"
+        text = TESTBED_TASK_YAML.format(task=task, template=TASKS_DIR / f"{task}.yaml", data=data)
+        if not path.is_file() or path.read_text() != text:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+    return folder
+
+
+def _testbed_dir(profile: Profile) -> Path:
+    from cptlib.family.build import testbed_data
+
+    return testbed_data(profile)
+
+
 def include_path(profile: Profile, data: Path | None = None) -> list[Path]:
-    """The profile's own task folders (eval.include_path) and the corpus stage's cpt_heldout task."""
+    """The profile's own task folders (eval.include_path), the testbed tasks it lists (testbed_tasks) and the corpus
+    stage's cpt_heldout task."""
     folders = []
     for p in profile.eval.include_path:
         folder = local_path(p) if _is_path(p) else Path(p)
@@ -92,7 +129,9 @@ def include_path(profile: Profile, data: Path | None = None) -> list[Path]:
             raise FileNotFoundError(f"eval.include_path: {p!r} is not a folder (of lm-eval task YAMLs); fix the path "
                                     "in the profile (absolute, or relative to the repository root)")
         folders.append(folder)
-    return folders + ([heldout_task(data)] if data is not None and profile.cpt_data.heldout_docs else [])
+    testbed = testbed_tasks(profile)
+    return folders + ([testbed] if testbed else []) + (
+        [heldout_task(data)] if data is not None and profile.cpt_data.heldout_docs else [])
 
 
 def evaluate(profile: Profile, model_dir: Path, data_dir: Path | None = None, name: str | None = None,
@@ -129,17 +168,24 @@ def study_metrics(profile: Profile) -> dict[str, tuple[str, str]]:
 
 def scores(profile: Profile, models: dict[str, Path], data: Path) -> pd.DataFrame:
     """As cptlib.study.restored.scores for the testbed: one row per model (index: its label), one column per study
-    metric (NaN where the profile maps none, eval.metrics); models run one after the other (on the GPU)."""
+    metric (NaN where the profile maps none, eval.metrics) and `eval` (the result's stage directory); models run
+    one after the other (on the GPU)."""
     import pandas as pd
+
+    from cptlib.evaluation.evaluate import read_table
+    from cptlib.evaluation.real_suite import run_real_suite
 
     metrics = study_metrics(profile)
     settings = real_suite_settings(profile)
+    tasks = include_path(profile, data)
     rows = {}
     for label, path in models.items():
-        table = evaluate(profile, Path(path), data, label, settings)
+        result = run_real_suite(Path(path), settings, tasks)
+        table = read_table(result, label)
         rows[label] = {short: metric_value(table, task, metric) for short, (task, metric) in metrics.items()}
+        rows[label]["eval"] = result.name  # the result's stage: its per-item scores (lm-eval samples), its provenance
     # Every study metric is a column (as in the testbed's table); one the profile does not map is NaN.
-    return pd.DataFrame.from_dict(rows, orient="index", columns=list(STUDY_METRICS)).loc[list(models)]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[*STUDY_METRICS, "eval"]).loc[list(models)]
 
 
 def headline(table: pd.DataFrame) -> dict[str, float]:

