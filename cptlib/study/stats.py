@@ -208,12 +208,17 @@ def summarize(table: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.Data
     rows = []
     for key, group in table.groupby(by, sort=False):
         row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        methods = {}
         for m in metrics:
             if group[m].isna().all():  # a metric this group was not scored on (an intermediate checkpoint)
                 row[m] = row[f"{m}_lo"] = row[f"{m}_hi"] = float("nan")
                 continue
             est = estimate(group, m)
-            row[m], row[f"{m}_lo"], row[f"{m}_hi"], row["ci"] = est.mean, est.lo, est.hi, est.method
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = est.mean, est.lo, est.hi
+            methods[m] = est.method
+        # How the intervals were made: one method for all, or each metric's where they differ.
+        row["ci"] = ("" if not methods else next(iter(methods.values())) if len(set(methods.values())) == 1 else
+                     "; ".join(f"{m}: {how}" for m, how in methods.items()))
         row["n_seeds"] = _distinct(group)
         rows.append(row)
     return pd.DataFrame(rows)
