@@ -1,10 +1,21 @@
-"""Shared fixtures: a tiny corpus, tokenizer and model built in seconds, independent of the testbed."""
+"""Shared fixtures: a tiny corpus, tokenizer and model built in seconds, independent of the testbed.
+
+`make test` runs the suite in one pytest-xdist worker per core (`-n 2 --dist loadfile`). Each worker then trains
+and evaluates with one torch thread (CPTLIB_TORCH_THREADS, which the notebooks and processes the tests start
+inherit): two workers with two threads each would wait on each other's busy core. One and two threads give the
+same weights bit for bit (tests/test_pool.py), so what the tests prove does not depend on it.
+"""
 import json
+import os
 import random
 
 import pytest
 
 from cptlib.tokenizer import save_tokenizer, train_tokenizer
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # before torch is imported by any test module
+    for var in ("CPTLIB_TORCH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
 
 WORDS = "the a of in for and city company born works founded makes chief engineer north river stone".split()
 

@@ -16,8 +16,18 @@ def build_dir(tmp_path, monkeypatch):
     return tmp_path / "build"
 
 
+@pytest.fixture
+def every_core(monkeypatch):
+    """This process trains with the default threads (every core), also in a pytest-xdist worker, where conftest.py
+    sets one; the worker's thread count is put back afterwards."""
+    monkeypatch.delenv(pool.THREADS_ENV, raising=False)
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-def test_stages_built_in_workers_equal_the_in_process_build_bit_for_bit(tiny_corpus, build_dir):
+def test_stages_built_in_workers_equal_the_in_process_build_bit_for_bit(tiny_corpus, build_dir, every_core):
     here = train_tiny(tiny_corpus, "here")  # this process: every core (2 threads on the CI machine)
     calls = [(train_tiny, (tiny_corpus, "w1")), (train_tiny, (tiny_corpus, "w2")), (train_tiny, (tiny_corpus, "w1"))]
     assert pool.build(calls, processes=2) == 2  # the repeated call builds once

@@ -189,6 +189,17 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+@functools.lru_cache(maxsize=1)
+def _environment_report_once() -> None:
+    """lm-eval writes torch's environment report (`torch.utils.collect_env`) into every result; building it runs
+    about ten subprocesses (pip list, lscpu, ...), ~0.3 s of CPU, twice per model (one simple_evaluate per group).
+    The report cannot change within a process, so it is built once per process and reused: every result still
+    holds it, word for word."""
+    import torch.utils.collect_env as collect_env
+
+    collect_env.get_pretty_env_info = functools.lru_cache(maxsize=1)(collect_env.get_pretty_env_info)
+
+
 def load_hflm(model_dir: Path, settings, testbed: bool):
     """lm-eval's HF model wrapper over a local directory. For a testbed model the token before a document
     (rolling log-likelihood) is eos, the document boundary it was pre-trained with; real models keep
@@ -197,6 +208,7 @@ def load_hflm(model_dir: Path, settings, testbed: bool):
 
     from cptlib.tokenizer import load_tokenizer
 
+    _environment_report_once()
     tok = load_tokenizer(model_dir) if testbed else None
     lm = HFLM(pretrained=str(model_dir), tokenizer=tok, device=settings.device, dtype=settings.dtype,
               batch_size=settings.batch_size, prefix_token_id=tok.eos_token_id if testbed else None)
