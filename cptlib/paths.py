@@ -39,6 +39,18 @@ def params_file(profile: str) -> Path:
     return PARAMS_DIR / f"{profile}.yaml"
 
 
+def shown(path: Path | str) -> str:
+    """A path as tables, stage keys and messages name it, the same in every clone: from the repository root
+    (`./models/default/base_v1`, `./build/stages/...`), from a build directory elsewhere (`<build>/stages/...`), or
+    whole when it lies outside both."""
+    path = Path(path).resolve()
+    if path.is_relative_to(REPO_ROOT):
+        return f"./{path.relative_to(REPO_ROOT)}"
+    if path.is_relative_to(BUILD_DIR):
+        return f"<build>/{path.relative_to(BUILD_DIR)}"
+    return str(path)
+
+
 def use_project_caches() -> None:
     """Keep every library cache inside the project; explicit settings by the user win."""
     os.environ.setdefault("HF_HOME", str(CACHE_DIR / "huggingface"))

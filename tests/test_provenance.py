@@ -22,3 +22,10 @@ def test_changed_figures_leave_the_code_version_clean_and_changed_code_does_not(
     assert provenance.code_version() == clean
     (tmp_path / "code.py").write_text("x = 2\n")
     assert provenance.code_version() == clean + "-dirty"
+
+
+def test_shown_paths_are_the_same_in_every_clone(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
+    assert paths.shown(paths.REPO_ROOT / "models" / "default" / "base_v1") == "./models/default/base_v1"
+    assert paths.shown(tmp_path / "build" / "stages" / "converted-1") == "<build>/stages/converted-1"
+    assert paths.shown(tmp_path / "elsewhere") == str((tmp_path / "elsewhere").resolve())

@@ -186,8 +186,7 @@ def resolve(profile: Profile, member: str, data: Path) -> Path:
               "drift": trained.get("drift"), "tokens": trained.get("tokens"), "wall_seconds": trained.get("wall_seconds")}
     # Named from the repository root, so that the stage key is the same in every clone.
     folder = release_dir(profile) / member
-    source = f"./{folder.relative_to(paths.REPO_ROOT)}" if folder.is_relative_to(paths.REPO_ROOT) else str(folder)
-    return resolved_member(member.rsplit("/", 1)[-1], source, version=version, record=record)
+    return resolved_member(member.rsplit("/", 1)[-1], paths.shown(folder), version=version, record=record)
 
 
 def released_family(profile: Profile, other_family: bool = True) -> dict[str, Path]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cptlib import paths
 from cptlib.family import resolve as fam
 from cptlib.config import Profile
 from cptlib.study.restored import PANEL_TASKS, drift, milestones, restored, residual_dir, scores
@@ -308,7 +309,8 @@ def family_table(profile: Profile, families_by_seed: dict[int, dict[str, Path]])
                     continue
                 if m["kind"] == "resolved":  # a released checkpoint (cptlib.family.released.resolved_member)
                     rows.append({"seed": seed, "member": member, "source": m["source"], "n_params": m["n_params"],
-                                 "architecture": ", ".join(m["architecture"] or []), "snapshot": m["snapshot"]})
+                                 "architecture": ", ".join(m["architecture"] or []),
+                                 "snapshot": paths.shown(m["snapshot"])})
                     continue
                 rows.append({"seed": seed, "member": member, "n_params": m["n_params"], "steps": m["steps"],
                              "tokens": m.get("tokens"), "sft_examples": m.get("examples"),
