@@ -90,7 +90,7 @@ lab: $(SETUP)  ## JupyterLab with the project's kernel (cptlib): notebooks/ and 
 	  --MultiKernelManager.default_kernel_name=cptlib $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 ancestors: $(SETUP)  ## train the released testbed ancestors of PROFILE into models/PROFILE/ (rare: a new recipe)
-	$(VENV)/bin/cptlib ancestors build --profile $(PROFILE)
+	$(VENV)/bin/cptlib ancestors build --profile $(PROFILE) $(if $(REUSE),--reuse-released)
 
 family: $(SETUP)  ## build the testbed data and the model family for PROFILE
 	$(VENV)/bin/cptlib build --profile $(PROFILE)

@@ -124,3 +124,39 @@ def test_a_profile_without_a_release_says_how_to_make_one(release_copy, monkeypa
     renamed = profile.model_copy(update={"name": "mine"})
     with pytest.raises(AncestorError, match=r"models/mine/base_v1 is missing .*make ancestors PROFILE=mine"):
         build_family(renamed, seed=0)
+
+
+def test_a_rebuild_with_reuse_trains_only_what_changed(release_copy):
+    """`make ancestors REUSE=1`: the committed members become exactly the stages a from-scratch build reuses, so
+    nothing trains; with a new SFT recipe the bases are reused and the first stage left to train is an SFT; the
+    new release.json says which release each reused member came from; an altered file is refused, not reused."""
+    from cptlib.family.build import testbed_data, tokenizer_stage
+    from cptlib.stages import Unfinished, probe
+
+    profile, folder = release_copy
+    tokenizer_stage(profile, testbed_data(profile))  # data and tokenizer are rebuilt (seconds), never shipped
+    assert ancestors.reuse_release(profile) == ancestors.member_names(profile)
+    with probe():  # raises Unfinished for any stage that would have to be trained
+        data, stages = ancestors.train_members(profile)
+    for member, stage in stages.items():
+        release = json.loads((folder / member / "release.json").read_text())
+        assert read_manifest(stage)["key"] == release["trained"]["key"]
+        assert read_manifest(stage)["reused_from"]["release"] == paths.shown(folder / member)
+        assert load_file(stage / "model.safetensors").keys() == load_file(folder / member / "model.safetensors").keys()
+    ancestors.export(profile, data, stages, "make ancestors PROFILE=smoke REUSE=1")
+    base = json.loads((folder / "base_v1" / "release.json").read_text())
+    assert base["trained"]["reused_from"]["release"] == paths.shown(folder / "base_v1")
+    assert ancestors.reuse_release(profile) == []  # already stages: nothing to do
+
+    other = profile.model_copy(update={"sft": profile.sft.model_copy(update={"lr": profile.sft.lr / 2})})
+    with probe(), pytest.raises(Unfinished) as left:
+        ancestors.train_members(other)
+    assert left.value.kind == "sft"
+
+
+def test_reuse_refuses_an_altered_member(release_copy):
+    profile, folder = release_copy
+    weights = folder / "instruct_v1" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(AncestorError, match="instruct_v1/model.safetensors does not match the sha256"):
+        ancestors.reuse_release(profile)

@@ -293,6 +293,23 @@ def test_constraint_kinds_restrict_instruction_data_and_eval_prompts(world):
     assert heldout_pairs and all(set(p) <= set(kinds) for p in train_pairs + heldout_pairs)
 
 
+def test_three_constraint_conversations_never_hold_a_held_out_pair(world, monkeypatch):
+    """The triples of the run-7 pilot (bench/sft_mix_pilot.py) are built of training pairs only, and their
+    replies follow all three constraints by lm-eval's own strict scorer."""
+    from lm_eval.tasks.ifeval import utils
+
+    _, heldout = instructions.split_pairs(SEED, C.KINDS)
+    monkeypatch.setitem(instructions.MIX, "v1", ((0.0, 0.0, 0.0, 1.0), instructions.MIX["v1"][1]))
+    convs = [c for c in instructions.sft(world, 40, "v1", SEED) if len(c["instruction_id_list"]) == 3]
+    assert len(convs) >= 30  # every 10th conversation is a one-format knowledge drill
+    for c in convs:
+        ids = c["instruction_id_list"]
+        assert not any(set(pair) <= set(ids) for pair in heldout), ids
+        record = {"key": 0, "prompt": c["messages"][-2]["content"], "instruction_id_list": ids, "kwargs": c["kwargs"]}
+        assert utils.test_instruction_following_strict(utils.InputExample(**record),
+                                                       c["messages"][-1]["content"]).follow_all_instructions, ids
+
+
 def test_unknown_constraint_kind_is_a_config_error():
     from cptlib.config import ConfigError, from_dict, resolve
 

@@ -35,7 +35,7 @@ SHIPPED = ("config.json", "generation_config.json", "model.safetensors", "tokeni
            "special_tokens_map.json", "chat_template.jinja")
 # Stage manifest fields copied into release.json: what a reader of a release wants to know.
 RECORDED = ("kind", "key", "tokens", "steps", "examples", "trained_tokens_per_epoch", "final_loss", "n_params",
-            "wall_seconds", "train_seconds", "drift", "resumed_from")
+            "wall_seconds", "train_seconds", "drift", "resumed_from", "reused_from")
 
 
 class AncestorError(FileNotFoundError):
@@ -94,6 +94,42 @@ def _rebuild_hint(profile: Profile) -> str:
 
 # --- building a release -------------------------------------------------------------------------------------
 
+def reuse_release(profile: Profile) -> list[str]:
+    """Put every committed member whose files verify back into `build/stages/` as the finished stage its
+    release.json records, so that `train_members` retrains only the members whose stage spec changed (a new SFT
+    mix retrains the instruct models, not the bases). A member is reused only under the key its recorded spec
+    hashes to: the stage is exactly the one a from-scratch build would reuse. Its manifest says where it came
+    from (`reused_from`), and the export copies that into the new release.json. Returns the members reused."""
+    from cptlib.stages import MANIFEST, is_finished, stage_key
+
+    root, reused, stage_of = release_dir(profile), [], {}
+    for member in member_names(profile):
+        if not (root / member / RELEASE).is_file():
+            continue
+        release = json.loads((root / member / RELEASE).read_text())
+        trained, spec = release["trained"], release["stage_spec"]
+        if stage_key(trained["kind"], spec) != trained["key"]:  # written under another STAGE_VERSION
+            continue
+        stage_of[member] = final = paths.stages_dir() / f"{trained['kind']}-{trained['key']}"
+        if is_finished(final):
+            continue
+        _check_files(profile, root / member, release)
+        tmp = final.with_name(f".{final.name}.reuse")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for name in release["files"]:
+            shutil.copyfile(root / member / name, tmp / name)
+        parent = stage_of.get(release["parent"]) if release["parent"] else None
+        write_json_atomic(tmp / MANIFEST, {
+            **trained, "spec": spec, "parent": str(parent) if parent else None, "stage_seconds": 0.0, "attempts": [],
+            "reused_from": {"release": paths.shown(root / member), "built": release["built"], "date": release["date"]},
+            "provenance": release["built"]})
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(tmp, final)
+        reused.append(member)
+    return reused
+
+
 def train_members(profile: Profile) -> tuple[Path, dict[str, Path]]:
     """Train (or reuse) every member to release through the stages; returns (testbed data, {member: stage})."""
     from cptlib.family import build as fam
@@ -148,14 +184,9 @@ def export(profile: Profile, data: Path, stages: dict[str, Path], command: str) 
 
 # --- resolving a release ------------------------------------------------------------------------------------
 
-def verify(profile: Profile, member: str, data: Path | None = None) -> dict:
-    """The member's release.json, after checking that its folder exists, that every file has its recorded hash,
-    and (with `data`, the testbed stage) that the profile's recipe and training data are the release's."""
-    folder = release_dir(profile) / member
+def _check_files(profile: Profile, folder: Path, release: dict) -> None:
+    """Every file release.json lists is there with its recorded size and sha256."""
     where = folder.relative_to(paths.REPO_ROOT) if folder.is_relative_to(paths.REPO_ROOT) else folder
-    if not (folder / RELEASE).is_file():
-        raise AncestorError(f"released ancestor {where} is missing (no {RELEASE}); {_rebuild_hint(profile)}")
-    release = json.loads((folder / RELEASE).read_text())
     for name, rec in release["files"].items():
         path = folder / name
         if not path.is_file():
@@ -165,6 +196,17 @@ def verify(profile: Profile, member: str, data: Path | None = None) -> dict:
             raise AncestorError(f"released ancestor file {where / name} does not match the sha256 in {where / RELEASE}"
                                 f" (altered or truncated); restore it with `git checkout -- {where / name}`, or "
                                 f"{_rebuild_hint(profile)}")
+
+
+def verify(profile: Profile, member: str, data: Path | None = None) -> dict:
+    """The member's release.json, after checking that its folder exists, that every file has its recorded hash,
+    and (with `data`, the testbed stage) that the profile's recipe and training data are the release's."""
+    folder = release_dir(profile) / member
+    where = folder.relative_to(paths.REPO_ROOT) if folder.is_relative_to(paths.REPO_ROOT) else folder
+    if not (folder / RELEASE).is_file():
+        raise AncestorError(f"released ancestor {where} is missing (no {RELEASE}); {_rebuild_hint(profile)}")
+    release = json.loads((folder / RELEASE).read_text())
+    _check_files(profile, folder, release)
     differs = _differences(release["recipe"], recipe(profile))
     if data is not None:
         differs += [f"testbed file {n}" for n in _differences(release["training_data"], training_data(data))]

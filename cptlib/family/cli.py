@@ -37,6 +37,11 @@ def register(subparsers) -> None:
     )
     anc.add_argument("action", choices=["build", "check"])
     anc.add_argument("--profile", default="default", help="params/<profile>.yaml (default: default)")
+    anc.add_argument("--reuse-released", action="store_true",
+                     help="build: first put the committed members back into build/stages as the stages their "
+                     "release.json records, so that only members whose recipe or data changed are trained (e.g. a new "
+                     "SFT mix retrains the instruct models, not the bases); each reused member's new release.json "
+                     "names the release it came from (reused_from)")
     anc.set_defaults(func=_ancestors_command)
 
 
@@ -50,6 +55,9 @@ def _ancestors_command(args) -> int:
         raise ValueError(f"profile {profile.name!r} trains its family in the study (released_ancestors: false); "
                          "set released_ancestors: true to release and resolve ancestors")
     if args.action == "build":
+        if args.reuse_released:
+            reused = ancestors.reuse_release(profile)
+            print(f"reusing {len(reused)} committed members as finished stages: {', '.join(reused) or 'none'}")
         data, stages = ancestors.train_members(profile)
         root = ancestors.export(profile, data, stages, f"make ancestors PROFILE={profile.name}")
         print(f"released {len(stages)} members into {root}")

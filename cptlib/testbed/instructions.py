@@ -8,6 +8,7 @@ drilled on a value that the news will overturn.
 """
 from __future__ import annotations
 
+import itertools
 import random
 import re
 
@@ -183,10 +184,20 @@ def split_pairs(seed: int, kinds: tuple[str, ...] = C.KINDS) -> tuple[list[tuple
     return [p for p in pairs if p not in heldout], heldout
 
 
+def _pair(a: str, b: str) -> tuple[str, str]:
+    """The pair (a, b) in the order C.PAIRS lists it."""
+    return (a, b) if (a, b) in C.PAIRS else (b, a)
+
+
 def pick_constraints(draft: C.Draft, n: int, pairs: list[tuple[str, str]], rng: random.Random,
                      kinds: tuple[str, ...] = C.KINDS) -> list[str] | None:
-    """`n` constraint ids that apply to `draft` (one of `kinds`, or a pair from `pairs`), or None if none do."""
-    options = [()] if n == 0 else [(k,) for k in kinds] if n == 1 else pairs
+    """`n` constraint ids that apply to `draft`, or None if none do: one of `kinds`, a pair from `pairs`, or
+    (n = 3) a triple each of whose three pairs is in `pairs` (so a held-out pair never appears inside one)."""
+    if n == 3:
+        options = [(a, b, c) for a, b, c in itertools.combinations(kinds, 3)
+                   if all(_pair(x, y) in pairs for x, y in ((a, b), (a, c), (b, c)))]
+    else:
+        options = [()] if n == 0 else [(k,) for k in kinds] if n == 1 else pairs
     options = [o for o in options if all(C.applies(k, draft) for k in o)]
     return list(rng.choice(options)) if options else None
 
@@ -213,7 +224,7 @@ def sft(world: World, n: int, version: str, seed: int, kinds: tuple[str, ...] = 
             (prompt, draft), ids = qa_task(world, fact, "train", rng, extra=False), [fmt]
         else:
             prompt, draft = task(world, "train", weights, rng)
-            ids = pick_constraints(draft, rng.choices([0, 1, 2], weights=shares)[0], train_pairs, rng, kinds)
+            ids = pick_constraints(draft, rng.choices(range(len(shares)), weights=shares)[0], train_pairs, rng, kinds)
         made = None if ids is None else constrain(prompt, draft, ids, "train", rng)
         if made is None:
             continue

@@ -1,0 +1,98 @@
+"""SFT-mix pilot (docs/calibration_log.md, run 7): instruct_v1 = SFT(released base_v1) with other shares of
+0, 1, 2 (and 3) constraints per conversation, evaluated on the profile's held-out IFEval prompts.
+
+    .venv/bin/python bench/sft_mix_pilot.py --shares 0.2 0.55 0.25 --shares 0.1 0.4 0.5 --out bench/out/sft_mix.csv
+
+Each `--shares` is one variant: the weights of conversations with 0, 1, 2 (, 3) constraints (`instructions.MIX`).
+Triples are made of training pairs only, so the held-out pairs of the evaluation stay unseen. Everything else is
+the released instruct_v1's recipe (the profile's `sft` section, `n_sft_v1` conversations, the instruct seed). The
+SFT runs in a scratch directory (not a stage; nothing in build/stages or models/ changes); the evaluation is the
+study's (lm-eval through cptlib.evaluation.evaluate) on the profile's testbed data. Prints, per variant, IF
+prompt-level strict overall and by the number of constraints, the per-kind instruction accuracy on the held-out
+pairs, era-A via chat and ‖Θr‖/‖θ_base‖.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from cptlib.config import load_profile
+from cptlib.evaluation.evaluate import read_table, run_evaluation
+from cptlib.family import build_family
+from cptlib.family.build import testbed_data
+from cptlib.study.experiments import instruct_drift
+from cptlib.testbed import constraints as C
+from cptlib.testbed import instructions
+from cptlib.testbed.world import build_world
+from cptlib.tokenizer import load_tokenizer
+from cptlib.training.data import sft_dataset
+from cptlib.training.launch import run_sft
+
+
+def ifeval_breakdown(eval_dir: Path) -> tuple[dict, dict]:
+    """Prompt-level strict accuracy by number of constraints, and per-kind accuracy inside pairs."""
+    by_n, by_kind = collections.defaultdict(list), collections.defaultdict(list)
+    for line in open(eval_dir / "testbed_chat.samples.jsonl"):
+        s = json.loads(line)
+        if s["task"] != "testbed_ifeval":
+            continue
+        ids = s["doc"]["instruction_id_list"]
+        by_n[len(ids)].append(s["prompt_level_strict_acc"])
+        if len(ids) == 2:
+            for kind, ok in zip(ids, s["inst_level_strict_acc"]):
+                by_kind[kind.split(":")[1]].append(ok)
+    mean = lambda v: sum(v) / len(v)  # noqa: E731
+    return {n: (len(v), mean(v)) for n, v in sorted(by_n.items())}, {k: round(mean(v), 2) for k, v in by_kind.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="default")
+    parser.add_argument("--shares", type=float, nargs="+", action="append", required=True,
+                        help="weights of conversations with 0, 1, 2 (, 3) constraints; repeat for more variants")
+    parser.add_argument("--out", type=Path, default=Path("bench/out/sft_mix.csv"))
+    args = parser.parse_args()
+    profile = load_profile(args.profile)
+    family = build_family(profile, profile.train_seeds[0])
+    data, base = testbed_data(profile), family["base_v1"]
+    world = build_world(profile.world, profile.world_seed)
+    kinds = tuple(profile.world.constraint_kinds or C.KINDS)
+    eval_prompts = {json.loads(line)["prompt"] for line in open(data / "eval" / "ifeval.jsonl")}
+    seed, cfg, rows = profile.instruct_seed, profile.sft, []
+    for shares in args.shares:
+        instructions.MIX["v1"] = (tuple(shares), instructions.MIX["v1"][1])
+        convs = instructions.sft(world, profile.world.n_sft_v1, "v1", seed, kinds)
+        users = {m["content"] for c in convs for m in c["messages"] if m["role"] == "user"}
+        with tempfile.TemporaryDirectory(prefix="sft_mix_", dir="build") as tmp:
+            tmp = Path(tmp)
+            sft_file = tmp / "sft_v1.jsonl"
+            sft_file.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in convs))
+            start = time.perf_counter()
+            tok = load_tokenizer(base)
+            ds = sft_dataset(sft_file, tok, cfg.max_len, seed, [data / "corpus_a1.jsonl"], cfg.replay_frac)
+            result = run_sft(base, ds, tok, cfg, profile.runtime, seed, tmp / "model")
+            trained = time.perf_counter() - start
+            (tmp / "model" / "cptlib_manifest.json").write_text(json.dumps({"drift": result.get("drift")}))
+            evaluated = run_evaluation(tmp / "model", data)  # a stage keyed on the weights, with lm-eval's samples
+            table = read_table(evaluated, "pilot").set_index(["task", "metric"]).value
+            by_n, by_kind = ifeval_breakdown(evaluated)
+            residual = instruct_drift(base, tmp / "model")
+        row = {"shares": "/".join(f"{s:g}" for s in shares), "IF": table["testbed_ifeval", "prompt_level_strict_acc"],
+               **{f"IF n={n}": round(acc, 3) for n, (_, acc) in by_n.items()},
+               "era-A via chat": table["testbed_chat_knowledge_a", "knowledge_acc"], "residual": residual,
+               "eval prompts in SFT": len(users & eval_prompts), "sft seconds": round(trained, 1)}
+        rows.append(row)
+        print(row, "\n  held-out pair kinds:", by_kind, flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(args.out, index=False)
+    print(pd.DataFrame(rows).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
