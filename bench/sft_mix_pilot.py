@@ -14,7 +14,6 @@ pairs, era-A via chat and ‖Θr‖/‖θ_base‖.
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import tempfile
 import time
@@ -23,32 +22,15 @@ from pathlib import Path
 import pandas as pd
 
 from cptlib.config import load_profile
-from cptlib.evaluation.evaluate import read_table, run_evaluation
+from cptlib.evaluation.evaluate import ifeval_by_constraints, read_table, run_evaluation
 from cptlib.family import build_family
 from cptlib.family.build import testbed_data
-from cptlib.study.experiments import instruct_drift
 from cptlib.testbed import constraints as C
 from cptlib.testbed import instructions
 from cptlib.testbed.world import build_world
 from cptlib.tokenizer import load_tokenizer
 from cptlib.training.data import sft_dataset
 from cptlib.training.launch import run_sft
-
-
-def ifeval_breakdown(eval_dir: Path) -> tuple[dict, dict]:
-    """Prompt-level strict accuracy by number of constraints, and per-kind accuracy inside pairs."""
-    by_n, by_kind = collections.defaultdict(list), collections.defaultdict(list)
-    for line in open(eval_dir / "testbed_chat.samples.jsonl"):
-        s = json.loads(line)
-        if s["task"] != "testbed_ifeval":
-            continue
-        ids = s["doc"]["instruction_id_list"]
-        by_n[len(ids)].append(s["prompt_level_strict_acc"])
-        if len(ids) == 2:
-            for kind, ok in zip(ids, s["inst_level_strict_acc"]):
-                by_kind[kind.split(":")[1]].append(ok)
-    mean = lambda v: sum(v) / len(v)  # noqa: E731
-    return {n: (len(v), mean(v)) for n, v in sorted(by_n.items())}, {k: round(mean(v), 2) for k, v in by_kind.items()}
 
 
 def main() -> None:
@@ -66,8 +48,7 @@ def main() -> None:
     eval_prompts = {json.loads(line)["prompt"] for line in open(data / "eval" / "ifeval.jsonl")}
     seed, cfg, rows = profile.instruct_seed, profile.sft, []
     for shares in args.shares:
-        instructions.MIX["v1"] = (tuple(shares), instructions.MIX["v1"][1])
-        convs = instructions.sft(world, profile.world.n_sft_v1, "v1", seed, kinds)
+        convs = instructions.sft(world, profile.world.n_sft_v1, "v1", seed, kinds, shares=tuple(shares))
         users = {m["content"] for c in convs for m in c["messages"] if m["role"] == "user"}
         with tempfile.TemporaryDirectory(prefix="sft_mix_", dir="build") as tmp:
             tmp = Path(tmp)
@@ -78,17 +59,16 @@ def main() -> None:
             ds = sft_dataset(sft_file, tok, cfg.max_len, seed, [data / "corpus_a1.jsonl"], cfg.replay_frac)
             result = run_sft(base, ds, tok, cfg, profile.runtime, seed, tmp / "model")
             trained = time.perf_counter() - start
-            (tmp / "model" / "cptlib_manifest.json").write_text(json.dumps({"drift": result.get("drift")}))
             evaluated = run_evaluation(tmp / "model", data)  # a stage keyed on the weights, with lm-eval's samples
             table = read_table(evaluated, "pilot").set_index(["task", "metric"]).value
-            by_n, by_kind = ifeval_breakdown(evaluated)
-            residual = instruct_drift(base, tmp / "model")
+            by_n, by_kind = ifeval_by_constraints(evaluated, data)
+            residual = result["drift"]["total"]  # ‖Θr‖/‖θ_base‖, computed by the SFT run
         row = {"shares": "/".join(f"{s:g}" for s in shares), "IF": table["testbed_ifeval", "prompt_level_strict_acc"],
                **{f"IF n={n}": round(acc, 3) for n, (_, acc) in by_n.items()},
                "era-A via chat": table["testbed_chat_knowledge_a", "knowledge_acc"], "residual": residual,
                "eval prompts in SFT": len(users & eval_prompts), "sft seconds": round(trained, 1)}
         rows.append(row)
-        print(row, "\n  held-out pair kinds:", by_kind, flush=True)
+        print(row, "\n  held-out pair kinds:", {k: round(v, 2) for k, v in by_kind.items()}, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(args.out, index=False)
     print(pd.DataFrame(rows).to_string(index=False))

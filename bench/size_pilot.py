@@ -10,18 +10,13 @@ nothing of models/ but gives the same stages bitwise (the recipe is deterministi
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 from cptlib.config import load_with_overrides
-from cptlib.evaluation.evaluate import read_table, run_evaluation
+from cptlib.evaluation.evaluate import ifeval_by_constraints, read_table, run_evaluation
 from cptlib.family.build import testbed_data, train_size
 from cptlib.presets import PRESETS
 from cptlib.study.experiments import instruct_drift
-
-sys.path.insert(0, str(Path(__file__).parent))
-from sft_mix_pilot import ifeval_breakdown  # noqa: E402
 
 
 def main() -> None:
@@ -38,13 +33,13 @@ def main() -> None:
     for name, model in (("base_v1", base), ("instruct_v1", inst)):
         evaluated = run_evaluation(model, data)
         t = read_table(evaluated, name).set_index(["task", "metric"]).value
-        by_n, by_kind = ifeval_breakdown(evaluated)
+        by_n, by_kind = ifeval_by_constraints(evaluated, data)
         print(f"{args.size} {name}: IF {t['testbed_ifeval', 'prompt_level_strict_acc']:.3f} "
               + " ".join(f"(n={n}: {acc:.3f} of {k})" for n, (k, acc) in by_n.items())
               + f", era-A {t['testbed_mc_old', 'acc']:.3f}, era-A via chat {t['testbed_chat_knowledge_a', 'knowledge_acc']:.3f}"
               + f", era-B {t['testbed_mc_new', 'acc']:.3f}")
         if name == "instruct_v1":
-            print(f"  held-out pair kinds: {by_kind}; residual / base norm {instruct_drift(base, inst):.3f}")
+            print(f"  held-out pair kinds: { {k: round(v, 2) for k, v in by_kind.items()} }; residual / base norm {instruct_drift(base, inst):.3f}")
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ def test_a_profile_without_a_release_says_how_to_make_one(release_copy, monkeypa
 def test_a_rebuild_with_reuse_trains_only_what_changed(release_copy):
     """`make ancestors REUSE=1`: the committed members become exactly the stages a from-scratch build reuses, so
     nothing trains; with a new SFT recipe the bases are reused and the first stage left to train is an SFT; the
-    new release.json says which release each reused member came from; an altered file is refused, not reused."""
+    new release.json says which release each reused member came from."""
     from cptlib.family.build import testbed_data, tokenizer_stage
     from cptlib.stages import Unfinished, probe
 

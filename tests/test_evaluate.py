@@ -281,3 +281,15 @@ def test_per_item_scores_average_to_the_table(testbed, result_dir):
         assert sum(items) / len(items) == pytest.approx(table[task, metric])
     with pytest.raises(KeyError, match="no per-item metric 'bits'"):
         evaluate.item_scores(result_dir, "testbed_mc_old", "bits")
+
+
+def test_ifeval_by_constraints_splits_the_table_value_by_prompt(testbed, result_dir, tmp_path):
+    """bench/sft_mix_pilot.py's breakdown: per number of constraints, over the items lm-eval scored."""
+    table = evaluate.read_table(result_dir, "tiny").set_index(["task", "metric"]).value
+    by_n, by_kind = evaluate.ifeval_by_constraints(result_dir, testbed["data"])
+    assert list(by_n) == [1] and by_n[1][0] == 3 and by_kind == {}  # the fixture's prompts carry one constraint each
+    assert by_n[1][1] == pytest.approx(table["testbed_ifeval", "prompt_level_strict_acc"])
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "ifeval.jsonl").write_text((testbed["data"] / "eval" / "ifeval.jsonl").read_text() * 2)
+    with pytest.raises(ValueError, match="holds 3 IFEval items, .* has 6: not its evaluation"):
+        evaluate.ifeval_by_constraints(result_dir, tmp_path)

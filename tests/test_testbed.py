@@ -293,14 +293,14 @@ def test_constraint_kinds_restrict_instruction_data_and_eval_prompts(world):
     assert heldout_pairs and all(set(p) <= set(kinds) for p in train_pairs + heldout_pairs)
 
 
-def test_three_constraint_conversations_never_hold_a_held_out_pair(world, monkeypatch):
+def test_three_constraint_conversations_never_hold_a_held_out_pair(world):
     """The triples of the run-7 pilot (bench/sft_mix_pilot.py) are built of training pairs only, and their
     replies follow all three constraints by lm-eval's own strict scorer."""
     from lm_eval.tasks.ifeval import utils
 
     _, heldout = instructions.split_pairs(SEED, C.KINDS)
-    monkeypatch.setitem(instructions.MIX, "v1", ((0.0, 0.0, 0.0, 1.0), instructions.MIX["v1"][1]))
-    convs = [c for c in instructions.sft(world, 40, "v1", SEED) if len(c["instruction_id_list"]) == 3]
+    convs = [c for c in instructions.sft(world, 40, "v1", SEED, shares=(0.0, 0.0, 0.0, 1.0))
+             if len(c["instruction_id_list"]) == 3]
     assert len(convs) >= 30  # every 10th conversation is a one-format knowledge drill
     for c in convs:
         ids = c["instruction_id_list"]

@@ -308,6 +308,27 @@ def _samples(result_dir: str) -> dict[str, list[dict]]:
     return {t: sorted(rows, key=lambda r: r["doc_id"]) for t, rows in out.items()}
 
 
+def ifeval_by_constraints(result_dir: Path, data_dir: Path) -> tuple[dict[int, tuple[int, float]], dict[str, float]]:
+    """Where instruction following fails, from a finished testbed evaluation: IF prompt-level strict accuracy by
+    the number of constraints a prompt carries ({n: (prompts, accuracy)}), and each constraint kind's
+    instruction-level accuracy inside the two-constraint prompts (the held-out pairs)."""
+    from statistics import fmean
+
+    docs = [json.loads(line) for line in open(Path(data_dir) / "eval" / "ifeval.jsonl")]
+    items = _samples(str(result_dir)).get("testbed_ifeval", [])
+    if len(items) != len(docs):
+        raise ValueError(f"{result_dir} holds {len(items)} IFEval items, {data_dir} has {len(docs)}: not its evaluation")
+    by_n: dict[int, list[float]] = {}
+    by_kind: dict[str, list[float]] = {}
+    for doc, item in zip(docs, items):
+        ids = doc["instruction_id_list"]
+        by_n.setdefault(len(ids), []).append(float(item["prompt_level_strict_acc"]))
+        if len(ids) == 2:
+            for kind, ok in zip(ids, item["inst_level_strict_acc"]):
+                by_kind.setdefault(kind.split(":")[1], []).append(float(ok))
+    return {n: (len(v), fmean(v)) for n, v in sorted(by_n.items())}, {k: fmean(v) for k, v in by_kind.items()}
+
+
 def item_scores(result_dir: Path, task: str, metric: str) -> list[float]:
     """The per-item values of a mean-aggregated metric (an accuracy: 1.0 / 0.0 per item, by doc_id) in a finished
     evaluation; their mean is the table's value. For bootstrap intervals over the evaluation's items."""

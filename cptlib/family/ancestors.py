@@ -184,9 +184,14 @@ def export(profile: Profile, data: Path, stages: dict[str, Path], command: str) 
 
 # --- resolving a release ------------------------------------------------------------------------------------
 
+def _where(folder: Path) -> Path:
+    """A release folder as messages name it (`git checkout -- <it>` works from the repository root)."""
+    return folder.relative_to(paths.REPO_ROOT) if folder.is_relative_to(paths.REPO_ROOT) else folder
+
+
 def _check_files(profile: Profile, folder: Path, release: dict) -> None:
     """Every file release.json lists is there with its recorded size and sha256."""
-    where = folder.relative_to(paths.REPO_ROOT) if folder.is_relative_to(paths.REPO_ROOT) else folder
+    where = _where(folder)
     for name, rec in release["files"].items():
         path = folder / name
         if not path.is_file():
@@ -202,7 +207,7 @@ def verify(profile: Profile, member: str, data: Path | None = None) -> dict:
     """The member's release.json, after checking that its folder exists, that every file has its recorded hash,
     and (with `data`, the testbed stage) that the profile's recipe and training data are the release's."""
     folder = release_dir(profile) / member
-    where = folder.relative_to(paths.REPO_ROOT) if folder.is_relative_to(paths.REPO_ROOT) else folder
+    where = _where(folder)
     if not (folder / RELEASE).is_file():
         raise AncestorError(f"released ancestor {where} is missing (no {RELEASE}); {_rebuild_hint(profile)}")
     release = json.loads((folder / RELEASE).read_text())

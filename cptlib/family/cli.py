@@ -59,7 +59,8 @@ def _ancestors_command(args) -> int:
             reused = ancestors.reuse_release(profile)
             print(f"reusing {len(reused)} committed members as finished stages: {', '.join(reused) or 'none'}")
         data, stages = ancestors.train_members(profile)
-        root = ancestors.export(profile, data, stages, f"make ancestors PROFILE={profile.name}")
+        command = f"make ancestors PROFILE={profile.name}" + (" REUSE=1" if args.reuse_released else "")
+        root = ancestors.export(profile, data, stages, command)
         print(f"released {len(stages)} members into {root}")
     data = testbed_data(profile)
     for member in ancestors.member_names(profile):

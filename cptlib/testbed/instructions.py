@@ -184,18 +184,14 @@ def split_pairs(seed: int, kinds: tuple[str, ...] = C.KINDS) -> tuple[list[tuple
     return [p for p in pairs if p not in heldout], heldout
 
 
-def _pair(a: str, b: str) -> tuple[str, str]:
-    """The pair (a, b) in the order C.PAIRS lists it."""
-    return (a, b) if (a, b) in C.PAIRS else (b, a)
-
-
 def pick_constraints(draft: C.Draft, n: int, pairs: list[tuple[str, str]], rng: random.Random,
                      kinds: tuple[str, ...] = C.KINDS) -> list[str] | None:
     """`n` constraint ids that apply to `draft`, or None if none do: one of `kinds`, a pair from `pairs`, or
     (n = 3) a triple each of whose three pairs is in `pairs` (so a held-out pair never appears inside one)."""
     if n == 3:
-        options = [(a, b, c) for a, b, c in itertools.combinations(kinds, 3)
-                   if all(_pair(x, y) in pairs for x, y in ((a, b), (a, c), (b, c)))]
+        allowed = {frozenset(p) for p in pairs}
+        options = [t for t in itertools.combinations(kinds, 3)
+                   if all(frozenset(q) in allowed for q in itertools.combinations(t, 2))]
     else:
         options = [()] if n == 0 else [(k,) for k in kinds] if n == 1 else pairs
     options = [o for o in options if all(C.applies(k, draft) for k in o)]
@@ -209,10 +205,12 @@ def knowledge_formats(kinds: tuple[str, ...] = C.KINDS) -> list[str]:
     return formats
 
 
-def sft(world: World, n: int, version: str, seed: int, kinds: tuple[str, ...] = C.KINDS) -> list[dict]:
-    """`n` conversations for instruct_<version> ("v1" or "v2") using the constraint `kinds`."""
+def sft(world: World, n: int, version: str, seed: int, kinds: tuple[str, ...] = C.KINDS,
+        shares: tuple[float, ...] | None = None) -> list[dict]:
+    """`n` conversations for instruct_<version> ("v1" or "v2") using the constraint `kinds`; `shares` (default
+    the version's in MIX) weighs conversations with 0, 1, 2 (, 3) constraints."""
     rng = random.Random(f"{seed}-sft-{version}")
-    shares, weights = MIX[version]
+    shares, weights = shares or MIX[version][0], MIX[version][1]
     train_pairs, _ = split_pairs(seed, kinds)
     drills = [(r, f) for r in KNOWLEDGE_RELATIONS for f in knowledge_formats(kinds)]
     out = []
