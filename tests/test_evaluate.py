@@ -161,6 +161,28 @@ def test_cache_key_follows_model_content_data_and_settings(testbed, tmp_path):
     assert evaluate.evaluation_spec(moved, testbed["data"], SETTINGS)["model_sha256"] != spec["model_sha256"]
 
 
+def test_the_task_caps_generation_not_the_checkpoints_generation_config(testbed, result_dir, tmp_path):
+    """transformers lets a checkpoint's `generation_config.max_new_tokens` override the `max_length` by which
+    lm-eval caps a generation; the testbed's checkpoints carry 128 while its chat tasks ask for 192. The task's cap
+    must win: the same weights with a checkpoint cap of 3 tokens give the replies of the uncapped run (cap 8),
+    and the key records the cap that was ignored."""
+    capped = tmp_path / "capped"
+    capped.mkdir()
+    for f in testbed["model"].iterdir():
+        (capped / f.name).write_bytes(f.read_bytes())
+    config = json.loads((capped / "generation_config.json").read_text())
+    (capped / "generation_config.json").write_text(json.dumps({**config, "max_new_tokens": 3}))
+
+    def replies(result):
+        return [json.loads(line)["resps"][0][0] for line in (result / "testbed_chat.samples.jsonl").read_text().splitlines()]
+
+    reference = replies(result_dir)
+    assert max(len(testbed["tok"](r)["input_ids"]) for r in reference) > 3  # a 3-token cap would cut them
+    assert replies(evaluate.run_evaluation(capped, testbed["data"], SETTINGS)) == reference
+    assert evaluate.checkpoint_cap(capped) == {"ignored_max_new_tokens": 3} and evaluate.checkpoint_cap(testbed["model"]) == {}
+    assert evaluate.evaluation_spec(capped, testbed["data"], SETTINGS)["ignored_max_new_tokens"] == 3
+
+
 def test_tidy_rows_from_lm_eval_results():
     """Hand-made lm-eval output: stderr 'N/A' becomes NaN, a non-default filter stays in the metric name."""
     results = {"configs": {"t": {}}, "n-samples": {"t": {"original": 5, "effective": 3}}, "versions": {"t": 2.0},

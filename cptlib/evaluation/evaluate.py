@@ -213,7 +213,20 @@ def load_hflm(model_dir: Path, settings, testbed: bool):
     lm = HFLM(pretrained=str(model_dir), tokenizer=tok, device=settings.device, dtype=settings.dtype,
               batch_size=settings.batch_size, prefix_token_id=tok.eos_token_id if testbed else None)
     check_finite(lm.model, model_dir)
+    # lm-eval caps a generation by passing `max_length` (prompt + the task's max_gen_toks); transformers lets a
+    # checkpoint's own `generation_config.max_new_tokens` win over it (lm-eval issues #2070, #2730). The task's
+    # cap is the evaluation's, so the checkpoint's is dropped here (the key records it: `checkpoint_cap`).
+    lm.model.generation_config.max_new_tokens = None
     return lm
+
+
+def checkpoint_cap(model_dir: Path) -> dict:
+    """What a checkpoint's generation config would have imposed on lm-eval's generation cap, as it enters an
+    evaluation's cache key: {} for a checkpoint without `max_new_tokens` (so its key is as it always was), and
+    {"ignored_max_new_tokens": n} for one with it, whose results before this rule were cut at n tokens."""
+    config = Path(model_dir) / "generation_config.json"
+    cap = json.loads(config.read_text()).get("max_new_tokens") if config.is_file() else None
+    return {} if cap is None else {"ignored_max_new_tokens": cap}
 
 
 def check_finite(model, model_dir: Path) -> None:
@@ -253,6 +266,7 @@ def evaluation_spec(model_dir: Path, data_dir: Path, settings: EvalSettings) -> 
         "task_versions": {t: v for g in TESTBED_GROUPS for t, v in task_versions(g, settings.tasks).items()},
         "settings": settings.spec(),
         "lm_eval": library_versions()["lm_eval"],
+        **checkpoint_cap(model_dir),
     }
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cptlib.hub import HUB_PROBE_TIMEOUT_S, go_offline, hub_reachable  # noqa: F401 -- also this module's API
-from cptlib.evaluation.evaluate import TABLE, load_hflm, model_content_hash, read_table, save_lm_eval_output, tidy, torch_threads
+from cptlib.evaluation.evaluate import TABLE, checkpoint_cap, load_hflm, model_content_hash, read_table, save_lm_eval_output, tidy, torch_threads
 from cptlib.provenance import library_versions
 from cptlib.stages import run_stage, write_json_atomic
 
@@ -115,7 +115,7 @@ def run_real_suite(model_dir: Path, settings: RealSuiteSettings = RealSuiteSetti
         "suite": "real", "model_sha256": model_content_hash(model_dir), "settings": asdict(settings),
         "task_versions": {t: (tm.task_index[t].cfg or {}).get("metadata", {}).get("version")
                           for t in settings.tasks},
-        "lm_eval": library_versions()["lm_eval"],
+        "lm_eval": library_versions()["lm_eval"], **checkpoint_cap(model_dir),
     }
     if include_path:  # your own tasks: their definitions (a data file they name by path is not hashed)
         spec["include"] = {str(f): f.read_text() for p in include_path for f in sorted(Path(p).glob("**/*.yaml"))}
