@@ -1,15 +1,19 @@
-"""SFT-mix pilot (docs/calibration_log.md, run 7): instruct_v1 = SFT(released base_v1) with other shares of
-0, 1, 2 (and 3) constraints per conversation, evaluated on the profile's held-out IFEval prompts.
+"""SFT pilot (docs/calibration_log.md, runs 7 and 9): instruct_v1 (or instruct_v2) = SFT(the released base_v1 or
+base_v2) with other shares of 0, 1, 2 (and 3) constraints per conversation, or another SFT recipe, evaluated on the
+profile's held-out IFEval prompts.
 
     .venv/bin/python bench/sft_mix_pilot.py --shares 0.2 0.55 0.25 --shares 0.1 0.4 0.5 --out bench/out/sft_mix.csv
+    .venv/bin/python bench/sft_mix_pilot.py --version v2 --sft lr=3e-4 --sft lr=2e-4 --sft epochs=2
 
-Each `--shares` is one variant: the weights of conversations with 0, 1, 2 (, 3) constraints (`instructions.MIX`).
-Triples are made of training pairs only, so the held-out pairs of the evaluation stay unseen. Everything else is
-the released instruct_v1's recipe (the profile's `sft` section, `n_sft_v1` conversations, the instruct seed). The
-SFT runs in a scratch directory (not a stage; nothing in build/stages or models/ changes); the evaluation is the
-study's (lm-eval through cptlib.evaluation.evaluate) on the profile's testbed data. Prints, per variant, IF
-prompt-level strict overall and by the number of constraints, the per-kind instruction accuracy on the held-out
-pairs, era-A via chat and ‖Θr‖/‖θ_base‖.
+Each `--shares` is one mix: the weights of conversations with 0, 1, 2 (, 3) constraints (`instructions.MIX`).
+Triples are made of training pairs only, so the held-out pairs of the evaluation stay unseen. Each `--sft` is one set
+of overrides of the version's SFT section (`sft` or `sft_v2`); the variants are every mix with every recipe. Without
+`--shares` a variant trains on the released instruction data of the version itself (`sft_v1.jsonl`/`sft_v2.jsonl`).
+Everything else is the released recipe (the profile's conversations count, the instruct seed). The SFT runs in a
+scratch directory (not a stage; nothing in build/stages or models/ changes); the evaluation is the study's (lm-eval
+through cptlib.evaluation.evaluate) on the profile's testbed data. Prints, per variant, IF prompt-level strict
+overall and by the number of constraints, the per-kind instruction accuracy on the held-out pairs, era-A via chat
+and ‖Θr‖/‖θ_base‖.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from cptlib.config import load_profile
 from cptlib.evaluation.evaluate import ifeval_by_constraints, read_table, run_evaluation
@@ -36,24 +41,36 @@ from cptlib.training.launch import run_sft
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="default")
-    parser.add_argument("--shares", type=float, nargs="+", action="append", required=True,
+    parser.add_argument("--version", choices=("v1", "v2"), default="v1", help="which instruct model's SFT (default v1)")
+    parser.add_argument("--shares", type=float, nargs="+", action="append",
                         help="weights of conversations with 0, 1, 2 (, 3) constraints; repeat for more variants")
+    parser.add_argument("--sft", nargs="+", action="append", metavar="KEY=VALUE",
+                        help="overrides of the version's SFT section, e.g. lr=2e-4 epochs=2; repeat for more variants")
     parser.add_argument("--out", type=Path, default=Path("bench/out/sft_mix.csv"))
     args = parser.parse_args()
     profile = load_profile(args.profile)
     family = build_family(profile, profile.train_seeds[0])
-    data, base = testbed_data(profile), family["base_v1"]
+    version = args.version
+    data, base = testbed_data(profile), family[f"base_{version}"]
+    released = profile.sft if version == "v1" else profile.sft_v2
+    n_conversations = profile.world.n_sft_v1 if version == "v1" else profile.world.n_sft_v2
     world = build_world(profile.world, profile.world_seed)
     kinds = tuple(profile.world.constraint_kinds or C.KINDS)
     eval_prompts = {json.loads(line)["prompt"] for line in open(data / "eval" / "ifeval.jsonl")}
-    seed, cfg, rows = profile.instruct_seed, profile.sft, []
-    for shares in args.shares:
-        convs = instructions.sft(world, profile.world.n_sft_v1, "v1", seed, kinds, shares=tuple(shares))
-        users = {m["content"] for c in convs for m in c["messages"] if m["role"] == "user"}
+    seed, rows = profile.instruct_seed, []
+    for shares, overrides in [(m, o) for m in (args.shares or [None]) for o in (args.sft or [[]])]:
+        updates = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in overrides)}
+        cfg = type(released)(**{**released.model_dump(), **updates})
         with tempfile.TemporaryDirectory(prefix="sft_mix_", dir="build") as tmp:
             tmp = Path(tmp)
-            sft_file = tmp / "sft_v1.jsonl"
-            sft_file.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in convs))
+            if shares is None:  # the released instruction data of this version
+                sft_file = data / f"sft_{version}.jsonl"
+                convs = [json.loads(line) for line in open(sft_file)]
+            else:
+                convs = instructions.sft(world, n_conversations, version, seed, kinds, shares=tuple(shares))
+                sft_file = tmp / f"sft_{version}.jsonl"
+                sft_file.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in convs))
+            users = {m["content"] for c in convs for m in c["messages"] if m["role"] == "user"}
             start = time.perf_counter()
             tok = load_tokenizer(base)
             ds = sft_dataset(sft_file, tok, cfg.max_len, seed, [data / "corpus_a1.jsonl"], cfg.replay_frac)
@@ -63,7 +80,8 @@ def main() -> None:
             table = read_table(evaluated, "pilot").set_index(["task", "metric"]).value
             by_n, by_kind = ifeval_by_constraints(evaluated, data)
             residual = result["drift"]["total"]  # ‖Θr‖/‖θ_base‖, computed by the SFT run
-        row = {"shares": "/".join(f"{s:g}" for s in shares), "IF": table["testbed_ifeval", "prompt_level_strict_acc"],
+        row = {"version": version, "shares": "/".join(f"{s:g}" for s in shares) if shares else "released",
+               "sft": " ".join(overrides) or "released", "IF": table["testbed_ifeval", "prompt_level_strict_acc"],
                **{f"IF n={n}": round(acc, 3) for n, (_, acc) in by_n.items()},
                "era-A via chat": table["testbed_chat_knowledge_a", "knowledge_acc"], "residual": residual,
                "eval prompts in SFT": len(users & eval_prompts), "sft seconds": round(trained, 1)}
