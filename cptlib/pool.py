@@ -26,6 +26,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from cptlib import stages
+from cptlib.shutdown import skip_final_collection
 
 Call = tuple[Callable, tuple]
 THREADS_ENV = "CPTLIB_TORCH_THREADS"  # a worker's torch threads; cptlib.training.train.configure_runtime reads it
@@ -138,6 +139,7 @@ def _serve(threads: int) -> None:
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever the calls print goes to stderr; stdout carries only the answers
     sys.stdout = sys.stderr
+    skip_final_collection()  # the notebook waits for its workers to exit (cptlib.shutdown)
     import torch
 
     torch.set_num_threads(threads)

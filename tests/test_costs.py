@@ -55,3 +55,12 @@ def test_no_run_yet_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "BUILD_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match=r"run `make reproduce PROFILE=nothing` first"):
         costs.cost_table("nothing")
+
+
+def test_a_profile_given_as_its_yaml_path_reads_that_profiles_run(run, tmp_path):
+    """`cptlib notebook run` takes a YAML path; `cptlib cost` takes the same path for the same run."""
+    path = tmp_path / "yamls" / f"{run}.yaml"
+    path.parent.mkdir()
+    path.write_text("extends: smoke\n")
+    assert costs.cost_table(str(path)).equals(costs.cost_table(run))
+    assert f"profile {run!r}" in costs.render(str(path))

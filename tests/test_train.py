@@ -89,6 +89,26 @@ def test_milestones_record_tokens_and_drift(tiny_corpus, tmp_path):
     assert set(result["drift"]) == {"attention", "embed", "mlp", "norm", "total"}
 
 
+def test_checkpoints_are_saved_on_the_way_but_not_at_the_last_step(tiny_corpus, tmp_path):
+    """4 steps save a resumable checkpoint every step (ceil(4 / 5)); the last step's would be deleted with the
+    others right after the final model is saved, so it is not written (1.6 GB for a 135M-parameter model)."""
+    from transformers import TrainerCallback
+
+    class Saves(TrainerCallback):
+        steps: list[int] = []
+
+        def on_save(self, args, state, control, **kwargs):
+            self.steps.append(state.global_step)
+
+    tok = load_tokenizer(tiny_corpus / "tokenizer")
+    ds = packed_lm_dataset([tiny_corpus / "corpus.jsonl"], tok, 32, seed=0)
+    saves = Saves()
+    result = train_causal_lm(_tiny_model(tok), ds, tok, TrainConfig(tokens=1024, batch_size=8, seq_len=32), RUNTIME,
+                             0, tmp_path, callbacks=[saves])
+    assert result["steps"] == 4 and saves.steps == [1, 2, 3]
+    assert (tmp_path / "model.safetensors").is_file() and not (tmp_path / "checkpoints").exists()
+
+
 def test_milestones_closer_than_a_step_are_an_error(tiny_corpus, tmp_path):
     tok = load_tokenizer(tiny_corpus / "tokenizer")
     ds = packed_lm_dataset([tiny_corpus / "corpus.jsonl"], tok, 32, seed=0)

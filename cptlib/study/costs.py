@@ -26,7 +26,17 @@ CATEGORY = {"testbed": "data", "tokenizer": "data", "cptdata": "data",
 NOTEBOOK_WORK = "notebook"  # time in a notebook that no stage covers
 
 
+def run_name(profile: str) -> str:
+    """A profile's run name: the name itself, or for a YAML path (as `cptlib notebook run` takes) its profile's name."""
+    if str(profile).endswith((".yaml", ".yml")):
+        from cptlib.config import load_profile
+
+        return load_profile(profile).name
+    return profile
+
+
 def _read(profile: str) -> list[tuple[dict, list[dict]]]:
+    profile = run_name(profile)
     out_dir = paths.profile_build_dir(profile) / "notebooks"
     runs = []
     for times in sorted(out_dir.glob("*.time.json")):
@@ -112,13 +122,14 @@ def render(profile: str, markdown: bool = False) -> str:
     detail = table.copy()
     for col in ("wall_s", "cpu_s", "cached_build_s"):
         detail[col] = detail[col].round(1)
-    return (f"Cost model of the last run of profile {profile!r} (seconds; wall_s sums to each notebook's wall time)\n\n"
+    return (f"Cost model of the last run of profile {run_name(profile)!r} (seconds; wall_s sums to each notebook's wall time)\n\n"
             f"{fmt(summ)}\n\nBy stage (built in this run / found cached):\n\n{fmt(detail.set_index(['notebook', 'stage']))}\n")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("cost", help="the measured cost model of a profile's last run (per notebook and stage)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", default="default", help="profile whose build/<profile>/notebooks/ to read")
+    p.add_argument("--profile", default="default",
+                   help="profile whose build/<profile>/notebooks/ to read: a name, or the YAML path the notebooks ran with")
     p.add_argument("--markdown", action="store_true", help="tables as Markdown (for docs/)")
     p.set_defaults(func=lambda a: print(render(a.profile, a.markdown)))

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from cptlib import paths
+from cptlib.shutdown import skip_final_collection
 from cptlib.stages import STAGE_LOG_ENV
 from cptlib.config import ConfigError, Profile, load_with_overrides
 
@@ -57,10 +58,20 @@ def output_dir(profile: str) -> Path:
     return paths.profile_build_dir(profile) / "notebooks"
 
 
-def declared_parameters(nb: Path) -> set[str]:
+def _papermill():
+    """papermill, imported without `rfc3987_syntax`. papermill imports nbformat, nbformat jsonschema, and jsonschema
+    tries that package for its `iri` format checker, which compiles ~35 Lark grammars when it is imported: 1.9 s of
+    every `cptlib notebook run` on this CPU (python-jsonschema/jsonschema#1428). No notebook schema uses the `iri`
+    formats, and a missing optional checker is what jsonschema expects (it skips that format). Other processes, and
+    one that imported the package already, are not affected."""
+    sys.modules.setdefault("rfc3987_syntax", None)  # None in sys.modules: an import of it raises ImportError
     import papermill
 
-    return set(papermill.inspect_notebook(str(nb)))
+    return papermill
+
+
+def declared_parameters(nb: Path) -> set[str]:
+    return set(_papermill().inspect_notebook(str(nb)))
 
 
 def check_parameters(nb: Path) -> None:
@@ -92,6 +103,8 @@ def configure(profile: str, overrides: dict | None = None, run_name: str | None 
     from cptlib.study import stats
 
     stats.use_profile(cfg)  # intervals read each metric's per-item scores from the task the profile maps it to
+    if namespace:  # the notebook's kernel: its exit, which the runner waits for, skips the last collection
+        skip_final_collection()
     return cfg
 
 
@@ -117,7 +130,7 @@ def run(name: str, profile: str | Path, kernel: str = KERNEL, overrides: dict | 
     check_sources(cfg)  # a real profile whose checkpoints are unreachable: now, not in the notebook's third cell
     check_parameters(nb)
     check_kernel(kernel)
-    import papermill  # late: the checks above fail fast without it (and without torch)
+    papermill = _papermill()  # late: the checks above fail fast without it (and without torch)
 
     out_dir = output_dir(cfg.name)
     out_dir.mkdir(parents=True, exist_ok=True)

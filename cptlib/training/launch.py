@@ -117,4 +117,7 @@ def run_rank(job: Path) -> None:
 
 
 if __name__ == "__main__":
+    from cptlib.shutdown import skip_final_collection
+
+    skip_final_collection()  # torchrun, and the notebook behind it, wait for every rank to exit
     run_rank(Path(sys.argv[1]))

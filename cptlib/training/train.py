@@ -90,6 +90,17 @@ class _MilestoneSaver(TrainerCallback):
         self.done.add(final.name)
 
 
+class _NoFinalCheckpoint(TrainerCallback):
+    """No resumable checkpoint at the last step: Trainer saves one there (model, optimizer, scheduler, RNG states)
+    when `save_strategy` is "steps", and `_run` saves the final model right after it and deletes the checkpoints.
+    For a 135M-parameter model that checkpoint is 1.6 GB written for nothing (~6 s on this CPU). Only `should_save`
+    changes, so the training itself, and the weights, are the same."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_save = False
+
+
 def _full_model(args: TrainingArguments) -> bool:
     """Whether each process holds the whole model (not FSDP shards), so drift can be computed in-process."""
     return not args.fsdp
@@ -260,7 +271,7 @@ def train_causal_lm(
         train_dataset=dataset,
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
         processing_class=tokenizer,
-        callbacks=[saver, *callbacks],
+        callbacks=[saver, _NoFinalCheckpoint(), *callbacks],
     )
     saver.trainer = trainer
     fields = _run(trainer, out, tokenizer, parent, n_parameters)
@@ -289,7 +300,7 @@ def train_sft(
         train_dataset=dataset,
         data_collator=DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100),
         processing_class=tokenizer,
-        callbacks=list(callbacks),
+        callbacks=[_NoFinalCheckpoint(), *callbacks],
     )
     fields = _run(trainer, out, tokenizer, parent, n_parameters)
     trained = sum(sum(1 for t in x if t != -100) for x in dataset["labels"])
