@@ -11,10 +11,17 @@ tests/test_pool.py checks that a stage trained here equals one trained in the no
 so the cache is the same either way. Workers are fresh Python processes fed pickled calls on stdin, not
 multiprocessing (a fork can deadlock torch's thread pool, and spawn re-imports the caller's __main__ script).
 Their stage builds are logged like any other (CPTLIB_STAGE_LOG is inherited), and a failure in one call is
-reported with its traceback after the others finish.
+reported with its traceback after the others finish. After a build that went through, the workers wait, idle on
+their stdin, for the next build of this process (a notebook builds several batches of evaluations: notebook 04
+three), which saves each batch after the first a worker's start-up (Python, torch, transformers, lm-eval's task
+index: ~6 s of both cores). A worker is only reused by a build with the same threads, environment, `sys.path` and
+working directory as when it started, since it reads them then (e.g. CPTLIB_BUILD_DIR); the rest are closed, as are
+all of them when this process exits (or by `close_idle()`: a worker runs the code it imported, so code edited since
+in a long session needs it).
 """
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import select
@@ -63,11 +70,17 @@ def pending(calls: Sequence[Call]) -> list[Call]:
     return todo
 
 
+def _context(threads: int) -> tuple:
+    """What a worker reads when it starts: a worker started under another context is not reused."""
+    return threads, tuple(sorted(os.environ.items())), tuple(sys.path), os.getcwd()
+
+
 class _Worker:
     """`python -m cptlib.pool THREADS`: reads pickled calls on stdin, answers on stdout; its own output (progress
     bars, prints) goes to stderr, which it shares with this process."""
 
     def __init__(self, threads: int):
+        self.context = _context(threads)
         self.proc = subprocess.Popen([sys.executable, "-m", "cptlib.pool", str(threads)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE)
         _send(self.proc.stdin, list(sys.path))  # so that the calls' modules import there as here
@@ -86,6 +99,29 @@ class _Worker:
             self.proc.kill()
 
 
+_IDLE: list[_Worker] = []  # this process' workers between builds
+
+
+def _workers(n: int, threads: int) -> list[_Worker]:
+    """`n` workers: idle ones started under this context first, new ones for the rest; other idle ones are closed."""
+    context = _context(threads)
+    reusable = [w for w in _IDLE if w.context == context and w.proc.poll() is None]
+    for w in _IDLE:
+        if w not in reusable:
+            w.close()
+    _IDLE[:] = reusable[n:]
+    return reusable[:n] + [_Worker(threads) for _ in range(n - len(reusable[:n]))]
+
+
+def close_idle() -> None:
+    """End the idle workers (at this process' exit, or to free their memory)."""
+    while _IDLE:
+        _IDLE.pop().close()
+
+
+atexit.register(close_idle)
+
+
 def build(calls: Sequence[Call], processes: int = 2, threads: int = 1, what: str = "stages") -> int:
     """Build every stage `calls` would build, `processes` at a time; returns how many calls ran. With one
     process, or one call to run, the calls run here, in this process, as if called directly."""
@@ -96,9 +132,9 @@ def build(calls: Sequence[Call], processes: int = 2, threads: int = 1, what: str
         for fn, args in todo:
             fn(*args)
         return len(todo)
-    workers = [_Worker(threads) for _ in range(min(processes, len(todo)))]
+    workers = _workers(min(processes, len(todo)), threads)
     print(f"building {len(todo)} {what} in {len(workers)} processes ({threads} torch thread each)", flush=True)
-    queue, started, failed, done = list(todo), time.time(), [], 0
+    queue, started, failed, done, finished = list(todo), time.time(), [], 0, False
     try:
         for w in workers:
             w.give(queue.pop(0))
@@ -125,9 +161,13 @@ def build(calls: Sequence[Call], processes: int = 2, threads: int = 1, what: str
                         w.give(queue.pop(0))
                     else:
                         del busy[fd]
+        finished = not failed
     finally:
-        for w in workers:
-            w.close()
+        for w in workers:  # kept only after a build that went through: none of them holds an unread answer then
+            if finished and w.proc.poll() is None:
+                _IDLE.append(w)
+            else:
+                w.close()
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(todo)} {what} failed:\n" + "\n".join(failed))
     return len(todo)

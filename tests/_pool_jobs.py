@@ -29,3 +29,10 @@ def fail(name: str) -> Path:
         raise ValueError(f"job {name} cannot run")
 
     return stages.run_stage("pooltest", {"name": name}, build)
+
+
+def whoami(name: str) -> Path:
+    """A stage that records which process built it."""
+    import os
+
+    return stages.run_stage("pooltest", {"name": name}, lambda work: {"pid": os.getpid()})

@@ -64,3 +64,12 @@ def test_a_profile_given_as_its_yaml_path_reads_that_profiles_run(run, tmp_path)
     path.write_text("extends: smoke\n")
     assert costs.cost_table(str(path)).equals(costs.cost_table(run))
     assert f"profile {run!r}" in costs.render(str(path))
+
+
+def test_every_stage_kind_the_package_builds_has_a_category():
+    """A new kind of stage would otherwise count as the notebook's own work in the cost model."""
+    import re
+
+    kinds = {m for f in (paths.REPO_ROOT / "cptlib").rglob("*.py")
+             for m in re.findall(r'run_stage\(\s*"([a-z_]+)"', f.read_text())}
+    assert kinds and kinds <= set(costs.CATEGORY), sorted(kinds - set(costs.CATEGORY))

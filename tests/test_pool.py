@@ -3,10 +3,17 @@ import os
 
 import pytest
 import torch
-from _pool_jobs import fail, train_tiny
+from _pool_jobs import fail, train_tiny, whoami
 from safetensors.torch import load_file
 
 from cptlib import paths, pool, stages
+
+
+@pytest.fixture(autouse=True)
+def no_idle_workers_left():
+    """Workers a test's builds leave idle (cptlib.pool keeps them for the next build) end with the test."""
+    yield
+    pool.close_idle()
 
 
 @pytest.fixture
@@ -49,3 +56,27 @@ def test_a_failing_call_is_reported_with_its_message_after_the_others_finish(tin
         pool.build(calls, processes=2)
     assert stages.is_finished(stages.stage_dir("pooltest", {"name": "good"}))
     assert not stages.is_finished(stages.stage_dir("pooltest", {"name": "bad"}))
+
+
+def _pids(names):
+    return {stages.read_manifest(stages.stage_dir("pooltest", {"name": n}))["pid"] for n in names}
+
+
+def test_workers_are_reused_by_the_next_build_and_restarted_when_the_environment_changed(build_dir, monkeypatch):
+    assert pool.build([(whoami, (n,)) for n in ("a1", "a2", "a3")], processes=2) == 3
+    first = _pids(["a1", "a2", "a3"])
+    assert len(first) == 2 and os.getpid() not in first
+    assert pool.build([(whoami, (n,)) for n in ("b1", "b2")], processes=2) == 2
+    assert _pids(["b1", "b2"]) <= first  # the same two processes: no second start-up
+    monkeypatch.setenv("CPTLIB_POOL_TEST", "another context")  # a worker reads its environment when it starts
+    assert pool.build([(whoami, (n,)) for n in ("c1", "c2")], processes=2) == 2
+    assert not _pids(["c1", "c2"]) & first
+    kept = list(pool._IDLE)
+    pool.close_idle()
+    assert pool._IDLE == [] and all(w.proc.poll() is not None for w in kept)
+
+
+def test_a_build_with_a_failure_keeps_no_worker(build_dir):
+    with pytest.raises(RuntimeError, match="1 of 2 stages failed"):
+        pool.build([(whoami, ("ok",)), (fail, ("bad",))], processes=2)
+    assert pool._IDLE == []

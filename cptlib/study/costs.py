@@ -21,7 +21,7 @@ from cptlib import paths
 # What each stage kind is, for the summary.
 CATEGORY = {"testbed": "data", "tokenizer": "data", "cptdata": "data",
             "pretrain": "training", "sft": "training", "lm": "training",
-            "resolved": "weights", "residual": "weights", "restored": "weights",
+            "resolved": "weights", "converted": "weights", "residual": "weights", "restored": "weights",
             "eval": "evaluation"}
 NOTEBOOK_WORK = "notebook"  # time in a notebook that no stage covers
 
