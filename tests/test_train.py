@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from cptlib.config import RuntimeConfig, SFTConfig, TrainConfig
-from cptlib.training.data import packed_lm_dataset, sft_dataset
+from cptlib.training.data import _load_jsonl, _tokenize_docs, docs_fingerprint, packed_lm_dataset, sft_dataset, tokenized_docs
 from cptlib.models import llama_config, new_model
 from cptlib.tokenizer import load_tokenizer
 from cptlib.training.train import NonFiniteLossError, train_causal_lm
@@ -153,6 +153,28 @@ def test_missing_training_file_says_what_to_do(tiny_corpus, tmp_path):
     tok = load_tokenizer(tiny_corpus / "tokenizer")
     with pytest.raises(FileNotFoundError, match="build the testbed first"):
         packed_lm_dataset([tmp_path / "nope.jsonl"], tok, 32, seed=0)
+
+
+def test_tokenized_documents_are_cached_by_the_content_of_files_and_tokenizer(tiny_corpus, tmp_path):
+    """The replay corpus is tokenized once: later calls read datasets' cache file under a fingerprint of what decides
+    the tokens, and get the same documents as a fresh tokenization."""
+    from cptlib.tokenizer import save_tokenizer, train_tokenizer
+
+    tok = load_tokenizer(tiny_corpus / "tokenizer")
+    files = [tiny_corpus / "corpus.jsonl"]
+    first, again = tokenized_docs(files, tok), tokenized_docs(files, tok)
+    fingerprint = docs_fingerprint(files, tok)
+    assert [Path(c["filename"]).name for c in again.cache_files] == [f"cache-{fingerprint}.arrow"]
+    assert again.cache_files == first.cache_files
+    fresh = _tokenize_docs(_load_jsonl(files), tok)  # datasets' own fingerprint of the call: computed anew
+    assert again["input_ids"] == first["input_ids"] == fresh["input_ids"]
+
+    changed = tmp_path / "corpus.jsonl"
+    changed.write_text(files[0].read_text().replace("city", "town", 1))
+    assert docs_fingerprint([changed], tok) != fingerprint
+    other = train_tokenizer((line for line in open(tiny_corpus / "replay.jsonl")), vocab_size=300)
+    save_tokenizer(other, tmp_path / "tok")
+    assert docs_fingerprint(files, load_tokenizer(tmp_path / "tok")) != fingerprint
 
 
 def test_replay_mixes_in_the_asked_share(tiny_corpus):

@@ -1,6 +1,12 @@
 """Training datasets through `datasets`: packed causal-LM sequences and chat SFT examples.
 
 Both are deterministic functions of their files, the tokenizer and a seed.
+
+Tokenized documents are kept in `datasets`' own cache (inside the project, `cptlib.paths.use_project_caches`) under a
+fingerprint of the files' bytes and the tokenizer's content (`tokenized_docs`): every CPT and SFT stage of the study
+replays the same 9M-token era-A corpus, which took ~5 s of one core to tokenize each time. datasets' default
+fingerprint of the tokenizing function hashes the tokenizer object, whose state changes once it has been called, so
+it missed its own cache and wrote a new copy per stage.
 """
 from __future__ import annotations
 
@@ -8,6 +14,11 @@ from pathlib import Path
 
 from datasets import Dataset, concatenate_datasets, load_dataset
 from transformers import PreTrainedTokenizerBase
+
+from cptlib.provenance import hash_file, hash_json, library_versions
+
+# Bump when `_tokenize_docs` changes what it produces: it is part of the cache fingerprint.
+TOKENIZE_VERSION = 1
 
 
 def _load_jsonl(files: list[Path]) -> Dataset:
@@ -17,7 +28,7 @@ def _load_jsonl(files: list[Path]) -> Dataset:
     return load_dataset("json", data_files=[str(f) for f in files], split="train")
 
 
-def _tokenize_docs(ds: Dataset, tokenizer: PreTrainedTokenizerBase) -> Dataset:
+def _tokenize_docs(ds: Dataset, tokenizer: PreTrainedTokenizerBase, fingerprint: str | None = None) -> Dataset:
     """Each document becomes its tokens followed by eos (the document boundary the model learns)."""
     eos = tokenizer.eos_token_id
 
@@ -25,23 +36,45 @@ def _tokenize_docs(ds: Dataset, tokenizer: PreTrainedTokenizerBase) -> Dataset:
         ids = tokenizer(batch["text"], add_special_tokens=False)["input_ids"]
         return {"input_ids": [x + [eos] for x in ids]}
 
-    return ds.map(encode, batched=True, remove_columns=ds.column_names, desc="tokenize")
+    return ds.map(encode, batched=True, remove_columns=ds.column_names, desc="tokenize", new_fingerprint=fingerprint)
+
+
+def docs_fingerprint(files: list[Path], tokenizer: PreTrainedTokenizerBase) -> str | None:
+    """What decides `tokenized_docs(files, tokenizer)`: the files' bytes, the tokenizer's full serialized state (a
+    fast tokenizer's JSON: vocabulary, merges, normalizer, added tokens), its eos id and the libraries that tokenize.
+    None for a tokenizer without a serialized form (datasets then fingerprints the call itself, as before)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    versions = library_versions()
+    return hash_json({
+        "files": [hash_file(f) for f in files], "tokenizer": hash_json(backend.to_str()), "eos": tokenizer.eos_token_id,
+        "tokenize_version": TOKENIZE_VERSION, "libraries": {k: versions[k] for k in ("tokenizers", "transformers", "datasets")},
+    })[:32]
+
+
+def tokenized_docs(files: list[Path], tokenizer: PreTrainedTokenizerBase) -> Dataset:
+    """The documents of `files`, each as its tokens followed by eos, from datasets' cache when it holds them."""
+    return _tokenize_docs(_load_jsonl(files), tokenizer, docs_fingerprint(files, tokenizer))
 
 
 def _replay_docs(replay_files: list[Path] | None, tokenizer: PreTrainedTokenizerBase, seed: int) -> Dataset:
     """The era-A documents to replay, tokenized and shuffled (a replay share needs them)."""
     if not replay_files:
         raise ValueError("replay_frac > 0 needs replay files (the era-A corpus)")
-    return _tokenize_docs(_load_jsonl(replay_files), tokenizer).shuffle(seed=seed)
+    return tokenized_docs(replay_files, tokenizer).shuffle(seed=seed)
 
 
 def _first_tokens(docs: Dataset, target_tokens: int) -> Dataset:
-    """The leading documents of `docs` that together hold at least `target_tokens` tokens."""
+    """The leading documents of `docs` that together hold at least `target_tokens` tokens (reads only those: the
+    replay corpus is ~45x what a CPT stage takes from it)."""
     total, n = 0, 0
-    for n, ids in enumerate(docs["input_ids"], start=1):
-        total += len(ids)
-        if total >= target_tokens:
-            break
+    for batch in docs.iter(batch_size=256):
+        for ids in batch["input_ids"]:
+            n += 1
+            total += len(ids)
+            if total >= target_tokens:
+                return docs.select(range(n))
     return docs.select(range(n))
 
 
@@ -58,7 +91,7 @@ def packed_lm_dataset(
     With `replay_frac` > 0, documents from `replay_files` are mixed in so that they make up about that
     share of all tokens (era-A replay during CPT).
     """
-    docs = _tokenize_docs(_load_jsonl(files), tokenizer)
+    docs = tokenized_docs(files, tokenizer)
     if replay_frac > 0:
         main_tokens = sum(len(x) for x in docs["input_ids"])
         wanted = int(main_tokens * replay_frac / (1 - replay_frac))
