@@ -2,6 +2,7 @@
 command line, the real-suite pipeline on a local task, and lm-eval's numbers against transformers directly."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -141,6 +142,40 @@ def test_perplexity_equals_transformers_with_eos_before_each_document(testbed, r
     table = evaluate.read_table(result_dir, "tiny").query("task == 'testbed_ppl_a'").set_index("metric").value
     assert table["bits_per_byte"] == pytest.approx(-ll / n_bytes / math.log(2), rel=1e-5)
     assert table["word_perplexity"] == pytest.approx(math.exp(-ll / n_words), rel=1e-5)
+
+
+def _record_inference_mode(monkeypatch) -> list[bool]:
+    """Whether inference mode was on when each model was loaded for an evaluation (it covers the whole build)."""
+    seen, load = [], evaluate.load_hflm
+
+    def load_and_look(*args, **kwargs):
+        seen.append(torch.is_inference_mode_enabled())
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "load_hflm", load_and_look)
+    return seen
+
+
+def test_inference_mode_gives_the_same_answers_and_scores_as_no_grad(testbed, result_dir, tmp_path, monkeypatch):
+    """The evaluation runs under torch.inference_mode (a speed-up); with it switched off, as lm-eval alone runs
+    (no_grad), every generated answer, log-likelihood and score is the same, to the last bit."""
+    seen = _record_inference_mode(monkeypatch)
+    monkeypatch.setattr(torch, "inference_mode", contextlib.nullcontext)
+    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
+    plain = evaluate.run_evaluation(testbed["model"], testbed["data"], SETTINGS)
+    assert seen == [False] and plain != result_dir
+    for name in ("testbed_chat.samples.jsonl", "testbed_plain.samples.jsonl"):
+        ours, theirs = ([{k: s[k] for k in ("task", "doc_id", "resps", "filtered_resps")}
+                         for s in map(json.loads, (d / name).read_text().splitlines())] for d in (result_dir, plain))
+        assert ours == theirs
+    assert evaluate.read_table(result_dir, "tiny").equals(evaluate.read_table(plain, "tiny"))
+
+
+def test_the_evaluation_runs_in_inference_mode(testbed, tmp_path, monkeypatch):
+    seen = _record_inference_mode(monkeypatch)
+    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
+    evaluate.run_evaluation(testbed["model"], testbed["data"], evaluate.EvalSettings(batch_size=4, max_gen_toks=4, limit=1))
+    assert seen == [True]
 
 
 def test_a_second_run_is_served_from_the_cache(testbed, result_dir, monkeypatch):
