@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import tempfile
 import time
 from collections import defaultdict
@@ -76,7 +77,7 @@ class Timers:
 def evaluate_once(model_dir: Path, data: Path, inference_mode: bool = True, timers: Timers | None = None):
     """One evaluation in a fresh build folder, in inference mode as cptlib runs it or under lm-eval's own no_grad
     (inference mode switched off); returns (seconds, result table)."""
-    paths.BUILD_DIR = Path(tempfile.mkdtemp(prefix="eval-overhead-"))
+    paths.BUILD_DIR = work = Path(tempfile.mkdtemp(prefix="eval-overhead-"))
     load, mode = evaluate.load_hflm, torch.inference_mode
     if not inference_mode:
         torch.inference_mode = contextlib.nullcontext
@@ -92,6 +93,7 @@ def evaluate_once(model_dir: Path, data: Path, inference_mode: bool = True, time
         return time.perf_counter() - start, read_table(result, model_dir.name)
     finally:
         evaluate.load_hflm, torch.inference_mode = load, mode
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
@@ -104,8 +106,9 @@ def main() -> None:
     profile = load_profile(args.profile)
     data = testbed_data(profile)
     model_dir = paths.MODELS_DIR / args.profile / args.member
-    paths.BUILD_DIR, build = Path(tempfile.mkdtemp(prefix="eval-overhead-")), paths.BUILD_DIR
+    build, paths.BUILD_DIR = paths.BUILD_DIR, Path(tempfile.mkdtemp(prefix="eval-overhead-"))
     run_evaluation(model_dir, data, EvalSettings(tasks=STUDY_TASKS, limit=8))  # warm-up: imports, lm-eval's index
+    shutil.rmtree(paths.BUILD_DIR, ignore_errors=True)
 
     timers = Timers()
     total, _ = evaluate_once(model_dir, data, timers=timers)
