@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -52,8 +52,12 @@ class Timers:
 
         def after(module, args, kwargs, output):
             ids = kwargs.get("input_ids", args[0] if args else None)
-            kind = ("decode step" if ids is not None and ids.shape[1] == 1 else "prompt (prefill)") \
-                if self._generating else "log-likelihood forward"
+            if not self._generating:
+                kind = "log-likelihood forward"
+            elif ids is not None and ids.shape[1] == 1:
+                kind = "decode step"
+            else:
+                kind = "prompt (prefill)"
             self.seconds[kind] += time.perf_counter() - starts.pop()
             self.calls[kind] += 1
 
@@ -74,26 +78,32 @@ class Timers:
         model.generate = timed_generate
 
 
-def evaluate_once(model_dir: Path, data: Path, inference_mode: bool = True, timers: Timers | None = None):
+@contextlib.contextmanager
+def fresh_build():
+    """A temporary build folder for the stages an evaluation writes, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="eval-overhead-") as work, mock.patch.object(paths, "BUILD_DIR", Path(work)):
+        yield
+
+
+def evaluate_once(model_dir: Path, data: Path, inference_mode: bool = True, timers: Timers | None = None,
+                  limit: int | None = None):
     """One evaluation in a fresh build folder, in inference mode as cptlib runs it or under lm-eval's own no_grad
     (inference mode switched off); returns (seconds, result table)."""
-    paths.BUILD_DIR = work = Path(tempfile.mkdtemp(prefix="eval-overhead-"))
-    load, mode = evaluate.load_hflm, torch.inference_mode
-    if not inference_mode:
-        torch.inference_mode = contextlib.nullcontext
-    if timers is not None:
-        def load_and_time(*args, **kwargs):
-            lm = load(*args, **kwargs)
-            timers.attach(lm.model)
-            return lm
-        evaluate.load_hflm = load_and_time
-    try:
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(fresh_build())
+        if not inference_mode:
+            patches.enter_context(mock.patch.object(torch, "inference_mode", contextlib.nullcontext))
+        if timers is not None:
+            load = evaluate.load_hflm
+
+            def load_and_time(*args, **kwargs):
+                lm = load(*args, **kwargs)
+                timers.attach(lm.model)
+                return lm
+            patches.enter_context(mock.patch.object(evaluate, "load_hflm", load_and_time))
         start = time.perf_counter()
-        result = run_evaluation(model_dir, data, EvalSettings(tasks=STUDY_TASKS))
+        result = run_evaluation(model_dir, data, EvalSettings(tasks=STUDY_TASKS, limit=limit))
         return time.perf_counter() - start, read_table(result, model_dir.name)
-    finally:
-        evaluate.load_hflm, torch.inference_mode = load, mode
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
@@ -106,9 +116,7 @@ def main() -> None:
     profile = load_profile(args.profile)
     data = testbed_data(profile)
     model_dir = paths.MODELS_DIR / args.profile / args.member
-    build, paths.BUILD_DIR = paths.BUILD_DIR, Path(tempfile.mkdtemp(prefix="eval-overhead-"))
-    run_evaluation(model_dir, data, EvalSettings(tasks=STUDY_TASKS, limit=8))  # warm-up: imports, lm-eval's index
-    shutil.rmtree(paths.BUILD_DIR, ignore_errors=True)
+    evaluate_once(model_dir, data, limit=8)  # warm-up: imports, lm-eval's task index
 
     timers = Timers()
     total, _ = evaluate_once(model_dir, data, timers=timers)
@@ -131,11 +139,10 @@ def main() -> None:
             took, tables[name] = evaluate_once(model_dir, data, modes[name])
             seconds[name].append(took)
             print(f"  {name}: {took:.2f} s", flush=True)
-    a, b = (tables[name].set_index(["task", "metric"]).value for name in modes)
-    print("\nresult tables equal value for value:", bool((a == b).all() and a.index.equals(b.index)))
+    a, b = (tables[name] for name in modes)
+    print("\nresult tables equal value for value:", a.equals(b))
     for name in modes:
         print(f"{name}: mean {sum(seconds[name]) / len(seconds[name]):.2f} s over {len(seconds[name])}")
-    paths.BUILD_DIR = build
 
 
 if __name__ == "__main__":

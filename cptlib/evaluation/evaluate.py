@@ -284,7 +284,7 @@ def run_evaluation(model_dir: Path, data_dir: Path, settings: EvalSettings = Eva
 
         gen_kwargs = {"max_gen_toks": settings.max_gen_toks} if settings.max_gen_toks else None
         # Inference mode rather than lm-eval's and transformers' `no_grad`: the same kernels on the same inputs (the
-        # numbers are equal, tests/test_eval.py), without autograd's per-op bookkeeping (version counters, views'
+        # numbers are equal, tests/test_evaluate.py), without autograd's per-op bookkeeping (version counters, views'
         # metadata). An evaluation is ~3% faster for it (bench/eval_overhead.py, docs/costs.md). Everything it
         # creates, the model included, is dropped when the build ends.
         with torch_threads(settings.threads), torch.inference_mode():
