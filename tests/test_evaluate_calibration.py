@@ -38,16 +38,31 @@ def test_targets_by_role():
         ["IF prompt-level strict", "base_v1", 0.15, "<= 0.15", True, 300],
         ["era-A accuracy", "base_v1", 0.95, ">= 0.95", True, 300],
         ["era-B accuracy", "base_v1", 0.30, chance, True, 300],
-        ["IF prompt-level strict", "instruct_v1", 0.85, ">= 0.85", True, 300],
+        ["IF prompt-level strict", "instruct_v1", 0.85, ">= 0.60 and >= base_v1 + 0.40", True, 300],
         ["era-A via chat", "instruct_v1", 0.79, ">= 0.80", False, 300],  # instruct_v1 only
         ["era-B accuracy", "instruct_v1", 0.50, chance, False, 300],
         ["IF prompt-level strict", "other_family", 0.2, "<= 0.15", False, 300],  # a base by its name
         ["era-A accuracy", "other_family", 0.99, ">= 0.95", True, 300],
         ["era-B accuracy", "other_family", 0.2, chance, True, 300],
-        ["IF prompt-level strict", "instruct_v2", 0.9, ">= 0.85", True, 300],
+        ["IF prompt-level strict", "instruct_v2", 0.9, ">= 0.60", True, 300],  # base_v2 not in the table
         ["era-B accuracy", "instruct_v2", 0.3, chance, True, 300],
         ["era-B accuracy", "cpt_base_v1", 0.92, ">= 0.90", True, 300],
     ]
+
+
+def test_instruct_if_target_is_a_floor_and_a_gain_over_its_own_base():
+    """Re-anchored target: IF >= 0.60 and >= base + 0.40. instruct_v1 0.64 over base_v1 0.11: met (0.64 >= 0.51);
+    instruct_v2 0.62 over base_v2 0.25: missed (0.62 < 0.65); "instruct_v1 (tiny)" 0.58 over its base 0.10: missed
+    (below the 0.60 floor); other_instruct (base: other_family) 0.70 over 0.20: met."""
+    table = _table({"base_v1": (0.11, 0.98, 0.25, 0.0), "instruct_v1": (0.64, 0.9, 0.25, 0.88),
+                    "base_v2": (0.25, 0.98, 0.25, 0.0), "instruct_v2": (0.62, 0.9, 0.25, 0.0),
+                    "base_v1 (tiny)": (0.10, 0.98, 0.25, 0.0), "instruct_v1 (tiny)": (0.58, 0.9, 0.25, 0.0),
+                    "other_family": (0.20, 0.98, 0.25, 0.0), "other_instruct": (0.70, 0.9, 0.25, 0.0)})
+    rows = calibration.judge(table, chance=0.25, margin=0.10)
+    ifs = rows[(rows.metric == "IF prompt-level strict") & rows.model.str.contains("instruct")]
+    assert dict(zip(ifs.model, ifs.met)) == {"instruct_v1": True, "instruct_v2": False, "instruct_v1 (tiny)": False,
+                                             "other_instruct": True}
+    assert set(ifs[ifs.model == "other_instruct"].target) == {">= 0.60 and >= other_family + 0.40"}
 
 
 def test_ratio_targets_worked_by_hand():

@@ -4,7 +4,8 @@
     # rows: metric, model, value, target, met, n   (n = items behind the value; empty for ratios)
 
 Targets, fixed before looking at the claims (C1-C4) and never tuned towards them:
-- IF prompt-level strict (held-out IFEval prompts): bases <= 0.15; instruct models >= 0.85;
+- IF prompt-level strict (held-out IFEval prompts): bases <= 0.15; instruct models >= 0.60 and >= their base's
+  + 0.40 (re-anchored in issue 30 on real instruct models' IFEval, 0.71-0.77 at 7-8B; it was >= 0.85);
 - era-A accuracy (MC): bases >= 0.95;          era-A via chat (answer and format): instruct_v1 >= 0.80;
 - era-B accuracy (MC): every ancestor at chance (<= chance + 2 standard errors of a guessing model over the
   items), CPT(base_v1) and CPT(instruct_v1) >= 0.90 at the default budget;
@@ -32,7 +33,8 @@ ERA_B = ("testbed_mc_new", "acc", "era-B accuracy")
 BPB_B, BPB_A_NEWS = ("testbed_ppl_b", "bits_per_byte"), ("testbed_ppl_a_news", "bits_per_byte")
 RESIDUAL, DRIFT = "residual norm / base norm", "CPT drift / residual norm"
 REGISTER, TOKENS = "news register shift", "pretrain tokens / CPT tokens"
-BASE_IF_MAX, INSTRUCT_IF_MIN, ERA_A_MIN, CHAT_A_MIN, KNOWN_MIN = 0.15, 0.85, 0.95, 0.80, 0.90
+BASE_IF_MAX, INSTRUCT_IF_MIN, ERA_A_MIN, CHAT_A_MIN, KNOWN_MIN = 0.15, 0.60, 0.95, 0.80, 0.90
+INSTRUCT_IF_GAIN = 0.40  # an instruct model follows instructions at least this much better than its base
 RESIDUAL_MAX, DRIFT_RATIO_MAX, REGISTER_MAX, TOKEN_RATIO_MIN = 0.10, 0.50, 1.3, 40.0
 COLUMNS = ["metric", "model", "value", "target", "met", "n"]  # n: items behind the value (empty for a ratio)
 
@@ -65,6 +67,22 @@ def _row(metric: str, model: str, value_n: tuple[float, int | None], op: str, bo
             "n": n}
 
 
+def base_of(instruct: str) -> str:
+    """The base an instruct model was tuned from, by name: instruct_v1 -> base_v1, "instruct_v1 (tiny)" ->
+    "base_v1 (tiny)", other_instruct -> other_family."""
+    return "other_family" if instruct == "other_instruct" else instruct.replace("instruct", "base")
+
+
+def _instruct_if(model: str, value_n: tuple[float, int | None], base_if: float | None) -> dict:
+    """instruct IF >= INSTRUCT_IF_MIN and >= its base's + INSTRUCT_IF_GAIN (the floor alone where the base is not
+    in the table)."""
+    row = _row(IF[2], model, value_n, ">=", INSTRUCT_IF_MIN)
+    if base_if is not None:
+        row["met"] = row["met"] and value_n[0] >= base_if + INSTRUCT_IF_GAIN - 1e-12
+        row["target"] += f" and >= {base_of(model)} + {INSTRUCT_IF_GAIN:.2f}"
+    return row
+
+
 def judge(table: pd.DataFrame, chance: float, margin: float) -> pd.DataFrame:
     """The evaluation targets (IF, era-A, era-A via chat, era-B) from a tidy table of several models."""
     def lookup(model: str, key: tuple) -> tuple[float, int | None]:
@@ -80,8 +98,12 @@ def judge(table: pd.DataFrame, chance: float, margin: float) -> pd.DataFrame:
         if kind == "cpt":
             rows.append(_row(ERA_B[2], model, lookup(model, ERA_B), ">=", KNOWN_MIN))
             continue
-        bound = ("<=", BASE_IF_MAX) if kind == "base" else (">=", INSTRUCT_IF_MIN)
-        rows.append(_row(IF[2], model, lookup(model, IF), *bound))
+        if kind == "base":
+            rows.append(_row(IF[2], model, lookup(model, IF), "<=", BASE_IF_MAX))
+        else:
+            base = base_of(model)
+            base_if = lookup(base, IF)[0] if (table.model == base).any() else None
+            rows.append(_instruct_if(model, lookup(model, IF), base_if))
         if kind == "base":
             rows.append(_row(ERA_A[2], model, lookup(model, ERA_A), ">=", ERA_A_MIN))
         elif model == "instruct_v1":

@@ -250,7 +250,8 @@ def ablations(profile: Profile) -> pd.DataFrame:
 
 def sizes(profile: Profile) -> pd.DataFrame:
     """Q1, C5: per model size (first seed) base_v1, instruct_v1, CPT(base_v1), CPT(base_v1)+Θr(v1) and the
-    drift ratio; only these members are trained for the other sizes."""
+    drift ratio; only these members are trained for the other sizes. `main` marks the profile's own size, whose
+    every seed the recipes table has (cptlib.study.effects.recovery_by_size uses them)."""
     seed = profile.train_seeds[0]
     rows = []
     for size in dict.fromkeys(profile.model.sizes):
@@ -261,7 +262,8 @@ def sizes(profile: Profile) -> pd.DataFrame:
         ratio = drift(cpt_b) / instruct_drift(base, inst)
         n = read_manifest(base)["n_params"]
         for model, path in {"base_v1": base, "instruct_v1": inst, CPT_B: cpt_b, REST: restored(base, inst, cpt_b)}.items():
-            rows.append({"size": size, "n_params": n, "model": model, "drift_ratio": ratio, "path": path})
+            rows.append({"size": size, "n_params": n, "main": size == profile.model.size, "model": model,
+                         "drift_ratio": ratio, "path": path})
     return _scored(rows, profile, data)
 
 

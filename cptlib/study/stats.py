@@ -161,6 +161,11 @@ def _t(values: pd.Series, low: float, high: float) -> tuple[float, float, float]
     return _clip((m, m - h, m + h), low, high)
 
 
+def over_seeds(values: pd.Series, low: float = -math.inf, high: float = math.inf) -> Estimate:
+    """The mean of per-seed values with the Student-t 95% interval over the seeds, clipped to [low, high]."""
+    return Estimate(*_t(values, low, high), len(values), T_OVER_SEEDS)
+
+
 def estimate(rows: pd.DataFrame, metric: str) -> Estimate:
     """The mean of `metric` over the rows (one model, one row per seed) with its 95% interval."""
     rows = _by_seed(rows)

@@ -1,0 +1,135 @@
+"""Every measured effect the verdicts use, as one tidy table (notebook 05; cptlib.study.verdicts judges it).
+
+    fx = effects(results)           # results: the tables of cptlib.study.experiments.all_results, by name
+    rec = recovery_by_size(results) # C5 / Q1: IF(CPT(base_v1)+Θr) / IF(instruct_v1) per size, every seed there is
+
+One row per (claim, quantity): the mean over every seed the study has for it, its 95% interval and how it was
+made (cptlib.study.stats), the number of seeds behind it, and the scale it is drawn on. The quantity names are the
+constants below; the verdicts, the figure and the tests read them from here, never retyped.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from cptlib.study import stats
+from cptlib.study.experiments import CPT_B, CPT_I, REST
+
+# Quantities (claim, name). The names are what the claims table and the figure print.
+C1_DROP = ("C1", "ΔIF = IF(instruct_v1) − IF(CPT(instruct_v1))")
+C1_GROWS = ("C1", "IF(CPT(instruct_v1)) final − first milestone")
+C2_DROP = ("C2", "Δ era-A = base_v1 − CPT(base_v1)")
+C3_IF = ("C3", "ΔIF vs instruct_v1")
+C3_IF_NAIVE = ("C3", "ΔIF vs CPT(instruct_v1)")
+C3_NEWS_KEPT = ("C3", "Δ era-B vs CPT(base_v1)")
+C3_NEWS_GAINED = ("C3", "Δ era-B vs instruct_v1")
+C4_A = ("C4", "(a) IF(base_v1+Θr(v2)) − IF(instruct_v1)")
+C4_B = ("C4", "(b) IF(base_v2+Θr(v1)) − IF(base_v2)")
+C4_B_SIZE = ("C4", "(b) IF(base_v2+Θr(v1)) − IF(instruct_v2)")
+C6_WALL = ("C6", "wall time SFT / add Θr")
+C6_FLOPS = ("C6", "FLOPs SFT / add Θr (by construction)")
+N1_OWN = ("N1", "own-family residual's IF gain")
+N1_OTHER = ("N1", "other family's residual's IF gain")
+COLUMNS = ["claim", "quantity", "mean", "lo", "hi", "n_seeds", "ci", "scale"]
+SCALES = ("Δ accuracy", "recovery (ratio)", "cost ratio")
+
+
+def recovery_quantity(size: str, n_params: int) -> tuple[str, str]:
+    return "C5", f"recovery {size} ({n_params:,} params)"
+
+
+def shift_quantity(corpus: str, shift_bpb: float) -> tuple[str, str]:
+    return "N2", f"ΔIF on {corpus.removesuffix('.jsonl')} (shift {shift_bpb:.2f} bpb)"
+
+
+def _point(value: float, n_seeds: int) -> stats.Estimate:
+    return stats.Estimate(value, math.nan, math.nan, n_seeds, "point")
+
+
+def _cells(tr: pd.DataFrame) -> pd.DataFrame:
+    """The transfer table with one label per (source, target) cell, for paired contrasts."""
+    return tr.assign(cell=tr.source + "→" + tr.target)
+
+
+def recovery_by_size(r: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per size: recovery IF(CPT(base_v1)+Θr) / IF(instruct_v1) with its paired 95% interval. The profile's main
+    size uses the recipes table (every training seed); the other sizes have their first seed only."""
+    rows = []
+    for size, g in r["sizes"].sort_values("n_params").groupby("size", sort=False):
+        every_seed = "recipes" in r and bool(g["main"].iloc[0])
+        table, key = (r["recipes"], "recipe") if every_seed else (g, "model")
+        est = stats.ratio(table, key, REST, "instruct_v1", "IF")
+        rows.append({"size": size, "n_params": int(g.n_params.iloc[0]), "mean": est.mean, "lo": est.lo,
+                     "hi": est.hi, "n_seeds": est.n_seeds, "method": est.method})
+    return pd.DataFrame(rows, columns=["size", "n_params", "mean", "lo", "hi", "n_seeds", "method"])
+
+
+def _cost_ratio(co: pd.DataFrame, column: str) -> stats.Estimate:
+    """SFT / add-Θr `column` per seed: the mean ratio with its Student-t interval over seeds."""
+    per_seed = co.pivot_table(index="seed", columns="step after CPT", values=column)
+    ratios = per_seed["SFT"] / per_seed["add Θr"]
+    if column == "flops":  # an exact count, the same for every seed
+        return _point(float(ratios.mean()), len(ratios))
+    return stats.over_seeds(ratios, 0.0, math.inf)
+
+
+def effects(r: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every effect a verdict uses: claim, quantity, mean, lo, hi (95% CI), n_seeds, ci (how), scale."""
+    rows = []
+
+    def add(quantity: tuple[str, str], est: stats.Estimate, scale: str = "Δ accuracy") -> None:
+        rows.append({"claim": quantity[0], "quantity": quantity[1], "mean": est.mean, "lo": est.lo, "hi": est.hi,
+                     "n_seeds": est.n_seeds, "ci": est.method, "scale": scale})
+
+    fg, final = r["forgetting"], r["forgetting"].tokens.max()
+    add(C1_DROP, stats.paired(fg[fg.tokens.isin([0, final])], "model", "instruct_v1", CPT_I, "IF"))
+    s0 = fg.seed.min()
+    cpt_i = fg[(fg.model == CPT_I) & (fg.seed == s0)]
+    first = cpt_i[cpt_i.tokens > 0].tokens.min()
+    if first != final:  # the horizon part of C1: the first seed is the one with every milestone
+        both = cpt_i[cpt_i.tokens.isin([first, final])]
+        add(C1_GROWS, stats.paired(both.assign(seed=s0), "tokens", final, first, "IF"))
+    end = fg[fg.tokens.isin([0, final])]
+    if (end.model == CPT_B).any():  # absent where the profile has no base model
+        add(C2_DROP, stats.paired(end, "model", "base_v1", CPT_B, "era_a"))
+    if "recipes" in r:
+        rc = r["recipes"]
+        add(C3_IF, stats.paired(rc, "recipe", REST, "instruct_v1", "IF"))
+        add(C3_IF_NAIVE, stats.paired(rc, "recipe", REST, CPT_I, "IF"))
+        if rc.era_b.notna().any():  # a real profile measures new knowledge only if it maps era_b to a task
+            add(C3_NEWS_KEPT, stats.paired(rc, "recipe", REST, CPT_B, "era_b"))
+            add(C3_NEWS_GAINED, stats.paired(rc, "recipe", REST, "instruct_v1", "era_b"))
+    if "transfer" in r:
+        tr = _cells(r["transfer"])
+        add(C4_A, stats.paired(tr, "cell", "v2→base_v1", "native→instruct_v1", "IF"))
+        add(C4_B, stats.paired(tr, "cell", "v1→base_v2", "none→base_v2", "IF"))
+        add(C4_B_SIZE, stats.paired(tr, "cell", "v1→base_v2", "native→instruct_v2", "IF"))
+    if "sizes" in r:
+        for row in recovery_by_size(r).itertuples():
+            add(recovery_quantity(row.size, row.n_params),
+                stats.Estimate(row.mean, row.lo, row.hi, row.n_seeds, row.method), "recovery (ratio)")
+    co = r.get("costs")
+    if co is not None and (co["step after CPT"] == "SFT").any():
+        add(C6_WALL, _cost_ratio(co, "wall_seconds"), "cost ratio")
+        add(C6_FLOPS, _cost_ratio(co, "flops"), "cost ratio")
+    if "transfer" in r:
+        add(N1_OWN, stats.paired(tr, "cell", "v1→CPT(base_v1)", "none→CPT(base_v1)", "IF"))
+        if (tr.source == "other_family").any():
+            add(N1_OTHER, stats.paired(tr, "cell", "other_family→CPT(base_v1)", "none→CPT(base_v1)", "IF"))
+    if "shift" in r:
+        sh = r["shift"][r["shift"].model == CPT_I].sort_values("shift_bpb")
+        inst = fg[(fg.model == "instruct_v1") & (fg.seed == s0)]
+        for row in sh.itertuples():
+            both = pd.concat([inst.assign(arm="instruct_v1"), sh[sh.corpus == row.corpus].assign(arm="cpt", seed=s0)])
+            add(shift_quantity(row.corpus, row.shift_bpb), stats.paired(both, "arm", "instruct_v1", "cpt", "IF"))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def get(fx: pd.DataFrame, quantity: tuple[str, str]) -> stats.Estimate | None:
+    """The estimate of one quantity from the effects table (None where it was not measured)."""
+    hit = fx[(fx.claim == quantity[0]) & (fx.quantity == quantity[1])]
+    if hit.empty:
+        return None
+    row = hit.iloc[0]
+    return stats.Estimate(float(row["mean"]), float(row.lo), float(row.hi), int(row.n_seeds), row.ci)

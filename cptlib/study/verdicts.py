@@ -1,0 +1,355 @@
+"""The claims' verdicts: one function per claim, its criterion as data, every verdict with the numbers it used.
+
+    fx = effects.effects(results)                        # the measured effects (cptlib.study.effects)
+    ctx = Context(fx, invalid=invalid_members(calib), n4=results.get("n4"), instruct_if=0.64)
+    v = c3(ctx)          # Verdict(claim="C3", outcome=Outcome.NOT, checks=(...), why="...", ...)
+    table = judge(ctx)   # every claim of CRITERIA, in order
+
+A verdict is *in kind* (the direction of the paper's claim, by CRITERIA[claim].rule) and *in size* (against the
+paper's number, SIZE). Each verdict carries its checks: the quantity, its estimate, the rule it had to meet and
+whether it did; the claims table, the effects figure and the report all render these objects, so they cannot
+disagree. A claim whose models miss their own calibration target (VALIDITY) is "not testable", not "not
+reproduced". Criteria changed after the results were first seen say so (Criterion.old) and the report lists them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+import numpy as np
+import pandas as pd
+
+from cptlib.study import effects as E
+from cptlib.study.criteria import CRITERIA, EFFECT, FACTOR, KEEP, KNOWS, SIZE, VALIDITY
+from cptlib.study.experiments import REST
+from cptlib.study.stats import Estimate
+
+class Outcome(str, Enum):
+    REPRODUCED = "reproduced"
+    PARTLY = "partly"
+    NOT = "not reproduced"
+    ANSWERED = "answered"  # an open question: the numbers are the answer
+    NOT_TESTABLE = "not testable"  # a model it needs misses its calibration, or too few sizes / corpora
+    NOT_RUN = "not run"
+
+
+@dataclass(frozen=True)
+class Check:
+    quantity: tuple[str, str]
+    estimate: Estimate
+    rule: str
+    passed: bool | None  # None: shown beside the verdict, not judged
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: str
+    outcome: Outcome
+    measured: str
+    why: str
+    in_size: str = "n/a (no number in the paper)"
+    checks: tuple[Check, ...] = ()
+    note: str = ""  # "1 seed", "testbed only", what is missing
+
+    @property
+    def label(self) -> str:
+        return self.outcome.value + (f" ({self.note})" if self.note else "")
+
+
+@dataclass
+class Context:
+    """What the verdicts read: the effects table and, where the profile has them, the rest."""
+    fx: pd.DataFrame
+    invalid: dict[str, list[str]] = field(default_factory=dict)  # ancestor -> its missed calibration targets
+    n4: pd.DataFrame | None = None
+    instruct_if: float = math.nan  # IF(instruct_v1), N4's reference
+    main_size: str = "small"  # the profile's own size (its members are base_v1, instruct_v1 in the calibration)
+    not_run: dict[str, tuple[str, str]] = field(default_factory=dict)  # claim -> (short note, why it was not run)
+    texts: dict[str, str] = field(default_factory=dict)  # claim -> the numbers of an open question (Q2, Q3, N3)
+
+
+def invalid_members(calibration: pd.DataFrame | None) -> dict[str, list[str]]:
+    """Each ancestor that misses one of its VALIDITY targets -> those targets, as text (a real profile: none)."""
+    if calibration is None or calibration.met.isna().all():
+        return {}
+    rows = calibration[calibration.metric.isin(VALIDITY) & ~calibration.model.str.startswith("cpt_")]
+    out: dict[str, list[str]] = {}
+    for row in rows[~rows.met.astype(bool)].itertuples():
+        out.setdefault(row.model, []).append(f"{row.metric} {row.value:.3f}, target {row.target}")
+    return out
+
+
+def _in_size(quantity: tuple[str, str], est: Estimate) -> str:
+    low, high, how = SIZE[quantity]
+    if how == "factor":
+        times = est.mean / low
+        ok = 1 / FACTOR <= times <= FACTOR
+        return f"{'yes' if ok else 'no'} ({times:,.0f}× the paper's)" if times >= 10 else \
+            f"{'yes' if ok else 'no'} ({times:.1f}× the paper's)"
+    ok = low - EFFECT <= est.mean <= high + EFFECT
+    return f"{'yes' if ok else 'no'} (paper {low:+.2f} to {high:+.2f})"
+
+
+def _grade(full: bool, part: bool) -> Outcome:
+    return Outcome.REPRODUCED if full else Outcome.PARTLY if part else Outcome.NOT
+
+
+def _seeds(*checks: Check) -> str:
+    """"1 seed" when every judged number rests on one seed (the verdict is indicative, not decided by seeds)."""
+    judged = [c for c in checks if c.passed is not None]
+    return "1 seed" if judged and all(c.estimate.n_seeds == 1 for c in judged) else ""
+
+
+def _gate(ctx: Context, claim: str, members: tuple[str, ...] | None = None) -> Verdict | None:
+    """The verdict a claim gets before its numbers are judged: not run, or not testable (a model it needs misses its
+    calibration); None where it can be judged."""
+    if claim in ctx.not_run:
+        note, why = ctx.not_run[claim]
+        return Verdict(claim, Outcome.NOT_RUN, why, why, "n/a (not run)", note=note)
+    missed = [f"{m}: {'; '.join(ctx.invalid[m])}" for m in (members or CRITERIA[claim].needs) if m in ctx.invalid]
+    if missed:
+        return Verdict(claim, Outcome.NOT_TESTABLE, "; ".join(missed), "a model it needs misses its own calibration "
+                       "target, so the test is not valid", note="model misses calibration")
+    return None
+
+
+ABSENT = "needs a model the profile declares absent (models: null), e.g. the base of a released instruct model"
+
+
+def _absent(claim: str) -> Verdict:
+    return Verdict(claim, Outcome.NOT_RUN, ABSENT, "a model it needs is absent", "n/a (not run)", note="model absent")
+
+
+def _check(ctx: Context, q: tuple[str, str], rule: str, test) -> Check | None:
+    est = E.get(ctx.fx, q)
+    return None if est is None else Check(q, est, rule, None if test is None else bool(test(est)))
+
+
+def _measured(*checks: Check) -> str:
+    return "; ".join(f"{c.quantity[1]} {c.estimate.text()}" for c in checks)
+
+
+def c1(ctx: Context) -> Verdict:
+    if (gated := _gate(ctx, "C1")) is not None:
+        return gated
+    d = _check(ctx, E.C1_DROP, "CI above 0 and Δ ≥ 0.05", lambda e: e.lo > 0 and e.mean >= EFFECT)
+    g = _check(ctx, E.C1_GROWS, "below 0 (more tokens, more forgetting)", lambda e: e.mean < 0)
+    grows = g is None or g.passed
+    out = _grade(d.passed and grows, d.estimate.mean > 0)
+    why = (f"CPT of instruct_v1 {'lowers' if d.estimate.mean > 0 else 'does not lower'} IF by {d.estimate.mean:+.3f}"
+           + ("" if g is None else f"; from the first milestone to the final budget IF moves {g.estimate.mean:+.3f}"))
+    checks = (d,) if g is None else (d, g)
+    return Verdict("C1", out, _measured(*checks), why, _in_size(E.C1_DROP, d.estimate), checks)
+
+
+def c2(ctx: Context) -> Verdict:
+    if (gated := _gate(ctx, "C2")) is not None:
+        return gated
+    d = _check(ctx, E.C2_DROP, "CI's upper end ≤ 0.05", lambda e: e.hi <= EFFECT)
+    if d is None:
+        return _absent("C2")
+    out = _grade(d.passed, d.estimate.mean <= EFFECT)
+    return Verdict("C2", out, _measured(d), f"CPT costs base_v1 {d.estimate.mean:+.3f} of era-A accuracy", checks=(d,))
+
+
+def c3(ctx: Context) -> Verdict:
+    if (gated := _gate(ctx, "C3")) is not None:
+        return gated
+    dif = _check(ctx, E.C3_IF, "≥ −0.05", lambda e: e.mean >= -EFFECT)
+    naive = _check(ctx, E.C3_IF_NAIVE, "≥ 0.05", lambda e: e.mean >= EFFECT)
+    kept = _check(ctx, E.C3_NEWS_KEPT, "≥ −0.05", lambda e: e.mean >= -EFFECT)
+    gained = _check(ctx, E.C3_NEWS_GAINED, "≥ 0.05", lambda e: e.mean >= EFFECT)
+    if dif is None:
+        return _absent("C3")
+    if kept is None:
+        return Verdict("C3", Outcome.NOT_TESTABLE, _measured(dif, naive), "no new-knowledge metric",
+                       _in_size(E.C3_IF, dif.estimate), (dif, naive), "no new-knowledge metric: map era_b in eval.metrics")
+    checks = (dif, naive, kept, gained)
+    out = _grade(dif.passed and kept.passed and gained.passed, naive.passed and kept.passed)
+    failed = [c.quantity[1] for c in checks if not c.passed]
+    why = "every check passes" if not failed else "fails: " + ", ".join(failed)
+    return Verdict("C3", out, _measured(*checks), why, _in_size(E.C3_IF, dif.estimate), checks)
+
+
+def c4(ctx: Context) -> Verdict:
+    if (gated := _gate(ctx, "C4")) is not None:
+        return gated
+    a = _check(ctx, E.C4_A, "mean ≥ 0 and CI's lower end > −0.05", lambda e: e.mean >= 0 and e.lo > -EFFECT)
+    b = _check(ctx, E.C4_B, "≥ 0.05 and CI's lower end > 0", lambda e: e.mean >= EFFECT and e.lo > 0)
+    b2 = _check(ctx, E.C4_B_SIZE, "(in size only)", None)
+    if a is None:
+        return _absent("C4")
+    out = _grade(a.passed and b.passed, a.passed or b.passed)
+    why = (f"(a) the v2 residual on base_v1 is {'at least as good as' if a.passed else 'not shown as good as'} "
+           f"instruct_v1; (b) the v1 residual {'improves' if b.passed else 'does not improve'} base_v2")
+    size = f"(a) {_in_size(E.C4_A, a.estimate)}; (b) {_in_size(E.C4_B_SIZE, b2.estimate)}"
+    return Verdict("C4", out, _measured(a, b, b2), why, size, (a, b, b2), _seeds(a, b))
+
+
+def c5(ctx: Context, claim: str = "C5") -> Verdict:
+    if (gated := _gate(ctx, claim, ())) is not None:
+        return gated
+    if not (ctx.fx.claim == "C5").any():
+        return _absent(claim)
+    shown, valid = [], []
+    for q in ctx.fx[ctx.fx.claim == "C5"].quantity:
+        size = q.removeprefix("recovery ").split(" (")[0]
+        members = ("base_v1", "instruct_v1") if size == ctx.main_size else (f"base_v1 ({size})", f"instruct_v1 ({size})")
+        missed = [m for m in members if m in ctx.invalid]
+        rule = f"not judged: {', '.join(missed)} misses calibration" if missed else "a valid size"
+        shown.append(Check(("C5", q), E.get(ctx.fx, ("C5", q)), rule, None))
+        valid += [] if missed else [shown[-1]]
+    text = "; ".join(f"{c.quantity[1].removeprefix('recovery ')} {c.estimate.text(signed=False, digits=2)}"
+                     + ("" if c in valid else f" [{c.rule}]") for c in shown)
+    if claim == "Q1":
+        return Verdict("Q1", Outcome.ANSWERED, f"recovery by size: {text}", "recovery by size is the answer",
+                       checks=tuple(shown))
+    if len(valid) < 3:
+        return Verdict("C5", Outcome.NOT_TESTABLE, f"recovery {text}", f"{len(valid)} size(s) meet their calibration; "
+                       "the trend needs 3", checks=tuple(shown), note=f"{len(valid)} valid size{'s' * (len(valid) != 1)}")
+    vals = [c.estimate.mean for c in valid]
+    mono = all(x <= y for x, y in zip(vals, vals[1:]))
+    out = _grade(mono and vals[-1] - vals[0] >= EFFECT, vals[0] < vals[-1])
+    return Verdict("C5", out, f"recovery {text}", f"recovery {'grows' if mono else 'does not grow'} with size",
+                   checks=tuple(shown))
+
+
+def c6(ctx: Context) -> Verdict:
+    if (gated := _gate(ctx, "C6")) is not None:
+        return gated
+    wall = _check(ctx, E.C6_WALL, "≥ 100", lambda e: e.mean >= 100)
+    flops = _check(ctx, E.C6_FLOPS, "(by construction; not judged)", None)
+    if wall is None:
+        return _absent("C6")
+    out = _grade(wall.passed, wall.estimate.mean >= 10)
+    measured = f"wall time SFT / add Θr = {wall.estimate.text(signed=False, digits=0)}; FLOPs ratio " \
+               f"{flops.estimate.mean:,.0f}× (by construction: 3 × the SFT tokens)"
+    return Verdict("C6", out, measured, f"adding Θr takes {wall.estimate.mean:,.0f}× less wall time than SFT",
+                   _in_size(E.C6_WALL, wall.estimate), (wall, flops))
+
+
+def n1(ctx: Context) -> Verdict:
+    if (gated := _gate(ctx, "N1")) is not None:
+        return gated
+    own, other = E.get(ctx.fx, E.N1_OWN), E.get(ctx.fx, E.N1_OTHER)
+    if own is None:
+        return _absent("N1")
+    if other is None:
+        return Verdict("N1", Outcome.NOT_RUN, f"own-family IF gain {own.text()}; no other family in the profile "
+                       "(models.other_family)", "no other family", "n/a (not run)")
+    low = Check(E.N1_OTHER, other, "< 0.05", other.mean < EFFECT)
+    gap = Check(E.N1_OWN, own, "above the other family's gain by ≥ 0.05", own.mean - other.mean >= EFFECT)
+    out = _grade(low.passed and gap.passed, gap.passed)
+    return Verdict("N1", out, f"IF gain other-family {other.text()} vs own {own.text()}",
+                   "the other family's residual " + ("does not transfer" if low.passed else "transfers"),
+                   checks=(low, gap), note=_seeds(low, gap))
+
+
+def n2(ctx: Context) -> Verdict:
+    if (gated := _gate(ctx, "N2")) is not None:
+        return gated
+    drops = [Check(("N2", q), E.get(ctx.fx, ("N2", q)), "shown", None) for q in ctx.fx[ctx.fx.claim == "N2"].quantity]
+    if not drops:
+        return _absent("N2")
+    text = "; ".join(f"{c.quantity[1]}: {c.estimate.text()}" for c in drops)
+    if len(drops) < 2:
+        return Verdict("N2", Outcome.NOT_TESTABLE, text, "one corpus", checks=tuple(drops), note="one corpus")
+    lo, hi = drops[0].estimate.mean, drops[-1].estimate.mean  # sorted by shift
+    out = _grade(hi - lo >= EFFECT, hi > lo)
+    one = all(c.estimate.n_seeds == 1 for c in drops)
+    return Verdict("N2", out, text, f"the larger shift forgets {hi - lo:+.3f} more", checks=tuple(drops),
+                   note="1 seed" if one else "")
+
+
+def n4_threshold(n4: pd.DataFrame, instruct_if: float, keep: float = KEEP) -> dict:
+    """N4's threshold from the grid: the largest drift ratio below which every cell keeps restored IF ≥ keep ×
+    instruct_if (nan if the smallest drift already fails), the smallest failing drift, and the drift where a
+    least-squares line of IF / instruct_if on log10(drift) crosses `keep` (nan if it does not fall)."""
+    rest = n4[n4.model == REST].sort_values("drift_ratio")
+    bound = keep * instruct_if
+    fails = rest[rest.IF < bound]
+    first_fail = float(fails.drift_ratio.min()) if len(fails) else math.inf
+    below = rest[rest.drift_ratio < first_fail]
+    x, y = np.log10(rest.drift_ratio.to_numpy(float)), rest.IF.to_numpy(float) / instruct_if
+    slope, intercept = np.polyfit(x, y, 1) if len(rest) >= 2 else (math.nan, math.nan)
+    crossing = 10 ** ((keep - intercept) / slope) if slope < 0 else math.nan
+    return {"bound": bound, "threshold": float(below.drift_ratio.max()) if len(below) else math.nan,
+            "first_fail": first_fail, "kept": int((rest.IF >= bound).sum()), "cells": len(rest),
+            "slope": float(slope), "intercept": float(intercept), "crossing": float(crossing)}
+
+
+def n4(ctx: Context) -> Verdict:
+    if (gated := _gate(ctx, "N4")) is not None:
+        return gated
+    if ctx.n4 is None:
+        return _absent("N4")
+    t = n4_threshold(ctx.n4, ctx.instruct_if)
+    head = (f"restored IF ≥ {t['bound']:.3f} (0.8 × instruct_v1's {ctx.instruct_if:.3f}) in {t['kept']} of {t['cells']} "
+            "cells; " + (f"every cell with drift ratio ≤ {t['threshold']:.3f} keeps it" if t["threshold"] == t["threshold"]
+                         else "the smallest drift already fails")
+            + (f", the first failing cell is at {t['first_fail']:.3f}" if t["first_fail"] < math.inf else ", none fails")
+            + (f"; the fitted line crosses 0.8 at drift {t['crossing']:.2f}" if t["crossing"] == t["crossing"] else
+               "; the fitted line does not fall below 0.8") + f" (slope {t['slope']:+.3f} per decade; 1 seed)")
+    return Verdict("N4", Outcome.ANSWERED, f"{head}. {regime(ctx.n4, ctx.instruct_if)}", "the map is the answer",
+                   note="1 seed")
+
+
+def regime(n4: pd.DataFrame, instruct_if: float, keep: float = KEEP, knows: float = KNOWS) -> str:
+    """N4 in one sentence: the cells where CPT(base)+Θr both follows instructions (IF ≥ keep × instruct_v1's) and
+    knows the news (era-B ≥ knows), and the cells where IF is lost."""
+    rest = n4[n4.model == REST]
+    follows = rest.IF >= keep * instruct_if
+    if rest.era_b.isna().all():  # a real profile without a new-knowledge metric: IF only
+        text = (f"Restored IF ≥ {keep:.0%} of instruct_v1's in {int(follows.sum())} of {len(rest)} budget × learning-rate "
+                f"cells" + (f", up to drift ratio {rest[follows].drift_ratio.max():.2f}" if follows.any() else ""))
+        return text + "; whether the news is learned is not measured (no era_b metric)."
+    works, broken = rest[follows & (rest.era_b >= knows)], rest[~follows]
+    cells = lambda t: ", ".join(f"{tok:,} tokens at lr {lr:g}" for tok, lr in zip(t.tokens, t.lr))  # noqa: E731
+    text = (f"The recipe works (restored IF ≥ {keep:.0%} of instruct_v1's and era-B accuracy ≥ {knows:.2f}) in "
+            f"{len(works)} of {len(rest)} budget × learning-rate cells")
+    text += (f", at drift ratios {works.drift_ratio.min():.2f}–{works.drift_ratio.max():.2f} ({cells(works)})"
+             if len(works) else "")
+    if len(broken):
+        text += (f"; restored IF falls below {keep:.0%} of instruct_v1's in {len(broken)} cells, at drift ratios "
+                 f"{broken.drift_ratio.min():.2f}–{broken.drift_ratio.max():.2f}")
+    else:
+        text += f"; restored IF never fell below {keep:.0%} of instruct_v1's (drift ratio up to {rest.drift_ratio.max():.2f})"
+    early = rest[follows & (rest.era_b < knows)]
+    if len(early):
+        text += f"; in {len(early)} cells IF is kept but the news is not yet learned (drift ≤ {early.drift_ratio.max():.2f})"
+    return text + "."
+
+
+def _open(claim: str):
+    def judge_open(ctx: Context) -> Verdict:
+        if claim not in ctx.texts:
+            return _gate(ctx, claim) or _absent(claim)
+        return _gate(ctx, claim) or Verdict(claim, Outcome.ANSWERED, ctx.texts[claim], "the numbers are the answer",
+                                            note="1 seed" if claim in ("Q3", "N3") else "")
+    return judge_open
+
+
+JUDGES = {"C1": c1, "C2": c2, "C3": c3, "C4": c4, "C5": c5, "C6": c6, "Q1": lambda ctx: c5(ctx, "Q1"),
+          "Q2": _open("Q2"), "Q3": _open("Q3"), "N1": n1, "N2": n2, "N3": _open("N3"), "N4": n4}
+
+
+def judge(ctx: Context) -> list[Verdict]:
+    """Every claim's verdict, in the order of CRITERIA. A claim that is not testable still shows its numbers (as
+    checks that are not judged), so the table and the figure hold every measured effect."""
+    out = []
+    for claim in CRITERIA:
+        v = JUDGES[claim](ctx)
+        shown = tuple(Check((claim, q), E.get(ctx.fx, (claim, q)), "not judged", None)
+                      for q in ctx.fx[ctx.fx.claim == claim].quantity)
+        if v.outcome is Outcome.NOT_TESTABLE and not v.checks and shown:
+            v = replace(v, measured=f"{_measured(*shown)} — not judged: {v.measured}", checks=shown)
+        out.append(v)
+    return out
+
+
+def table(verdicts: list[Verdict]) -> pd.DataFrame:
+    """The claims table: claim, paper, measured, in kind, in size, why, criterion."""
+    return pd.DataFrame([{"claim": v.claim, "paper (approx.)": CRITERIA[v.claim].paper,
+                          "measured (mean [95% CI], seeds)": v.measured, "in kind": v.label, "in size": v.in_size,
+                          "why": v.why, "criterion": CRITERIA[v.claim].rule} for v in verdicts])
