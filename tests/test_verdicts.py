@@ -10,6 +10,7 @@ import pytest
 
 from cptlib.study import effects as E
 from cptlib.study import report
+from cptlib.study import n4 as N4
 from cptlib.study import verdicts as V
 from cptlib.study.experiments import CPT_I, REST
 
@@ -164,7 +165,7 @@ def test_n4_threshold_is_the_largest_drift_below_the_first_failing_cell():
     n4 = pd.DataFrame({"model": [REST] * 5 + [CPT_I], "drift_ratio": [0.1, 0.2, 0.6, 0.9, 1.2, math.nan],
                        "IF": [0.64, 0.60, 0.50, 0.45, 0.52, 0.3], "era_b": [0.3, 0.4, 0.6, 0.7, 0.8, 0.8],
                        "tokens": [1, 2, 3, 4, 5, 5], "lr": [1e-4] * 6})
-    t = V.n4_threshold(n4, 0.64)
+    t = N4.n4_threshold(n4, 0.64)
     assert (t["bound"], t["threshold"], t["first_fail"], t["kept"], t["cells"]) == (pytest.approx(0.512), 0.2, 0.6, 3, 5)
     assert t["slope"] < 0 and 0.2 < t["crossing"] < 1.2
     v = V.n4(V.Context(fx({}), n4=n4, instruct_if=0.64))
@@ -223,7 +224,7 @@ def test_regime_sentence_names_working_broken_and_early_cells():
     n4 = pd.DataFrame({"model": [REST] * 4 + ["CPT(instruct_v1)"], "tokens": [1000, 2000, 1000, 2000, 2000],
                        "lr": [1e-4, 1e-4, 1e-3, 1e-3, 1e-3], "IF": [0.70, 0.66, 0.40, 0.20, 0.10],
                        "era_b": [0.50, 0.95, 0.97, 1.00, 0.90], "drift_ratio": [0.10, 0.30, 0.50, 0.90, float("nan")]})
-    text = V.regime(n4, 0.80)
+    text = N4.regime(n4, 0.80)
     assert "in 1 of 4 budget × learning-rate cells, at drift ratios 0.30–0.30 (2,000 tokens at lr 0.0001)" in text
     assert "restored IF falls below 80% of instruct_v1's in 2 cells, at drift ratios 0.50–0.90" in text
     assert "in 1 cells IF is kept but the news is not yet learned (drift ≤ 0.10)" in text
@@ -232,14 +233,14 @@ def test_regime_sentence_names_working_broken_and_early_cells():
 def test_regime_sentence_when_nothing_breaks():
     n4 = pd.DataFrame({"model": [REST], "tokens": [1000], "lr": [1e-4], "IF": [0.9], "era_b": [0.95],
                        "drift_ratio": [0.2]})
-    assert "never fell below 80% of instruct_v1's (drift ratio up to 0.20)" in V.regime(n4, 0.8)
+    assert "never fell below 80% of instruct_v1's (drift ratio up to 0.20)" in N4.regime(n4, 0.8)
 
 
 def test_regime_sentence_without_a_news_metric():
     """A real profile that maps no era_b task: the sentence is about IF only and says the news is not measured."""
     n4 = pd.DataFrame({"model": [REST] * 2, "tokens": [1000, 2000], "lr": [1e-5, 1e-5], "IF": [0.7, 0.3],
                        "era_b": [float("nan")] * 2, "drift_ratio": [0.1, 0.4]})
-    text = V.regime(n4, 0.8)
+    text = N4.regime(n4, 0.8)
     assert text == ("Restored IF ≥ 80% of instruct_v1's in 1 of 2 budget × learning-rate cells, up to drift ratio "
                     "0.10; whether the news is learned is not measured (no era_b metric).")
 

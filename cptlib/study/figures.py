@@ -16,7 +16,7 @@ import pandas as pd
 from cptlib.study import plots, stats
 from cptlib.study.criteria import KEEP
 from cptlib.study.experiments import CPT_I, REST
-from cptlib.study.verdicts import n4_threshold
+from cptlib.study.n4 import n4_threshold
 
 
 def _seeds(n: int) -> str:

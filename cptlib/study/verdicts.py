@@ -17,12 +17,11 @@ import math
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-import numpy as np
 import pandas as pd
 
 from cptlib.study import effects as E
-from cptlib.study.criteria import CRITERIA, EFFECT, FACTOR, KEEP, KNOWS, SIZE, VALIDITY
-from cptlib.study.experiments import REST
+from cptlib.study.criteria import CRITERIA, EFFECT, FACTOR, SIZE, VALIDITY
+from cptlib.study.n4 import n4_threshold, regime
 from cptlib.study.stats import Estimate
 
 class Outcome(str, Enum):
@@ -262,23 +261,6 @@ def n2(ctx: Context) -> Verdict:
                    note="1 seed" if one else "")
 
 
-def n4_threshold(n4: pd.DataFrame, instruct_if: float, keep: float = KEEP) -> dict:
-    """N4's threshold from the grid: the largest drift ratio below which every cell keeps restored IF ≥ keep ×
-    instruct_if (nan if the smallest drift already fails), the smallest failing drift, and the drift where a
-    least-squares line of IF / instruct_if on log10(drift) crosses `keep` (nan if it does not fall)."""
-    rest = n4[n4.model == REST].sort_values("drift_ratio")
-    bound = keep * instruct_if
-    fails = rest[rest.IF < bound]
-    first_fail = float(fails.drift_ratio.min()) if len(fails) else math.inf
-    below = rest[rest.drift_ratio < first_fail]
-    x, y = np.log10(rest.drift_ratio.to_numpy(float)), rest.IF.to_numpy(float) / instruct_if
-    slope, intercept = np.polyfit(x, y, 1) if len(rest) >= 2 else (math.nan, math.nan)
-    crossing = 10 ** ((keep - intercept) / slope) if slope < 0 else math.nan
-    return {"bound": bound, "threshold": float(below.drift_ratio.max()) if len(below) else math.nan,
-            "first_fail": first_fail, "kept": int((rest.IF >= bound).sum()), "cells": len(rest),
-            "slope": float(slope), "intercept": float(intercept), "crossing": float(crossing)}
-
-
 def n4(ctx: Context) -> Verdict:
     if (gated := _gate(ctx, "N4")) is not None:
         return gated
@@ -293,32 +275,6 @@ def n4(ctx: Context) -> Verdict:
                "; the fitted line does not fall below 0.8") + f" (slope {t['slope']:+.3f} per decade; 1 seed)")
     return Verdict("N4", Outcome.ANSWERED, f"{head}. {regime(ctx.n4, ctx.instruct_if)}", "the map is the answer",
                    note="1 seed")
-
-
-def regime(n4: pd.DataFrame, instruct_if: float, keep: float = KEEP, knows: float = KNOWS) -> str:
-    """N4 in one sentence: the cells where CPT(base)+Θr both follows instructions (IF ≥ keep × instruct_v1's) and
-    knows the news (era-B ≥ knows), and the cells where IF is lost."""
-    rest = n4[n4.model == REST]
-    follows = rest.IF >= keep * instruct_if
-    if rest.era_b.isna().all():  # a real profile without a new-knowledge metric: IF only
-        text = (f"Restored IF ≥ {keep:.0%} of instruct_v1's in {int(follows.sum())} of {len(rest)} budget × learning-rate "
-                f"cells" + (f", up to drift ratio {rest[follows].drift_ratio.max():.2f}" if follows.any() else ""))
-        return text + "; whether the news is learned is not measured (no era_b metric)."
-    works, broken = rest[follows & (rest.era_b >= knows)], rest[~follows]
-    cells = lambda t: ", ".join(f"{tok:,} tokens at lr {lr:g}" for tok, lr in zip(t.tokens, t.lr))  # noqa: E731
-    text = (f"The recipe works (restored IF ≥ {keep:.0%} of instruct_v1's and era-B accuracy ≥ {knows:.2f}) in "
-            f"{len(works)} of {len(rest)} budget × learning-rate cells")
-    text += (f", at drift ratios {works.drift_ratio.min():.2f}–{works.drift_ratio.max():.2f} ({cells(works)})"
-             if len(works) else "")
-    if len(broken):
-        text += (f"; restored IF falls below {keep:.0%} of instruct_v1's in {len(broken)} cells, at drift ratios "
-                 f"{broken.drift_ratio.min():.2f}–{broken.drift_ratio.max():.2f}")
-    else:
-        text += f"; restored IF never fell below {keep:.0%} of instruct_v1's (drift ratio up to {rest.drift_ratio.max():.2f})"
-    early = rest[follows & (rest.era_b < knows)]
-    if len(early):
-        text += f"; in {len(early)} cells IF is kept but the news is not yet learned (drift ≤ {early.drift_ratio.max():.2f})"
-    return text + "."
 
 
 def _open(claim: str):
