@@ -155,7 +155,8 @@ def test_n1_with_an_instruct_model_that_misses_its_calibration_is_not_testable()
 @pytest.mark.parametrize("drops, expected", [((0.28, 0.34), R), ((0.28, 0.30), P), ((0.30, 0.28), N)])
 def test_n2_more_shift_more_forgetting(drops, expected):
     values = {E.shift_quantity(f"c{i}.jsonl", 1.0 + i): (d, d - 0.05, d + 0.05, 1) for i, d in enumerate(drops)}
-    assert V.n2(ctx(values)).outcome == expected
+    v = V.n2(ctx(values))
+    assert v.outcome == expected and [c.passed for c in v.checks] == [None, expected == R]
     assert V.n2(ctx(dict(list(values.items())[:1]))).label == "not testable (one corpus)"
 
 

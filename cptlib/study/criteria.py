@@ -90,6 +90,9 @@ SIZE_RULE = (f"an effect the paper states as a number is within a factor {FACTOR
              f"2000×); one it states as about equal or a few points (C3 ΔIF 0 to +5 points; C4 (a) 0 to +5; C4 (b) −5 "
              f"to 0 points below the newer instruct model) lies in that range widened by {EFFECT:g}; claims the paper "
              "gives no number for are not judged in size.")
+NOT_TESTABLE_CHANGE = ("a claim whose models miss their own calibration target (VALIDITY) is not testable; its numbers are "
+                       "shown unjudged", "judged as any other claim (C5: 'not reproduced' on sizes whose bases miss "
+                       "their era-A target)")
 CALIBRATION_CHANGE = ("instruct models' IF target ≥ 0.60 and ≥ their base's + 0.40 (issue 30's re-anchoring on "
                       "real instruct models' IFEval: 0.77 Llama-3-8B-Instruct, 0.71 Qwen2.5-7B-Instruct); was ≥ 0.85")
 

@@ -21,7 +21,8 @@ import pandas as pd
 
 from cptlib.study import stats
 from cptlib.study import verdicts as V
-from cptlib.study.criteria import CALIBRATION_CHANGE, CRITERIA, EFFECT, FACTOR, SIZE, SIZE_RULE, changed_criteria
+from cptlib.study.criteria import (CALIBRATION_CHANGE, CRITERIA, EFFECT, FACTOR, NOT_TESTABLE_CHANGE, SIZE, SIZE_RULE,
+                                   changed_criteria)
 from cptlib.study.experiments import CPT_I, REST, TESTBED_ONLY, is_real
 from cptlib.study.plots import DPI, figures_dir, markdown
 
@@ -57,9 +58,11 @@ def _open_texts(r: dict[str, pd.DataFrame]) -> dict[str, str]:
 
 
 def verdicts_for(profile, r: dict[str, pd.DataFrame], fx: pd.DataFrame) -> list[V.Verdict]:
-    """Every claim's verdict for the profile's results; the calibration (notebook 00's table) gates validity."""
-    path = figures_dir(profile) / "calibration.csv"
-    calibration = pd.read_csv(path) if path.is_file() else None
+    """Every claim's verdict for the profile's results; the calibration (notebook 00's table, recomputed from the
+    cached evaluations in ~1 s rather than read from a file another run may have written) gates validity."""
+    from cptlib.study.experiments import calibration as calibrate, families
+
+    calibration = calibrate(profile, families(profile))
     not_run = {}  # claims a real profile cannot run by design; a claim whose model is absent says so itself
     if is_real(profile):
         not_run = {claim: ("testbed only", TESTBED_ONLY[part]) for claim, part in
@@ -76,9 +79,12 @@ def verdicts_for(profile, r: dict[str, pd.DataFrame], fx: pd.DataFrame) -> list[
 def effect_rows(fx: pd.DataFrame, verdicts: list[V.Verdict]) -> pd.DataFrame:
     """What the effects figure draws: every check of every verdict with its estimate, the rule, whether it passed,
     the claim's verdict and the paper's number (from SIZE) beside it."""
-    rows = []
+    rows, drawn = [], set()
     for v in verdicts:
         for c in v.checks:
+            if c.quantity[1] in drawn:  # Q1 restates C5's recoveries: drawn once
+                continue
+            drawn.add(c.quantity[1])
             scale = fx[(fx.claim == c.quantity[0]) & (fx.quantity == c.quantity[1])].scale
             low, high, _ = SIZE.get(c.quantity, (math.nan, math.nan, ""))
             e = c.estimate
@@ -240,7 +246,9 @@ def _sections(profile, verdicts: list[V.Verdict], run_times: dict[str, float], s
                 f"({', '.join(here['features']) or 'no listed features'}; PyTorch kernels {here['torch_kernels']})")
     summary = V.table(verdicts).drop(columns="criterion")
     changed = pd.DataFrame([{"claim": c, "rule now": now, "rule before": old} for c, now, old in changed_criteria()]
-                           + [{"claim": "calibration", "rule now": CALIBRATION_CHANGE.split("; was")[0],
+                           + [{"claim": "every claim", "rule now": NOT_TESTABLE_CHANGE[0],
+                               "rule before": NOT_TESTABLE_CHANGE[1]},
+                              {"claim": "calibration", "rule now": CALIBRATION_CHANGE.split("; was")[0],
                                "rule before": CALIBRATION_CHANGE.split("; was ")[1]}])
     n4 = next((v.measured for v in verdicts if v.claim == "N4"), "(no N4 result)")
     reused_note = "(05 is this notebook; its own time is recorded after it finishes.)"

@@ -196,7 +196,8 @@ def c5(ctx: Context, claim: str = "C5") -> Verdict:
         size = q.removeprefix("recovery ").split(" (")[0]
         members = ("base_v1", "instruct_v1") if size == ctx.main_size else (f"base_v1 ({size})", f"instruct_v1 ({size})")
         missed = [m for m in members if m in ctx.invalid]
-        rule = f"not judged: {', '.join(missed)} misses calibration" if missed else "a valid size"
+        rule = (f"not judged: {' and '.join(missed)} miss{'es' if len(missed) == 1 else ''} calibration" if missed
+                else "a valid size")
         shown.append(Check(("C5", q), E.get(ctx.fx, ("C5", q)), rule, None))
         valid += [] if missed else [shown[-1]]
     text = "; ".join(f"{c.quantity[1].removeprefix('recovery ')} {c.estimate.text(signed=False, digits=2)}"
@@ -256,8 +257,9 @@ def n2(ctx: Context) -> Verdict:
         return Verdict("N2", Outcome.NOT_TESTABLE, text, "one corpus", checks=tuple(drops), note="one corpus")
     lo, hi = drops[0].estimate.mean, drops[-1].estimate.mean  # sorted by shift
     out = _grade(hi - lo >= EFFECT, hi > lo)
+    largest = replace(drops[-1], rule=f"≥ the smallest shift's ΔIF + {EFFECT:g}", passed=hi - lo >= EFFECT)
     one = all(c.estimate.n_seeds == 1 for c in drops)
-    return Verdict("N2", out, text, f"the larger shift forgets {hi - lo:+.3f} more", checks=tuple(drops),
+    return Verdict("N2", out, text, f"the larger shift forgets {hi - lo:+.3f} more", checks=(*drops[:-1], largest),
                    note="1 seed" if one else "")
 
 
