@@ -56,7 +56,9 @@ def forgetting(curve: pd.DataFrame, panels: list[str], labels: dict[str, str]):
     plots.legend_below(fig, np.atleast_1d(axes)[0], ncol=4)
     fig.suptitle("Forgetting during CPT — mean and 95% CI (bootstrap over seeds × items): lines the first seed at "
                  f"every milestone" + (f", diamonds the final budget over {_seeds(n_final)}" if n_final > 1 else ""))
-    data = pd.concat([first.assign(seeds="first"), every.assign(seeds="every"), refs.assign(tokens=0, seeds="every")])
+    # With one seed the final budget's mean over every seed is the first seed's point: not listed twice.
+    data = pd.concat([first.assign(seeds="first")] + ([every.assign(seeds="every")] if n_final > 1 else [])
+                     + [refs.assign(tokens=0, seeds="every")])
     return fig, data
 
 
