@@ -14,6 +14,11 @@ PUNKT := .cache/nltk_data/tokenizers/punkt_tab/english/cptlib_source.txt
 SETUP := $(STAMP) $(PUNKT)
 
 export PYTHONUNBUFFERED := 1
+# Jupyter's own state (kernel connection files, JupyterLab's workspaces and settings) stays in the project too;
+# the project's kernel is registered inside .venv (ipykernel --sys-prefix), which Jupyter searches regardless.
+export JUPYTER_RUNTIME_DIR := $(CURDIR)/.cache/jupyter/runtime
+export JUPYTER_DATA_DIR := $(CURDIR)/.cache/jupyter/data
+export JUPYTER_CONFIG_DIR := $(CURDIR)/.cache/jupyter/config
 # Where stages and executed notebooks go (cptlib.paths reads the same variable).
 BUILD_ROOT := $(or $(CPTLIB_BUILD_DIR),build)
 
@@ -49,8 +54,16 @@ NB_SRC := $(or $(CPTLIB_NOTEBOOKS_DIR),notebooks)
 PARAMS := params/$(PROFILE).yaml
 # The profile's file and those it extends (`extends: <name>` lines, followed to the root), not every params file:
 # a new, unrelated profile leaves the others' notebooks up to date.
-extends_chain = $(if $(wildcard params/$(1).yaml),params/$(1).yaml $(call extends_chain,$(shell sed -n 's/^extends: *\([A-Za-z0-9_.-]*\).*/\1/p' params/$(1).yaml)))
-PROFILE_FILES := $(call extends_chain,$(PROFILE))
+# Resolved by cptlib.config, the code the CLI uses (a cycle or a missing parent: one message, before any rule runs);
+# before the first set-up there is no interpreter for it, and every notebook is built anyway.
+ifneq ($(wildcard $(PY)),)
+PROFILE_FILES := $(shell $(PY) -m cptlib.config '$(PROFILE)' 2>&1)
+ifeq ($(firstword $(PROFILE_FILES)),error:)
+$(error make: PROFILE=$(PROFILE): $(wordlist 2,999,$(PROFILE_FILES)))
+endif
+else
+PROFILE_FILES := $(wildcard params/$(PROFILE).yaml)
+endif
 # The notebooks call cptlib, and the testbed profiles start from their released ancestors: any of them changing
 # reruns the notebooks (quickly: trained models and evaluations are cached by content).
 SOURCES := $(PROFILE_FILES) $(wildcard cptlib/*.py cptlib/*/*.py cptlib/evaluation/tasks/*/*) \

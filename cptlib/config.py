@@ -419,21 +419,45 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def resolve(source: str | Path, _seen: tuple[Path, ...] = ()) -> tuple[dict, Path]:
+def _profile_path(source: str | Path) -> Path:
+    return (Path(source) if str(source).endswith((".yaml", ".yml")) else paths.params_file(str(source))).resolve()
+
+
+def _chain(source: str | Path) -> list[tuple[Path, dict]]:
+    """The profile's file and those it `extends`, child first, each with its YAML: a cycle or a missing parent is
+    one error that names the child."""
+    chain: list[tuple[Path, dict]] = []
+    while source is not None:
+        path = _profile_path(source)
+        if any(path == p for p, _ in chain):
+            raise ConfigError(f"{path}: 'extends' forms a cycle: {' -> '.join(p.stem for p in (*[p for p, _ in chain], path))}")
+        if chain and not path.is_file():
+            known = sorted(p.stem for p in paths.PARAMS_DIR.glob("*.yaml"))
+            raise ConfigError(f"{chain[-1][0]}: extends {source!r}, but profile file {path} does not exist; known "
+                              f"profiles: {known}")
+        data = _read_yaml(path)
+        chain.append((path, data))
+        source = data.get("extends")
+    return chain
+
+
+def profile_files(source: str | Path) -> list[Path]:
+    """The files a profile is made of (itself, then what it extends): what `make` reruns the notebooks for."""
+    return [path for path, _ in _chain(source)]
+
+
+def resolve(source: str | Path) -> tuple[dict, Path]:
     """The raw profile dict with `extends` applied, and the file it came from."""
-    path = Path(source) if str(source).endswith((".yaml", ".yml")) else paths.params_file(str(source))
-    path = path.resolve()
-    if path in _seen:
-        raise ConfigError(f"{path}: 'extends' forms a cycle: {' -> '.join(p.stem for p in (*_seen, path))}")
-    data = _read_yaml(path)
-    parent = data.pop("extends", None)
-    data.setdefault("name", path.stem)
-    if parent is not None:
-        base, _ = resolve(parent, (*_seen, path))
-        base.pop("name", None)
-        base.pop("description", None)
-        data = _merge(base, data)
-    return data, path
+    chain = _chain(source)
+    data: dict = {}
+    for depth, (path, raw) in enumerate(reversed(chain)):  # the root first, each child's keys over its parent's
+        own = {k: v for k, v in raw.items() if k != "extends"}
+        own.setdefault("name", path.stem)
+        if depth:
+            data.pop("name", None)
+            data.pop("description", None)
+        data = _merge(data, own)
+    return data, chain[0][0]
 
 
 def _explain(err: ValidationError, path: Path) -> str:
@@ -519,3 +543,16 @@ def load_with_overrides(source: str | Path, overrides: dict[str, Any] | None = N
 def stable_dict(section: BaseModel) -> dict:
     """The JSON-ready dict of a section, for hashing and manifests."""
     return section.model_dump(mode="json")
+
+
+if __name__ == "__main__":  # `python -m cptlib.config <profile>`: its files, for the Makefile (one line, or one error)
+    import sys
+
+    if not _profile_path(sys.argv[1]).is_file():  # the Makefile's own rule names a missing profile and the fix
+        sys.exit(0)
+    try:
+        print(" ".join(str(p.relative_to(paths.REPO_ROOT)) if p.is_relative_to(paths.REPO_ROOT) else str(p)
+                       for p in profile_files(sys.argv[1])))
+    except ConfigError as err:
+        print(f"error: {err}")
+        sys.exit(2)

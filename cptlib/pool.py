@@ -188,7 +188,7 @@ def _serve(threads: int) -> None:
     while True:
         try:
             call = _receive(requests)
-        except EOFError:
+        except (EOFError, KeyboardInterrupt):  # stdin closed, or an idle worker interrupted with its notebook's kernel
             return
         except Exception:  # noqa: BLE001 -- e.g. a call whose function cannot be imported here
             _send(answers, ("error", traceback.format_exc()))

@@ -87,6 +87,8 @@ def test_overrides_are_validated_and_name_their_own_run():
     with pytest.raises(NotebookError, match=r"profile keys extends, world .*-p profile <name>"):
         notebooks.configure("default", namespace={"extends": "default", "world": {"n_people": 3}, "model": "a loop var"})
     assert notebooks.configure("default", namespace={"model": "a loop variable of a later cell"}).name == "default"
+    with pytest.raises(NotebookError, match="received the profile keys train_seeds as parameters"):
+        notebooks.configure("smoke", namespace={"train_seeds": [1, 2]})  # papermill -f with top-level keys only
 
 
 @pytest.fixture
@@ -126,6 +128,23 @@ def test_every_notebook_runs_under_smoke(smoke_study):
         nb = nbformat.read(path, as_version=4)
         assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
     assert set(notebooks.run_times("smoke")) == set(NOTEBOOKS)
+
+
+@pytest.mark.slow
+def test_every_figure_is_shown_where_it_is_drawn_and_no_cell_writes_to_stderr(smoke_study):
+    """Each cell that saves a figure shows it (an image/png output, in the executed notebook as in JupyterLab), and
+    a clean run prints no warning or traceback (no stderr stream): counted per executed notebook."""
+    shown = {}
+    for path in smoke_study:
+        nb = nbformat.read(path, as_version=4)
+        cells = [c for c in nb.cells if c.cell_type == "code"]
+        drawing = [c for c in cells if "save_figure(" in c.source]
+        images = [c for c in drawing if any("image/png" in o.get("data", {}) for o in c.outputs)]
+        stderr = [o.get("text", "")[:200] for c in cells for o in c.outputs if o.get("name") == "stderr"]
+        assert stderr == [], (path.name, stderr)
+        shown[path.stem] = (len(images), len(drawing))
+    assert all(n == total for n, total in shown.values()), shown
+    assert sum(n for n, _ in shown.values()) >= 9, shown  # forgetting, n4, recipes, costs, transfer, ablations, ...
 
 
 @pytest.mark.slow

@@ -34,6 +34,25 @@ def test_make_names_a_missing_profile_before_any_notebook_rule(tmp_path):
         assert not (tmp_path / "build").exists()
 
 
+def test_make_names_a_profile_chain_that_forms_a_cycle_in_one_line(tmp_path):
+    """A profile that extends itself through another used to crash make (exit 139, its recursive chain); now
+    cptlib.config resolves the chain for make as for the CLI, and make stops with its message."""
+    import subprocess
+
+    a, b = paths.PARAMS_DIR / "zz_cycle_a.yaml", paths.PARAMS_DIR / "zz_cycle_b.yaml"
+    try:
+        a.write_text("extends: zz_cycle_b\n")
+        b.write_text("extends: zz_cycle_a\n")
+        proc = subprocess.run(["make", "-C", str(paths.REPO_ROOT), "reproduce", "PROFILE=zz_cycle_a",
+                               f"CPTLIB_BUILD_DIR={tmp_path / 'build'}"], capture_output=True, text=True, timeout=60)
+    finally:
+        a.unlink(missing_ok=True)
+        b.unlink(missing_ok=True)
+    assert proc.returncode == 2
+    assert "'extends' forms a cycle: zz_cycle_a -> zz_cycle_b -> zz_cycle_a" in proc.stderr, proc.stderr
+    assert not (tmp_path / "build").exists()
+
+
 def test_a_new_unrelated_profile_leaves_the_others_notebooks_up_to_date():
     """A notebook depends on its profile's extends chain (smoke -> default), not on every params file."""
     import subprocess

@@ -174,6 +174,13 @@ def test_n4_threshold_is_the_largest_drift_below_the_first_failing_cell():
     assert v.label == "answered (1 seed)"
 
 
+def test_n4_threshold_without_a_reference_fits_no_line():
+    """A smoke model that follows nothing (instruct IF 0): every cell keeps 0 ≥ 0, and no line is fitted."""
+    n4 = pd.DataFrame({"model": [REST] * 3, "drift_ratio": [0.0, 0.1, 0.2], "IF": [0.0] * 3, "era_b": [0.3] * 3})
+    t = N4.n4_threshold(n4, 0.0)
+    assert (t["kept"], t["threshold"]) == (3, 0.2) and math.isnan(t["slope"]) and math.isnan(t["crossing"])
+
+
 def test_a_claim_needing_a_model_that_misses_calibration_is_not_testable_and_names_it():
     v = V.c1(ctx({E.C1_DROP: (0.2, 0.1, 0.3)}, invalid={"instruct_v1": ["IF prompt-level strict 0.500"]}))
     assert v.label == "not testable (model misses calibration)" and "instruct_v1: IF prompt-level strict 0.500" in v.measured

@@ -1,10 +1,11 @@
-"""The figures of notebooks 01 and 04 whose data mix seeds: each a function that returns (Figure, plotted data).
+"""The study's figures, one function each, returning (Figure, the data it plots); notebooks call them and show `fig`.
 
     fig, data = forgetting(curve, PANELS, LABELS)
-    plots.save_figure(fig, "forgetting", data, cfg, caption)   # PNG/PDF/CSV/JSON; the notebook cell shows `fig`
+    plots.save_figure(fig, "forgetting", data, cfg, caption)   # PNG/PDF/CSV/JSON; the notebook cell returns `fig`
 
 A number from fewer seeds is never joined into a line with more-seed points: the milestone curves are the first
 seed's (the one seed with every milestone), the final budget over every seed is a separate marker beside them.
+The claims figure lives with the verdicts it draws (cptlib.study.report.claims_figure).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def _seeds(n: int) -> str:
     return f"{n} seed{'s' if n != 1 else ''}"
 
 
+@plots.styled
 def forgetting(curve: pd.DataFrame, panels: list[str], labels: dict[str, str]):
     """Metric vs new CPT tokens (log x): one line per model over the first seed's milestones, the final budget's
     mean over every seed as a separate diamond, the models before CPT as dashed references with their CI band.
@@ -62,6 +64,7 @@ def forgetting(curve: pd.DataFrame, panels: list[str], labels: dict[str, str]):
     return fig, data
 
 
+@plots.styled
 def n4_map(n4: pd.DataFrame, instruct_if: float, panels: list[str], labels: dict[str, str]):
     """N4: heatmaps of the restored model's IF (framed: meets N4's criterion) and news accuracy over CPT budget ×
     learning rate, and restored IF against the drift ratio with N4's threshold and fitted line (first seed)."""
@@ -103,6 +106,7 @@ def n4_map(n4: pd.DataFrame, instruct_if: float, panels: list[str], labels: dict
     return fig, n4
 
 
+@plots.styled
 def sizes(sz: pd.DataFrame, recovery: pd.DataFrame, invalid: dict[str, list[str]], main_size: str,
           labels: dict[str, str]):
     """Q1 / C5: IF of each model by size (first seed), and recovery by size with every seed there is; a size whose
@@ -128,3 +132,123 @@ def sizes(sz: pd.DataFrame, recovery: pd.DataFrame, invalid: dict[str, list[str]
     plots.legend_below(fig, axes[0], ncol=4)
     fig.suptitle("Model size — 95% CI over seeds × items", fontsize=10)
     return fig, sz
+
+
+@plots.styled
+def recipes(summary: pd.DataFrame, panels: list[str], labels: dict[str, str], tokens: int):
+    """C3: grouped bars of every recipe's metrics at the final budget, mean and 95% CI, seeds in the legend."""
+    fig, ax = plots.new_figure(width=9, height=4.0)
+    width = 0.8 / len(summary)
+    for i, r in enumerate(summary.itertuples()):
+        xs = np.arange(len(panels)) + (i - (len(summary) - 1) / 2) * width
+        row = summary.iloc[[i]]
+        ax.bar(xs, [getattr(r, m) for m in panels], width, yerr=np.hstack([stats.yerr(row, m) for m in panels]),
+               label=f"{r.recipe} ({_seeds(r.n_seeds)})", color=plots.COLORS.get(r.recipe))
+    ax.set_xticks(range(len(panels)), [labels[m].replace(" (", "\n(") for m in panels], fontsize=7)
+    ax.set_ylabel("accuracy (fraction)"); ax.set_ylim(0, 1.05)
+    ax.set_title(f"Recipes after {tokens:,} CPT tokens — mean and 95% CI (bootstrap over seeds × items)")
+    plots.legend_below(fig, ax, ncol=3)
+    return fig, summary
+
+
+@plots.styled
+def costs(cost: pd.DataFrame, n_seeds: int):
+    """C6: FLOPs and wall time of each recipe's step after CPT (log scale), mean over seeds."""
+    shown = cost[cost.flops > 0]
+    fig, axes = plots.new_figure(2, width=8, height=3.2)
+    for ax, col, label in zip(axes, ["flops", "wall_seconds"], ["FLOPs after CPT (log scale)", "wall time after CPT (s, log scale)"]):
+        bars = ax.bar(shown.recipe, shown[col], color=[plots.COLORS[r] for r in shown.recipe])
+        ax.bar_label(bars, labels=[plots._compact(v) if col == "flops" else f"{v:.3g} s" for v in shown[col]], fontsize=7)
+        plots.log_axis(ax, label, axis="y"); ax.tick_params(axis="x", labelsize=7); ax.margins(y=0.2)
+    fig.suptitle(f"Cost of each recipe after CPT (mean over {_seeds(n_seeds)})", fontsize=10)
+    return fig, shown
+
+
+@plots.styled
+def transfer(cells: pd.DataFrame, tr: pd.DataFrame, labels: dict[str, str]):
+    """C4, N1: heatmap of target + residual IF (source × target, with CI and seeds), and the same as points beside
+    each target without a residual and the released instruct models."""
+    grid = cells.pivot_table(index="source", columns="target", values="IF", sort=False)
+    lo, hi, n = (cells.pivot_table(index="source", columns="target", values=v, sort=False).reindex_like(grid)
+                 for v in ("IF_lo", "IF_hi", "n_seeds"))
+    fig, axes = plots.new_figure(2, width=11, height=4.2)
+    im = axes[0].imshow(grid.values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    axes[0].set_xticks(range(grid.shape[1]), grid.columns, rotation=20)
+    axes[0].set_yticks(range(grid.shape[0]), [f"Θr({s})" for s in grid.index])
+    texts = [[f"{grid.values[i, j]:.2f}\n[{lo.values[i, j]:.2f}, {hi.values[i, j]:.2f}]\n{_seeds(int(n.values[i, j]))}"
+              for j in range(grid.shape[1])] for i in range(grid.shape[0])]
+    plots.heatmap_labels(axes[0], grid.values, texts, fontsize=7)
+    axes[0].set_xlabel("target model"); axes[0].set_ylabel("residual source"); axes[0].grid(False)
+    axes[0].set_title("IF of target + residual (mean [95% CI])", fontsize=9)
+    fig.colorbar(im, ax=axes[0], label=labels["IF"], shrink=0.8)
+    ax, targets = axes[1], list(grid.columns)
+    sources = list(cells.source.unique())
+    for k, (src, g) in enumerate(cells.groupby("source", sort=False)):
+        xs = [targets.index(t) + (k - (len(sources) - 1) / 2) * 0.18 for t in g.target]
+        ax.errorbar(xs, g.IF, yerr=stats.yerr(g, "IF"), marker="o", ls="", label=f"target + Θr({src})")
+    baseline = tr[tr.source == "none"].groupby("target", sort=False).IF.mean()
+    ax.scatter([targets.index(t) for t in baseline.index], baseline.values, marker="_", s=400, color="k", lw=2,
+               label="target without a residual", zorder=3)
+    native = tr[tr.source == "native"].groupby("target", sort=False).IF.mean()
+    for (tgt, v), ls in zip(native.items(), ["--", "-."]):
+        ax.axhline(v, ls=ls, lw=1, color=plots.COLORS.get(tgt, "#999999"), label=f"{tgt} (released instruct model)")
+    ax.set_xticks(range(len(targets)), targets, fontsize=7); ax.set_xlabel("target model")
+    plots.fraction_axis(ax, labels["IF"]); ax.set_title("residual transfer (mean and 95% CI)", fontsize=9)
+    plots.legend_below(fig, ax, ncol=3)
+    return fig, cells
+
+
+@plots.styled
+def ablations(ab: pd.DataFrame, panels: list[str], labels: dict[str, str], second: str):
+    """Q3, N3, α and rank on CPT(base_v1) at the final budget (first seed; 95% CI over items)."""
+    fig, axes = plots.new_figure(2, width=10, height=7.2, nrows=2)
+    a = ab[ab.ablation == "alpha"]
+    for m in panels:
+        axes[0].errorbar(a.value, a[m], yerr=stats.yerr(a, m), marker="o", label=labels[m])
+    axes[0].axvline(1.0, ls=":", lw=1, color="#999999", label="α = 1 (the paper's recipe)")
+    axes[0].set_xlabel("residual scale α (θ_cpt + α·Θr)"); axes[0].set_title("α sweep", fontsize=9)
+    for ax, kind, title in zip(axes[1:3], ["merge", "modules"], ["merge method (Q3)", "residual restricted to modules (N3)"]):
+        g = ab[ab.ablation == kind]
+        xs = np.arange(len(g))
+        ax.bar(xs - 0.2, g.IF, 0.4, yerr=stats.yerr(g, "IF"), color="C0")
+        ax.bar(xs + 0.2, g[second], 0.4, yerr=stats.yerr(g, second), color="C3" if second == "era_b" else "C2")
+        ax.set_xticks(xs, g.setting, rotation=30, fontsize=7); ax.set_title(title, fontsize=9)
+    r = ab[ab.ablation == "rank"]
+    axes[3].errorbar(r.residual_mb, r.IF, yerr=stats.yerr(r, "IF"), marker="o", color="C0")
+    for _, row in r.iterrows():
+        axes[3].annotate(row.setting, (row.residual_mb, row.IF), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    plots.log_axis(axes[3], "residual size on disk (MB, log scale)"); axes[3].set_title("low-rank residual (IF)", fontsize=9)
+    for ax in axes:
+        plots.fraction_axis(ax)
+    plots.legend_below(fig, axes[0], ncol=3)
+    fig.suptitle("Ablations on CPT(base_v1) at the final budget (first seed; error bars: 95% CI over items); bars: "
+                 f"IF (blue) and {labels[second]}", fontsize=10)
+    return fig, ab
+
+
+@plots.styled
+def shift(shift_table: pd.DataFrame, instruct_if: float, labels: dict[str, str]):
+    """N2: IF after CPT on each corpus against the corpus' shift (first seed; 95% CI over items)."""
+    by = stats.summarize(shift_table, ["corpus", "shift_bpb", "model"], ["IF"])
+    fig, ax = plots.new_figure(width=5.5, height=3.8)
+    for model, g in by.groupby("model", sort=False):
+        ax.errorbar(g.shift_bpb, g.IF, yerr=stats.yerr(g, "IF"), marker="o", label=model, color=plots.COLORS.get(model))
+        for _, row in g.iterrows():
+            ax.annotate(row.corpus.removesuffix(".jsonl"), (row.shift_bpb, row.IF), fontsize=7, xytext=(4, 4),
+                        textcoords="offset points")
+    ax.axhline(instruct_if, ls="--", lw=1, color=plots.COLORS["instruct_v1"], label="instruct_v1 (before CPT)")
+    ax.set_xlabel("shift: base_v1 bits per byte on the corpus' era"); plots.fraction_axis(ax, labels["IF"])
+    ax.set_title("Data shift vs forgetting (first seed; 95% CI over items)", fontsize=9)
+    plots.legend_below(fig, ax, ncol=2)
+    return fig, shift_table
+
+
+@plots.styled
+def residual_norms(norms: pd.DataFrame):
+    """N3: ‖Θr‖/‖θ_base‖ per layer and per module."""
+    fig, axes = plots.new_figure(2, width=10, height=3.4)
+    for ax, level in zip(axes, ["layer", "module"]):
+        g = norms[norms.level == level]
+        ax.bar(g.group, g.relative); ax.tick_params(axis="x", rotation=60, labelsize=6)
+        ax.set_ylabel("‖Θr‖ / ‖θ_base‖ (ratio)"); ax.set_xlabel(level)
+    return fig, norms

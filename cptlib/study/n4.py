@@ -23,9 +23,12 @@ def n4_threshold(n4: pd.DataFrame, instruct_if: float, keep: float = KEEP) -> di
     fails = rest[rest.IF < bound]
     first_fail = float(fails.drift_ratio.min()) if len(fails) else math.inf
     below = rest[rest.drift_ratio < first_fail]
-    x, y = np.log10(rest.drift_ratio.to_numpy(float)), rest.IF.to_numpy(float) / instruct_if
-    slope, intercept = np.polyfit(x, y, 1) if len(rest) >= 2 else (math.nan, math.nan)
-    crossing = 10 ** ((keep - intercept) / slope) if slope < 0 else math.nan
+    fit = rest[rest.drift_ratio > 0]
+    slope = intercept = crossing = math.nan
+    # The line needs a reference to divide by and two distinct drifts (a smoke model may follow nothing: IF 0).
+    if instruct_if > 0 and fit.drift_ratio.nunique() >= 2:
+        slope, intercept = np.polyfit(np.log10(fit.drift_ratio.to_numpy(float)), fit.IF.to_numpy(float) / instruct_if, 1)
+        crossing = 10 ** ((keep - intercept) / slope) if slope < 0 else math.nan
     return {"bound": bound, "threshold": float(below.drift_ratio.max()) if len(below) else math.nan,
             "first_fail": first_fail, "kept": int((rest.IF >= bound).sum()), "cells": len(rest),
             "slope": float(slope), "intercept": float(intercept), "crossing": float(crossing)}

@@ -87,9 +87,11 @@ def configure(profile: str, overrides: dict | None = None, run_name: str | None 
     """The setup cell's call: the notebook's parameters resolved to a validated profile. `namespace` (the
     notebook's globals) is checked for a profile's keys injected by `papermill -f params/<p>.yaml`."""
     namespace = namespace or {}
-    # A profile file's sections arrive as dicts (a loop variable such as `model` in a later cell is not one).
+    # A profile file's sections arrive as dicts, its top-level values (train_seeds: [1, 2], world_seed: 3) as lists
+    # and numbers; a string is injected only under a name no section has (a loop variable `model` is not one).
     injected = sorted(k for k in set(namespace) & ({"extends"} | set(Profile.model_fields))
-                      if k == "extends" or isinstance(namespace[k], dict))
+                      if isinstance(namespace[k], (dict, list, int, float))
+                      or (isinstance(namespace[k], str) and k in ("extends", "name", "description")))
     if injected:
         raise NotebookError(f"this notebook received the profile keys {', '.join(injected)} as parameters (papermill "
                             "-f params/<profile>.yaml?). Its parameters are profile, overrides and run_name: run "
@@ -105,7 +107,21 @@ def configure(profile: str, overrides: dict | None = None, run_name: str | None 
     stats.use_profile(cfg)  # intervals read each metric's per-item scores from the task the profile maps it to
     if namespace:  # the notebook's kernel: its exit, which the runner waits for, skips the last collection
         skip_final_collection()
+        _show_figures()
     return cfg
+
+
+def _show_figures() -> None:
+    """A figure a cell returns is shown inline (JupyterLab and the executed notebook), when there is a kernel."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "kernel"):
+        from cptlib.study.plots import show_inline
+
+        show_inline(shell)
 
 
 def check_kernel(kernel: str) -> None:

@@ -17,14 +17,12 @@ import subprocess
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; notebooks still display the returned figure inline
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from cptlib import paths  # noqa: E402
-from cptlib.config import Profile  # noqa: E402
-from cptlib.provenance import code_version, library_versions  # noqa: E402
+from cptlib import paths
+from cptlib.config import Profile
+from cptlib.provenance import code_version, library_versions
 
 DPI = 200
 TESTBED = "Synthetic testbed (tiny LLaMA models on a generated world), not the paper's 8B models."
@@ -87,11 +85,37 @@ def figures_dir(profile: Profile | str) -> Path:
 _noted: set[str] = set()
 
 
+def style():
+    """The study's matplotlib style as a context (no global rcParams change): figure functions draw and save
+    inside it."""
+    return matplotlib.rc_context(STYLE)
+
+
+def styled(draw):
+    """Decorate a figure function so that it draws in the study's style."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with style():
+            return draw(*args, **kwargs)
+    return wrapper
+
+
+def show_inline(shell) -> None:
+    """In a Jupyter kernel (`shell`: its IPython shell), display a Figure a cell returns as a PNG in the study's style
+    (the study draws plain Figures, which pyplot's inline backend would not show). Called by the notebooks' setup."""
+    from IPython.core.pylabtools import select_figure_formats
+
+    select_figure_formats(shell, {"png"}, dpi=100)
+
+
 def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.0, nrows: int = 1):
-    """A figure in the study's style: one Axes, a row of them, or (nrows > 1) a grid, flattened."""
-    plt.rcParams.update(STYLE)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), layout="constrained")
-    return (fig, axes.ravel()) if nrows > 1 else (fig, axes)
+    """A figure (a plain Figure, not pyplot's: a notebook shows it once, where its cell returns it) with one Axes, a
+    row of them, or (nrows > 1) a grid, flattened. Call it inside `style()` or a @styled function."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    if nrows > 1:
+        return fig, axes.ravel()
+    return fig, axes[0, 0] if ncols == 1 else axes[0]
 
 
 def fraction_axis(ax, label: str = "accuracy (fraction)") -> None:
@@ -193,9 +217,11 @@ def save_figure(fig, name: str, data: pd.DataFrame, profile: Profile, caption: s
     # The caption goes into the report and the .json beside the figure; the image names only what it is of.
     fig.text(1.0, 0.0, f"cptlib · profile {profile.name} · {'synthetic testbed' if profile.models is None else 'real models'}",
              ha="right", va="top", fontsize=6, color="#777777", transform=fig.transFigure)
-    _atomic(out / f"{name}.png", lambda p: fig.savefig(p, format="png", dpi=DPI, metadata={"Software": None}))
-    _atomic(out / f"{name}.pdf", lambda p: fig.savefig(p, format="pdf", metadata={"CreationDate": None,
-                                                                                  "Creator": None, "Producer": None}))
+    with style():
+        _atomic(out / f"{name}.png", lambda p: fig.savefig(p, format="png", dpi=DPI, bbox_inches="tight",
+                                                          metadata={"Software": None}))
+        _atomic(out / f"{name}.pdf", lambda p: fig.savefig(p, format="pdf", bbox_inches="tight", metadata={
+            "CreationDate": None, "Creator": None, "Producer": None}))
     _atomic(out / f"{name}.csv", lambda p: data.to_csv(p, index=False))
     record = provenance_record(profile, figure=name, caption=caption, columns=list(data.columns))
     _atomic(out / f"{name}.json", lambda p: p.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n"))

@@ -24,7 +24,7 @@ from cptlib.study import verdicts as V
 from cptlib.study.criteria import (CALIBRATION_CHANGE, CRITERIA, EFFECT, FACTOR, NOT_TESTABLE_CHANGE, SIZE, SIZE_RULE,
                                    changed_criteria)
 from cptlib.study.experiments import CPT_I, REST, TESTBED_ONLY, is_real
-from cptlib.study.plots import DPI, figures_dir, markdown
+from cptlib.study.plots import DPI, figures_dir, markdown, styled
 
 # Colour of an effect in the figure: whether the check that uses it passed (None: shown beside, not judged).
 CHECK_COLORS = {True: "#1b9e77", False: "#d95f02", None: "#377eb8"}
@@ -100,6 +100,7 @@ def _tick(row) -> str:
     return f"{row.claim} [{row.verdict}]  {row.quantity}  ({seeds})"
 
 
+@styled
 def claims_figure(rows: pd.DataFrame):
     """The claims at a glance (a forest plot): every effect a verdict uses with its 95% interval, coloured by
     whether it meets its rule, the paper's number or range beside it; one panel per scale."""

@@ -132,10 +132,11 @@ def drift(model: Path) -> float:
 
 
 def result_settings(model: Path, data: Path, wanted: EvalSettings) -> EvalSettings:
-    """The settings to read `model`'s scores under: a finished evaluation that holds every task `wanted` asks for
-    (the full suite first, as notebook 00 leaves for the ancestors and the two calibration CPT models, then
-    STUDY_TASKS), else `wanted` itself (to be evaluated)."""
-    for candidate in dict.fromkeys([replace(wanted, tasks=None), replace(wanted, tasks=STUDY_TASKS), wanted]):
+    """The settings to read `model`'s scores under: `wanted` if its evaluation is finished, else a finished one that
+    holds every task `wanted` asks for (the full suite, as notebook 00 leaves for the ancestors and the two
+    calibration CPT models, then STUDY_TASKS), else `wanted` itself (to be evaluated). The exact one first, so a
+    table names the same evaluation whatever else (a pilot, a test) has been evaluated since."""
+    for candidate in dict.fromkeys([wanted, replace(wanted, tasks=None), replace(wanted, tasks=STUDY_TASKS)]):
         if candidate.covers(wanted) and is_finished(stage_dir("eval", evaluation_spec(model, data, candidate))):
             return candidate
     return wanted
@@ -162,5 +163,9 @@ def scores(models: dict[str, Path], data: Path, processes: int = 1,
         hit = tidy[(tidy.task == task) & (tidy.metric == metric)].set_index("model")["value"]
         wide[short] = hit
     out = pd.DataFrame(wide).reindex(list(models))[list(METRICS)]
+    for label in models:  # a wider evaluation's other metrics are not reported: the table is what was asked for
+        asked = wanted[label].tasks
+        if asked is not None:
+            out.loc[label, [m for m, (task, _) in METRICS.items() if task not in asked]] = float("nan")
     out["eval"] = [results[label].name for label in models]  # the result's stage: its per-item scores, its provenance
     return out
