@@ -25,7 +25,7 @@ BUILD_ROOT := $(or $(CPTLIB_BUILD_DIR),build)
 .PHONY: help setup reproduce cost family ancestors notebooks-check lab smoke test bench clean clean-partial
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 	@echo "  PROFILE=$(PROFILE) (params/<profile>.yaml)"
 
 setup: $(SETUP)  ## create .venv, install pinned dependencies, register the Jupyter kernel, provision data
