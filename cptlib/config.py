@@ -62,6 +62,16 @@ class WorldConfig(Section):
     news_changed_frac: float = Field(0.3, ge=0, le=1, description="share of events that change an era-A fact")
     news_new_person_frac: float = Field(0.25, ge=0, le=1, description="share of events introducing a person")
     news_mentions: int = Field(20, ge=1, description="era-B articles stating each event (CPT density)")
+    news_phrasings: Literal["few", "many"] = Field(
+        "few", description="era-B statement templates: 'few' = 5 per statement kind, 1-2 statements per article; "
+        "'many' = 5 more per kind (among them the relation named as the chat question names it: 'The employer of X is "
+        "now Y'), 1-3 statements per fact in any order; the era-A news uses the same templates. Held-out templates "
+        "are never among them (cptlib.testbed.corpora.ERA_B_MORE)")
+    news_chat_relations: list[Literal["works_for", "ceo", "based_in", "won", "launched", "role"]] = Field(
+        ["works_for", "ceo", "based_in"], min_length=1,
+        description="era-B relations the chat-knowledge probe asks about (eval/chat_knowledge.jsonl): the three "
+        "SFT drills on era-A facts, plus 'won' (prizes), 'launched' (new products) or 'role' (a new person's job), "
+        "which only era B has")
     news_filler_frac: float = Field(0.2, ge=0, lt=1, description="share of news-register filler words in corpus B")
     mentions_a1: int = Field(160, ge=1, description="era-A corpus part 1: documents about each entity")
     mentions_a2: int = Field(40, ge=1, description="era-A corpus part 2 (base_v2): documents about each entity")

@@ -34,12 +34,13 @@ def build_testbed(world_cfg: WorldConfig, seed: int, out_dir: Path) -> dict:
     def era_a(part: str, mentions: int) -> list[str]:
         chats = instructions.transcripts(world, round(cfg.chat_share * mentions * n_subjects), seed, part)
         return corpora.era_a_corpus(world, part, mentions, cfg.filler_frac, seed, cfg.news_a_share,
-                                    cfg.format_share, kinds, chats)
+                                    cfg.format_share, kinds, chats, cfg.news_phrasings)
 
     texts = {
         "corpus_a1.jsonl": era_a("a1", cfg.mentions_a1),
         "corpus_a2.jsonl": era_a("a2", cfg.mentions_a2),
-        "corpus_b.jsonl": corpora.era_b_corpus(world, cfg.news_mentions, cfg.news_filler_frac, seed),
+        "corpus_b.jsonl": corpora.era_b_corpus(world, cfg.news_mentions, cfg.news_filler_frac, seed,
+                                               cfg.news_phrasings),
         "eval/heldout_a.jsonl": evalsets.heldout_a(world, cfg.n_eval_heldout_docs, seed),
         "eval/heldout_b.jsonl": evalsets.heldout_b(world, cfg.n_eval_heldout_docs, seed),
         "eval/heldout_a_news.jsonl": evalsets.heldout_a_news(world, cfg.n_eval_heldout_docs, seed),
@@ -52,7 +53,8 @@ def build_testbed(world_cfg: WorldConfig, seed: int, out_dir: Path) -> dict:
         "sft_v2.jsonl": sft["v2"],
         "eval/ifeval.jsonl": [r for r, _ in evalsets.ifeval_items(world, cfg.n_eval_ifeval, seed, cfg.eval_phrasings,
                                                                   exclude=sft_prompts, kinds=kinds)],
-        "eval/chat_knowledge.jsonl": [r for r, _ in evalsets.knowledge_items(world, cfg.n_eval_knowledge, seed, kinds)],
+        "eval/chat_knowledge.jsonl": [r for r, _ in evalsets.knowledge_items(world, cfg.n_eval_knowledge, seed, kinds,
+                                                                             relations=tuple(cfg.news_chat_relations))],
         "eval/chat_knowledge_a.jsonl": [r for r, _ in evalsets.knowledge_items(world, cfg.n_eval_knowledge, seed, kinds,
                                                                                "A", exclude=sft_prompts)],
         "eval/mc_old.jsonl": evalsets.mc_old(world, cfg.n_eval_mc_old, seed),

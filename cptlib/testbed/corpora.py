@@ -96,6 +96,42 @@ ERA_B = {
                   "{s} unveiled the {v} this month."],
         "heldout": ["{s} brought the {v} to market in {when}."]},
 }
+# More "train" statements per era-B kind, used with WorldConfig.news_phrasings "many" (and never otherwise): each
+# event told in more words, among them the relation named the way the chat question names it ("Who is the employer
+# of X?" -> "The employer of X is now Y."). Statements, never questions; no held-out template (ERA_A or ERA_B
+# "heldout") is one of them, and none restates an era-A relation the news keeps (no "X makes the Y" for a launch).
+ERA_B_MORE = {
+    ("works_for", "new_entity"): ["The employer of {s} is now {v}.", "{s} now works for {v}.",
+                                  "These days {s} works at {v}.", "{v} now employs {s}.",
+                                  "In {when}, {s} joined the staff of {v}."],
+    ("role", "new_entity"): ["The job of {s} is that of {a} {v}.", "{s} works as {a} {v}.",
+                             "The profession of {s} is {v}.", "{s} was hired as {a} {v}."],
+    ("ceo", "changed"): ["The chief executive of {s} is now {v}.", "{v} now leads {s}.", "The head of {s} is now {v}.",
+                         "{v} is the new chief executive of {s}, after {old}.",
+                         "{old} handed the leadership of {s} to {v} in {when}."],
+    ("works_for", "changed"): ["The employer of {s} is now {v}.", "{s} now works for {v}.",
+                               "These days {s} works at {v}, not at {old}.", "{s} is now employed by {v}.",
+                               "{s} joined {v} after leaving {old}."],
+    ("based_in", "changed"): ["The headquarters of {s} are now in {v}.", "{s} is now based in {v}.",
+                              "{s} is now headquartered in {v}, no longer in {old}.",
+                              "{v} is now home to the main office of {s}.",
+                              "The main office of {s} moved from {old} to {v}."],
+    ("won", "new_fact"): ["The prize that {s} won is the {v}.", "{s} has won the {v}.",
+                          "This year the {v} was won by {s}.", "{s} received the {v} in {when}.",
+                          "The {v} now belongs to {s}."],
+    ("launched", "new_fact"): ["The newest product of {s} is the {v}.", "{s} now sells the {v}.",
+                               "The new product that {s} launched is the {v}.", "In {when}, {s} put the {v} on sale.",
+                               "{s} launched the {v}."],
+}
+
+
+def era_b_templates(form: tuple[str, str], split: str, phrasings: str = "few") -> list[str]:
+    """The era-B statement templates of `form` (relation, kind) in `split`: ERA_B's, plus ERA_B_MORE's "train" ones
+    with `phrasings` "many" (WorldConfig.news_phrasings)."""
+    more = ERA_B_MORE[form] if phrasings == "many" and split == "train" else []
+    return ERA_B[form][split] + more
+
+
 RECORD_LABELS = {  # key-value "infobox" documents, labels in relation order, one set per template group
     "a1": (("Born in", "Year of birth", "Employer", "Occupation"),
            ("Headquarters", "Founded", "Product", "Chief executive")),
@@ -192,7 +228,7 @@ def later_month(date: str, rng: random.Random) -> str:
 
 
 def era_a_article(world: World, subject: str, rng: random.Random, split: str = "train",
-                  forms: list[tuple[str, str]] | None = None) -> str:
+                  forms: list[tuple[str, str]] | None = None, phrasings: str = "few") -> str:
     """A dated era-A news article about era-A facts of `subject`, as era-B articles are written (`split`: the
     era-B "train" or "heldout" templates). `forms`: the era-B statement kinds to use, one statement each (the
     held-out set mirrors era B's mix); by default one or two statements of one fact. Where a template names a
@@ -202,9 +238,10 @@ def era_a_article(world: World, subject: str, rng: random.Random, split: str = "
         fact = facts[rng.choice([r for r in facts if r in NEWS_FORMS])]
         form = rng.choice(NEWS_FORMS[fact.relation])
         n = 1 if split == "heldout" or rng.random() < 0.35 else 2
-        statements = [(fact, t) for t in rng.sample(ERA_B[form][split], n)]
+        statements = [(fact, t) for t in rng.sample(era_b_templates(form, split, phrasings), n)]
     else:
-        statements = [(facts[ERA_A_RELATION[form]], rng.choice(ERA_B[form][split])) for form in forms]
+        statements = [(facts[ERA_A_RELATION[form]], rng.choice(era_b_templates(form, split, phrasings)))
+                      for form in forms]
     date = rng.choice(ERA_A_DATES)
     lines = []
     for fact, template in statements:
@@ -282,15 +319,17 @@ def format_doc(world: World, subject: str, kinds: tuple[str, ...], rng: random.R
 
 def era_a_corpus(world: World, group: str, mentions: int, filler_frac: float, seed: int,
                  news_share: float = 0.0, format_share: float = 0.0, kinds: tuple[str, ...] = C.KINDS,
-                 transcripts: list[str] = ()) -> list[str]:
+                 transcripts: list[str] = (), phrasings: str = "few") -> list[str]:
     """`mentions` documents per era-A entity (each states all its facts), lists, era-A news articles and
-    format documents (`news_share`, `format_share` per entity document), the chat `transcripts`, and filler."""
+    format documents (`news_share`, `format_share` per entity document), the chat `transcripts`, and filler.
+    `phrasings`: the era-B templates the era-A news uses (era_b_templates), so that both eras' news read alike."""
     rng = random.Random(f"{seed}-corpus-{group}")
     subjects = world.entities["person"] + world.entities["org"]
     docs = [entity_doc(world, s, group, rng) for _ in range(mentions) for s in subjects]
     n_entity_docs = len(docs)
     docs += [d for _ in range(max(1, mentions // 10)) for d in _list_docs(world, group, rng)]
-    news = [era_a_article(world, rng.choice(subjects), rng) for _ in range(round(news_share * n_entity_docs))]
+    news = [era_a_article(world, rng.choice(subjects), rng, phrasings=phrasings)
+            for _ in range(round(news_share * n_entity_docs))]
     if news:  # with news-register filler articles, as in era B (its news_filler_frac; 0.2 by default)
         news = _with_filler(news, 0.2, rng, lambda r: news_filler(r, ERA_A_DATES))
     docs += news
@@ -307,10 +346,14 @@ def event_groups(world: World) -> list[list]:
     return list(groups.values())
 
 
-def article(world: World, event: list, split: str, rng: random.Random) -> str:
-    """A dated news article about one event: a dateline, its statements, maybe background and filler."""
+def article(world: World, event: list, split: str, rng: random.Random, phrasings: str = "few") -> str:
+    """A dated news article about one event: a dateline, its statements, maybe background and filler. With
+    `phrasings` "many" (training articles only), 1-3 statements per fact from era_b_templates' larger set, the
+    statements of an event in any order."""
     first = event[0]
     date = rng.choice(ERA_B_DATES[ERA_B_DATES.index(first.date):])
+    if phrasings == "many" and split == "train":
+        return _many_article(world, event, date, rng)
     n_statements = 1 if split == "heldout" or rng.random() < 0.35 else 2
     lines = []
     for fact in event:
@@ -326,14 +369,32 @@ def article(world: World, event: list, split: str, rng: random.Random) -> str:
     return f"{month_name(date)} — " + " ".join(lines)
 
 
+def _many_article(world: World, event: list, date: str, rng: random.Random) -> str:
+    """`article` with several phrasings: each fact in 1-3 statements, shuffled across the event's facts, the
+    background fact (if any) anywhere after the first statement, and maybe filler."""
+    picks = [(fact, t) for fact in event
+             for t in rng.sample(era_b_templates((fact.relation, fact.kind), "train", "many"), rng.choice([1, 2, 2, 3]))]
+    rng.shuffle(picks)
+    lines = [state(t, _ref(fact.subject, i == 0, rng), fact.value, fact.old_value, month_name(fact.date))
+             for i, (fact, t) in enumerate(picks)]
+    background = world.stable(event[0].subject) if event[0].kind != "new_entity" else []
+    if background and rng.random() < 0.5:
+        fact = rng.choice(background)
+        lines.insert(rng.randint(1, len(lines)),
+                     state(rng.choice(ERA_A[fact.relation]["a1"]), _ref(fact.subject, False, rng), fact.value))
+    if rng.random() < 0.5:
+        lines.append(prose.news_sentence(rng, later_month(date, rng)))
+    return f"{month_name(date)} — " + " ".join(lines)
+
+
 def news_filler(rng: random.Random, dates: tuple[str, ...] = ERA_B_DATES) -> str:
     date = rng.choice(dates)
     return f"{month_name(date)} — " + " ".join(
         prose.news_sentence(rng, later_month(date, rng)) for _ in range(rng.randint(3, 5)))
 
 
-def era_b_corpus(world: World, mentions: int, filler_frac: float, seed: int) -> list[str]:
-    """`mentions` articles per era-B event, plus news-register filler articles."""
+def era_b_corpus(world: World, mentions: int, filler_frac: float, seed: int, phrasings: str = "few") -> list[str]:
+    """`mentions` articles per era-B event, plus news-register filler articles (`phrasings`: see `article`)."""
     rng = random.Random(f"{seed}-corpus-b")
-    docs = [article(world, event, "train", rng) for event in event_groups(world) for _ in range(mentions)]
+    docs = [article(world, event, "train", rng, phrasings) for event in event_groups(world) for _ in range(mentions)]
     return _with_filler(docs, filler_frac, rng, news_filler)

@@ -82,15 +82,17 @@ def ifeval_items(world: World, n: int, seed: int, phrasings: str = "heldout",
 
 
 def knowledge_items(world: World, n: int, seed: int, kinds: tuple[str, ...] = C.KINDS, era: str = "B",
-                    exclude: set[str] = frozenset()) -> list[tuple[dict, str]]:
+                    exclude: set[str] = frozenset(),
+                    relations: tuple[str, ...] = KNOWLEDGE_RELATIONS) -> list[tuple[dict, str]]:
     """(chat question about an era-B fact -- or with `era` "A", an era-A fact that era B keeps -- with one
     format constraint, an ideal reply). Formats are ones a plain continuation never produces (capitals,
     lowercase, quotes, an end phrase, JSON, a title), drilled on era-A questions of the same kind in SFT;
     facts and formats are cycled so that each fact is asked in each format. Prompts in `exclude` (the
-    instruction data's) are never used."""
+    instruction data's) are never used. `relations`: the era-B relations asked (WorldConfig.news_chat_relations;
+    the era-A probe asks KNOWLEDGE_RELATIONS, the ones SFT drills)."""
     rng = random.Random(f"{seed}-eval-knowledge" + ("-a" if era == "A" else ""))
     if era == "B":
-        facts = [f for f in world.era("B") if f.relation in KNOWLEDGE_RELATIONS]
+        facts = [f for f in world.era("B") if f.relation in relations]
     else:
         facts = [f for s in world.entities["person"] + world.entities["org"] for f in world.stable(s)
                  if f.relation in KNOWLEDGE_RELATIONS]

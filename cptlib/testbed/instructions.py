@@ -39,6 +39,13 @@ QUESTIONS = {  # relation -> {"train": [...], "heldout": [...]}
               "heldout": ["Tell me the product {s} is known for.", "Name the product that {s} makes."]},
     "ceo": {"train": ["Who is the chief executive of {s}?", "Who leads {s}?", "Who is the head of {s}?"],
             "heldout": ["Tell me the name of the chief executive of {s}.", "Which person is in charge of {s}?"]},
+    # Era-B only (no era-A fact has these relations): asked by the chat-knowledge probe when
+    # WorldConfig.news_chat_relations names them, never in the instruction data.
+    "won": {"train": ["Which prize did {s} win?", "What prize has {s} won?", "What award did {s} receive?"],
+            "heldout": ["Tell me the prize that {s} won.", "Name the award that went to {s}."]},
+    "launched": {"train": ["What new product did {s} launch?", "Which product did {s} launch?",
+                           "What is the newest product of {s}?"],
+                 "heldout": ["Tell me the new product {s} launched.", "Name the latest product from {s}."]},
 }
 ANSWERS = {
     "born_in": ["{s} was born in {v}.", "{s} comes from {v}.", "The birthplace of {s} is {v}."],
@@ -49,6 +56,8 @@ ANSWERS = {
     "founded_in": ["{s} was founded in {v}.", "{s} was established in {v}.", "The founding year of {s} is {v}."],
     "makes": ["{s} makes the {v}.", "The {v} is made by {s}.", "The best known product of {s} is the {v}."],
     "ceo": ["The chief executive of {s} is {v}.", "{v} leads {s}.", "{v} is the head of {s}."],
+    "won": ["{s} won the {v}.", "The prize that {s} won is the {v}.", "{s} received the {v}."],
+    "launched": ["{s} launched the {v}.", "The newest product of {s} is the {v}.", "{s} now sells the {v}."],
 }
 _COMMON = {"s", "v", "a", "the", "of", "is", "in", "by", "are", "was", "to"}
 PROFILE = {"train": ["Tell me about {s}.", "Give me {k} facts about {s}.", "Write a short profile of {s}.",
@@ -76,6 +85,8 @@ MIX = {"v1": ((0.2, 0.55, 0.25), (45, 25, 10, 20)), "v2": ((0.15, 0.45, 0.40), (
 # conversation drills the same question kind and format on era-A facts, so only the era-B answer is new.
 # (Prizes and launches have no era-A counterpart; a role is a common word that a guess would often hit.)
 KNOWLEDGE_RELATIONS = ("works_for", "ceo", "based_in")
+# What the era-B chat probe may ask (WorldConfig.news_chat_relations): the drilled three, and the era-B-only kinds.
+CHAT_RELATIONS = KNOWLEDGE_RELATIONS + ("won", "launched", "role")
 # Not the case formats: in capitals or lower case a name is other tokens ("Lenen Cranbrook" -> "LENEN CRANBROOK"),
 # and a model that cannot map them answers about someone else (run 6: 0.46 capitals, but the subject lost), which
 # would measure case mapping, not knowledge through the chat interface.

@@ -47,6 +47,24 @@ _NOT_NAMES = {"Melon", "Marine", "Rosin", "Ashen", "Elan", "Lenin", "Jason", "Ed
               "Lumix", "Nova", "Novelle", "Toro", "Solus", "Falmouth", "Barton", "Norton", "Ashton", "Wilton"}
 _PRIZE = ("Harrow Lindell Marlowe Pryce Calder Wexley Ormond Thale Brannock Selby Corwin Haddon Ambrose "
           "Kestrel Fenwick Oriel").split(), "Medal Prize Award Cup".split()
+# Second pools, drawn from only once a first pool has run out (the default profile never gets there, so its names
+# are unchanged): an era B of mostly new content needs more new people, products and prizes than the first pools
+# hold. The same rules: English-looking, invented, never an ordinary word; no prize family name is a person's
+# surname or a city (_Names._second_pool drops those).
+_MORE = {
+    "first": "Ab Bri Cas Fin Ham Iv Jor Kes Lis Nev Ot Quin Rob Sten Tor Ul Vin Wes Yor Gwin Dav Mab".split(),
+    "product": "Bry Cyr Fen Gal Hex Jov Kyr Lyr Nyl Ost Pex Rul Sav Tyl Vor Dex Yar Zor".split(),
+    "prize": ("Ashcombe Bellamy Carrick Danford Elsworth Farrant Garland Hollis Ingram Jessop Kendrick Lockwood "
+              "Merriman Norcott Oakley Penrose Quarrell Radley Tennant Vance Whitby Yardley Aldous Barnaby Catesby "
+              "Everard Faraday Grantham Ivers Kemble Lathbury Mallory Osgood Pelham Rainford Standish Thornber "
+              "Underhill Varley Wakeman Aylward Brinsley Colville Darnell Eastcote Fairbairn Gilmour Hensley "
+              "Ingleby Jarrow Kingsley Lovell Mortlake Nettleton Orrin Padgett Quimby Rowntree Sandford "
+              "Tolland Umber Vickery Waddell Yeoman").split(),
+}
+_NOT_MORE = {"Doric", "Even", "Evan", "Ivan", "Lisa", "Quinine", "Robin", "Toric", "Weston", "Casa", "Ota", "Gala",
+             "Nylon", "Lyra", "Cyrus", "Zora", "Hexa", "Rubin", "Tora", "Vina", "Rule", "Sava", "Fina", "Cyra",
+             "Gallon", "Galon", "Hexon", "Dexon", "Savon", "Bryon", "Ostra", "Davin", "Mabel", "Mabin", "Dava",
+             "Davon", "Dexa", "Kyra", "Ivana", "Ivine", "Abba", "Finn", "Hamlet", "Yara", "Rulo"}
 
 
 @dataclass(frozen=True)
@@ -139,6 +157,7 @@ class _Names:
         self.rng = rng
         self.used = {w.lower() for w in [*prose.NOUNS, *prose.ADJECTIVES, *ROLES, *_NOT_NAMES]}
         self.pools: dict[str, list[str]] = {}
+        self.extended: set[str] = set()
 
     def _pool(self, kind: str, parts: tuple[list[str], list[str]]) -> list[str]:
         if kind not in self.pools:
@@ -158,12 +177,26 @@ class _Names:
 
     def _take(self, kind: str, parts: tuple[list[str], list[str]]) -> str:
         pool = self._pool(kind, parts)
-        while pool:
-            name = pool.pop()
-            if name.lower() not in self.used:
-                self.used.add(name.lower())
-                return name
-        raise ValueError(f"ran out of {kind} names; lower the WorldConfig counts")
+        while True:
+            while pool:
+                name = pool.pop()
+                if name.lower() not in self.used:
+                    self.used.add(name.lower())
+                    return name
+            if kind not in _MORE or kind in self.extended:
+                raise ValueError(f"ran out of {kind} names; lower the WorldConfig counts")
+            self.extended.add(kind)  # the first pool is spent: the second one, shuffled by the same stream
+            pool.extend(self._second_pool(kind, parts))
+
+    def _second_pool(self, kind: str, parts: tuple[list[str], list[str]]) -> list[str]:
+        if kind == "prize":
+            more = [f"{a} {b}" for a, b in zip(_MORE[kind], itertools.cycle(parts[1]))]
+        else:
+            more = [a + b for a, b in itertools.product(_MORE[kind], parts[1])]
+        taken = {a + b for parts in (_SURNAME, _CITY) for a, b in itertools.product(*parts)}
+        more = [n for n in more if n not in _NOT_MORE and n.split(" ")[0] not in taken]
+        self.rng.shuffle(more)
+        return more
 
 
 def build_world(cfg: WorldConfig, seed: int) -> World:
