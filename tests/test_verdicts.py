@@ -45,6 +45,12 @@ def test_c1(drop, grows, expected):
     assert V.c1(ctx({E.C1_DROP: drop, E.C1_GROWS: grows})).outcome == expected
 
 
+def test_c1_on_one_seed_says_so():
+    """A released model CPT'd once (SmolLM2): the verdict is marked as resting on one seed."""
+    v = V.c1(ctx({E.C1_DROP: (0.09, 0.01, 0.17, 1), E.C1_GROWS: (-0.09, -0.17, -0.01, 1)}))
+    assert v.label == "reproduced (1 seed)"
+
+
 def test_c1_in_size_is_within_a_factor_3_of_5_7_points():
     """0.171 = 3.0 × 0.057: yes; 0.218 = 3.8×: no."""
     assert V.c1(ctx({E.C1_DROP: (0.171, 0.1, 0.25)})).in_size == "yes (3.0× the paper's)"

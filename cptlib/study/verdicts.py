@@ -139,7 +139,7 @@ def c1(ctx: Context) -> Verdict:
     why = (f"CPT of instruct_v1 {'lowers' if d.estimate.mean > 0 else 'does not lower'} IF by {d.estimate.mean:+.3f}"
            + ("" if g is None else f"; from the first milestone to the final budget IF moves {g.estimate.mean:+.3f}"))
     checks = (d,) if g is None else (d, g)
-    return Verdict("C1", out, _measured(*checks), why, _in_size(E.C1_DROP, d.estimate), checks)
+    return Verdict("C1", out, _measured(*checks), why, _in_size(E.C1_DROP, d.estimate), checks, _seeds(*checks))
 
 
 def c2(ctx: Context) -> Verdict:
@@ -149,7 +149,8 @@ def c2(ctx: Context) -> Verdict:
     if d is None:
         return _absent("C2")
     out = _grade(d.passed, d.estimate.mean <= EFFECT)
-    return Verdict("C2", out, _measured(d), f"CPT costs base_v1 {d.estimate.mean:+.3f} of era-A accuracy", checks=(d,))
+    return Verdict("C2", out, _measured(d), f"CPT costs base_v1 {d.estimate.mean:+.3f} of era-A accuracy", checks=(d,),
+                   note=_seeds(d))
 
 
 def c3(ctx: Context) -> Verdict:
@@ -168,7 +169,7 @@ def c3(ctx: Context) -> Verdict:
     out = _grade(dif.passed and kept.passed and gained.passed, naive.passed and kept.passed)
     failed = [c.quantity[1] for c in checks if not c.passed]
     why = "every check passes" if not failed else "fails: " + ", ".join(failed)
-    return Verdict("C3", out, _measured(*checks), why, _in_size(E.C3_IF, dif.estimate), checks)
+    return Verdict("C3", out, _measured(*checks), why, _in_size(E.C3_IF, dif.estimate), checks, _seeds(*checks))
 
 
 def c4(ctx: Context) -> Verdict:
