@@ -183,3 +183,21 @@ def test_replay_mixes_in_the_asked_share(tiny_corpus):
     mixed = packed_lm_dataset([tiny_corpus / "corpus.jsonl"], tok, 32, 0, [tiny_corpus / "replay.jsonl"], 0.2)
     share = 1 - len(plain) / len(mixed)
     assert 0.15 < share < 0.25
+
+
+def test_training_drops_only_the_same_second_checkpoint_warning(tmp_path, caplog):
+    """Tiny models write two checkpoints within a second; transformers then warns "mtime may not be reliable" and
+    orders them by step (what resuming needs). Training hides that one record and nothing else, and only while it
+    runs: the study's notebooks had it as their one stderr line, in cold runs only."""
+    import logging
+
+    from cptlib.training.train import _quiet_rotation
+
+    logger = logging.getLogger("transformers.trainer_utils")
+    same = "mtime may not be reliable on this filesystem, falling back to numerical ordering"
+    with caplog.at_level(logging.WARNING, logger="transformers.trainer_utils"):
+        with _quiet_rotation():
+            logger.warning(same)
+            logger.warning("another warning")
+        logger.warning(same)
+    assert [r.getMessage() for r in caplog.records] == ["another warning", same]

@@ -7,6 +7,8 @@ runs in every process, Trainer does DDP or FSDP (`runtime.strategy`), and only r
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
 import shutil
@@ -182,6 +184,25 @@ def last_complete_checkpoint(ckpt_dir: Path) -> Path | None:
     return max(complete, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
 
 
+class _SameSecondCheckpoints(logging.Filter):
+    """transformers' checkpoint rotation warns "mtime may not be reliable" whenever two checkpoints were written
+    within a second, as a tiny model's are, then orders them by step number, which is what resuming needs: the
+    warning says nothing about this run, and reached the study's notebooks only when they trained (cold)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "mtime may not be reliable" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_rotation():
+    logger, rule = logging.getLogger("transformers.trainer_utils"), _SameSecondCheckpoints()
+    logger.addFilter(rule)
+    try:
+        yield
+    finally:
+        logger.removeFilter(rule)
+
+
 def _run(trainer: Trainer, out: Path, tokenizer, parent: dict | None, n_parameters: int) -> dict:
     """Train (resuming from the newest complete checkpoint in `out`), save the final model into `out`.
     In every process; files are written by rank 0 (`save_model` gathers FSDP shards in all of them)."""
@@ -191,7 +212,8 @@ def _run(trainer: Trainer, out: Path, tokenizer, parent: dict | None, n_paramete
         last_complete_checkpoint(ckpt_dir)
     trainer.accelerator.wait_for_everyone()
     resume = last_complete_checkpoint(ckpt_dir)
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    with _quiet_rotation():
+        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.save_model(str(out))
     full = _full_model(trainer.args)
     fields = {
