@@ -305,7 +305,7 @@ class PlanConfig(Section):
 
 
 MERGE_METHODS = ("task_arithmetic", "ties", "dare", "breadcrumbs")  # = cptlib.residual.merge.METHODS (tested)
-MODULE_SUBSETS = ("attention", "mlp", "no-embeddings")  # = cptlib.residual.merge.FILTER_PRESETS (tested)
+MODULE_SUBSETS = ("attention", "mlp", "no-embeddings", "no-norms")  # = cptlib.residual.merge.FILTER_PRESETS (tested)
 
 
 class MergeSpec(Section):
@@ -330,7 +330,7 @@ class StudyConfig(Section):
          MergeSpec(method="breadcrumbs", density=0.9, gamma=0.01)],
         description="merge methods compared on CPT(base_v1) at the final budget (04, Q3)")
     module_subsets: list[Literal[MODULE_SUBSETS]] = Field(
-        list(MODULE_SUBSETS), description="residual restricted to these module presets (04, N3)")
+        ["attention", "mlp", "no-embeddings"], description="residual restricted to these module presets (04, N3)")
     ranks: list[int] = Field([1, 4, 16], description="ranks of the low-rank SVD residual (04)")
     shift_corpora: list[Literal["corpus_a2.jsonl", "corpus_b.jsonl"]] = Field(
         ["corpus_a2.jsonl", "corpus_b.jsonl"], description="CPT corpora of the data-shift ablation (04, N2): more "

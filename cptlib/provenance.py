@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cptlib import paths
 
-LIBRARIES = ["torch", "transformers", "tokenizers", "safetensors", "accelerate", "datasets", "lm_eval"]
+LIBRARIES = ["torch", "transformers", "tokenizers", "safetensors", "accelerate", "datasets", "lm_eval", "peft"]
 
 
 # Outputs, not inputs: a study run rewrites the committed figures as it goes, which must not make the code that

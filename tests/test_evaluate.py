@@ -350,3 +350,35 @@ def test_ifeval_by_constraints_splits_the_table_value_by_prompt(testbed, result_
     (tmp_path / "eval" / "ifeval.jsonl").write_text((testbed["data"] / "eval" / "ifeval.jsonl").read_text() * 2)
     with pytest.raises(ValueError, match="holds 3 IFEval items, .* has 6: not its evaluation"):
         evaluate.ifeval_by_constraints(result_dir, tmp_path)
+
+
+def test_an_attached_peft_adapter_scores_what_the_merged_model_scores(testbed, result_dir, tmp_path):
+    """lm-eval's `HFLM(pretrained=target, peft=adapter)` (an adapter directory with cptlib's attach record) gives
+    the scores of cptlib's merge of the same residual, norms left to the target on both sides. Tied embeddings:
+    the adapter's output-layer half (PEFT's ensure_weight_tying) is what makes them agree."""
+    from cptlib.residual import ModuleFilter, restore
+    from cptlib.residual.peft_adapter import extract_peft
+
+    def perturbed(name, seed):
+        model = LlamaForCausalLM(testbed["torch_model"].config)
+        model.load_state_dict(testbed["torch_model"].state_dict())
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn(p.shape, generator=gen))
+        model.save_pretrained(tmp_path / name)
+        save_tokenizer(testbed["tok"], tmp_path / name)
+        return tmp_path / name
+
+    base, inst, target = testbed["model"], perturbed("instruct", 1), perturbed("target", 2)
+    merged = restore(base, inst, target, tmp_path / "merged", module_filter=ModuleFilter(exclude=("*norm*",)),
+                     progress=False)
+    adapter = extract_peft(base, inst, tmp_path / "adapter", vectors="drop", progress=False)
+    (adapter / evaluate.ATTACH_FILE).write_text(json.dumps({"target": str(target)}))
+    assert evaluate.model_content_hash(adapter) != evaluate.model_content_hash(merged)
+    tables = [evaluate.read_table(evaluate.run_evaluation(m, testbed["data"], SETTINGS), "x") for m in (merged, adapter)]
+    a, b = (t.set_index(["task", "metric"]).value for t in tables)
+    assert a.index.equals(b.index) and (a - b).abs().max() < 1e-4
+    samples = [json.loads(next((d / "testbed_chat.samples.jsonl").open()))["resps"]
+               for d in (evaluate.run_evaluation(m, testbed["data"], SETTINGS) for m in (merged, adapter))]
+    assert samples[0] == samples[1]  # the same greedy answer

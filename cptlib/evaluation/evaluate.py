@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,7 +38,16 @@ COLUMNS = ["model", "task", "metric", "value", "stderr", "n", "chat_template", "
 # Files that decide a model's outputs: weights, tokenizer (with its chat template), config, generation config.
 MODEL_FILE_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "tokenizer*", "special_tokens_map.json",
                        "chat_template.*", "vocab.*", "merges.txt", "added_tokens.json", "config.json",
-                       "generation_config.json"]
+                       "generation_config.json", "adapter_config.json"]
+# A PEFT adapter directory that names the model it is attached to (cptlib.study.restored.attached): evaluated as
+# lm-eval's `HFLM(pretrained=target, peft=adapter)`, the adapter applied at load time, not merged.
+ATTACH_FILE = "cptlib_attach.json"
+
+
+def attached_target(model_dir: Path) -> Path | None:
+    """The model a PEFT adapter directory is attached to, or None for a plain model directory."""
+    record = Path(model_dir) / ATTACH_FILE
+    return Path(json.loads(record.read_text())["target"]) if record.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -73,12 +84,15 @@ class EvalSettings:
 
 
 def model_content_hash(model_dir: Path) -> str:
-    """sha256 over the files that decide the model's outputs (weights, tokenizer, configs), by name."""
+    """sha256 over the files that decide the model's outputs (weights, tokenizer, configs), by name; for an
+    attached adapter, over the adapter's files and its target's hash."""
     model_dir = Path(model_dir)
     files = sorted({f for pattern in MODEL_FILE_PATTERNS for f in model_dir.glob(pattern) if f.is_file()})
     if not any(f.suffix == ".safetensors" for f in files):
         raise FileNotFoundError(f"no *.safetensors in {model_dir}: pass a `save_pretrained` model directory")
-    return hash_json({f.name: hash_file(f) for f in files})
+    hashes = {f.name: hash_file(f) for f in files}
+    target = attached_target(model_dir)
+    return hash_json(hashes if target is None else {"adapter": hashes, "target": model_content_hash(target)})
 
 
 class _TaskYamlLoader(yaml.SafeLoader):
@@ -209,15 +223,54 @@ def load_hflm(model_dir: Path, settings, testbed: bool):
     from cptlib.tokenizer import load_tokenizer
 
     _environment_report_once()
-    tok = load_tokenizer(model_dir) if testbed else None
-    lm = HFLM(pretrained=str(model_dir), tokenizer=tok, device=settings.device, dtype=settings.dtype,
-              batch_size=settings.batch_size, prefix_token_id=tok.eos_token_id if testbed else None)
+    target = attached_target(model_dir)
+    tok = load_tokenizer(model_dir) if testbed else (str(model_dir) if target else None)
+    pretrained = str(model_dir) if target is None else attach_adapter(target, model_dir, settings)
+    # A model object makes HFLM warn that arguments for loading one are ignored: they were used, above.
+    with _quiet_logger("lm_eval.models.huggingface", quiet=target is not None):
+        lm = HFLM(pretrained=pretrained, tokenizer=tok, device=settings.device, dtype=settings.dtype,
+                  batch_size=settings.batch_size, prefix_token_id=tok.eos_token_id if testbed else None)
     check_finite(lm.model, model_dir)
     # lm-eval caps a generation by passing `max_length` (prompt + the task's max_gen_toks); transformers lets a
     # checkpoint's own `generation_config.max_new_tokens` win over it (lm-eval issues #2070, #2730). The task's
     # cap is the evaluation's, so the checkpoint's is dropped here (the key records it: `checkpoint_cap`).
     lm.model.generation_config.max_new_tokens = None
     return lm
+
+
+def attach_adapter(target: Path, adapter: Path, settings):
+    """`PeftModel.from_pretrained(target, adapter)`, as lm-eval's `peft=` does, handed to HFLM as a model.
+
+    Not through `peft=` itself: HFLM then calls `tie_weights()` on the wrapped model, and with tied embeddings
+    transformers cannot re-tie through PEFT's LoRA wrapper of the output layer (KeyError "attribute 'weight'
+    already exists", peft 0.21.2 + transformers 5.24 + lm-eval 0.4.13). The adapter ties its two halves itself
+    (ensure_weight_tying), and the target was tied when it loaded, so the wrapper's tie_weights is a no-op here."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    dtype = settings.dtype if settings.dtype == "auto" else getattr(torch, settings.dtype)
+    model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype).to(settings.device)
+    with warnings.catch_warnings():
+        # The output layer's LoRA of a tied model is the embedding's, transposed: it has no keys of its own.
+        warnings.filterwarnings("ignore", message=r"Found missing adapter keys.*lm_head\.lora_")
+        warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
+        model = PeftModel.from_pretrained(model, adapter).eval()
+    model.tie_weights = lambda *args, **kwargs: None
+    return model
+
+
+@contextmanager
+def _quiet_logger(name: str, quiet: bool = True):
+    """Raise a library logger to ERROR for the block (its warnings about a case this module handles)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def checkpoint_cap(model_dir: Path) -> dict:
@@ -245,8 +298,17 @@ def check_model_dir(model_dir: Path) -> None:
     reader, shared by every tool that opens a checkpoint), and the tokenizer is there."""
     from cptlib.residual.checkpoint import Checkpoint
 
-    Checkpoint(model_dir)
-    if not (Path(model_dir) / "config.json").is_file():
+    target = attached_target(model_dir)
+    if target is not None:  # an adapter: its target is the model; the chat files are the adapter's
+        if not (Path(model_dir) / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"no adapter_config.json in {model_dir}, which names {ATTACH_FILE}: rebuild it "
+                                    "(cptlib.study.restored.attached)")
+        Checkpoint(target)
+        if not (target / "config.json").is_file():
+            raise FileNotFoundError(f"no config.json in {target}, the target of the adapter {model_dir}")
+    else:
+        Checkpoint(model_dir)
+    if target is None and not (Path(model_dir) / "config.json").is_file():
         raise FileNotFoundError(f"no config.json in {model_dir}: pass a model directory saved with save_pretrained "
                                 "(a cptlib stage, a released ancestor in models/, or save_pretrained of the model)")
     if not (Path(model_dir) / "tokenizer.json").is_file():

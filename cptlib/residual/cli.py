@@ -1,6 +1,7 @@
 """`cptlib residual {extract,apply,restore,inspect}`: the instruction residual from the command line.
 
     cptlib residual extract --base B --instruct I --out R [--rank 64]
+    cptlib residual extract --base B --instruct I --out A --rank 16 --format peft   # a PEFT LoRA adapter
     cptlib residual apply --target T --residual R --out O [--alpha 1.0] [--method ties --density 0.2]
     cptlib residual restore --base B --instruct I --target T --out O [--alpha 1.0]
     cptlib residual inspect R [--against R2] [--target T] [--json report.json]
@@ -18,6 +19,8 @@ from cptlib.residual import (
     inspect, restore,
 )
 from cptlib.residual.analysis import format_table
+from cptlib.residual.peft_adapter import EMBEDDING_POLICIES, VECTOR_POLICIES, adapter_summary, extract_peft
+from cptlib.residual.peft_adapter import read_manifest as read_adapter_manifest
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -33,6 +36,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="storage dtype of the residual (float64 makes apply(base, Θr) == instruct exact for "
                         "fp32 models; default: %(default)s)")
     p.add_argument("--rank", type=int, help="store each matrix as a rank-r truncated SVD (vectors stay whole)")
+    p.add_argument("--format", choices=("cptlib", "peft"), default="cptlib",
+                   help="cptlib: a residual directory for `apply`; peft: a PEFT LoRA adapter directory "
+                        "(adapter_config.json, adapter_model.safetensors) for PeftModel.from_pretrained "
+                        "(default: %(default)s)")
+    g = p.add_argument_group("peft", "what LoRA cannot hold as a delta (docs/residual.md, 'PEFT adapters')")
+    g.add_argument("--vectors", choices=VECTOR_POLICIES, default="save",
+                   help="norm weights: save (modules_to_save with the instruct model's value) or drop (the "
+                        "target keeps its own) (default: %(default)s)")
+    g.add_argument("--embeddings", choices=EMBEDDING_POLICIES, default="lora",
+                   help="embeddings (and a tied lm_head): lora (low-rank as any matrix) or drop "
+                        "(default: %(default)s)")
     _common(p)
     p.set_defaults(func=_extract)
 
@@ -108,6 +122,8 @@ def _apply_options(args: argparse.Namespace) -> dict:
 
 
 def _extract(args: argparse.Namespace) -> int:
+    if args.format == "peft":
+        return _extract_peft(args)
     out = extract(args.base, args.instruct, args.out, embed_policy=args.embed_policy, dtype=DTYPES[args.dtype],
                   rank=args.rank, max_shard_size=args.max_shard_size, progress=not args.no_progress)
     report = inspect(out, progress=False)
@@ -117,6 +133,24 @@ def _extract(args: argparse.Namespace) -> int:
         line += (f" ({size['stored_bytes'] / size['full_bytes']:.1%} of the full {size['full_bytes'] / 1e6:.1f} MB; "
                  f"relative error {report['lowrank_relative_error']:.4g})")
     print(f"{line}; ‖Θr‖/‖θ_base‖ = {total['relative']:.4g}")
+    return 0
+
+
+def _extract_peft(args: argparse.Namespace) -> int:
+    if args.embed_policy != "error":
+        raise SystemExit(f"--embed-policy {args.embed_policy} is for cptlib's own format; a PEFT adapter needs base "
+                         "and instruct with one vocabulary (use --embeddings drop to leave the embeddings out)")
+    out = extract_peft(args.base, args.instruct, args.out, rank=args.rank, vectors=args.vectors,
+                       embeddings=args.embeddings, dtype=DTYPES[args.dtype], progress=not args.no_progress)
+    m = read_adapter_manifest(out)
+    print(format_table(adapter_summary(m), ["module", "kind", "rank", "‖Θr‖ share", "relative error"]) + "\n")
+    size = m["size"]
+    print(f"wrote {out}: PEFT LoRA adapter, {size['adapter_bytes'] / 1e6:.2f} MB "
+          f"({size['adapter_bytes'] / size['full_residual_bytes']:.1%} of the full residual's "
+          f"{size['full_residual_bytes'] / 1e6:.2f} MB); relative error on the LoRA matrices "
+          f"{m['lora_relative_error']:.4g}; {m['not_lora_norm_share']:.2%} of ‖Θr‖² is in tensors not added as a "
+          "delta (saved or dropped)")
+    print(f"attach it: PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(CPT_BASE), {str(out)!r})")
     return 0
 
 

@@ -17,6 +17,7 @@ FILTER_PRESETS = {
     "attention": {"include": ("*.self_attn.*",), "exclude": ()},
     "mlp": {"include": ("*.mlp.*",), "exclude": ()},
     "no-embeddings": {"include": (), "exclude": ("*embed_tokens*", "*lm_head*")},
+    "no-norms": {"include": (), "exclude": ("*norm*",)},  # what a PEFT adapter without its vectors changes
 }
 
 

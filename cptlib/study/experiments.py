@@ -20,7 +20,7 @@ import pandas as pd
 from cptlib import paths
 from cptlib.family import resolve as fam
 from cptlib.config import Profile
-from cptlib.study.restored import PANEL_TASKS, drift, milestones, restored, residual_dir, scores
+from cptlib.study.restored import PANEL_TASKS, adapter, attached, drift, milestones, restored, residual_dir, scores
 from cptlib.stages import read_manifest
 
 CPT_I, CPT_B, REST = "CPT(instruct_v1)", "CPT(base_v1)", "CPT(base_v1)+Θr(v1)"
@@ -242,10 +242,37 @@ def ablations(profile: Profile) -> pd.DataFrame:
              for s in study.module_subsets]
     for r in study.ranks:
         rows.append({"ablation": "rank", "setting": f"rank {r}", "value": r, "residual_mb":
-                     read_manifest(residual_dir(base, inst, r))["bytes"] / 1e6, "path": restored(base, inst, cpt_b, rank=r)})
+                     read_manifest(residual_dir(base, inst, r))["bytes"] / 1e6, "adapter_mb": _adapter_mb(base, inst, r),
+                     "path": restored(base, inst, cpt_b, rank=r)})
     rows.append({"ablation": "rank", "setting": "full", "value": float("inf"), "residual_mb": full_mb,
-                 "path": restored(base, inst, cpt_b)})
-    return _scored(rows, profile, f["data"])
+                 "adapter_mb": _adapter_mb(base, inst, None), "path": restored(base, inst, cpt_b)})
+    return _scored(rows + adapter_rows(base, inst, cpt_b, max(study.ranks)), profile, f["data"])
+
+
+def _adapter_mb(base: Path, inst: Path, rank: int | None) -> float:
+    return read_manifest(adapter(base, inst, rank))["bytes"] / 1e6
+
+
+def adapter_rows(base: Path, inst: Path, target: Path, rank: int) -> list[dict]:
+    """The rank-r residual as a PEFT LoRA adapter attached to `target` at load time (lm-eval's `peft=`), beside
+    cptlib's merged rank-r residual restricted alike: LoRA holds no norm delta, so the adapter either replaces
+    the target's norms with the instruct model's (its default) or keeps the target's; the same with the
+    embeddings left out. The "norms: target's" pair is the same model, once merged by cptlib, once attached."""
+    def row(setting: str, vectors: str, embeddings: str = "lora") -> dict:
+        return {"ablation": "adapter", "setting": setting, "value": rank, "adapter_mb": _adapter_mb_of(vectors, embeddings),
+                "path": attached(base, inst, target, rank, vectors, embeddings)}
+
+    def _adapter_mb_of(vectors: str, embeddings: str) -> float:
+        return read_manifest(adapter(base, inst, rank, vectors, embeddings))["bytes"] / 1e6
+
+    return [
+        {"ablation": "adapter", "setting": f"rank {rank} merged by cptlib, norms: target's", "value": rank,
+         "residual_mb": read_manifest(residual_dir(base, inst, rank))["bytes"] / 1e6,
+         "path": restored(base, inst, target, rank=rank, modules="no-norms")},
+        row(f"rank {rank} PEFT adapter, norms: target's", "drop"),
+        row(f"rank {rank} PEFT adapter, norms: instruct's", "save"),
+        row(f"rank {rank} PEFT adapter, norms and embeddings: target's", "drop", "drop"),
+    ]
 
 
 def sizes(profile: Profile) -> pd.DataFrame:

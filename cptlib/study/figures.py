@@ -217,7 +217,14 @@ def ablations(ab: pd.DataFrame, panels: list[str], labels: dict[str, str], secon
     axes[3].errorbar(r.residual_mb, r.IF, yerr=stats.yerr(r, "IF"), marker="o", color="C0")
     for _, row in r.iterrows():
         axes[3].annotate(row.setting, (row.residual_mb, row.IF), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    plots.log_axis(axes[3], "residual size on disk (MB, log scale)"); axes[3].set_title("low-rank residual (IF)", fontsize=9)
+    ad = ab[(ab.ablation == "adapter") & ab.adapter_mb.notna()] if "adapter_mb" in ab else ab.iloc[:0]
+    if len(ad):  # the largest rank as a PEFT adapter attached at load time (issue 34)
+        axes[3].errorbar(ad.adapter_mb, ad.IF, yerr=stats.yerr(ad, "IF"), marker="s", ls="none", color="C1")
+        for _, row in ad.iterrows():
+            axes[3].annotate("PEFT " + row.setting.split(", ", 1)[-1], (row.adapter_mb, row.IF), fontsize=6,
+                             color="C1", xytext=(3, -9), textcoords="offset points")
+    plots.log_axis(axes[3], "size on disk (MB, log scale): residual (blue), PEFT adapter (orange)")
+    axes[3].set_title("low-rank residual (IF)", fontsize=9)
     for ax in axes:
         plots.fraction_axis(ax)
     plots.legend_below(fig, axes[0], ncol=3)

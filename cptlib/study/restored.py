@@ -116,6 +116,41 @@ def restored(base: Path, instruct: Path, target: Path, alpha: float = 1.0, merge
     return run_stage("restored", spec, build)
 
 
+def adapter(base: Path, instruct: Path, rank: int | None = None, vectors: str = "save",
+            embeddings: str = "lora") -> Path:
+    """Θr(base → instruct) as a PEFT LoRA adapter directory (cptlib.residual.peft_adapter)."""
+    from cptlib.residual.peft_adapter import extract_peft
+
+    spec = {"base": model_key(base), "instruct": model_key(instruct), "rank": rank, "vectors": vectors,
+            "embeddings": embeddings}
+
+    def build(work: Path) -> dict:
+        _into(work, lambda out: extract_peft(base, instruct, out, rank=rank, vectors=vectors, embeddings=embeddings,
+                                             progress=False))
+        return {"bytes": (work / "adapter_model.safetensors").stat().st_size}
+
+    return run_stage("adapter", spec, build)
+
+
+def attached(base: Path, instruct: Path, target: Path, rank: int | None = None, vectors: str = "save",
+             embeddings: str = "lora") -> Path:
+    """The PEFT adapter of Θr(base → instruct) attached to `target` at load time, as a model to evaluate: the
+    adapter's files and a record naming the target (lm-eval loads it as `HFLM(pretrained=target, peft=...)`)."""
+    from cptlib.evaluation.evaluate import ATTACH_FILE
+
+    source = adapter(base, instruct, rank, vectors, embeddings)
+    spec = {"adapter": read_manifest(source)["key"], "target": model_key(target)}
+
+    def build(work: Path) -> dict:
+        for f in source.iterdir():
+            if f.is_file() and f.name != MANIFEST and not f.name.endswith(".lock"):
+                shutil.copy2(f, work / f.name)
+        (work / ATTACH_FILE).write_text(json.dumps({"target": str(Path(target).resolve())}, indent=2) + "\n")
+        return {"role": "attached adapter", "adapter": str(source), "parent": str(target)}
+
+    return run_stage("attached", spec, build)
+
+
 def milestones(cpt_dir: Path) -> dict[int, Path]:
     """{tokens: model dir} of a CPT stage: its milestone checkpoints and the final model."""
     found = {json.loads((d / "milestone.json").read_text())["tokens"]: d
