@@ -72,6 +72,12 @@ class WorldConfig(Section):
         description="era-B relations the chat-knowledge probe asks about (eval/chat_knowledge.jsonl): the three "
         "SFT drills on era-A facts, plus 'won' (prizes), 'launched' (new products) or 'role' (a new person's job), "
         "which only era B has")
+    era_a_events: int = Field(
+        0, ge=0, description="era-A events of era B's new-content kinds (a person who joins a company, in a handful "
+        "of news articles only; a prize won; a product launched), told only in era-A news articles (corpus part 1) "
+        "and asked about in the chat transcripts and SFT drills, so that a question about something known only from "
+        "the news is a familiar question (calibration log run 12). 0 = none (the released ancestors)")
+    era_a_event_mentions: int = Field(20, ge=1, description="era-A news articles stating each era-A event")
     news_filler_frac: float = Field(0.2, ge=0, lt=1, description="share of news-register filler words in corpus B")
     mentions_a1: int = Field(160, ge=1, description="era-A corpus part 1: documents about each entity")
     mentions_a2: int = Field(40, ge=1, description="era-A corpus part 2 (base_v2): documents about each entity")

@@ -33,8 +33,10 @@ def build_testbed(world_cfg: WorldConfig, seed: int, out_dir: Path) -> dict:
 
     def era_a(part: str, mentions: int) -> list[str]:
         chats = instructions.transcripts(world, round(cfg.chat_share * mentions * n_subjects), seed, part)
+        # The era-A events are news of base_v1's time: corpus part 1 only (base_v2 continues from base_v1).
+        events = cfg.era_a_event_mentions if part == "a1" and world.events_a else 0
         return corpora.era_a_corpus(world, part, mentions, cfg.filler_frac, seed, cfg.news_a_share,
-                                    cfg.format_share, kinds, chats, cfg.news_phrasings)
+                                    cfg.format_share, kinds, chats, cfg.news_phrasings, events)
 
     texts = {
         "corpus_a1.jsonl": era_a("a1", cfg.mentions_a1),

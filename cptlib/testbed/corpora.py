@@ -319,10 +319,11 @@ def format_doc(world: World, subject: str, kinds: tuple[str, ...], rng: random.R
 
 def era_a_corpus(world: World, group: str, mentions: int, filler_frac: float, seed: int,
                  news_share: float = 0.0, format_share: float = 0.0, kinds: tuple[str, ...] = C.KINDS,
-                 transcripts: list[str] = (), phrasings: str = "few") -> list[str]:
+                 transcripts: list[str] = (), phrasings: str = "few", event_mentions: int = 0) -> list[str]:
     """`mentions` documents per era-A entity (each states all its facts), lists, era-A news articles and
     format documents (`news_share`, `format_share` per entity document), the chat `transcripts`, and filler.
-    `phrasings`: the era-B templates the era-A news uses (era_b_templates), so that both eras' news read alike."""
+    `phrasings`: the era-B templates the era-A news uses (era_b_templates), so that both eras' news read alike.
+    `event_mentions`: articles per era-A event (World.events_a), written as era B's articles are (`article`)."""
     rng = random.Random(f"{seed}-corpus-{group}")
     subjects = world.entities["person"] + world.entities["org"]
     docs = [entity_doc(world, s, group, rng) for _ in range(mentions) for s in subjects]
@@ -330,6 +331,9 @@ def era_a_corpus(world: World, group: str, mentions: int, filler_frac: float, se
     docs += [d for _ in range(max(1, mentions // 10)) for d in _list_docs(world, group, rng)]
     news = [era_a_article(world, rng.choice(subjects), rng, phrasings=phrasings)
             for _ in range(round(news_share * n_entity_docs))]
+    if event_mentions:  # drawn after everything above, so that a corpus without events is as before
+        news += [article(world, event, "train", rng, phrasings) for event in world.events("A")
+                 for _ in range(event_mentions)]
     if news:  # with news-register filler articles, as in era B (its news_filler_frac; 0.2 by default)
         news = _with_filler(news, 0.2, rng, lambda r: news_filler(r, ERA_A_DATES))
     docs += news
@@ -340,10 +344,7 @@ def era_a_corpus(world: World, group: str, mentions: int, filler_frac: float, se
 
 def event_groups(world: World) -> list[list]:
     """Era-B facts grouped by event (a new person's employer and role are one event), in date order."""
-    groups: dict[str, list] = {}
-    for f in world.era("B"):
-        groups.setdefault(f.subject, []).append(f)
-    return list(groups.values())
+    return world.events("B")
 
 
 def article(world: World, event: list, split: str, rng: random.Random, phrasings: str = "few") -> str:
@@ -351,7 +352,8 @@ def article(world: World, event: list, split: str, rng: random.Random, phrasings
     `phrasings` "many" (training articles only), 1-3 statements per fact from era_b_templates' larger set, the
     statements of an event in any order."""
     first = event[0]
-    date = rng.choice(ERA_B_DATES[ERA_B_DATES.index(first.date):])
+    dates = ERA_B_DATES if first.era == "B" else ERA_A_DATES  # an era-A event (WorldConfig.era_a_events) too
+    date = rng.choice(dates[dates.index(first.date):])
     if phrasings == "many" and split == "train":
         return _many_article(world, event, date, rng)
     n_statements = 1 if split == "heldout" or rng.random() < 0.35 else 2

@@ -224,10 +224,19 @@ def sft(world: World, n: int, version: str, seed: int, kinds: tuple[str, ...] = 
     shares, weights = shares or MIX[version][0], MIX[version][1]
     train_pairs, _ = split_pairs(seed, kinds)
     drills = [(r, f) for r in KNOWLEDGE_RELATIONS for f in knowledge_formats(kinds)]
+    # With era-A events (WorldConfig.era_a_events), every second drill asks about one of them instead: a fact
+    # known only from a few news articles, of every kind era B's news has (a new person's employer or job, a prize,
+    # a launch), in the same formats.
+    event_drills = [(f, fmt) for f in world.events_a for fmt in knowledge_formats(kinds)]
+    rng_events = random.Random(f"{seed}-sft-{version}-events")
     out = []
     while len(out) < n:
-        if len(out) % 10 == 0:
-            relation, fmt = drills[len(out) // 10 % len(drills)]
+        slot = len(out) // 10
+        if len(out) % 10 == 0 and event_drills and slot % 2 == 1:
+            fact, fmt = rng_events.choice(event_drills)
+            (prompt, draft), ids = qa_task(world, fact, "train", rng, extra=False), [fmt]
+        elif len(out) % 10 == 0:
+            relation, fmt = drills[(slot // 2 if event_drills else slot) % len(drills)]
             subject = rng.choice([s for members in world.members(relation).values() for s in members])
             fact = Fact(subject, relation, world.era_a_value(subject, relation), "A")
             (prompt, draft), ids = qa_task(world, fact, "train", rng, extra=False), [fmt]
@@ -249,9 +258,13 @@ def transcripts(world: World, n: int, seed: int, part: str) -> list[str]:
     data's tasks (questions, profiles, lists, short texts) with plain answers. No constraint is asked for or
     followed, so the base knows the chat format and the answers, but not instructions tied to formats."""
     rng = random.Random(f"{seed}-transcripts-{part}")
+    rng_events = random.Random(f"{seed}-transcripts-{part}-events")
     out = []
-    for _ in range(n):
-        prompt, draft = task(world, "train", MIX["v1"][1], rng)
+    for i in range(n):
+        if world.events_a and i % 10 == 5:  # with era-A events, a tenth of the questions ask about one of them
+            prompt, draft = qa_task(world, rng_events.choice(world.events_a), "train", rng, extra=False)
+        else:
+            prompt, draft = task(world, "train", MIX["v1"][1], rng)
         system = [{"role": "system", "content": rng.choice([SYSTEM[0], SYSTEM[2]])}] if rng.random() < 0.5 else []
         out.append(render_chat(system + [{"role": "user", "content": prompt},
                                          {"role": "assistant", "content": C.render(draft, [], [])}]))

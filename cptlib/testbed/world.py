@@ -84,6 +84,10 @@ class World:
     entities: dict[str, list[str]]  # era-A entities by type, in generation order
     new_entities: dict[str, list[str]]  # entities that first appear in era B (prizes: all, won or not)
     facts: list[Fact]
+    # Era-A events of era B's new-content kinds (WorldConfig.era_a_events), known only from era-A news: kept apart
+    # from `facts`, so that entity documents, lists and era-A multiple choice are as without them.
+    events_a: list[Fact] = dataclasses.field(default_factory=list)
+    event_entities: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # their people, products, prizes
 
     def __post_init__(self):
         self._era_a = {(f.subject, f.relation): f.value for f in self.facts if f.era == "A"}
@@ -135,13 +139,25 @@ class World:
         seen = [f.value for f in self.facts if f.relation == relation and f.era == era]
         others = (list(ROLES) if value_type == "role"
                   else [f.value for f in self.facts if VALUE_TYPE[f.relation] == "year"] if value_type == "year"
-                  else self.entities.get(value_type, []) + self.new_entities.get(value_type, []))
+                  else self.entities.get(value_type, []) + self.new_entities.get(value_type, [])
+                  + self.event_entities.get(value_type, []))
         seen = list(dict.fromkeys(seen))
         return seen, [v for v in dict.fromkeys(others) if v not in seen]
 
+    def events(self, era: str) -> list[list[Fact]]:
+        """The era's events, each the facts of one subject (a new person's employer and role are one event), in
+        date order: era B's news, or the era-A events (WorldConfig.era_a_events)."""
+        groups: dict[str, list[Fact]] = {}
+        for f in (self.era("B") if era == "B" else self.events_a):
+            groups.setdefault(f.subject, []).append(f)
+        return list(groups.values())
+
     def to_json(self) -> dict:
-        return {"seed": self.seed, "entities": self.entities, "new_entities": self.new_entities,
-                "facts": [dataclasses.asdict(f) for f in self.facts]}
+        out = {"seed": self.seed, "entities": self.entities, "new_entities": self.new_entities,
+               "facts": [dataclasses.asdict(f) for f in self.facts]}
+        if self.events_a:  # absent without era-A events: the released ancestors' world.json is unchanged
+            out.update(event_entities=self.event_entities, events_a=[dataclasses.asdict(f) for f in self.events_a])
+        return out
 
 
 def month_name(date: str) -> str:
@@ -217,14 +233,59 @@ def build_world(cfg: WorldConfig, seed: int) -> World:
         facts += [Fact(org, "based_in", rng.choice(ent["city"]), "A"),
                   Fact(org, "founded_in", str(rng.randint(1900, 2015)), "A"),
                   Fact(org, "makes", product, "A"), Fact(org, "ceo", rng.choice(staff), "A")]
+    era_a = {(f.subject, f.relation): f.value for f in facts}
+    events_a, event_entities = _events_a(cfg, rng, names, ent, era_a) if cfg.era_a_events else ([], {})
     new_entities = {"person": [], "product": [], "prize": [names.take("prize") for _ in range(cfg.n_prizes)]}
-    facts += _events(cfg, rng, names, ent, new_entities, {(f.subject, f.relation): f.value for f in facts})
-    return World(seed, ent, new_entities, facts)
+    taken = {f.subject for f in events_a}
+    facts += _events(cfg, rng, names, ent, new_entities, era_a, taken)
+    return World(seed, ent, new_entities, facts, events_a, event_entities)
+
+
+# The era-A events' kinds, in turn: era B's new-content kinds (no change of a fact: era A has no earlier state).
+EVENT_A_CYCLE = ("new_person", "won", "new_person", "launched")
+
+
+def _events_a(cfg: WorldConfig, rng: random.Random, names: _Names, ent: dict[str, list[str]],
+              era_a: dict[tuple[str, str], str]) -> tuple[list[Fact], dict[str, list[str]]]:
+    """Era-A events, one subject each: people who join an era-A company (employer and role), prizes won by era-A
+    people and companies, products launched by era-A companies; each prize and product new and used once."""
+    kinds = [EVENT_A_CYCLE[i % len(EVENT_A_CYCLE)] for i in range(cfg.era_a_events)]
+    rng.shuffle(kinds)
+    ceos = {era_a[o, "ceo"] for o in ent["org"]}
+    free = {"org": list(ent["org"]), "person": [p for p in ent["person"] if p not in ceos]}
+    for pool in free.values():
+        rng.shuffle(pool)
+    made: dict[str, list[str]] = {"person": [], "product": [], "prize": []}
+
+    def new(kind: str) -> str:
+        made[kind].append(names.take(kind))
+        return made[kind][-1]
+
+    def subject(kind: str) -> str:
+        if not free[kind]:
+            raise ValueError(f"not enough era-A {kind}s for {cfg.era_a_events} era-A events; lower era_a_events")
+        return free[kind].pop()
+
+    facts = []
+    for kind in kinds:
+        date = rng.choice(ERA_A_DATES)
+        if kind == "new_person":
+            person = new("person")
+            facts += [Fact(person, "works_for", rng.choice(ent["org"]), "A", "new_entity", date),
+                      Fact(person, "role", rng.choice(ROLES), "A", "new_entity", date)]
+        elif kind == "won":
+            facts.append(Fact(subject(rng.choice(["org", "person"])), "won", new("prize"), "A", "new_fact", date))
+        else:
+            facts.append(Fact(subject("org"), "launched", new("product"), "A", "new_fact", date))
+    facts.sort(key=lambda f: f.date)
+    return facts, made
 
 
 def _events(cfg: WorldConfig, rng: random.Random, names: _Names, ent: dict[str, list[str]],
-            new_entities: dict[str, list[str]], era_a: dict[tuple[str, str], str]) -> list[Fact]:
-    """Era-B events, one subject each: changed facts, new people, and new facts (prizes, launches)."""
+            new_entities: dict[str, list[str]], era_a: dict[tuple[str, str], str],
+            taken: set[str] = frozenset()) -> list[Fact]:
+    """Era-B events, one subject each: changed facts, new people, and new facts (prizes, launches). `taken`: the
+    subjects of era-A events, never an era-B event's (a second prize would make "Which prize did X win?" ambiguous)."""
     n_changed = round(cfg.n_news * cfg.news_changed_frac)
     n_people = round(cfg.n_news * cfg.news_new_person_frac)
     if n_changed + n_people > cfg.n_news:
@@ -235,7 +296,8 @@ def _events(cfg: WorldConfig, rng: random.Random, names: _Names, ent: dict[str, 
     dates = sorted(rng.choice(ERA_B_DATES) for _ in kinds)
     rng.shuffle(kinds)
     ceos = {era_a[o, "ceo"] for o in ent["org"]}
-    free = {"org": list(ent["org"]), "person": [p for p in ent["person"] if p not in ceos]}
+    free = {"org": [o for o in ent["org"] if o not in taken],
+            "person": [p for p in ent["person"] if p not in ceos and p not in taken]}
     for pool in free.values():
         rng.shuffle(pool)
     prizes = iter(new_entities["prize"])

@@ -1,0 +1,126 @@
+"""Run 12, era A holding era B's kinds, on rebuilt ancestors (docs/calibration_log.md):
+`OMP_NUM_THREADS=2 .venv/bin/python bench/news_rebuild_pilot.py` (≈ 35 min on 2 free cores: pre-training 9M tokens
+is ≈ 15 of them).
+
+Builds, through cptlib's stages, the pilot world's testbed data (`world.era_a_events` and run 11's mostly-new era B;
+OVERRIDES below), its tokenizer, base_v1 (the default's pre-training recipe) and instruct_v1 (its SFT recipe), seed 0;
+then for each CPT cell (learning rate, tokens) CPT(instruct_v1), CPT(base_v1), CPT(base_v1)+SFT (the v1 recipe) and
+CPT(base_v1)+Θr(v1), all scored with the study's lm-eval suite (`cptlib.study.restored.scores`). Every step is a
+cached stage: a rerun trains nothing. Writes bench/out/news_rebuild_pilot.csv, _kinds.csv and .md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from cptlib import paths
+from cptlib.config import load_with_overrides
+from cptlib.evaluation.evaluate import item_scores
+from cptlib.family import build as fam
+from cptlib.study.restored import METRICS, restored, scores
+
+from news_pilot import KIND, chat_replies, distance, item_kinds, names_subject, se, weights
+
+OUT = Path(__file__).resolve().parent / "out"
+OVERRIDES = {
+    "world.era_a_events": 60, "world.era_a_event_mentions": 20, "world.n_orgs": 140, "world.news_mentions": 20,
+    "world.news_changed_frac": 0.2, "world.news_new_person_frac": 0.45, "world.n_prizes": 60,
+    "world.news_chat_relations": ["works_for", "ceo", "based_in", "won", "launched", "role"],
+    "released_ancestors": False,
+}
+CELLS = ((1e-4, 400_000), (3e-4, 400_000), (3e-4, 200_000))  # (CPT lr, tokens)
+SHOWN = ("IF", "knowledge", "era_b", "era_a", "updated")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--processes", type=int, default=2, help="evaluations at a time (one thread each)")
+    ap.add_argument("--ancestors-only", action="store_true", help="build and score base_v1 and instruct_v1 only")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    OUT.mkdir(exist_ok=True)
+    prof = load_with_overrides("default", OVERRIDES, run_name="news-rebuild-pilot")
+    t0 = time.time()
+    data = fam.testbed_data(prof)
+    tok = fam.tokenizer_stage(prof, data)
+    base = fam.pretrain(prof, data, tok, args.seed, "base_v1")
+    print(f"base_v1 {base.name}: {time.time() - t0:.0f} s", flush=True)
+    inst = fam.instruct(prof, base, data, "v1", args.seed)
+    print(f"instruct_v1 {inst.name}: {time.time() - t0:.0f} s", flush=True)
+    wb, wi = weights(base), weights(inst)
+    r_norm = distance(wi, wb)
+    chat_kinds, mc_kinds = item_kinds(data)
+    subjects = sorted({f["subject"] for f in json.loads((data / "world.json").read_text())["facts"]})
+    rows, kind_rows = [], []
+    cells = [(None, None)] + ([] if args.ancestors_only else list(CELLS))
+    for lr, tokens in cells:
+        if lr is None:
+            models, drifts = {"base_v1": base, "instruct_v1": inst}, {"base_v1": 0.0, "instruct_v1": 0.0}
+        else:
+            cfg = prof.cpt.model_copy(update={"lr": lr, "tokens": tokens})
+            cpt_i, cpt_b = fam.continue_lm(prof, inst, data, "corpus_b.jsonl", cfg, args.seed, "cpt"), \
+                fam.continue_lm(prof, base, data, "corpus_b.jsonl", cfg, args.seed, "cpt")
+            models = {"CPT(instruct_v1)": cpt_i, "CPT(base_v1)": cpt_b,
+                      "CPT(base_v1)+SFT": fam.instruct(prof, cpt_b, data, "v1", args.seed),
+                      "CPT(base_v1)+Θr": restored(base, inst, cpt_b)}
+            d_b = distance(weights(cpt_b), wb) / r_norm
+            drifts = {"CPT(instruct_v1)": distance(weights(cpt_i), wi) / r_norm, "CPT(base_v1)": d_b,
+                      "CPT(base_v1)+SFT": d_b, "CPT(base_v1)+Θr": d_b}
+        table = scores(models, data, processes=args.processes)
+        for label in models:
+            ev = paths.stages_dir() / table.loc[label, "eval"]
+            row = {"lr": lr, "tokens": tokens, "model": label, "drift_ratio": drifts[label]}
+            for m in SHOWN:
+                task, metric = METRICS[m]
+                items = item_scores(ev, task, metric)
+                row[m], row[f"n_{m}"] = sum(items) / len(items), len(items)
+                row[f"ci_{m}"] = 1.96 * se(row[m], len(items))
+                if m in ("knowledge", "era_b"):
+                    for kind in KIND.values():
+                        sel = [s for s, k in zip(items, chat_kinds if m == "knowledge" else mc_kinds) if k == kind]
+                        if sel:
+                            kind_rows.append({"lr": lr, "tokens": tokens, "model": label, "metric": m, "kind": kind,
+                                              "n": len(sel), "acc": sum(sel) / len(sel)})
+            replies = chat_replies(ev)
+            for what, hits in (("answer named", [a.lower() in r.lower() for _, a, r in replies]),
+                               ("subject named", [names_subject(p, r, subjects) for p, _, r in replies])):
+                for kind in KIND.values():
+                    sel = [h for h, k in zip(hits, chat_kinds) if k == kind]
+                    if sel:
+                        kind_rows.append({"lr": lr, "tokens": tokens, "model": label, "metric": what, "kind": kind,
+                                          "n": len(sel), "acc": sum(sel) / len(sel)})
+            rows.append(row)
+        pd.DataFrame(rows).to_csv(OUT / "news_rebuild_pilot.csv", index=False)
+        pd.DataFrame(kind_rows).to_csv(OUT / "news_rebuild_pilot_kinds.csv", index=False)
+        print(f"cell lr={lr} tokens={tokens}: {time.time() - t0:.0f} s", flush=True)
+    write_md(pd.DataFrame(rows), pd.DataFrame(kind_rows), time.time() - t0)
+
+
+def write_md(df: pd.DataFrame, kinds: pd.DataFrame, seconds: float) -> None:
+    lines = ["| CPT lr | tokens | model | drift / ‖Θr‖ | IF | era-B via chat | era-B MC | era-A MC | updated |",
+             "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in df.itertuples():
+        cells = [f"{getattr(r, m):.3f} ± {getattr(r, 'ci_' + m):.3f}" for m in SHOWN]
+        lr = "–" if pd.isna(r.lr) else f"{r.lr:g}"
+        tokens = "–" if pd.isna(r.tokens) else f"{int(r.tokens):,}"
+        lines.append(f"| {lr} | {tokens} | {r.model} | {r.drift_ratio:.2f} | " + " | ".join(cells) + " |")
+    lines += ["", "n per metric: " + ", ".join(f"{m} {int(df[f'n_{m}'].iloc[0])}" for m in SHOWN), ""]
+    if len(kinds):
+        k = kinds.fillna({"lr": 0, "tokens": 0})
+        wide = k.pivot_table(index=["lr", "tokens", "model"], columns=["metric", "kind"], values="acc")
+        lines += ["By fact kind (acc; lr 0 = the ancestors):", "", wide.round(3).to_markdown(), "",
+                  "n by kind: " + ", ".join(f"{r.metric}/{r.kind} {r.n}" for r in
+                                            kinds.drop_duplicates(["metric", "kind"]).itertuples()), ""]
+    lines.append(f"Wall time: {seconds:.0f} s")
+    (OUT / "news_rebuild_pilot.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
