@@ -276,3 +276,12 @@ def test_a_not_testable_claim_still_shows_its_numbers_unjudged():
     v = V.judge(c)[0]
     assert v.outcome == V.Outcome.NOT_TESTABLE and [ch.passed for ch in v.checks] == [None]
     assert v.measured.startswith(f"{E.C1_DROP[1]} +0.200 [+0.100, +0.300] (3 seeds) — not judged: instruct_v1")
+
+
+def test_recovery_size_inverts_recovery_quantity():
+    from cptlib.study import effects as E
+
+    for size, n in (("small", 1_118_464), ("tiny", 245_000), ("base-2", 3)):
+        assert E.recovery_size(E.recovery_quantity(size, n)) == size
+    with pytest.raises(ValueError, match="not a recovery quantity"):
+        E.recovery_size(("C1", "ΔIF"))

@@ -10,6 +10,7 @@ constants below; the verdicts, the figure and the tests read them from here, nev
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
@@ -37,6 +38,14 @@ SCALES = ("Δ accuracy", "recovery (ratio)", "cost ratio")
 
 def recovery_quantity(size: str, n_params: int) -> tuple[str, str]:
     return "C5", f"recovery {size} ({n_params:,} params)"
+
+
+def recovery_size(quantity: tuple[str, str]) -> str:
+    """The size preset of a `recovery_quantity` (its inverse, here beside it so that the two change together)."""
+    match = re.fullmatch(r"recovery (\S+) \([\d,]+ params\)", quantity[1])
+    if quantity[0] != "C5" or match is None:
+        raise ValueError(f"{quantity!r} is not a recovery quantity (effects.recovery_quantity)")
+    return match[1]
 
 
 def shift_quantity(corpus: str, shift_bpb: float) -> tuple[str, str]:

@@ -194,7 +194,7 @@ def c5(ctx: Context, claim: str = "C5") -> Verdict:
         return _absent(claim)
     shown, valid = [], []
     for q in ctx.fx[ctx.fx.claim == "C5"].quantity:
-        size = q.removeprefix("recovery ").split(" (")[0]
+        size = E.recovery_size(("C5", q))
         members = ("base_v1", "instruct_v1") if size == ctx.main_size else (f"base_v1 ({size})", f"instruct_v1 ({size})")
         missed = [m for m in members if m in ctx.invalid]
         rule = (f"not judged: {' and '.join(missed)} miss{'es' if len(missed) == 1 else ''} calibration" if missed
