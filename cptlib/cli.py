@@ -9,32 +9,46 @@ import argparse
 import importlib
 import sys
 
-# Modules that contribute sub-commands, in the order `--help` lists them.
-COMMAND_MODULES = [
-    "cptlib.family.cli",
-    "cptlib.residual.cli",
-    "cptlib.evaluation.cli",
-    "cptlib.study.notebooks",
-    "cptlib.training.plan",
-    "cptlib.study.costs",
-    "cptlib.stages",
-]
+# Each command, the module that registers it (with its options) and its line in `cptlib --help`, in the order
+# `--help` lists them. Only the module of the command being run is imported: the others pull in torch,
+# transformers or lm-eval, and `cptlib --help` stays fast (tests/test_cli.py checks this table against the
+# modules' own parsers).
+COMMANDS = {
+    "build": ("cptlib.family.cli", "build the testbed data and resolve (or train) the model family of a profile"),
+    "cpt": ("cptlib.family.cli", "continued pre-training of a family member on the era-B news"),
+    "ancestors": ("cptlib.family.cli", "train and release the testbed ancestors into models/<profile>/, or check them"),
+    "residual": ("cptlib.residual.cli", "extract, apply and inspect instruction residuals"),
+    "eval": ("cptlib.evaluation.cli", "evaluate a model with lm-evaluation-harness (testbed or real suite)"),
+    "notebook": ("cptlib.study.notebooks", "run the study's notebooks (papermill) for a profile"),
+    "plan": ("cptlib.training.plan", "memory, GPUs and time of a profile's CPT (no GPU, no network needed)"),
+    "cost": ("cptlib.study.costs", "the measured cost model of a profile's last run (per notebook and stage)"),
+    "clean-partial": ("cptlib.stages", "remove unfinished stages and idle lock files left by failed runs"),
+}
+COMMAND_MODULES = list(dict.fromkeys(module for module, _ in COMMANDS.values()))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: the full parser of the command it names, one help line for every other command.
+    With argv None, every module is imported and registered (the whole parser, as tests and docs read it)."""
     parser = argparse.ArgumentParser(
         prog="cptlib",
         description="Continued pre-training and the instruction residual: build the testbed, train, "
         "extract/apply residuals, evaluate.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    wanted = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
+    modules = COMMAND_MODULES if argv is None else [COMMANDS[wanted][0]] if wanted in COMMANDS else []
+    for name in modules:
         importlib.import_module(name).register(sub)
+    for command, (_, help_line) in COMMANDS.items():
+        if command not in sub.choices:
+            sub.add_parser(command, help=help_line, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.func(args) or 0
     except (ValueError, FileNotFoundError, FileExistsError) as err:

@@ -21,6 +21,30 @@ def test_help_loads_no_heavy_library():
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+def test_top_level_help_imports_no_command_module():
+    """`cptlib --help` (and a typo'd command) lists the commands from cli.COMMANDS without importing their modules,
+    so neither torch nor anything heavier is loaded (measured: 0.05-0.08 s, against ~2 s before; docs/costs.md)."""
+    code = ("import sys\nfrom cptlib import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'lm_eval', 'cptlib.residual', 'cptlib.family.cli') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip().endswith("[]"), out.stdout + out.stderr
+    assert "clean-partial" in out.stdout and "residual" in out.stdout
+
+
+def test_the_help_table_is_what_each_module_registers():
+    """cli.COMMANDS holds each command's help line for the fast `--help`: it must be the module's own."""
+    import argparse
+
+    for command, (module, help_line) in cli.COMMANDS.items():
+        sub = argparse.ArgumentParser().add_subparsers()
+        __import__(module, fromlist=["register"]).register(sub)
+        registered = {a.dest: a.help for a in sub._choices_actions}
+        assert registered.get(command) == help_line, (command, registered)
+    full = cli.build_parser()._subparsers._group_actions[0]
+    assert list(full.choices) == list(cli.COMMANDS)
+
+
 def test_the_family_api_is_lazy_and_complete():
     import cptlib.family as family
     from cptlib.family import resolve
