@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 # Each command, the module that registers it (with its options) and its line in `cptlib --help`, in the order
 # `--help` lists them. Only the module of the command being run is imported: the others pull in torch,
@@ -55,6 +56,32 @@ def main(argv: list[str] | None = None) -> int:
         # Known failure modes carry a message that says what to fix; a traceback would bury it.
         print(f"cptlib {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Every stage writes into a temporary folder renamed only when complete: nothing half-written is kept.
+        print(f"cptlib {args.command}: interrupted; finished stages are kept, and the same command resumes from "
+              "them", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - only a full disk is turned into one line; the rest re-raises
+        from cptlib.stages import disk_full
+
+        if not disk_full(err):
+            raise
+        print(f"cptlib {args.command}: error: {disk_full_message(err)}", file=sys.stderr)
+        return 2
+
+
+def disk_full_message(err: BaseException) -> str:
+    """Where the disk filled up and how much is free there, and what to do."""
+    import shutil
+
+    from cptlib import paths
+
+    where = Path(getattr(err, "filename", None) or paths.stages_dir())
+    folder = next((p for p in [where, *where.parents] if p.exists()), Path("/"))
+    free = shutil.disk_usage(folder).free
+    return (f"the disk is full writing {where} ({free / 1e6:,.0f} MB free on its disk); free some space there, or "
+            "write to a larger disk (the command's output folder, or CPTLIB_BUILD_DIR for stages), and rerun: finished stages are kept, and nothing "
+            "unfinished is taken as finished")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,12 @@ stage with the seconds its build took). `cptlib cost` turns those lines into the
 from __future__ import annotations
 
 import contextvars
+import errno
 import fcntl
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -121,8 +123,9 @@ def run_stage(kind: str, spec: dict, build: Callable[[Path], dict]) -> Path:
     if _probing.get():
         raise Unfinished(kind, stage_key(kind, spec))
     final.parent.mkdir(parents=True, exist_ok=True)
-    with open(final.with_name(final.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    lock_path = final.with_name(final.name + ".lock")
+    with open(lock_path, "a+") as lock:
+        _lock_or_wait(lock, lock_path, final)
         if is_finished(final):  # built by another process while we waited
             log_stage(final, "waited", called, time.time())
             return final
@@ -130,7 +133,16 @@ def run_stage(kind: str, spec: dict, build: Callable[[Path], dict]) -> Path:
         work.mkdir(exist_ok=True)
         started = time.time()
         earlier = _earlier_attempts(work, started)
-        fields = build(work)
+        try:
+            fields = build(work)
+        except OSError as err:
+            if disk_full(err) and not err.filename:  # say where: the message then names the disk to free
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(work)) from err
+            raise
+        except Exception as err:  # safetensors and datasets wrap a full disk in their own errors
+            if disk_full(err):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(work)) from err
+            raise
         seconds = round(time.time() - started + sum(a["seconds"] for a in earlier), 2)
         manifest = {
             "kind": kind,
@@ -149,6 +161,29 @@ def run_stage(kind: str, spec: dict, build: Callable[[Path], dict]) -> Path:
         os.rename(work, final)
     log_stage(final, "built", started, time.time())
     return final
+
+
+def _lock_or_wait(lock, lock_path: Path, final: Path) -> None:
+    """Take the stage's lock; if another process holds it, say so once (who, and what), then wait for it. The
+    holder writes its pid into the lock file."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        print(f"cptlib: waiting for {final.name}, which process {holder} is building (lock {lock_path}); it is "
+              "used as soon as that finishes", file=sys.stderr, flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+
+
+def disk_full(err: BaseException) -> bool:
+    """A write that failed for lack of space: OSError ENOSPC, or safetensors' and datasets' wrapped forms."""
+    return (isinstance(err, OSError) and err.errno == errno.ENOSPC) or any(
+        text in str(err) for text in ("No space left on device", "StorageFull"))
 
 
 def _bytes(folder: Path) -> int:

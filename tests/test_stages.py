@@ -101,3 +101,76 @@ def test_clean_partial_removes_what_failed_runs_left_and_keeps_finished_stages(c
     assert removed[partial] >= 1000 and not partial.exists()  # the half-written file (and the attempts record)
     assert stages.is_finished(stages.stage_dir("demo", {"n": 5}))
     assert not list(stages.paths.stages_dir().glob("*.lock")) and stages.clean_partial() == []
+
+
+def test_a_full_disk_names_the_stage_and_is_one_line_at_the_command_line(monkeypatch, capsys):
+    """A write that fails for lack of space (here the OSError the kernel gives, raised by the build; a full tmpfs
+    gives the same one, see the [user-path] cases) is re-raised naming the stage folder, and `cptlib` prints one
+    line with that folder, its free space and the fix."""
+    import errno
+
+    from cptlib import cli
+    from safetensors import SafetensorError
+
+    def full(work):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as err:
+        stages.run_stage("demo", {"n": 9}, full)
+    assert err.value.errno == errno.ENOSPC and err.value.filename.endswith(".partial")
+    assert not stages.is_finished(stages.stage_dir("demo", {"n": 9}))
+    wrapped = SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space '
+                              'left on device" })')
+    with pytest.raises(OSError, match="No space"):
+        stages.run_stage("demo", {"n": 10}, lambda work: (_ for _ in ()).throw(wrapped))
+
+    def command(args):
+        return stages.run_stage("demo", {"n": 11}, full)
+
+    monkeypatch.setattr(stages, "_clean_partial", command)
+    assert cli.main(["clean-partial"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "the disk is full writing" in lines[0] and "MB free" in lines[0]
+    assert "demo-" in lines[0] and "CPTLIB_BUILD_DIR" in lines[0]
+
+
+def test_an_interrupted_command_is_one_line_and_exit_130(monkeypatch, capsys):
+    from cptlib import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stages, "_clean_partial", interrupted)
+    assert cli.main(["clean-partial"]) == 130
+    assert capsys.readouterr().err.strip() == ("cptlib clean-partial: interrupted; finished stages are kept, and the "
+                                               "same command resumes from them")
+
+
+def test_a_stage_another_process_builds_is_waited_for_with_one_line(capsys):
+    """The lock's holder writes its pid; a second builder says whom it waits for, then reuses the result."""
+    import fcntl
+    import threading
+
+    final = stages.stage_dir("demo", {"n": 12})
+    final.parent.mkdir(parents=True, exist_ok=True)
+    holder = open(final.with_name(final.name + ".lock"), "a+")
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    holder.write("4242")
+    holder.flush()
+
+    def finish():
+        work = final.with_name(final.name + ".partial")
+        work.mkdir()
+        stages.write_json_atomic(work / stages.MANIFEST, {"kind": "demo", "key": final.name.split("-")[1]})
+        work.rename(final)
+        fcntl.flock(holder, fcntl.LOCK_UN)
+
+    timer = threading.Timer(0.5, finish)
+    timer.start()
+    calls = []
+    assert stages.run_stage("demo", {"n": 12}, lambda work: calls.append(work) or {}) == final
+    timer.join()
+    holder.close()
+    assert calls == []  # built by the other "process", not again
+    err = capsys.readouterr().err
+    assert f"waiting for {final.name}, which process 4242 is building" in err

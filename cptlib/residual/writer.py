@@ -6,6 +6,7 @@ header is written first and tensors are appended one at a time: at most one tens
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -76,8 +77,12 @@ def output_dir(out: str | Path) -> Iterator[Path]:
         if out.exists():  # someone else wrote it meanwhile; rename would silently replace an empty folder
             raise FileExistsError(f"{out} appeared while this run was writing; its output was discarded")
         tmp.rename(out)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        from cptlib.stages import disk_full
+
+        if disk_full(err):  # name the output, whose disk is full (the error itself often names no file)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out)) from err
         raise
 
 
