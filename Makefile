@@ -21,6 +21,13 @@ export JUPYTER_DATA_DIR := $(CURDIR)/.cache/jupyter/data
 export JUPYTER_CONFIG_DIR := $(CURDIR)/.cache/jupyter/config
 # Where stages and executed notebooks go (cptlib.paths reads the same variable).
 BUILD_ROOT := $(or $(CPTLIB_BUILD_DIR),build)
+# make's targets are words: a path with a space, or an empty profile, would become rules make misreads.
+ifneq ($(words $(BUILD_ROOT)),1)
+$(error CPTLIB_BUILD_DIR="$(CPTLIB_BUILD_DIR)" contains a space, which make cannot use in a target; choose a folder without spaces (a symlink to this one works))
+endif
+ifneq ($(words $(PROFILE)),1)
+$(error PROFILE="$(PROFILE)" must be one profile name, e.g. PROFILE=default (params/<name>.yaml; make help lists the targets))
+endif
 
 .PHONY: help setup reproduce cost family ancestors notebooks-check lab smoke test bench clean clean-partial
 
