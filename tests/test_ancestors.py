@@ -83,6 +83,8 @@ def test_the_study_resolves_verified_members_as_released_checkpoints(release_cop
         assert m["kind"] == "resolved" and m["source"] == f"{paths.MODELS_DIR}/smoke/{member}"
         assert m["released"]["member"] == member
     assert read_manifest(family["instruct_v1"])["drift"]["total"] > 0  # the release's record, for the drift ratio
+    # copies, not links: writing through a stage's files can never change the committed release
+    assert not any(f.is_symlink() for m in ("base_v1", "instruct_v1") for f in family[m].iterdir())
     out = cpt(profile, family["base_v1"], seed=0)  # CPT from a resolved ancestor, as from a real checkpoint
     assert read_manifest(out)["parent"] == str(family["base_v1"])
     assert build_family(profile, seed=1) == family  # one released base and instruct model for every seed
@@ -160,3 +162,31 @@ def test_reuse_refuses_an_altered_member(release_copy):
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
     with pytest.raises(AncestorError, match="instruct_v1/model.safetensors does not match the sha256"):
         ancestors.reuse_release(profile)
+
+
+def test_a_committed_member_altered_in_the_checkout_names_the_git_fix_for_what_changed(monkeypatch):
+    """An edited release.json is named as the file to restore (not the weights it no longer matches); a deleted
+    weight file too. The checkout's own models/smoke, restored by the test whatever happens."""
+    from cptlib.config import load_profile
+    from cptlib.family.ancestors import verify
+
+    monkeypatch.setattr(paths, "MODELS_DIR", COMMITTED.parent)  # the checkout's own, tracked by git
+    profile, folder = load_profile("smoke"), COMMITTED / "instruct_v1"
+    release, weights = folder / "release.json", folder / "model.safetensors"
+    text, data = release.read_text(), weights.read_bytes()
+    try:
+        record = json.loads(text)
+        record["files"]["model.safetensors"]["sha256"] = "0" * 64
+        release.write_text(json.dumps(record, indent=1))
+        with pytest.raises(AncestorError, match=r"does not match the sha256.*`git checkout -- models/smoke/instruct_v1/"
+                                                r"release.json` \(the committed release\)"):
+            verify(profile, "instruct_v1")
+        release.write_text(text)
+        weights.unlink()
+        with pytest.raises(AncestorError, match=r"model.safetensors is missing; restore it with `git checkout -- "
+                                                r"models/smoke/instruct_v1/model.safetensors`"):
+            verify(profile, "instruct_v1")
+    finally:
+        release.write_text(text)
+        weights.write_bytes(data)
+    verify(profile, "instruct_v1")

