@@ -53,7 +53,7 @@ $(PUNKT): $(STAMP)
 # The study: one target per notebook, each the executed notebook for PROFILE, in dependency order. A
 # notebook is run by `cptlib notebook run` = `papermill -f params/$(PROFILE).yaml` done right: the profile is
 # resolved (`extends` applied) and validated first, and a key that is not a notebook parameter is an error
-# (papermill would only warn). It writes <nb>.partial.ipynb and renames it only on success, so a failed
+# (papermill would only warn). It writes <nb>.partial-<pid>.ipynb and renames it only on success, so a failed
 # notebook never counts as built; .DELETE_ON_ERROR covers the rest. Nothing changed = nothing runs.
 NOTEBOOKS := 00_build 01_forgetting 02_recipes 03_transfer 04_ablations 05_report
 NB_OUT := $(BUILD_ROOT)/$(PROFILE)/notebooks

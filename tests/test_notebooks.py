@@ -92,6 +92,31 @@ def test_overrides_are_validated_and_name_their_own_run():
         notebooks.configure("smoke", namespace={"train_seeds": [1, 2]})  # papermill -f with top-level keys only
 
 
+def test_a_truncated_notebook_is_one_error_naming_the_file(tmp_path):
+    nb = _stand_in(tmp_path, "01_forgetting", body="pass")
+    nb.write_text(nb.read_text()[:300])
+    with pytest.raises(NotebookError, match=rf"{nb}: not a notebook \(invalid JSON: .*\); restore it with `git "
+                                            r"checkout -- .*01_forgetting.ipynb`"):
+        notebooks.check_parameters(nb)
+
+
+def test_two_runs_of_one_notebook_at_once_both_finish_and_keep_the_stage_log(tmp_path):
+    """They used to delete each other's partial stage log (one shared name): `cptlib cost` then saw no stage."""
+    body = ("from cptlib.stages import run_stage\nimport time\n"
+            "run_stage('demo', {'n': 1}, lambda work: time.sleep(2) or {})\ntime.sleep(1)")
+    _stand_in(tmp_path, "00_build", body=body)
+    env = {**os.environ, "CPTLIB_NOTEBOOKS_DIR": str(tmp_path / "nbs"), "CPTLIB_BUILD_DIR": str(tmp_path / "build")}
+    cmd = [sys.executable, "-m", "cptlib.cli", "notebook", "run", "00_build", "--profile", "smoke"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    out = tmp_path / "build" / "smoke" / "notebooks"
+    events = [json.loads(line) for line in (out / "00_build.stages.jsonl").read_text().splitlines()]
+    assert events and {e["event"] for e in events} <= {"built", "waited", "reused"}
+    assert sorted(f.name for f in out.iterdir()) == ["00_build.ipynb", "00_build.stages.jsonl", "00_build.time.json"]
+
+
 @pytest.fixture
 def stand_in_env(tmp_path, monkeypatch):
     _stand_in(tmp_path, "00_build")

@@ -7,7 +7,7 @@ validated), so papermill called directly (`papermill nb.ipynb out.ipynb -p profi
 same profile as `cptlib notebook run`, and a run with changed parameters never writes into a shipped profile's
 folders. (`papermill -f params/smoke.yaml` would inject the profile's keys as variables: that is refused with a
 message, since it cannot apply `extends`.) The executed notebook is written to
-`build/<run>/notebooks/<nb>.partial.ipynb` and renamed to `<nb>.ipynb` only on success, so a failed notebook
+`build/<run>/notebooks/<nb>.partial-<pid>.ipynb` and renamed to `<nb>.ipynb` only on success, so a failed notebook
 never leaves an output that make counts as built; its run time goes to `<nb>.time.json` and every stage it built
 or reused (cptlib.stages' log) to `<nb>.stages.jsonl`, which `cptlib cost` reads.
 """
@@ -71,6 +71,14 @@ def _papermill():
 
 
 def declared_parameters(nb: Path) -> set[str]:
+    """The notebook's parameters, as papermill reads them; a file that is not a notebook is one error naming it."""
+    import json as _json
+
+    try:
+        _json.loads(Path(nb).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise NotebookError(f"{nb}: not a notebook (invalid JSON: {err}); restore it with `git checkout -- "
+                            f"{paths.shown(Path(nb))}`, or save it again from JupyterLab") from None
     return set(_papermill().inspect_notebook(str(nb)))
 
 
@@ -150,8 +158,10 @@ def run(name: str, profile: str | Path, kernel: str = KERNEL, overrides: dict | 
 
     out_dir = output_dir(cfg.name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    final, partial = out_dir / nb.name, out_dir / f"{nb.stem}.partial.ipynb"
-    log, partial_log = out_dir / f"{nb.stem}.stages.jsonl", out_dir / f"{nb.stem}.stages.partial.jsonl"
+    # Per process: two runs of one notebook at once each keep their own partial files (the last to finish writes
+    # the executed notebook and its stage log, each complete), instead of deleting each other's log.
+    final, partial = out_dir / nb.name, out_dir / f"{nb.stem}.partial-{os.getpid()}.ipynb"
+    log, partial_log = out_dir / f"{nb.stem}.stages.jsonl", out_dir / f"{nb.stem}.stages.partial-{os.getpid()}.jsonl"
     partial_log.unlink(missing_ok=True)
     before = os.environ.get(STAGE_LOG_ENV)
     os.environ[STAGE_LOG_ENV] = str(partial_log)  # the kernel, and the processes it starts, inherit it
