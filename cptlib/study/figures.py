@@ -13,6 +13,7 @@ import textwrap
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from cptlib.study import plots, stats
 from cptlib.study.criteria import KEEP
@@ -73,17 +74,18 @@ def n4_map(n4: pd.DataFrame, instruct_if: float, panels: list[str], labels: dict
     t = n4_threshold(n4, instruct_if)
     fig, axes = plots.new_figure(len(maps) + 1, width=5.2 * (len(maps) + 1), height=4.6)
     for ax, m in zip(axes[:-1], maps):
-        grid = rest.pivot_table(index="lr", columns="tokens", values=m)
-        im = ax.imshow(grid.values, vmin=0, vmax=1, cmap="viridis", aspect="auto", origin="lower")
-        ax.set_xticks(range(grid.shape[1]), [plots._compact(x) for x in grid.columns], rotation=0)
-        ax.set_yticks(range(grid.shape[0]), [f"{lr:g}" for lr in grid.index])
+        grid = rest.pivot_table(index="lr", columns="tokens", values=m).sort_index(ascending=False)  # lr up
+        grid.index = [f"{lr:g}" for lr in grid.index]
+        grid.columns = [plots._compact(x) for x in grid.columns]
+        sns.heatmap(grid, ax=ax, vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".3f", annot_kws={"fontsize": 8},
+                    cbar=False)
+        ax.tick_params(axis="x", rotation=0); ax.tick_params(axis="y", rotation=0)
         ax.set_xlabel("CPT budget (tokens)"); ax.set_ylabel("CPT learning rate"); ax.grid(False)
         ax.set_title(f"restored: {labels[m]}" + (f"\n(framed: ≥ {KEEP:g} × IF(instruct_v1) = {t['bound']:.3f}, N4's "
                                                  "criterion)" if m == "IF" else ""), fontsize=9)
-        plots.heatmap_labels(ax, grid.values, [[f"{v:.3f}" for v in row] for row in grid.values], fontsize=8)
         if m == "IF":
             plots.outline_cells(ax, grid.values >= t["bound"])
-    fig.colorbar(im, ax=axes[:-1], label="accuracy (fraction)", shrink=0.8)
+    fig.colorbar(axes[0].collections[0], ax=axes[:-1], label="accuracy (fraction)", shrink=0.8)
     ax = axes[-1]
     palette = dict(zip(sorted(rest.lr.unique()), ["#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d"]))
     for lr, g in rest.groupby("lr"):
@@ -172,15 +174,14 @@ def transfer(cells: pd.DataFrame, tr: pd.DataFrame, labels: dict[str, str]):
     lo, hi, n = (cells.pivot_table(index="source", columns="target", values=v, sort=False).reindex_like(grid)
                  for v in ("IF_lo", "IF_hi", "n_seeds"))
     fig, axes = plots.new_figure(2, width=11, height=4.2)
-    im = axes[0].imshow(grid.values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    axes[0].set_xticks(range(grid.shape[1]), grid.columns, rotation=20)
-    axes[0].set_yticks(range(grid.shape[0]), [f"Θr({s})" for s in grid.index])
     texts = [[f"{grid.values[i, j]:.2f}\n[{lo.values[i, j]:.2f}, {hi.values[i, j]:.2f}]\n{_seeds(int(n.values[i, j]))}"
               for j in range(grid.shape[1])] for i in range(grid.shape[0])]
-    plots.heatmap_labels(axes[0], grid.values, texts, fontsize=7)
+    sns.heatmap(grid.rename(index=lambda s: f"Θr({s})"), ax=axes[0], vmin=0, vmax=1, cmap="viridis",
+                annot=np.array(texts, dtype=object), fmt="", annot_kws={"fontsize": 7},
+                cbar_kws={"label": labels["IF"], "shrink": 0.8})
+    axes[0].tick_params(axis="x", rotation=20); axes[0].tick_params(axis="y", rotation=0)
     axes[0].set_xlabel("target model"); axes[0].set_ylabel("residual source"); axes[0].grid(False)
     axes[0].set_title("IF of target + residual (mean [95% CI])", fontsize=9)
-    fig.colorbar(im, ax=axes[0], label=labels["IF"], shrink=0.8)
     ax, targets = axes[1], list(grid.columns)
     sources = list(cells.source.unique())
     for k, (src, g) in enumerate(cells.groupby("source", sort=False)):

@@ -164,21 +164,15 @@ def legend_below(fig, ax=None, ncol: int = 3, handles=None, labels=None) -> None
     fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=7, frameon=False)
 
 
-def heatmap_labels(ax, values, texts, fontsize: int = 8) -> None:
-    """Write texts[i][j] on cell (i, j) of an imshow of `values` (viridis, 0–1): black on light cells, white on dark."""
-    import numpy as np
-
-    for (i, j), v in np.ndenumerate(values):
-        if v == v:
-            ax.text(j, i, texts[i][j], ha="center", va="center", fontsize=fontsize, color="k" if v > 0.6 else "w")
 def outline_cells(ax, mask, color: str = "#ff3333") -> None:
-    """Draw a frame around each cell (i, j) of an imshow where mask[i][j] is true (e.g. a criterion met)."""
+    """Draw a frame around each cell (i, j) of a seaborn heatmap (cell (i, j) spans [j, j+1] × [i, i+1]) where
+    mask[i][j] is true (e.g. a criterion met)."""
     import numpy as np
     from matplotlib.patches import Rectangle
 
     for (i, j), hit in np.ndenumerate(np.asarray(mask)):
         if hit:
-            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor=color, lw=2))
+            ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor=color, lw=2))
 
 
 def scope(profile: Profile) -> str:
