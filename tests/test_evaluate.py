@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -382,3 +385,30 @@ def test_an_attached_peft_adapter_scores_what_the_merged_model_scores(testbed, r
     samples = [json.loads(next((d / "testbed_chat.samples.jsonl").open()))["resps"]
                for d in (evaluate.run_evaluation(m, testbed["data"], SETTINGS) for m in (merged, adapter))]
     assert samples[0] == samples[1]  # the same greedy answer
+
+
+def test_lm_evals_own_cli_gives_cptlibs_numbers_with_the_readme_settings(testbed, result_dir, tmp_path):
+    """The README's two `lm-eval run` commands (docs/evaluation.md, "With lm-eval's own CLI"), run from the testbed
+    data folder: the plain group with eos before each document (`prefix_token_id`), the chat group with the chat
+    template and the generation cap. Every metric equals cptlib's table."""
+    tasks = paths.REPO_ROOT / "cptlib" / "evaluation" / "tasks" / "testbed"
+    eos = testbed["tok"].eos_token_id
+    commands = {
+        "testbed_plain": ["--model_args", f"pretrained={testbed['model']}", f"prefix_token_id={eos}", "dtype=float32"],
+        "testbed_chat": ["--model_args", f"pretrained={testbed['model']}", "dtype=float32", "--apply_chat_template",
+                         "--gen_kwargs", f"max_gen_toks={SETTINGS.max_gen_toks}"],
+    }
+    ours = evaluate.read_table(result_dir, "x").set_index(["task", "metric"]).value
+    for group, args in commands.items():
+        out = tmp_path / group
+        proc = subprocess.run([sys.executable, "-m", "lm_eval", "run", "--model", "hf", "--tasks", group,
+                               "--include_path", str(tasks), "--batch_size", "4", "--output_path", str(out), *args],
+                              cwd=testbed["data"], capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results = json.loads(next(out.rglob("results_*.json")).read_text())["results"]
+        theirs = {(task, metric.split(",")[0]): value for task, r in results.items() if task != group
+                  for metric, value in r.items() if metric.endswith(",none") and "stderr" not in metric}
+        assert theirs, results
+        for key, value in theirs.items():
+            assert key in ours.index and math.isclose(value, ours[key], abs_tol=1e-6), (key, value, ours.get(key))
