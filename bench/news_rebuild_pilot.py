@@ -42,6 +42,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--processes", type=int, default=2, help="evaluations at a time (one thread each)")
     ap.add_argument("--ancestors-only", action="store_true", help="build and score base_v1 and instruct_v1 only")
+    ap.add_argument("--events-probe", action="store_true",
+                    help="only the diagnostic: instruct_v1 asked about the era-A events in chat (events_probe)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     OUT.mkdir(exist_ok=True)
@@ -53,6 +55,11 @@ def main() -> None:
     print(f"base_v1 {base.name}: {time.time() - t0:.0f} s", flush=True)
     inst = fam.instruct(prof, base, data, "v1", args.seed)
     print(f"instruct_v1 {inst.name}: {time.time() - t0:.0f} s", flush=True)
+    if args.events_probe:
+        table = events_probe(prof, data, inst, args.seed)
+        table.to_csv(OUT / "news_rebuild_events_probe.csv", index=False)
+        print(table.round(3).to_markdown(index=False))
+        return
     wb, wi = weights(base), weights(inst)
     r_norm = distance(wi, wb)
     chat_kinds, mc_kinds = item_kinds(data)
@@ -100,6 +107,48 @@ def main() -> None:
         pd.DataFrame(kind_rows).to_csv(OUT / "news_rebuild_pilot_kinds.csv", index=False)
         print(f"cell lr={lr} tokens={tokens}: {time.time() - t0:.0f} s", flush=True)
     write_md(pd.DataFrame(rows), pd.DataFrame(kind_rows), time.time() - t0)
+
+
+def events_probe(prof, data: Path, inst: Path, seed: int, n: int = 180) -> pd.DataFrame:
+    """Diagnostic: instruct_v1 asked in chat about the era-A events (known from 20 pre-training articles each), the
+    way the era-B probe asks era B, split by whether an SFT drill asked about the event's subject. The era-B probe's
+    file is swapped for these questions in a copy of the data folder; the same lm-eval task scores them."""
+    import random
+    import shutil
+
+    from cptlib.evaluation.evaluate import EvalSettings, run_evaluation
+    from cptlib.testbed import instructions
+    from cptlib.testbed.world import Fact, build_world
+
+    world = build_world(prof.world, prof.world_seed)
+    kinds = tuple(prof.world.constraint_kinds)
+    sft = [json.loads(line) for line in open(data / "sft_v1.jsonl")]
+    asked = " ".join(c["messages"][-2]["content"] for c in sft)
+    sft_prompts = {m["content"] for c in sft for m in c["messages"] if m["role"] == "user"}
+    rng, items, kinds_of = random.Random(f"{seed}-events-probe"), [], []
+    facts = list(world.events_a)
+    while len(items) < n:
+        fact: Fact = facts[len(items) % len(facts)]
+        fmt = instructions.knowledge_formats(kinds)[(len(items) // len(facts)) % len(instructions.knowledge_formats(kinds))]
+        question, draft = instructions.qa_task(world, fact, "train", rng, extra=False)
+        made = instructions.constrain(question, draft, [fmt], "train", rng)
+        if made is None or made[0] in sft_prompts:
+            continue
+        items.append({"id": f"event-{len(items)}", "prompt": made[0], "answer": fact.value,
+                      "instruction_id_list": [fmt], "kwargs": made[2]})
+        kinds_of.append(("drilled" if fact.subject in asked else "not drilled", fact.relation))
+    probe = OUT / "news_rebuild_events_probe_data"
+    shutil.rmtree(probe, ignore_errors=True)
+    shutil.copytree(data, probe, ignore=shutil.ignore_patterns("cptlib_manifest.json"))
+    (probe / "eval" / "chat_knowledge.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    ev = run_evaluation(inst, probe, EvalSettings(tasks=("testbed_chat_knowledge",)))
+    hits = item_scores(ev, "testbed_chat_knowledge", "knowledge_acc")
+    replies = chat_replies(ev)
+    named = [a.lower() in r.lower() for _, a, r in replies]
+    rows = pd.DataFrame([{"drilled": d, "relation": r, "knowledge": h, "answer named": a}
+                         for (d, r), h, a in zip(kinds_of, hits, named)])
+    return rows.groupby(["drilled", "relation"]).agg(n=("knowledge", "size"), knowledge=("knowledge", "mean"),
+                                                     answer_named=("answer named", "mean")).reset_index()
 
 
 def write_md(df: pd.DataFrame, kinds: pd.DataFrame, seconds: float) -> None:
