@@ -381,7 +381,9 @@ def test_an_attached_peft_adapter_scores_what_the_merged_model_scores(testbed, r
     assert evaluate.model_content_hash(adapter) != evaluate.model_content_hash(merged)
     tables = [evaluate.read_table(evaluate.run_evaluation(m, testbed["data"], SETTINGS), "x") for m in (merged, adapter)]
     a, b = (t.set_index(["task", "metric"]).value for t in tables)
-    assert a.index.equals(b.index) and (a - b).abs().max() < 1e-4
+    # Unmerged LoRA sums in another order than the merged weight: equal to float rounding, relative to each metric
+    # (a word perplexity is in the millions: measured 1.9e-6 relative at most).
+    assert a.index.equals(b.index) and ((a - b).abs() <= 1e-5 * a.abs() + 1e-6).all(), (a, b)
     samples = [json.loads(next((d / "testbed_chat.samples.jsonl").open()))["resps"]
                for d in (evaluate.run_evaluation(m, testbed["data"], SETTINGS) for m in (merged, adapter))]
     assert samples[0] == samples[1]  # the same greedy answer
