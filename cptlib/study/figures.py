@@ -219,12 +219,12 @@ def ablations(ab: pd.DataFrame, panels: list[str], labels: dict[str, str], secon
     for _, row in r.iterrows():
         axes[3].annotate(row.setting, (row.residual_mb, row.IF), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ad = ab[(ab.ablation == "adapter") & ab.adapter_mb.notna()] if "adapter_mb" in ab else ab.iloc[:0]
-    if len(ad):  # the largest rank as a PEFT adapter attached at load time (issue 34)
-        axes[3].errorbar(ad.adapter_mb, ad.IF, yerr=stats.yerr(ad, "IF"), marker="s", ls="none", color="C1")
-        for _, row in ad.iterrows():
-            axes[3].annotate("PEFT " + row.setting.split(", ", 1)[-1], (row.adapter_mb, row.IF), fontsize=6,
-                             color="C1", xytext=(3, -9), textcoords="offset points")
-    plots.log_axis(axes[3], "size on disk (MB, log scale): residual (blue), PEFT adapter (orange)")
+    if len(ad):  # the largest rank as a PEFT adapter attached at load time (issue 34): one marker per choice
+        for (_, row), marker in zip(ad.iterrows(), ["D", "s", "v", "^"]):
+            axes[3].errorbar([row.adapter_mb], [row.IF], yerr=stats.yerr(ad.loc[[row.name]], "IF"), marker=marker,
+                             ls="none", color="C1", label="PEFT adapter, " + row.setting.split(", ", 1)[-1])
+        axes[3].legend(loc="upper left", fontsize=6, frameon=False)
+    plots.log_axis(axes[3], "size on disk (MB, log): residual (blue), PEFT adapter (orange)")
     axes[3].set_title("low-rank residual (IF)", fontsize=9)
     for ax in axes:
         plots.fraction_axis(ax)
