@@ -22,6 +22,7 @@ from cptlib import paths
 CATEGORY = {"testbed": "data", "tokenizer": "data", "cptdata": "data",
             "pretrain": "training", "sft": "training", "lm": "training",
             "resolved": "weights", "converted": "weights", "residual": "weights", "restored": "weights",
+            "adapter": "weights", "attached": "weights",
             "eval": "evaluation"}
 NOTEBOOK_WORK = "notebook"  # time in a notebook that no stage covers
 
