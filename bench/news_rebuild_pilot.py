@@ -44,10 +44,17 @@ def main() -> None:
     ap.add_argument("--ancestors-only", action="store_true", help="build and score base_v1 and instruct_v1 only")
     ap.add_argument("--events-probe", action="store_true",
                     help="only the diagnostic: instruct_v1 asked about the era-A events in chat (events_probe)")
+    ap.add_argument("--drill-frac", type=float, default=None,
+                    help="run 13: world.era_a_event_drill_frac (the other events are never asked in training); "
+                         "builds those ancestors and runs the events probe only")
     args = ap.parse_args()
     torch.set_num_threads(2)
     OUT.mkdir(exist_ok=True)
-    prof = load_with_overrides("default", OVERRIDES, run_name="news-rebuild-pilot")
+    overrides, name = dict(OVERRIDES), "news-rebuild-pilot"
+    if args.drill_frac is not None:
+        overrides["world.era_a_event_drill_frac"], name = args.drill_frac, f"news-rebuild-pilot-drill{args.drill_frac:g}"
+        args.events_probe = True
+    prof = load_with_overrides("default", overrides, run_name=name)
     t0 = time.time()
     data = fam.testbed_data(prof)
     tok = fam.tokenizer_stage(prof, data)
@@ -56,8 +63,12 @@ def main() -> None:
     inst = fam.instruct(prof, base, data, "v1", args.seed)
     print(f"instruct_v1 {inst.name}: {time.time() - t0:.0f} s", flush=True)
     if args.events_probe:
+        ancestors = scores({"base_v1": base, "instruct_v1": inst}, data, processes=args.processes)
+        print(ancestors[["IF", "knowledge", "era_a", "era_b"]].round(3).to_markdown())
         table = events_probe(prof, data, inst, args.seed)
-        table.to_csv(OUT / "news_rebuild_events_probe.csv", index=False)
+        suffix = "" if args.drill_frac is None else f"_drill{args.drill_frac:g}"
+        table.to_csv(OUT / f"news_rebuild_events_probe{suffix}.csv", index=False)
+        ancestors.to_csv(OUT / f"news_rebuild_ancestors{suffix}.csv")
         print(table.round(3).to_markdown(index=False))
         return
     wb, wi = weights(base), weights(inst)
@@ -136,7 +147,8 @@ def events_probe(prof, data: Path, inst: Path, seed: int, n: int = 180) -> pd.Da
             continue
         items.append({"id": f"event-{len(items)}", "prompt": made[0], "answer": fact.value,
                       "instruction_id_list": [fmt], "kwargs": made[2]})
-        kinds_of.append(("drilled" if fact.subject in asked else "not drilled", fact.relation))
+        held = fact.subject in world.events_a_heldout or fact.subject not in asked
+        kinds_of.append(("never asked in training" if held else "drilled", fact.relation))
     probe = OUT / "news_rebuild_events_probe_data"
     shutil.rmtree(probe, ignore_errors=True)
     shutil.copytree(data, probe, ignore=shutil.ignore_patterns("cptlib_manifest.json"))

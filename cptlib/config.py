@@ -78,6 +78,10 @@ class WorldConfig(Section):
         "and asked about in the chat transcripts and SFT drills, so that a question about something known only from "
         "the news is a familiar question (calibration log run 12). 0 = none (the released ancestors)")
     era_a_event_mentions: int = Field(20, ge=1, description="era-A news articles stating each era-A event")
+    era_a_event_drill_frac: float = Field(
+        1.0, gt=0, le=1, description="share of the era-A events the SFT drills and chat transcripts ask about; the "
+        "others are never asked in training, so a chat probe of them tests answering what was only read in the news "
+        "(calibration log run 13)")
     news_filler_frac: float = Field(0.2, ge=0, lt=1, description="share of news-register filler words in corpus B")
     mentions_a1: int = Field(160, ge=1, description="era-A corpus part 1: documents about each entity")
     mentions_a2: int = Field(40, ge=1, description="era-A corpus part 2 (base_v2): documents about each entity")

@@ -85,3 +85,27 @@ def test_sft_drills_and_transcripts_ask_about_the_events(built):
 def test_too_many_events_for_the_companies_is_one_clear_error():
     with pytest.raises(ValueError, match="era-A|era_a_events|n_orgs"):
         build_world(WorldConfig(**{**EVENTS, "era_a_events": 60}), 7)
+
+
+def test_held_out_events_are_never_asked_in_training(tmp_path):
+    """`era_a_event_drill_frac`: the other events are told in the news like the rest but never asked about in the
+    SFT data or the chat transcripts (run 13's probe tests chat on exactly them)."""
+    cfg = WorldConfig(**{**EVENTS, "era_a_event_drill_frac": 0.5})
+    build_testbed(cfg, 7, tmp_path)
+    w = json.loads((tmp_path / "world.json").read_text())
+    held = set(w["events_a_heldout"])
+    subjects = {e["subject"] for e in w["events_a"]}
+    assert held and held < subjects and len(held) == len(subjects) // 2
+    training = " ".join(m["content"] for c in _read(tmp_path / "sft_v1.jsonl") + _read(tmp_path / "sft_v2.jsonl")
+                        for m in c["messages"])
+    transcripts = " ".join(r["text"] for name in ("corpus_a1.jsonl", "corpus_a2.jsonl")
+                           for r in _read(tmp_path / name) if r["text"].startswith("<|"))
+    for e in w["events_a"]:
+        if e["subject"] in held:  # a new person is never named; a prize or launch never mentioned
+            new_name = e["subject"] if e["kind"] == "new_entity" else e["value"]
+            assert new_name not in training and new_name not in transcripts, e
+    asked = [e for e in w["events_a"] if e["subject"] not in held and e["relation"] in ("won", "launched")]
+    assert any(e["value"] in training for e in asked)
+    a1 = [r["text"] for r in _read(tmp_path / "corpus_a1.jsonl")]
+    assert all(sum(s in t for t in a1) >= cfg.era_a_event_mentions for s in held)  # still in the news
+    assert build_world(WorldConfig(**EVENTS), 7).events_a_heldout == []

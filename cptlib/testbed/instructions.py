@@ -227,7 +227,7 @@ def sft(world: World, n: int, version: str, seed: int, kinds: tuple[str, ...] = 
     # With era-A events (WorldConfig.era_a_events), every second drill asks about one of them instead: a fact
     # known only from a few news articles, of every kind era B's news has (a new person's employer or job, a prize,
     # a launch), in the same formats.
-    event_drills = [(f, fmt) for f in world.events_a for fmt in knowledge_formats(kinds)]
+    event_drills = [(f, fmt) for f in world.events_a_asked for fmt in knowledge_formats(kinds)]
     rng_events = random.Random(f"{seed}-sft-{version}-events")
     out = []
     while len(out) < n:
@@ -261,8 +261,8 @@ def transcripts(world: World, n: int, seed: int, part: str) -> list[str]:
     rng_events = random.Random(f"{seed}-transcripts-{part}-events")
     out = []
     for i in range(n):
-        if world.events_a and i % 10 == 5:  # with era-A events, a tenth of the questions ask about one of them
-            prompt, draft = qa_task(world, rng_events.choice(world.events_a), "train", rng, extra=False)
+        if world.events_a_asked and i % 10 == 5:  # with era-A events, a tenth of the questions ask about one
+            prompt, draft = qa_task(world, rng_events.choice(world.events_a_asked), "train", rng, extra=False)
         else:
             prompt, draft = task(world, "train", MIX["v1"][1], rng)
         system = [{"role": "system", "content": rng.choice([SYSTEM[0], SYSTEM[2]])}] if rng.random() < 0.5 else []

@@ -88,6 +88,14 @@ class World:
     # from `facts`, so that entity documents, lists and era-A multiple choice are as without them.
     events_a: list[Fact] = dataclasses.field(default_factory=list)
     event_entities: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # their people, products, prizes
+    # The subjects of era-A events that training never asks about (WorldConfig.era_a_event_drill_frac < 1).
+    events_a_heldout: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def events_a_asked(self) -> list[Fact]:
+        """The era-A event facts the SFT drills and chat transcripts may ask about."""
+        held = set(self.events_a_heldout)
+        return [f for f in self.events_a if f.subject not in held]
 
     def __post_init__(self):
         self._era_a = {(f.subject, f.relation): f.value for f in self.facts if f.era == "A"}
@@ -157,6 +165,8 @@ class World:
                "facts": [dataclasses.asdict(f) for f in self.facts]}
         if self.events_a:  # absent without era-A events: the released ancestors' world.json is unchanged
             out.update(event_entities=self.event_entities, events_a=[dataclasses.asdict(f) for f in self.events_a])
+        if self.events_a_heldout:
+            out["events_a_heldout"] = self.events_a_heldout
         return out
 
 
@@ -238,7 +248,12 @@ def build_world(cfg: WorldConfig, seed: int) -> World:
     new_entities = {"person": [], "product": [], "prize": [names.take("prize") for _ in range(cfg.n_prizes)]}
     taken = {f.subject for f in events_a}
     facts += _events(cfg, rng, names, ent, new_entities, era_a, taken)
-    return World(seed, ent, new_entities, facts, events_a, event_entities)
+    heldout = []
+    if events_a and cfg.era_a_event_drill_frac < 1:  # its own stream: the world above is as with every event asked
+        subjects = list(dict.fromkeys(f.subject for f in events_a))
+        random.Random(f"{seed}-events-heldout").shuffle(subjects)
+        heldout = sorted(subjects[round(cfg.era_a_event_drill_frac * len(subjects)):])
+    return World(seed, ent, new_entities, facts, events_a, event_entities, heldout)
 
 
 # The era-A events' kinds, in turn: era B's new-content kinds (no change of a fact: era A has no earlier state).
