@@ -58,16 +58,16 @@ def test_make_names_a_profile_chain_that_forms_a_cycle_in_one_line(tmp_path):
 @pytest.mark.parametrize("setting, message", [
     ("PROFILE=", 'PROFILE="" must be one profile name'),
     ("PROFILE=a b", 'PROFILE="a b" must be one profile name'),
-    ("CPTLIB_BUILD_DIR=/tmp/with space/build", "contains a space, which make cannot use in a target"),
+    ("CPTLIB_BUILD_DIR={tmp}/with space/build", "contains a space, which make cannot use in a target"),
 ])
-def test_make_refuses_an_empty_profile_or_a_build_folder_with_a_space_in_one_line(setting, message):
+def test_make_refuses_an_empty_profile_or_a_build_folder_with_a_space_in_one_line(setting, message, tmp_path):
     """Before: "No rule to make target 'build//…'" and "mixed implicit and normal rules"."""
     import subprocess
 
-    proc = subprocess.run(["make", "-C", str(paths.REPO_ROOT), "reproduce", setting], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(["make", "-C", str(paths.REPO_ROOT), "reproduce", setting.format(tmp=tmp_path)],
+                          capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("***") == 1, proc.stderr
-    assert not Path("/tmp/with space").exists()
+    assert not (tmp_path / "with space").exists()
 
 
 def test_a_new_unrelated_profile_leaves_the_others_notebooks_up_to_date():
