@@ -82,6 +82,37 @@ def se(p: float, n: int) -> float:
     return math.sqrt(max(p * (1 - p), 1e-12) / n)
 
 
+def subjects(data: Path) -> list[str]:
+    return sorted({f["subject"] for f in json.loads((data / "world.json").read_text())["facts"]})
+
+
+def model_rows(ev: Path, key: dict, chat_kinds: list[str], mc_kinds: list[str], names: list[str],
+               shown=SHOWN) -> tuple[dict, list[dict]]:
+    """One model's evaluation `ev` as (row: `key` plus each shown metric's mean, n and ±1.96 binomial SE; rows by
+    fact kind: era-B via chat and MC, and whether a chat reply names the answer and the subject asked)."""
+    row, kind_rows = dict(key), []
+    key = {k: v for k, v in key.items() if k != "drift_ratio"}  # the kind rows name the model, not its drift
+    for m in shown:
+        task, metric = METRICS[m]
+        items = item_scores(ev, task, metric)
+        row[m], row[f"n_{m}"] = sum(items) / len(items), len(items)
+        row[f"ci_{m}"] = 1.96 * se(row[m], len(items))
+        if m in ("knowledge", "era_b"):
+            for kind in KIND.values():
+                sel = [s for s, k in zip(items, chat_kinds if m == "knowledge" else mc_kinds) if k == kind]
+                if sel:
+                    kind_rows.append({**key, "metric": m, "kind": kind, "n": len(sel), "acc": sum(sel) / len(sel)})
+    # Beyond the metric: is the answer anywhere in the reply, and is the reply about the subject asked?
+    replies = chat_replies(ev)
+    for what, hits in (("answer named", [a.lower() in r.lower() for _, a, r in replies]),
+                       ("subject named", [names_subject(p, r, names) for p, _, r in replies])):
+        for kind in KIND.values():
+            sel = [h for h, k in zip(hits, chat_kinds) if k == kind]
+            if sel:
+                kind_rows.append({**key, "metric": what, "kind": kind, "n": len(sel), "acc": sum(sel) / len(sel)})
+    return row, kind_rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
@@ -117,29 +148,10 @@ def main() -> None:
             drifts["CPT(base_v1)+Θr"] = drifts["CPT(base_v1)"]
             for label in models:
                 ev = paths.stages_dir() / table.loc[label, "eval"]
-                row = {"variant": name, "lr": lr, "model": label, "drift_ratio": drifts[label]}
-                for m in SHOWN:
-                    task, metric = METRICS[m]
-                    items = item_scores(ev, task, metric)
-                    row[m], row[f"n_{m}"] = sum(items) / len(items), len(items)
-                    row[f"ci_{m}"] = 1.96 * se(row[m], len(items))
-                    if m in ("knowledge", "era_b"):
-                        for kind in KIND.values():
-                            sel = [s for s, k in zip(items, chat_kinds if m == "knowledge" else mc_kinds) if k == kind]
-                            if sel:
-                                kind_rows.append({"variant": name, "lr": lr, "model": label, "metric": m, "kind": kind,
-                                                  "n": len(sel), "acc": sum(sel) / len(sel)})
-                # Beyond the metric: is the answer anywhere in the reply, and is the reply about the subject asked?
-                subjects = sorted({f["subject"] for f in json.loads((data / "world.json").read_text())["facts"]})
-                replies = chat_replies(ev)
-                for what, hits in (("answer named", [a.lower() in r.lower() for _, a, r in replies]),
-                                   ("subject named", [names_subject(p, r, subjects) for p, _, r in replies])):
-                    for kind in KIND.values():
-                        sel = [h for h, k in zip(hits, chat_kinds) if k == kind]
-                        if sel:
-                            kind_rows.append({"variant": name, "lr": lr, "model": label, "metric": what,
-                                              "kind": kind, "n": len(sel), "acc": sum(sel) / len(sel)})
+                row, by_kind = model_rows(ev, {"variant": name, "lr": lr, "model": label, "drift_ratio": drifts[label]},
+                                          chat_kinds, mc_kinds, subjects(data))
                 rows.append(row)
+                kind_rows += by_kind
             pd.DataFrame(rows).to_csv(OUT / "news_pilot.csv", index=False)
             pd.DataFrame(kind_rows).to_csv(OUT / "news_pilot_kinds.csv", index=False)
         timing[name] = time.time() - t0

@@ -24,7 +24,7 @@ from cptlib.evaluation.evaluate import item_scores
 from cptlib.family import build as fam
 from cptlib.study.restored import METRICS, restored, scores
 
-from news_pilot import KIND, chat_replies, distance, item_kinds, names_subject, se, weights
+from news_pilot import SHOWN, chat_replies, distance, item_kinds, model_rows, subjects as world_subjects, weights
 
 OUT = Path(__file__).resolve().parent / "out"
 OVERRIDES = {
@@ -34,7 +34,6 @@ OVERRIDES = {
     "released_ancestors": False,
 }
 CELLS = ((1e-4, 400_000), (3e-4, 400_000), (3e-4, 200_000))  # (CPT lr, tokens)
-SHOWN = ("IF", "knowledge", "era_b", "era_a", "updated")
 
 
 def main() -> None:
@@ -74,7 +73,7 @@ def main() -> None:
     wb, wi = weights(base), weights(inst)
     r_norm = distance(wi, wb)
     chat_kinds, mc_kinds = item_kinds(data)
-    subjects = sorted({f["subject"] for f in json.loads((data / "world.json").read_text())["facts"]})
+    subjects = world_subjects(data)
     rows, kind_rows = [], []
     cells = [(None, None)] + ([] if args.ancestors_only else list(CELLS))
     for lr, tokens in cells:
@@ -93,27 +92,10 @@ def main() -> None:
         table = scores(models, data, processes=args.processes)
         for label in models:
             ev = paths.stages_dir() / table.loc[label, "eval"]
-            row = {"lr": lr, "tokens": tokens, "model": label, "drift_ratio": drifts[label]}
-            for m in SHOWN:
-                task, metric = METRICS[m]
-                items = item_scores(ev, task, metric)
-                row[m], row[f"n_{m}"] = sum(items) / len(items), len(items)
-                row[f"ci_{m}"] = 1.96 * se(row[m], len(items))
-                if m in ("knowledge", "era_b"):
-                    for kind in KIND.values():
-                        sel = [s for s, k in zip(items, chat_kinds if m == "knowledge" else mc_kinds) if k == kind]
-                        if sel:
-                            kind_rows.append({"lr": lr, "tokens": tokens, "model": label, "metric": m, "kind": kind,
-                                              "n": len(sel), "acc": sum(sel) / len(sel)})
-            replies = chat_replies(ev)
-            for what, hits in (("answer named", [a.lower() in r.lower() for _, a, r in replies]),
-                               ("subject named", [names_subject(p, r, subjects) for p, _, r in replies])):
-                for kind in KIND.values():
-                    sel = [h for h, k in zip(hits, chat_kinds) if k == kind]
-                    if sel:
-                        kind_rows.append({"lr": lr, "tokens": tokens, "model": label, "metric": what, "kind": kind,
-                                          "n": len(sel), "acc": sum(sel) / len(sel)})
+            row, by_kind = model_rows(ev, {"lr": lr, "tokens": tokens, "model": label, "drift_ratio": drifts[label]},
+                                      chat_kinds, mc_kinds, subjects, SHOWN)
             rows.append(row)
+            kind_rows += by_kind
         pd.DataFrame(rows).to_csv(OUT / "news_rebuild_pilot.csv", index=False)
         pd.DataFrame(kind_rows).to_csv(OUT / "news_rebuild_pilot_kinds.csv", index=False)
         print(f"cell lr={lr} tokens={tokens}: {time.time() - t0:.0f} s", flush=True)

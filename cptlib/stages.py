@@ -135,12 +135,8 @@ def run_stage(kind: str, spec: dict, build: Callable[[Path], dict]) -> Path:
         earlier = _earlier_attempts(work, started)
         try:
             fields = build(work)
-        except OSError as err:
-            if disk_full(err) and not err.filename:  # say where: the message then names the disk to free
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(work)) from err
-            raise
-        except Exception as err:  # safetensors and datasets wrap a full disk in their own errors
-            if disk_full(err):
+        except Exception as err:  # a full disk (safetensors and datasets wrap it) names the stage being written
+            if disk_full(err) and not getattr(err, "filename", None):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(work)) from err
             raise
         seconds = round(time.time() - started + sum(a["seconds"] for a in earlier), 2)

@@ -40,7 +40,7 @@ MODEL_FILE_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "tokenizer*"
                        "chat_template.*", "vocab.*", "merges.txt", "added_tokens.json", "config.json",
                        "generation_config.json", "adapter_config.json"]
 # A PEFT adapter directory that names the model it is attached to (cptlib.study.restored.attached): evaluated as
-# lm-eval's `HFLM(pretrained=target, peft=adapter)`, the adapter applied at load time, not merged.
+# `PeftModel.from_pretrained(target, adapter)` handed to lm-eval (attach_adapter), applied at load time, not merged.
 ATTACH_FILE = "cptlib_attach.json"
 
 

@@ -40,6 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 import cptlib
+from cptlib.provenance import library_versions
 from cptlib.residual import lowrank
 from cptlib.residual.analysis import module_of, norm
 from cptlib.residual.checkpoint import ResidualError, copy_chat_files
@@ -209,7 +210,7 @@ def extract_peft(base: str | Path, instruct: str | Path, out: str | Path, *, ran
         manifest = {
             "format": "cptlib-peft-adapter",
             "cptlib_version": cptlib.__version__,
-            "peft_version": _peft_version(),
+            "peft_version": library_versions()["peft"],
             "formula": "merge: θ_target + B·A (scale lora_alpha / r = 1) ≈ θ_target + Θr on every LoRA module",
             "rank": rank, "vectors": vectors, "embeddings": embeddings,
             "dtype": str(dtype).removeprefix("torch."),
@@ -246,12 +247,6 @@ def adapter_summary(manifest: dict) -> list[list]:
         error = math.sqrt(g["err"] / g["sq"]) if g["ranks"] and g["sq"] > 0 else None
         rows.append([module, ", ".join(sorted(g["kinds"])), ranks, g["sq"] / total if total else 0.0, error])
     return rows
-
-
-def _peft_version() -> str:
-    from importlib.metadata import version
-
-    return version("peft")
 
 
 def read_manifest(adapter: str | Path) -> dict:

@@ -249,21 +249,19 @@ def ablations(profile: Profile) -> pd.DataFrame:
     return _scored(rows + adapter_rows(base, inst, cpt_b, max(study.ranks)), profile, f["data"])
 
 
-def _adapter_mb(base: Path, inst: Path, rank: int | None) -> float:
-    return read_manifest(adapter(base, inst, rank))["bytes"] / 1e6
+def _adapter_mb(base: Path, inst: Path, rank: int | None, vectors: str = "save", embeddings: str = "lora") -> float:
+    return read_manifest(adapter(base, inst, rank, vectors, embeddings))["bytes"] / 1e6
 
 
 def adapter_rows(base: Path, inst: Path, target: Path, rank: int) -> list[dict]:
-    """The rank-r residual as a PEFT LoRA adapter attached to `target` at load time (lm-eval's `peft=`), beside
-    cptlib's merged rank-r residual restricted alike: LoRA holds no norm delta, so the adapter either replaces
+    """The rank-r residual as a PEFT LoRA adapter attached to `target` at load time for lm-eval
+    (evaluate.attach_adapter), beside cptlib's merged rank-r residual restricted alike: LoRA holds no norm delta, so the adapter either replaces
     the target's norms with the instruct model's (its default) or keeps the target's; the same with the
     embeddings left out. The "norms: target's" pair is the same model, once merged by cptlib, once attached."""
     def row(setting: str, vectors: str, embeddings: str = "lora") -> dict:
-        return {"ablation": "adapter", "setting": setting, "value": rank, "adapter_mb": _adapter_mb_of(vectors, embeddings),
+        return {"ablation": "adapter", "setting": setting, "value": rank,
+                "adapter_mb": _adapter_mb(base, inst, rank, vectors, embeddings),
                 "path": attached(base, inst, target, rank, vectors, embeddings)}
-
-    def _adapter_mb_of(vectors: str, embeddings: str) -> float:
-        return read_manifest(adapter(base, inst, rank, vectors, embeddings))["bytes"] / 1e6
 
     return [
         {"ablation": "adapter", "setting": f"rank {rank} merged by cptlib, norms: target's", "value": rank,

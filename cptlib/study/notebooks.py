@@ -72,10 +72,8 @@ def _papermill():
 
 def declared_parameters(nb: Path) -> set[str]:
     """The notebook's parameters, as papermill reads them; a file that is not a notebook is one error naming it."""
-    import json as _json
-
     try:
-        _json.loads(Path(nb).read_text(encoding="utf-8"))
+        json.loads(Path(nb).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
         raise NotebookError(f"{nb}: not a notebook (invalid JSON: {err}); restore it with `git checkout -- "
                             f"{paths.shown(Path(nb))}`, or save it again from JupyterLab") from None

@@ -119,7 +119,7 @@ def restored(base: Path, instruct: Path, target: Path, alpha: float = 1.0, merge
 def adapter(base: Path, instruct: Path, rank: int | None = None, vectors: str = "save",
             embeddings: str = "lora") -> Path:
     """Θr(base → instruct) as a PEFT LoRA adapter directory (cptlib.residual.peft_adapter)."""
-    from cptlib.residual.peft_adapter import extract_peft
+    from cptlib.residual.peft_adapter import ADAPTER_FILE, extract_peft
 
     spec = {"base": model_key(base), "instruct": model_key(instruct), "rank": rank, "vectors": vectors,
             "embeddings": embeddings}
@@ -127,7 +127,7 @@ def adapter(base: Path, instruct: Path, rank: int | None = None, vectors: str = 
     def build(work: Path) -> dict:
         _into(work, lambda out: extract_peft(base, instruct, out, rank=rank, vectors=vectors, embeddings=embeddings,
                                              progress=False))
-        return {"bytes": (work / "adapter_model.safetensors").stat().st_size}
+        return {"bytes": (work / ADAPTER_FILE).stat().st_size}
 
     return run_stage("adapter", spec, build)
 
@@ -135,7 +135,7 @@ def adapter(base: Path, instruct: Path, rank: int | None = None, vectors: str = 
 def attached(base: Path, instruct: Path, target: Path, rank: int | None = None, vectors: str = "save",
              embeddings: str = "lora") -> Path:
     """The PEFT adapter of Θr(base → instruct) attached to `target` at load time, as a model to evaluate: the
-    adapter's files and a record naming the target (lm-eval loads it as `HFLM(pretrained=target, peft=...)`)."""
+    adapter's files and a record naming the target (cptlib.evaluation.evaluate.attach_adapter loads it for lm-eval)."""
     from cptlib.evaluation.evaluate import ATTACH_FILE
 
     source = adapter(base, instruct, rank, vectors, embeddings)
