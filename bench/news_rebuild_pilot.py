@@ -46,6 +46,9 @@ def main() -> None:
     ap.add_argument("--drill-frac", type=float, default=None,
                     help="run 13: world.era_a_event_drill_frac (the other events are never asked in training); "
                          "builds those ancestors and runs the events probe only")
+    ap.add_argument("--phrasings", choices=("few", "many"), default="few",
+                    help="run 14: world.news_phrasings (era-A events and era-B news told in 'many' templates, "
+                         "sentence orders and the relation named as the question names it)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     OUT.mkdir(exist_ok=True)
@@ -53,6 +56,8 @@ def main() -> None:
     if args.drill_frac is not None:
         overrides["world.era_a_event_drill_frac"], name = args.drill_frac, f"news-rebuild-pilot-drill{args.drill_frac:g}"
         args.events_probe = True
+    if args.phrasings != "few":
+        overrides["world.news_phrasings"], name = args.phrasings, f"{name}-{args.phrasings}"
     prof = load_with_overrides("default", overrides, run_name=name)
     t0 = time.time()
     data = fam.testbed_data(prof)
@@ -65,7 +70,8 @@ def main() -> None:
         ancestors = scores({"base_v1": base, "instruct_v1": inst}, data, processes=args.processes)
         print(ancestors[["IF", "knowledge", "era_a", "era_b"]].round(3).to_markdown())
         table = events_probe(prof, data, inst, args.seed)
-        suffix = "" if args.drill_frac is None else f"_drill{args.drill_frac:g}"
+        suffix = ("" if args.drill_frac is None else f"_drill{args.drill_frac:g}") + \
+            ("" if args.phrasings == "few" else f"_{args.phrasings}")
         table.to_csv(OUT / f"news_rebuild_events_probe{suffix}.csv", index=False)
         ancestors.to_csv(OUT / f"news_rebuild_ancestors{suffix}.csv")
         print(table.round(3).to_markdown(index=False))
