@@ -16,7 +16,7 @@ from pathlib import Path
 from cptlib.config import load_profile
 from cptlib.evaluation.evaluate import evaluate_model
 from cptlib.family import build_family, cpt
-from cptlib.stages import read_manifest
+from cptlib.core.stages import read_manifest
 from cptlib.study.experiments import calibration, instruct_drift
 
 

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cptlib.provenance import AVX2_KERNELS
+from cptlib.core.provenance import AVX2_KERNELS
 
 CAPS = {"native": {}, "avx2": AVX2_KERNELS}
 

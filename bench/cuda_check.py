@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM
 from cptlib import residual
 from cptlib.config import load_profile, resolve, from_dict
 from cptlib.family import build_family, cpt
-from cptlib.stages import read_manifest
+from cptlib.core.stages import read_manifest
 from cptlib.tokenizer import load_tokenizer
 from cptlib.training.train import use_bf16
 

@@ -28,7 +28,7 @@ from unittest import mock
 
 import torch
 
-from cptlib import paths
+from cptlib.core import paths
 from cptlib.config import load_profile
 from cptlib.evaluation import evaluate
 from cptlib.evaluation.evaluate import EvalSettings, read_table, run_evaluation

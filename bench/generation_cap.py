@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cptlib import paths
+from cptlib.core import paths
 from cptlib.config import load_profile
 from cptlib.evaluation.evaluate import EvalSettings, read_table, run_evaluation
 from cptlib.family.build import testbed_data

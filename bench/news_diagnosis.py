@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cptlib import stages
+from cptlib.core import stages
 from cptlib.config import load_profile
 from cptlib.evaluation.evaluate import (EvalSettings, evaluation_spec, group_spec, item_scores, load_hflm,
                                         task_manager, torch_threads)

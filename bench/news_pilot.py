@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file
 
-from cptlib import paths
+from cptlib.core import paths
 from cptlib.config import load_profile, load_with_overrides
 from cptlib.evaluation.evaluate import item_scores
 from cptlib.family import resolve as fam

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from cptlib import paths
+from cptlib.core import paths
 from cptlib.config import load_with_overrides
 from cptlib.evaluation.evaluate import item_scores
 from cptlib.family import build as fam

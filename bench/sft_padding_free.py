@@ -21,7 +21,7 @@ from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening, Pri
 
 from cptlib.config import load_with_overrides
 from cptlib.family.build import testbed_data
-from cptlib.paths import REPO_ROOT
+from cptlib.core.paths import REPO_ROOT
 from cptlib.tokenizer import load_tokenizer
 from cptlib.training.data import sft_dataset
 from cptlib.training.train import _load_model, _training_args, configure_runtime

@@ -1,5 +1,5 @@
 """cptlib: continued pre-training vs instruction tuning, and the instruction residual (arXiv 2410.10739)."""
-from cptlib.paths import use_project_caches
+from cptlib.core.paths import use_project_caches
 
 use_project_caches()
 

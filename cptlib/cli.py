@@ -23,7 +23,7 @@ COMMANDS = {
     "notebook": ("cptlib.study.notebooks", "run the study's notebooks (papermill) for a profile"),
     "plan": ("cptlib.training.plan", "memory, GPUs and time of a profile's CPT (no GPU, no network needed)"),
     "cost": ("cptlib.study.costs", "the measured cost model of a profile's last run (per notebook and stage)"),
-    "clean-partial": ("cptlib.stages", "remove unfinished stages and idle lock files left by failed runs"),
+    "clean-partial": ("cptlib.core.stages", "remove unfinished stages and idle lock files left by failed runs"),
 }
 COMMAND_MODULES = list(dict.fromkeys(module for module, _ in COMMANDS.values()))
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
               "them", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - only a full disk is turned into one line; the rest re-raises
-        from cptlib.stages import disk_full
+        from cptlib.core.stages import disk_full
 
         if not disk_full(err):
             raise
@@ -74,7 +74,7 @@ def disk_full_message(err: BaseException) -> str:
     """Where the disk filled up and how much is free there, and what to do."""
     import shutil
 
-    from cptlib import paths
+    from cptlib.core import paths
 
     where = Path(getattr(err, "filename", None) or paths.stages_dir())
     folder = next((p for p in [where, *where.parents] if p.exists()), Path("/"))

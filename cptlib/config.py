@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cptlib import paths
+from cptlib.core import paths
 from cptlib.presets import PRESETS
 
 
@@ -545,7 +545,7 @@ def load_with_overrides(source: str | Path, overrides: dict[str, Any] | None = N
         raise ConfigError("overrides may not set 'name' or 'extends': pass run_name, or another profile")
     own = data["name"]
     if overrides:
-        from cptlib.provenance import hash_json
+        from cptlib.core.provenance import hash_json
 
         data = _merge(data, nested)
         data["name"] = run_name or f"{own}-{hash_json(overrides)[:8]}"

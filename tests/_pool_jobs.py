@@ -1,7 +1,7 @@
-"""Stage-building jobs for test_pool.py, importable by cptlib.pool's spawned workers (tests/ is on their path)."""
+"""Stage-building jobs for test_pool.py, importable by cptlib.core.pool's spawned workers (tests/ is on their path)."""
 from pathlib import Path
 
-from cptlib import stages
+from cptlib.core import stages
 from cptlib.config import RuntimeConfig, TrainConfig
 from cptlib.training.data import packed_lm_dataset
 from cptlib.models import llama_config, new_model

@@ -7,14 +7,14 @@ import shutil
 import pytest
 from safetensors.torch import load_file
 
-from cptlib import paths
+from cptlib.core import paths
 
 from cptlib.family import ancestors
 from cptlib.family.ancestors import AncestorError
 from cptlib.config import load_profile
 from cptlib.family import build_family, cpt
-from cptlib.provenance import cpu
-from cptlib.stages import read_manifest
+from cptlib.core.provenance import cpu
+from cptlib.core.stages import read_manifest
 
 COMMITTED = paths.REPO_ROOT / "models" / "smoke"
 # Across CPUs whose fp32 kernels differ (AVX2 vs AVX-512) training is not bitwise reproducible; the smoke
@@ -133,7 +133,7 @@ def test_a_rebuild_with_reuse_trains_only_what_changed(release_copy):
     nothing trains; with a new SFT recipe the bases are reused and the first stage left to train is an SFT; the
     new release.json says which release each reused member came from."""
     from cptlib.family.build import testbed_data, tokenizer_stage
-    from cptlib.stages import Unfinished, probe
+    from cptlib.core.stages import Unfinished, probe
 
     profile, folder = release_copy
     tokenizer_stage(profile, testbed_data(profile))  # data and tokenizer are rebuilt (seconds), never shipped

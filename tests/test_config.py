@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from cptlib import paths
+from cptlib.core import paths
 from cptlib.config import ConfigError, load_profile
 
 

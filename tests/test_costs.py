@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from cptlib import paths
+from cptlib.core import paths
 
 from cptlib.study import costs
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cptlib.provenance import AVX2_KERNELS
+from cptlib.core.provenance import AVX2_KERNELS
 
 # ‖θ_native − θ_avx2‖ / ‖θ‖ of CPT(instruct_v1) at smoke scale: measured 3.1e-7 (AVX-512 vs AVX2, AMD EPYC);
 # the study's tolerance for a training stage across CPUs is 1e-5 (docs/study.md, "Across CPUs").
@@ -25,7 +25,7 @@ TRAIN = """
 import json, torch
 from cptlib import config
 from cptlib.family import resolve as fam
-from cptlib.stages import read_manifest
+from cptlib.core.stages import read_manifest
 p = config.load_profile("smoke")
 f = fam.build_family(p, p.train_seeds[0])
 out = fam.cpt(p, f["instruct_v1"], p.train_seeds[0])

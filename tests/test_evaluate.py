@@ -14,7 +14,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from cptlib import cli, paths
+from cptlib import cli
+from cptlib.core import paths
 
 from cptlib.evaluation import calibration
 

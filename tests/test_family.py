@@ -5,7 +5,7 @@ import json
 import pytest
 from transformers import AutoModelForCausalLM
 
-from cptlib import paths
+from cptlib.core import paths
 from cptlib.config import load_profile
 from cptlib.family import MEMBERS, cpt, train_family
 from cptlib.tokenizer import load_tokenizer

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cptlib import paths
+from cptlib.core import paths
 
 PACKAGE = paths.REPO_ROOT / "cptlib"
 # Lower first; a module may import its own layer and those before it. The bottom layer is every top-level module

@@ -12,7 +12,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from cptlib import paths
+from cptlib.core import paths
 
 from cptlib.study import notebooks
 from cptlib.config import load_profile
@@ -102,7 +102,7 @@ def test_a_truncated_notebook_is_one_error_naming_the_file(tmp_path):
 
 def test_two_runs_of_one_notebook_at_once_both_finish_and_keep_the_stage_log(tmp_path):
     """They used to delete each other's partial stage log (one shared name): `cptlib cost` then saw no stage."""
-    body = ("from cptlib.stages import run_stage\nimport time\n"
+    body = ("from cptlib.core.stages import run_stage\nimport time\n"
             "run_stage('demo', {'n': 1}, lambda work: time.sleep(2) or {})\ntime.sleep(1)")
     _stand_in(tmp_path, "00_build", body=body)
     env = {**os.environ, "CPTLIB_NOTEBOOKS_DIR": str(tmp_path / "nbs"), "CPTLIB_BUILD_DIR": str(tmp_path / "build")}

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cptlib import paths
+from cptlib.core import paths
 
 
 def test_environment_yml_matches_pyproject():

@@ -1,4 +1,4 @@
-"""cptlib.pool: stages built side by side in spawned single-threaded workers equal those built in-process."""
+"""cptlib.core.pool: stages built side by side in spawned single-threaded workers equal those built in-process."""
 import os
 
 import pytest
@@ -6,12 +6,12 @@ import torch
 from _pool_jobs import fail, train_tiny, whoami
 from safetensors.torch import load_file
 
-from cptlib import paths, pool, stages
+from cptlib.core import paths, pool, stages
 
 
 @pytest.fixture(autouse=True)
 def no_idle_workers_left():
-    """Workers a test's builds leave idle (cptlib.pool keeps them for the next build) end with the test."""
+    """Workers a test's builds leave idle (cptlib.core.pool keeps them for the next build) end with the test."""
     yield
     pool.close_idle()
 

@@ -1,7 +1,7 @@
 """Provenance: a study run rewriting the committed figures does not make its code version "-dirty"."""
 import subprocess
 
-from cptlib import paths, provenance
+from cptlib.core import paths, provenance
 
 
 def test_changed_figures_leave_the_code_version_clean_and_changed_code_does_not(tmp_path, monkeypatch):

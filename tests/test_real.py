@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from cptlib import paths
+from cptlib.core import paths
 from cptlib.residual import restore
 from tiny_hub import HUB_IDS, install_families, tiny_families, write_news
 
@@ -115,7 +115,7 @@ from pathlib import Path
 from cptlib.config import load_profile
 from cptlib.family import build_family, cpt
 from cptlib.residual import restore
-from cptlib.stages import read_manifest
+from cptlib.core.stages import read_manifest
 profile = load_profile(sys.argv[1])
 family = build_family(profile, 0)
 cpt_base = cpt(profile, family["base_v1"], 0)

@@ -12,7 +12,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from cptlib import paths
+from cptlib.core import paths
 from cptlib.config import ConfigError, load_profile
 from cptlib.study.notebooks import NOTEBOOKS
 from tiny_hub import HUB_IDS, install_families, tiny_family, write_local_tasks, write_news

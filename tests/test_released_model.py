@@ -14,10 +14,10 @@ import nbformat
 import pandas as pd
 import pytest
 
-from cptlib import paths
+from cptlib.core import paths
 from cptlib.config import load_profile
 from cptlib.family import pypi_gguf
-from cptlib.stages import read_manifest
+from cptlib.core.stages import read_manifest
 from cptlib.study.notebooks import NOTEBOOKS
 
 SHIPPED = paths.params_file("smollm2_135m")

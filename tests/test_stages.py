@@ -1,7 +1,7 @@
 """Content-addressed stages: reuse when finished, nothing counts as finished after a failure."""
 import pytest
 
-from cptlib import stages
+from cptlib.core import stages
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@
 The testbed tasks are lm-eval YAML tasks in `cptlib/tasks/testbed/`, loaded with
 `TaskManager(include_path=..., include_defaults=False)`; their data files are named relative to the data
 directory in the YAMLs and made absolute here. Results are cached as a content-addressed stage
-(`cptlib.stages`) keyed by the model's content, the data's content, the task versions, the settings and the
+(`cptlib.core.stages`) keyed by the model's content, the data's content, the task versions, the settings and the
 lm-eval version; lm-eval's full output and its samples are kept in the same directory as the table.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from cptlib.provenance import hash_file, hash_json, library_versions
-from cptlib.stages import run_stage, write_json_atomic
+from cptlib.core.provenance import hash_file, hash_json, library_versions
+from cptlib.core.stages import run_stage, write_json_atomic
 
 if TYPE_CHECKING:
     import pandas as pd

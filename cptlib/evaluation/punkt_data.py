@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from cptlib import paths
+from cptlib.core import paths
 
 LANGUAGE = "english"
 # The files `nltk.tokenize.punkt.load_punkt_params` opens (nltk names the starters file sent_starters.txt).

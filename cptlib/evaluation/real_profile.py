@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from cptlib.config import HELDOUT_TASK, STUDY_METRICS, Profile
 from cptlib.family.released import HELDOUT
-from cptlib.hub import _is_path, local_path
+from cptlib.core.hub import _is_path, local_path
 
 if TYPE_CHECKING:
     import pandas as pd

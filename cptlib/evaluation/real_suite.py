@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cptlib.hub import HUB_PROBE_TIMEOUT_S, go_offline, hub_reachable  # noqa: F401 -- also this module's API
+from cptlib.core.hub import HUB_PROBE_TIMEOUT_S, go_offline, hub_reachable  # noqa: F401 -- also this module's API
 from cptlib.evaluation.evaluate import TABLE, checkpoint_cap, load_hflm, model_content_hash, read_table, save_lm_eval_output, tidy, torch_threads
-from cptlib.provenance import library_versions
-from cptlib.stages import run_stage, write_json_atomic
+from cptlib.core.provenance import library_versions
+from cptlib.core.stages import run_stage, write_json_atomic
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -22,11 +22,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from cptlib import paths
+from cptlib.core import paths
 from cptlib.config import Profile, stable_dict
 from cptlib.presets import PRESETS
-from cptlib.provenance import hash_file, provenance
-from cptlib.stages import read_manifest, write_json_atomic
+from cptlib.core.provenance import hash_file, provenance
+from cptlib.core.stages import read_manifest, write_json_atomic
 
 RELEASE = "release.json"
 # The testbed files an ancestor is trained on; a change in any of them means a new release.
@@ -101,7 +101,7 @@ def reuse_release(profile: Profile) -> list[str]:
     mix retrains the instruct models, not the bases). A member is reused only under the key its recorded spec
     hashes to: the stage is exactly the one a from-scratch build would reuse. Its manifest says where it came
     from (`reused_from`), and the export copies that into the new release.json. Returns the members reused."""
-    from cptlib.stages import MANIFEST, is_finished, stage_key
+    from cptlib.core.stages import MANIFEST, is_finished, stage_key
 
     root, reused, stage_of = release_dir(profile), [], {}
     for member in member_names(profile):

@@ -22,8 +22,8 @@ from cptlib.config import Profile, TrainConfig, stable_dict
 from cptlib.training.data import packed_lm_dataset, sft_dataset
 from cptlib.models import llama_config, new_model
 from cptlib.presets import PRESETS
-from cptlib.provenance import hash_file, hash_json
-from cptlib.stages import read_manifest, run_stage
+from cptlib.core.provenance import hash_file, hash_json
+from cptlib.core.stages import read_manifest, run_stage
 from cptlib.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
 from cptlib.training.train import runtime_spec
 from cptlib.training.launch import run_causal_lm, run_sft

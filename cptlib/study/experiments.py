@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from cptlib import paths
+from cptlib.core import paths
 from cptlib.family import resolve as fam
 from cptlib.config import Profile
 from cptlib.study.restored import PANEL_TASKS, adapter, attached, drift, milestones, restored, residual_dir, scores
-from cptlib.stages import read_manifest
+from cptlib.core.stages import read_manifest
 
 CPT_I, CPT_B, REST = "CPT(instruct_v1)", "CPT(base_v1)", "CPT(base_v1)+Θr(v1)"
 SFT = "CPT(base_v1)+SFT"

@@ -9,7 +9,7 @@ folders. (`papermill -f params/smoke.yaml` would inject the profile's keys as va
 message, since it cannot apply `extends`.) The executed notebook is written to
 `build/<run>/notebooks/<nb>.partial-<pid>.ipynb` and renamed to `<nb>.ipynb` only on success, so a failed notebook
 never leaves an output that make counts as built; its run time goes to `<nb>.time.json` and every stage it built
-or reused (cptlib.stages' log) to `<nb>.stages.jsonl`, which `cptlib cost` reads.
+or reused (cptlib.core.stages' log) to `<nb>.stages.jsonl`, which `cptlib cost` reads.
 """
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from cptlib import paths
-from cptlib.shutdown import skip_final_collection
-from cptlib.stages import STAGE_LOG_ENV
+from cptlib.core import paths
+from cptlib.core.shutdown import skip_final_collection
+from cptlib.core.stages import STAGE_LOG_ENV
 from cptlib.config import ConfigError, Profile, load_with_overrides
 
 NOTEBOOKS = ("00_build", "01_forgetting", "02_recipes", "03_transfer", "04_ablations", "05_report")

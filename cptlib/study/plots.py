@@ -20,9 +20,9 @@ import matplotlib
 import pandas as pd
 from matplotlib.figure import Figure
 
-from cptlib import paths
+from cptlib.core import paths
 from cptlib.config import Profile
-from cptlib.provenance import code_version, library_versions
+from cptlib.core.provenance import code_version, library_versions
 
 DPI = 200
 TESTBED = "Synthetic testbed (tiny LLaMA models on a generated world), not the paper's 8B models."

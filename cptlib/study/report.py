@@ -157,7 +157,7 @@ def _calibration(out: Path) -> pd.DataFrame | None:
 
 
 def _stage_lines(profile_name: str) -> list[dict]:
-    from cptlib import paths
+    from cptlib.core import paths
 
     lines = []
     for log in sorted((paths.profile_build_dir(profile_name) / "notebooks").glob("*.stages.jsonl")):
@@ -169,8 +169,8 @@ def code_versions(profile_name: str) -> pd.DataFrame:
     """The code versions and machines behind the run's numbers: for every stage the profile's notebooks built or
     reused (their stage logs), the code version and CPU that built it (a released ancestor: where `make ancestors`
     ran), counted by kind."""
-    from cptlib import paths
-    from cptlib.stages import read_manifest
+    from cptlib.core import paths
+    from cptlib.core.stages import read_manifest
 
     seen, rows = set(), []
     for line in _stage_lines(profile_name):
@@ -237,7 +237,7 @@ STATS_NOTE = ("Numbers are means over every training seed the study has for them
 
 def _sections(profile, verdicts: list[V.Verdict], run_times: dict[str, float], shown: list[str]) -> list[tuple]:
     """The report as blocks (kind, content), rendered to Markdown and to HTML by the same walk."""
-    from cptlib.provenance import cpu
+    from cptlib.core.provenance import cpu
     from cptlib.study.plots import provenance_record, scope
 
     out = figures_dir(profile)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from cptlib.config import MergeSpec
 from cptlib.evaluation.evaluate import EvalSettings, evaluation_spec, model_content_hash, read_table, run_evaluation
-from cptlib.stages import MANIFEST, is_finished, read_manifest, run_stage, stage_dir
+from cptlib.core.stages import MANIFEST, is_finished, read_manifest, run_stage, stage_dir
 
 # Short names of the metrics the study plots: (lm-eval task, metric).
 METRICS = {
@@ -183,9 +183,9 @@ def scores(models: dict[str, Path], data: Path, processes: int = 1,
     """One row per model (index: its label), one column per METRICS entry (NaN where the model's tasks do not
     include the metric's) and `eval`, the name of the evaluation's stage directory (its per-item scores). Each model runs the tasks of `settings` (by default STUDY_TASKS), or `tasks[label]`
     where given, unless a finished evaluation already holds them (result_settings). Models not yet evaluated
-    run `processes` at a time, each worker single-threaded and taking the next model when free (cptlib.pool;
+    run `processes` at a time, each worker single-threaded and taking the next model when free (cptlib.core.pool;
     2 cores: ~1.7x the throughput of one process)."""
-    from cptlib import pool
+    from cptlib.core import pool
 
     wanted = {label: replace(settings, tasks=(tasks or {}).get(label, settings.tasks)) for label in models}
     chosen = {label: result_settings(Path(p), data, wanted[label]) for label, p in models.items()}

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cptlib import paths
+from cptlib.core import paths
 from cptlib.study.restored import METRICS
 
 EVAL = "eval"  # the column naming each row's evaluation stage (build/stages/<eval>/)

@@ -2,7 +2,7 @@
 
 Both are deterministic functions of their files, the tokenizer and a seed.
 
-Tokenized documents are kept in `datasets`' own cache (inside the project, `cptlib.paths.use_project_caches`) under a
+Tokenized documents are kept in `datasets`' own cache (inside the project, `cptlib.core.paths.use_project_caches`) under a
 fingerprint of the files' bytes and the tokenizer's content (`tokenized_docs`): every CPT and SFT stage of the study
 replays the same 9M-token era-A corpus, which took ~5 s of one core to tokenize each time. datasets' default
 fingerprint of the tokenizing function hashes the tokenizer object, whose state changes once it has been called, so
@@ -15,7 +15,7 @@ from pathlib import Path
 from datasets import Dataset, concatenate_datasets, load_dataset
 from transformers import PreTrainedTokenizerBase
 
-from cptlib.provenance import hash_file, hash_json, library_versions
+from cptlib.core.provenance import hash_file, hash_json, library_versions
 
 # Bump when `_tokenize_docs` changes what it produces: it is part of the cache fingerprint.
 TOKENIZE_VERSION = 1

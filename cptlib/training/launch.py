@@ -20,7 +20,7 @@ from collections import deque
 from pathlib import Path
 
 from cptlib.config import RuntimeConfig, SFTConfig, TrainConfig
-from cptlib.stages import write_json_atomic
+from cptlib.core.stages import write_json_atomic
 
 JOB_DIR = "job"
 RESULT = "job_result.json"
@@ -117,7 +117,7 @@ def run_rank(job: Path) -> None:
 
 
 if __name__ == "__main__":
-    from cptlib.shutdown import skip_final_collection
+    from cptlib.core.shutdown import skip_final_collection
 
     skip_final_collection()  # torchrun, and the notebook behind it, wait for every rank to exit
     run_rank(Path(sys.argv[1]))

@@ -40,7 +40,7 @@ GIB = 2**30
 
 
 def _config_json(source: str) -> dict | None:
-    from cptlib.hub import local_path
+    from cptlib.core.hub import local_path
 
     path = local_path(source)
     if path is not None:

@@ -1,7 +1,7 @@
 """Training through transformers' Trainer: causal-LM stages with a token budget, and chat SFT.
 
 Both write a `save_pretrained` model directory (weights, tokenizer, chat template, generation config).
-Work happens in a stage's `.partial` directory (see cptlib.stages): Trainer checkpoints there let a killed
+Work happens in a stage's `.partial` directory (see cptlib.core.stages): Trainer checkpoints there let a killed
 run resume and end bitwise equal to an uninterrupted one. Under `torchrun` (cptlib.training.launch) the same code
 runs in every process, Trainer does DDP or FSDP (`runtime.strategy`), and only rank 0 writes files.
 """
@@ -33,8 +33,8 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from cptlib.config import Profile, RuntimeConfig, SFTConfig, TrainConfig
 from cptlib.models import n_params, weight_drift
-from cptlib.pool import THREADS_ENV
-from cptlib.stages import write_json_atomic
+from cptlib.core.pool import THREADS_ENV
+from cptlib.core.stages import write_json_atomic
 from cptlib.tokenizer import save_tokenizer
 
 CHECKPOINTS = "checkpoints"
@@ -111,7 +111,7 @@ def _full_model(args: TrainingArguments) -> bool:
 
 
 def configure_runtime(runtime: RuntimeConfig) -> None:
-    # The profile's threads win; then a worker's share (cptlib.pool); under torchrun the processes on one machine
+    # The profile's threads win; then a worker's share (cptlib.core.pool); under torchrun the processes on one machine
     # share its cores.
     per_process = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     torch.set_num_threads(runtime.threads or int(os.environ.get(THREADS_ENV, "0")) or per_process)

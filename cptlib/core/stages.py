@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cptlib import paths
-from cptlib.provenance import hash_json, provenance
+from cptlib.core import paths
+from cptlib.core.provenance import hash_json, provenance
 
 # Bump when a stage's code changes what it produces, so stale outputs are not reused.
 STAGE_VERSION = 1
@@ -105,7 +105,7 @@ _probing = contextvars.ContextVar("cptlib_stage_probe", default=False)
 @contextmanager
 def probe() -> Iterator[None]:
     """Within the block, run_stage returns finished stages as usual and raises Unfinished instead of building:
-    `with probe(): fam.cpt(...)` says whether a call would train, without training (cptlib.pool uses it)."""
+    `with probe(): fam.cpt(...)` says whether a call would train, without training (cptlib.core.pool uses it)."""
     token = _probing.set(True)
     try:
         yield

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from cptlib import paths
+from cptlib.core import paths
 from cptlib.config import CPTDataConfig
 
 # What a causal LM needs (weights, configs, tokenizer, chat template), not the .bin/.pth/.gguf duplicates.

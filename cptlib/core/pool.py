@@ -4,7 +4,7 @@
     cpt_base = fam.cpt(profile, base, seed)   # then read back from the cache, in order, as before
 
 `build` asks each call, under `stages.probe()`, whether it would build anything; the calls that would run in
-`processes` worker processes (`python -m cptlib.pool`), each with one torch thread (the testbed's ~1M-parameter models are no
+`processes` worker processes (`python -m cptlib.core.pool`), each with one torch thread (the testbed's ~1M-parameter models are no
 faster with a second thread, and two 2-thread processes on 2 cores slow each other ~3x), taking the next call
 as soon as it is free. Thread counts do not enter a stage's key or its numbers (cptlib.family.runtime_spec;
 tests/test_pool.py checks that a stage trained here equals one trained in the notebook's process bit for bit),
@@ -32,8 +32,8 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 
-from cptlib import stages
-from cptlib.shutdown import skip_final_collection
+from cptlib.core import stages
+from cptlib.core.shutdown import skip_final_collection
 
 Call = tuple[Callable, tuple]
 THREADS_ENV = "CPTLIB_TORCH_THREADS"  # a worker's torch threads; cptlib.training.train.configure_runtime reads it
@@ -55,7 +55,7 @@ def _receive(stream):
 
 def pending(calls: Sequence[Call]) -> list[Call]:
     """The calls that would build a stage (the rest are cached, or repeat an earlier call of the list). Only
-    for calls that end in cptlib.stages.run_stage: anything else would simply run here."""
+    for calls that end in cptlib.core.stages.run_stage: anything else would simply run here."""
     todo, seen = [], set()
     for fn, args in calls:
         key = pickle.dumps((fn.__module__, fn.__qualname__, args))
@@ -76,12 +76,12 @@ def _context(threads: int) -> tuple:
 
 
 class _Worker:
-    """`python -m cptlib.pool THREADS`: reads pickled calls on stdin, answers on stdout; its own output (progress
+    """`python -m cptlib.core.pool THREADS`: reads pickled calls on stdin, answers on stdout; its own output (progress
     bars, prints) goes to stderr, which it shares with this process."""
 
     def __init__(self, threads: int):
         self.context = _context(threads)
-        self.proc = subprocess.Popen([sys.executable, "-m", "cptlib.pool", str(threads)], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "cptlib.core.pool", str(threads)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE)
         _send(self.proc.stdin, list(sys.path))  # so that the calls' modules import there as here
         self.call: Call | None = None
@@ -179,7 +179,7 @@ def _serve(threads: int) -> None:
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever the calls print goes to stderr; stdout carries only the answers
     sys.stdout = sys.stderr
-    skip_final_collection()  # the notebook waits for its workers to exit (cptlib.shutdown)
+    skip_final_collection()  # the notebook waits for its workers to exit (cptlib.core.shutdown)
     import torch
 
     torch.set_num_threads(threads)

@@ -7,7 +7,7 @@ kernel and every evaluation worker pay it once, and the notebook waits for them.
 objects alive then out of the collector's reach, so the final collection skips them. Objects still freed by reference
 counting when the interpreter clears its modules are freed as before (their `__del__` runs, an open file is flushed);
 only objects kept alive by a reference cycle are left to the operating system, unfinalized. The project writes its
-files through `with` blocks and atomic renames (cptlib.stages), never through such finalizers."""
+files through `with` blocks and atomic renames (cptlib.core.stages), never through such finalizers."""
 from __future__ import annotations
 
 import atexit

@@ -9,7 +9,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-from cptlib import paths
+from cptlib.core import paths
 
 LIBRARIES = ["torch", "transformers", "tokenizers", "safetensors", "accelerate", "datasets", "lm_eval", "peft"]
 

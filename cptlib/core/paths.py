@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PARAMS_DIR = REPO_ROOT / "params"
 # CPTLIB_NOTEBOOKS_DIR / CPTLIB_FIGURES_DIR: tests run stand-in notebooks and write figures elsewhere.
 NOTEBOOKS_DIR = Path(os.environ.get("CPTLIB_NOTEBOOKS_DIR", REPO_ROOT / "notebooks")).resolve()
