@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -25,6 +26,8 @@ COMMANDS = {
     "cost": ("cptlib.study.costs", "the measured cost model of a profile's last run (per notebook and stage)"),
     "clean-partial": ("cptlib.core.stages", "remove unfinished stages and idle lock files left by failed runs"),
 }
+# Set to 1 (or pass --debug) to see the traceback behind an error's one-line message.
+DEBUG_ENV = "CPTLIB_DEBUG"
 COMMAND_MODULES = list(dict.fromkeys(module for module, _ in COMMANDS.values()))
 
 
@@ -36,6 +39,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         description="Continued pre-training and the instruction residual: build the testbed, train, "
         "extract/apply residuals, evaluate.",
     )
+    parser.add_argument("--debug", action="store_true", default=os.environ.get(DEBUG_ENV, "") not in ("", "0"),
+                        help=f"show the traceback of an error, not only its one-line message (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
     modules = COMMAND_MODULES if argv is None else [COMMANDS[wanted][0]] if wanted in COMMANDS else []
@@ -50,10 +55,15 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
+    from cptlib.core.errors import CptlibError
+
     try:
         return args.func(args) or 0
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        # Known failure modes carry a message that says what to fix; a traceback would bury it.
+    except CptlibError as err:
+        # A failure the user can fix carries a message that says how; a traceback would bury it. Anything else is
+        # a bug and keeps its traceback.
+        if args.debug:
+            raise
         print(f"cptlib {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -64,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - only a full disk is turned into one line; the rest re-raises
         from cptlib.core.stages import disk_full
 
-        if not disk_full(err):
+        if args.debug or not disk_full(err):
             raise
         print(f"cptlib {args.command}: error: {disk_full_message(err)}", file=sys.stderr)
         return 2

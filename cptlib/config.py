@@ -17,10 +17,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cptlib.core import paths
+from cptlib.core.errors import InputError
 from cptlib.presets import PRESETS
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A profile that cannot be used; the message names the file, the key and what to do."""
 
 

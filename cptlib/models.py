@@ -7,12 +7,13 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from cptlib.presets import PRESETS
+from cptlib.core.errors import InputError
 
 
 
 def llama_config(size: str, vocab_size: int, max_len: int, bos_id: int, eos_id: int, pad_id: int) -> LlamaConfig:
     if size not in PRESETS:
-        raise ValueError(f"unknown size preset {size!r}; known: {sorted(PRESETS)}")
+        raise InputError(f"unknown size preset {size!r}; known: {sorted(PRESETS)}")
     p = PRESETS[size]
     return LlamaConfig(
         vocab_size=vocab_size,

@@ -13,6 +13,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from cptlib.chat_format import BOS, CHAT_TEMPLATE, EOS, PAD, ROLE_TOKENS, SPECIAL_TOKENS
+from cptlib.core.errors import MissingInputError
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -52,6 +53,6 @@ def save_tokenizer(tok: PreTrainedTokenizerFast, out_dir: Path) -> None:
 def load_tokenizer(path: Path) -> PreTrainedTokenizerFast:
     """Load offline from a local directory (never a hub id)."""
     if not (Path(path) / "tokenizer.json").is_file():
-        raise FileNotFoundError(f"no tokenizer.json in {path}: pass a model directory saved with its tokenizer (a "
+        raise MissingInputError(f"no tokenizer.json in {path}: pass a model directory saved with its tokenizer (a "
                                 "cptlib stage, a released ancestor in models/, or save_pretrained of model and tokenizer)")
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True)

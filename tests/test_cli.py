@@ -68,3 +68,48 @@ def test_unknown_profile_is_one_line_error():
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "cptlib build: error:" in result.stderr and "known profiles" in result.stderr
+
+
+def _parser_running(func):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--debug", action="store_true")
+    parser.set_defaults(func=func, command="demo")
+    return lambda argv: parser
+
+
+def test_only_project_errors_become_one_line(monkeypatch, capsys):
+    """A CptlibError is the user's to fix: one line, exit 2. Any other exception is a bug and keeps its traceback,
+    even a ValueError raised deep inside a library."""
+    from cptlib.core.errors import InputError
+
+    def refuse(args):
+        raise InputError("--rank 0: must be >= 1")
+
+    monkeypatch.setattr(cli, "build_parser", _parser_running(refuse))
+    assert cli.main([]) == 2
+    assert capsys.readouterr().err == "cptlib demo: error: --rank 0: must be >= 1\n"
+
+    def bug(args):
+        return int("not a number")
+
+    monkeypatch.setattr(cli, "build_parser", _parser_running(bug))
+    with pytest.raises(ValueError, match="invalid literal"):
+        cli.main([])
+
+
+@pytest.mark.parametrize("how", ["--debug", "CPTLIB_DEBUG"])
+def test_debug_shows_the_traceback_behind_the_line(how, tmp_path):
+    args = ["residual", "apply", "--target", str(tmp_path / "no_model"), "--residual", str(tmp_path / "no_residual"),
+            "--out", str(tmp_path / "out")]
+    plain = _cptlib(*args)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    import os
+
+    env = dict(os.environ, CPTLIB_DEBUG="1") if how == "CPTLIB_DEBUG" else None
+    cmd = [sys.executable, "-m", "cptlib.cli", *(["--debug"] if how == "--debug" else []), *args]
+    debug = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert debug.returncode == 1
+    assert "Traceback" in debug.stderr and "cptlib.core.errors.MissingInputError" in debug.stderr
+    assert not (tmp_path / "out").exists()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cptlib.core import paths
 from cptlib.config import CPTDataConfig
+from cptlib.core.errors import InputError, MissingInputError
 
 # What a causal LM needs (weights, configs, tokenizer, chat template), not the .bin/.pth/.gguf duplicates.
 MODEL_FILES = ["*.json", "*.safetensors", "*.jinja", "tokenizer*", "*.txt", "*.model", "*.tiktoken"]
@@ -62,7 +63,7 @@ def go_offline() -> None:
     huggingface_hub.constants.HF_HUB_OFFLINE = True
 
 
-class HubUnavailableError(FileNotFoundError):
+class HubUnavailableError(MissingInputError):
     """A model or dataset is neither local nor cached, and the hub cannot be reached."""
 
 
@@ -91,7 +92,7 @@ def resolve_model(source: str, revision: str | None = None) -> Path:
     if _is_path(source):
         path = local_path(source)
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"model directory {path} has no config.json; point the profile's models: entry "
+            raise MissingInputError(f"model directory {path} has no config.json; point the profile's models: entry "
                                     "to a folder saved with save_pretrained (or downloaded with `hf download`)")
         return path
     from huggingface_hub import snapshot_download
@@ -119,9 +120,9 @@ def unavailable_message(source: str, revision: str | None) -> str:
 def local_data_files(folder: Path) -> list[Path]:
     files = sorted(f for f in Path(folder).rglob("*") if f.is_file() and f.name.endswith(DATA_SUFFIXES))
     if not files:
-        raise FileNotFoundError(f"cpt_data.source {folder} holds no {'/'.join(DATA_SUFFIXES)} files")
+        raise MissingInputError(f"cpt_data.source {folder} holds no {'/'.join(DATA_SUFFIXES)} files")
     if len({"parquet" if f.suffix == ".parquet" else "json" for f in files}) > 1:
-        raise ValueError(f"cpt_data.source {folder} mixes JSON and Parquet files; keep one format per folder")
+        raise InputError(f"cpt_data.source {folder} mixes JSON and Parquet files; keep one format per folder")
     return files
 
 
@@ -137,7 +138,7 @@ def check_dataset(cfg: CPTDataConfig) -> None:
 
     try:
         datasets.load_dataset_builder(cfg.source, cfg.config_name, revision=cfg.revision)
-    except Exception as err:  # datasets raises ConnectionError, FileNotFoundError or ValueError here
+    except (OSError, ValueError) as err:  # datasets: ConnectionError, FileNotFoundError (not cached) or ValueError
         args = ", ".join(repr(a) for a in (cfg.source, cfg.config_name) if a)
         raise HubUnavailableError(
             f"CPT dataset {cfg.source!r}" + (f" (config {cfg.config_name!r})" if cfg.config_name else "")

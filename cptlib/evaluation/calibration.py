@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from cptlib.evaluation.evaluate import EvalSettings, evaluate_model
+from cptlib.core.errors import InputError
 
 IF = ("testbed_ifeval", "prompt_level_strict_acc", "IF prompt-level strict")
 ERA_A = ("testbed_mc_old", "acc", "era-A accuracy")
@@ -46,7 +47,7 @@ def role(name: str) -> str:
             return key
     if "other_family" in lowered:
         return "base"
-    raise ValueError(f"model name {name!r} says neither base, instruct nor cpt; name it e.g. base_v1, "
+    raise InputError(f"model name {name!r} says neither base, instruct nor cpt; name it e.g. base_v1, "
                      f"instruct_v1 or cpt_base_v1 so its calibration targets are known")
 
 
@@ -55,7 +56,7 @@ def chance_level(data_dir: Path) -> tuple[float, float]:
     standard errors of that mean for a guessing model (sqrt(sum p(1-p)) / n)."""
     items = [json.loads(line) for line in (Path(data_dir) / "eval" / "mc_new.jsonl").read_text().splitlines() if line]
     if not items:
-        raise ValueError(f"{data_dir}/eval/mc_new.jsonl holds no items")
+        raise InputError(f"{data_dir}/eval/mc_new.jsonl holds no items")
     p = [1 / len(item["choices"]) for item in items]
     return sum(p) / len(p), 2 * math.sqrt(sum(q * (1 - q) for q in p)) / len(p)
 

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from cptlib.evaluation.evaluate import EvalSettings
+from cptlib.core.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +44,7 @@ def _shots(text: str) -> dict[str, int]:
     for item in filter(None, text.split(",")):
         task, _, n = item.partition("=")
         if not n.isdigit():
-            raise ValueError(f"--shots: {item!r} is not TASK=N (e.g. mmlu=5)")
+            raise InputError(f"--shots: {item!r} is not TASK=N (e.g. mmlu=5)")
         shots[task] = int(n)
     return shots
 
@@ -56,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
         from cptlib.evaluation.evaluate import run_evaluation
 
         if args.data is None:
-            raise ValueError("--suite testbed needs --data DATA_DIR (the testbed data directory that holds eval/)")
+            raise InputError("--suite testbed needs --data DATA_DIR (the testbed data directory that holds eval/)")
         if args.batch_size is not None:
             given["batch_size"] = int(args.batch_size)
         settings = EvalSettings(**{k: v for k, v in given.items() if v is not None})

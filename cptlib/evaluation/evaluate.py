@@ -24,6 +24,7 @@ import yaml
 
 from cptlib.core.provenance import hash_file, hash_json, library_versions
 from cptlib.core.stages import run_stage, write_json_atomic
+from cptlib.core.errors import InputError, MissingInputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -89,7 +90,7 @@ def model_content_hash(model_dir: Path) -> str:
     model_dir = Path(model_dir)
     files = sorted({f for pattern in MODEL_FILE_PATTERNS for f in model_dir.glob(pattern) if f.is_file()})
     if not any(f.suffix == ".safetensors" for f in files):
-        raise FileNotFoundError(f"no *.safetensors in {model_dir}: pass a `save_pretrained` model directory")
+        raise MissingInputError(f"no *.safetensors in {model_dir}: pass a `save_pretrained` model directory")
     hashes = {f.name: hash_file(f) for f in files}
     target = attached_target(model_dir)
     return hash_json(hashes if target is None else {"adapter": hashes, "target": model_content_hash(target)})
@@ -120,7 +121,7 @@ def all_tasks() -> list[str]:
 def check_tasks(tasks: tuple[str, ...] | None) -> None:
     unknown = sorted(set(tasks or ()) - set(all_tasks()))
     if unknown or tasks == ():
-        raise ValueError(f"unknown testbed tasks {unknown or '(none given)'}; the tasks are {', '.join(all_tasks())}")
+        raise InputError(f"unknown testbed tasks {unknown or '(none given)'}; the tasks are {', '.join(all_tasks())}")
 
 
 def data_files(group: str, data_dir: Path, tasks: tuple[str, ...] | None = None) -> dict[str, Path]:
@@ -129,7 +130,7 @@ def data_files(group: str, data_dir: Path, tasks: tuple[str, ...] | None = None)
     out = {t: root / _task_yaml(t)["dataset_kwargs"]["data_files"]["test"] for t in group_members(group, tasks)}
     missing = [str(p) for p in out.values() if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"testbed evaluation data not found: {missing}; build the testbed first "
+        raise MissingInputError(f"testbed evaluation data not found: {missing}; build the testbed first "
                                 f"(`cptlib build`) or pass the directory that holds eval/ with --data")
     return out
 
@@ -289,7 +290,7 @@ def check_finite(model, model_dir: Path) -> None:
 
     for name, param in model.named_parameters():
         if not torch.isfinite(param).all():
-            raise ValueError(f"{model_dir}: weight {name} is not finite (NaN or inf); this checkpoint is broken, "
+            raise InputError(f"{model_dir}: weight {name} is not finite (NaN or inf); this checkpoint is broken, "
                              "rebuild it (e.g. `cptlib residual apply` with a finite, moderate --alpha)")
 
 
@@ -301,18 +302,18 @@ def check_model_dir(model_dir: Path) -> None:
     target = attached_target(model_dir)
     if target is not None:  # an adapter: its target is the model; the chat files are the adapter's
         if not (Path(model_dir) / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"no adapter_config.json in {model_dir}, which names {ATTACH_FILE}: rebuild it "
+            raise MissingInputError(f"no adapter_config.json in {model_dir}, which names {ATTACH_FILE}: rebuild it "
                                     "(cptlib.study.restored.attached)")
         Checkpoint(target)
         if not (target / "config.json").is_file():
-            raise FileNotFoundError(f"no config.json in {target}, the target of the adapter {model_dir}")
+            raise MissingInputError(f"no config.json in {target}, the target of the adapter {model_dir}")
     else:
         Checkpoint(model_dir)
     if target is None and not (Path(model_dir) / "config.json").is_file():
-        raise FileNotFoundError(f"no config.json in {model_dir}: pass a model directory saved with save_pretrained "
+        raise MissingInputError(f"no config.json in {model_dir}: pass a model directory saved with save_pretrained "
                                 "(a cptlib stage, a released ancestor in models/, or save_pretrained of the model)")
     if not (Path(model_dir) / "tokenizer.json").is_file():
-        raise FileNotFoundError(f"no tokenizer.json in {model_dir}: pass a model directory saved with its tokenizer "
+        raise MissingInputError(f"no tokenizer.json in {model_dir}: pass a model directory saved with its tokenizer "
                                 "(a cptlib stage, a released ancestor in models/, or save_pretrained of model and tokenizer)")
 
 
@@ -398,7 +399,7 @@ def ifeval_by_constraints(result_dir: Path, data_dir: Path) -> tuple[dict[int, t
     docs = [json.loads(line) for line in open(Path(data_dir) / "eval" / "ifeval.jsonl")]
     items = _samples(str(result_dir)).get("testbed_ifeval", [])
     if len(items) != len(docs):
-        raise ValueError(f"{result_dir} holds {len(items)} IFEval items, {data_dir} has {len(docs)}: not its evaluation")
+        raise InputError(f"{result_dir} holds {len(items)} IFEval items, {data_dir} has {len(docs)}: not its evaluation")
     by_n: dict[int, list[float]] = {}
     by_kind: dict[str, list[float]] = {}
     for doc, item in zip(docs, items):
@@ -415,7 +416,7 @@ def item_scores(result_dir: Path, task: str, metric: str) -> list[float]:
     evaluation; their mean is the table's value. For bootstrap intervals over the evaluation's items."""
     items = _samples(str(result_dir)).get(task)
     if not items:
-        raise FileNotFoundError(f"no per-item samples of task {task!r} in {result_dir}: evaluate the model again "
+        raise MissingInputError(f"no per-item samples of task {task!r} in {result_dir}: evaluate the model again "
                                 "(`cptlib clean-partial` removes unfinished results; samples are written since lm-eval's log_samples)")
     if metric not in items[0]:
         raise KeyError(f"task {task!r} has no per-item metric {metric!r} in {result_dir} (it has {sorted(items[0])[1:]})")

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from cptlib.core import paths
+from cptlib.core.errors import MissingInputError
 
 LANGUAGE = "english"
 # The files `nltk.tokenize.punkt.load_punkt_params` opens (nltk names the starters file sent_starters.txt).
@@ -83,7 +84,7 @@ def check_punkt(data_dir: Path = paths.NLTK_DATA_DIR) -> Path:
     """
     out = model_dir(data_dir)
     if not _is_current(out):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"NLTK's English Punkt model (punkt_tab) is missing or stale in {out}; IFEval scoring needs it. "
             f"Run `{SETUP_COMMAND}` (the Makefile's set-up step does) and try again"
         )

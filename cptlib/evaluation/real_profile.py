@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from cptlib.config import HELDOUT_TASK, STUDY_METRICS, Profile
 from cptlib.family.released import HELDOUT
 from cptlib.core.hub import _is_path, local_path
+from cptlib.core.errors import MissingInputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,7 +127,7 @@ def include_path(profile: Profile, data: Path | None = None) -> list[Path]:
     for p in profile.eval.include_path:
         folder = local_path(p) if _is_path(p) else Path(p)
         if not folder.is_dir():
-            raise FileNotFoundError(f"eval.include_path: {p!r} is not a folder (of lm-eval task YAMLs); fix the path "
+            raise MissingInputError(f"eval.include_path: {p!r} is not a folder (of lm-eval task YAMLs); fix the path "
                                     "in the profile (absolute, or relative to the repository root)")
         folders.append(folder)
     testbed = testbed_tasks(profile)

@@ -20,6 +20,7 @@ from cptlib.core.hub import HUB_PROBE_TIMEOUT_S, go_offline, hub_reachable  # no
 from cptlib.evaluation.evaluate import TABLE, checkpoint_cap, load_hflm, model_content_hash, read_table, save_lm_eval_output, tidy, torch_threads
 from cptlib.core.provenance import library_versions
 from cptlib.core.stages import run_stage, write_json_atomic
+from cptlib.core.errors import InputError, MissingInputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,13 +53,13 @@ def task_manager(tasks: tuple[str, ...], include_path: list[Path] = ()):
 
     unknown = [t for t in tasks if t not in REAL_TASKS and not include_path]
     if unknown:
-        raise ValueError(f"unknown real-suite task(s) {unknown}; known: {sorted(REAL_TASKS)}")
+        raise InputError(f"unknown real-suite task(s) {unknown}; known: {sorted(REAL_TASKS)}")
     root = Path(lm_tasks.__file__).parent
     dirs = [str(root / REAL_TASKS[t]) for t in tasks if t in REAL_TASKS] + [str(p) for p in include_path]
     tm = TaskManager(include_path=dirs, include_defaults=False)
     missing = [t for t in tasks if t not in tm.all_tasks]
     if missing:
-        raise ValueError(f"task(s) {missing} not found in {dirs}")
+        raise InputError(f"task(s) {missing} not found in {dirs}")
     return tm
 
 
@@ -90,9 +91,9 @@ def check_datasets(required: dict[tuple[str, str | None], str]) -> None:
     for (path, name), task in required.items():
         try:
             datasets.load_dataset_builder(path, name)
-        except Exception as err:  # datasets raises ConnectionError, FileNotFoundError or ValueError here
+        except (OSError, ValueError) as err:  # datasets: ConnectionError, FileNotFoundError (not cached) or ValueError
             load = f"datasets.load_dataset({path!r}" + (f", {name!r})" if name else ")")
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"lm-eval task {task!r} needs the dataset {path!r}" + (f" (config {name!r})" if name else "")
                 + f", which is not in the local cache ({datasets.config.HF_DATASETS_CACHE}) and the Hugging Face "
                 f"hub is unreachable ({type(err).__name__}). Make it available: on a machine with hub access and "

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from cptlib.core import paths
+from cptlib.core.errors import MissingInputError
 from cptlib.config import Profile, stable_dict
 from cptlib.presets import PRESETS
 from cptlib.core.provenance import hash_file, provenance
@@ -39,7 +40,7 @@ RECORDED = ("kind", "key", "tokens", "steps", "examples", "trained_tokens_per_ep
             "wall_seconds", "train_seconds", "drift", "resumed_from", "reused_from")
 
 
-class AncestorError(FileNotFoundError):
+class AncestorError(MissingInputError):
     """A released ancestor is missing, altered, or was built from another recipe; the message says how to fix it."""
 
 

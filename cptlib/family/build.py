@@ -27,6 +27,7 @@ from cptlib.core.stages import read_manifest, run_stage
 from cptlib.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
 from cptlib.training.train import runtime_spec
 from cptlib.training.launch import run_causal_lm, run_sft
+from cptlib.core.errors import InputError
 
 
 
@@ -117,7 +118,7 @@ def continue_lm(profile: Profile, parent: Path, data: Path, corpus: str, cfg: Tr
 
 def instruct(profile: Profile, parent: Path, data: Path, version: str, seed: int) -> Path:
     if profile.models is not None:
-        raise ValueError(f"profile {profile.name!r} uses real models: SFT would need the family's original instruction "
+        raise InputError(f"profile {profile.name!r} uses real models: SFT would need the family's original instruction "
                          "data (v1), which is not public, so CPT(base)+SFT is a testbed-only recipe")
     cfg = profile.sft if version == "v1" else profile.sft_v2
     sft_file = f"sft_{version}.jsonl"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cptlib.family import MEMBERS
+from cptlib.core.errors import InputError
 
 
 def register(subparsers) -> None:
@@ -52,7 +53,7 @@ def _ancestors_command(args) -> int:
 
     profile = load_profile(args.profile)
     if not profile.released_ancestors:
-        raise ValueError(f"profile {profile.name!r} trains its family in the study (released_ancestors: false); "
+        raise InputError(f"profile {profile.name!r} trains its family in the study (released_ancestors: false); "
                          "set released_ancestors: true to release and resolve ancestors")
     if args.action == "build":
         if args.reuse_released:

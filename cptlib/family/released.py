@@ -30,6 +30,7 @@ from cptlib.core.hub import (
 )
 from cptlib.family.pypi_gguf import converted, is_pypi, parse
 from cptlib.core.stages import read_manifest, run_stage
+from cptlib.core.errors import InputError, MissingInputError
 
 CORPUS, HELDOUT = "corpus.jsonl", "heldout.jsonl"
 
@@ -102,7 +103,7 @@ def _testbed_corpus(profile: Profile) -> Path:
     name = profile.cpt_data.source.removeprefix(TESTBED)
     path = testbed_data(profile) / name
     if not path.is_file():
-        raise FileNotFoundError(f"cpt_data.source {profile.cpt_data.source!r}: the testbed has no corpus {name!r}; "
+        raise MissingInputError(f"cpt_data.source {profile.cpt_data.source!r}: the testbed has no corpus {name!r}; "
                                 f"its corpora: {sorted(p.name for p in path.parent.glob('corpus_*.jsonl'))}")
     return path
 
@@ -122,7 +123,7 @@ def _documents(profile: Profile):
         ds = datasets.load_dataset(cfg.source, cfg.config_name, split=cfg.split, revision=cfg.revision)
     missing = [c for c in (cfg.text_field, cfg.date_field) if c and c not in ds.column_names]
     if missing:
-        raise ValueError(f"cpt_data {cfg.source!r} has no column(s) {missing}; its columns: {ds.column_names}")
+        raise InputError(f"cpt_data {cfg.source!r} has no column(s) {missing}; its columns: {ds.column_names}")
     if cfg.date_field:
         def in_window(row) -> bool:  # ISO 8601 dates order as strings ("2024-01-05T10:00" >= "2024-01-01")
             date = str(row[cfg.date_field])
@@ -148,7 +149,7 @@ def corpus_stage(profile: Profile) -> Path:
         ds = _documents(profile)
         n = len(ds) if cfg.max_docs is None else min(cfg.max_docs, len(ds))
         if cfg.heldout_docs >= n:
-            raise ValueError(f"cpt_data.heldout_docs={cfg.heldout_docs} leaves no document of {cfg.source!r} to train "
+            raise InputError(f"cpt_data.heldout_docs={cfg.heldout_docs} leaves no document of {cfg.source!r} to train "
                              f"on ({n} after the date filter); lower it")
         chars = 0
         with open(work / CORPUS, "w") as train, open(work / HELDOUT, "w") as heldout:
@@ -215,7 +216,7 @@ def cpt_real(profile: Profile, model: Path, seed: int, cfg: TrainConfig | None =
 
     cfg = cfg or profile.cpt
     if cfg.replay_frac > 0:
-        raise ValueError("cpt.replay_frac > 0 replays the original pre-training data, which a real profile does not "
+        raise InputError("cpt.replay_frac > 0 replays the original pre-training data, which a real profile does not "
                          "have; set cpt.replay_frac: 0")
     data = corpus_stage(profile)
     spec = {"role": "cpt", "seed": seed, "parent": read_manifest(model)["key"], "train": stable_dict(cfg),

@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from cptlib.core.provenance import hash_file
+from cptlib.core.errors import InputError, MissingInputError
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -57,7 +58,7 @@ DTYPES = {
 DTYPE_CODES = {dtype: code for code, dtype in DTYPES.items()}
 
 
-class ResidualError(ValueError):
+class ResidualError(InputError):
     """An input the residual engine refuses; the message names the tensor or file and what to do."""
 
 
@@ -73,7 +74,7 @@ class TensorInfo:
 def read_header(file: Path) -> dict[str, TensorInfo]:
     """Names, shapes and dtypes of one safetensors file; a file that does not parse is a `ResidualError`."""
     if not file.is_file():
-        raise FileNotFoundError(f"{file}: safetensors file is missing")
+        raise MissingInputError(f"{file}: safetensors file is missing")
     try:
         # safe_open validates what the raw parse below does not: offsets that overlap or miss the file size.
         with safe_open(file, framework="pt"):
@@ -98,7 +99,7 @@ class Checkpoint:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.is_dir():
-            raise FileNotFoundError(f"{self.path}: no such model directory")
+            raise MissingInputError(f"{self.path}: no such model directory")
         index_path, single_path = self.path / INDEX_FILE, self.path / SINGLE_FILE
         if index_path.is_file():
             try:
@@ -109,7 +110,7 @@ class Checkpoint:
         elif single_path.is_file():
             weight_map, self.files = None, [single_path]
         else:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{self.path}: neither {SINGLE_FILE} nor {INDEX_FILE}; only safetensors checkpoints are read "
                 "(re-save a pytorch_model.bin model with save_pretrained(..., safe_serialization=True))"
             )
@@ -213,7 +214,7 @@ def match_tensors(a: dict[str, tuple[int, ...]], b: dict[str, tuple[int, ...]], 
     under embed_policy="error". Tied vs untied embeddings get their own message: it is the common cause.
     """
     if embed_policy not in EMBED_POLICIES:
-        raise ValueError(f"embed policy {embed_policy!r}: choose one of {', '.join(EMBED_POLICIES)}")
+        raise InputError(f"embed policy {embed_policy!r}: choose one of {', '.join(EMBED_POLICIES)}")
     only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
     if LM_HEAD in only_a or LM_HEAD in only_b:
         untied, tied = labels if LM_HEAD in only_a else labels[::-1]

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from cptlib.core.errors import InputError
+
 METHODS = ("task_arithmetic", "ties", "dare", "breadcrumbs")
 FILTER_PRESETS = {
     "attention": {"include": ("*.self_attn.*",), "exclude": ()},
@@ -100,13 +102,13 @@ class MergeMethod:
 
     def __post_init__(self):
         if self.name not in METHODS:
-            raise ValueError(f"merge method {self.name!r}: choose one of {', '.join(METHODS)}")
+            raise InputError(f"merge method {self.name!r}: choose one of {', '.join(METHODS)}")
         if not 0.0 <= self.density <= 1.0:
-            raise ValueError(f"density {self.density}: must lie in [0, 1]")
+            raise InputError(f"density {self.density}: must lie in [0, 1]")
         if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop rate {self.drop_rate}: must lie in [0, 1)")
+            raise InputError(f"drop rate {self.drop_rate}: must lie in [0, 1)")
         if not 0.0 <= self.gamma <= 1.0 or (self.name == "breadcrumbs" and self.gamma + self.density > 1.0):
-            raise ValueError(f"gamma {self.gamma} + density {self.density}: breadcrumbs needs gamma + density ≤ 1")
+            raise InputError(f"gamma {self.gamma} + density {self.density}: breadcrumbs needs gamma + density ≤ 1")
 
     def __call__(self, name: str, taus: list[torch.Tensor]) -> torch.Tensor:
         if self.name == "ties":
@@ -140,7 +142,7 @@ class ModuleFilter:
     def __post_init__(self):
         for preset in self.presets:
             if preset not in FILTER_PRESETS:
-                raise ValueError(f"module filter preset {preset!r}: choose one of {', '.join(FILTER_PRESETS)}")
+                raise InputError(f"module filter preset {preset!r}: choose one of {', '.join(FILTER_PRESETS)}")
 
     def _groups(self) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
         """(label, include, exclude) per preset and per user pattern: each must match some tensor."""
@@ -158,10 +160,10 @@ class ModuleFilter:
         """A pattern that matches nothing is a typo, not a request: refuse it, naming the pattern."""
         for label, inc, exc in self._groups():
             if not any(_matches(p, n) for p in inc + exc for n in names):
-                raise ValueError(f"module filter {label} matches no tensor (e.g. {names[0] if names else '-'}); "
+                raise InputError(f"module filter {label} matches no tensor (e.g. {names[0] if names else '-'}); "
                                  "patterns are globs over the full name, or re:<regex>")
         if not any(self.selects(n) for n in names):
-            raise ValueError(f"module filter {self.describe()} selects no tensor at all")
+            raise InputError(f"module filter {self.describe()} selects no tensor at all")
 
     def describe(self) -> dict:
         return {"presets": list(self.presets), "include": list(self.include), "exclude": list(self.exclude)}

@@ -47,6 +47,7 @@ from cptlib.residual.checkpoint import ResidualError, copy_chat_files
 from cptlib.residual.stream import _sources, _with_hashes
 from cptlib.residual.vector import ModelPair, Residual
 from cptlib.residual.writer import ShardWriter, TensorSpec, output_dir
+from cptlib.core.errors import MissingInputError
 
 ADAPTER_FILE = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -252,7 +253,7 @@ def adapter_summary(manifest: dict) -> list[list]:
 def read_manifest(adapter: str | Path) -> dict:
     path = Path(adapter) / ADAPTER_MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"{adapter}: no {ADAPTER_MANIFEST}; write the adapter with "
+        raise MissingInputError(f"{adapter}: no {ADAPTER_MANIFEST}; write the adapter with "
                                 "`cptlib residual extract --format peft`")
     return json.loads(path.read_text())
 

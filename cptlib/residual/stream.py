@@ -28,6 +28,7 @@ from cptlib.residual.checkpoint import (
 )
 from cptlib.residual.merge import MergeMethod, ModuleFilter, task_arithmetic
 from cptlib.residual.writer import DEFAULT_SHARD_SIZE, ShardWriter, TensorSpec, output_dir, parse_size
+from cptlib.core.errors import InputError
 
 if TYPE_CHECKING:  # the type only: vector.Residual's methods call this module
     from cptlib.residual.vector import Residual
@@ -66,7 +67,7 @@ def save_residual(res: Residual, out: str | Path, dtype: torch.dtype = torch.flo
                   max_shard_size: str | int = DEFAULT_SHARD_SIZE, progress: bool = True) -> Path:
     """Write Σ_k c_k·Θ_k, optionally as rank-r SVD factors, with `residual_manifest.json` beside the shards."""
     if rank is not None and rank < 1:
-        raise ValueError(f"rank {rank}: must be a positive integer")
+        raise InputError(f"rank {rank}: must be a positive integer")
     specs, factored = [], set()
     for name in res.names:
         shape = res.shapes[name]

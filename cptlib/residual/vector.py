@@ -16,6 +16,7 @@ import torch
 from cptlib.residual import lowrank
 from cptlib.residual.analysis import dot
 from cptlib.residual.checkpoint import MANIFEST_FILE, Checkpoint, ResidualError, match_tensors
+from cptlib.core.errors import MissingInputError
 
 
 
@@ -94,7 +95,7 @@ class StoredResidual:
         self.path = Path(path)
         manifest_path = self.path / MANIFEST_FILE
         if not manifest_path.is_file():
-            raise FileNotFoundError(f"{self.path}: no {MANIFEST_FILE}, so not a residual directory; write one "
+            raise MissingInputError(f"{self.path}: no {MANIFEST_FILE}, so not a residual directory; write one "
                                     "with `cptlib residual extract`")
         self.manifest = json.loads(manifest_path.read_text())
         self.ckpt = Checkpoint(self.path)

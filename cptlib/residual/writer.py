@@ -22,6 +22,7 @@ from typing import Iterable, Iterator
 import torch
 
 from cptlib.residual.checkpoint import CHUNK_ELEMENTS, DTYPE_CODES, INDEX_FILE, SINGLE_FILE
+from cptlib.core.errors import InputError, OutputExistsError
 
 DEFAULT_SHARD_SIZE = "5GB"
 
@@ -32,7 +33,7 @@ def parse_size(size: str | int) -> int:
         return size
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]?i?B)?\s*", size, flags=re.IGNORECASE)
     if not match:
-        raise ValueError(f"shard size {size!r}: write it like 5GB, 500MB or a byte count")
+        raise InputError(f"shard size {size!r}: write it like 5GB, 500MB or a byte count")
     units = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
     return int(float(match[1]) * units[(match[2] or "B").upper()])
 
@@ -65,7 +66,7 @@ def output_dir(out: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of `out`; rename it to `out` on success, delete it on any failure."""
     out = Path(out)
     if out.exists():
-        raise FileExistsError(f"{out} already exists; choose another output directory or remove it first")
+        raise OutputExistsError(f"{out} already exists; choose another output directory or remove it first")
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
@@ -75,7 +76,7 @@ def output_dir(out: str | Path) -> Iterator[Path]:
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the output should look like any other folder
         if out.exists():  # someone else wrote it meanwhile; rename would silently replace an empty folder
-            raise FileExistsError(f"{out} appeared while this run was writing; its output was discarded")
+            raise OutputExistsError(f"{out} appeared while this run was writing; its output was discarded")
         tmp.rename(out)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from cptlib.core import paths
+from cptlib.core.errors import MissingInputError
 
 # What each stage kind is, for the summary.
 CATEGORY = {"testbed": "data", "tokenizer": "data", "cptdata": "data",
@@ -46,7 +47,7 @@ def _read(profile: str) -> list[tuple[dict, list[dict]]]:
         lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else None
         runs.append((record, lines))
     if not runs:
-        raise FileNotFoundError(f"no notebook of profile {profile!r} has run yet ({out_dir} has no *.time.json): "
+        raise MissingInputError(f"no notebook of profile {profile!r} has run yet ({out_dir} has no *.time.json): "
                                 f"run `make reproduce PROFILE={profile}` first")
     return runs
 

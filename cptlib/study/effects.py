@@ -16,6 +16,7 @@ import pandas as pd
 
 from cptlib.study import stats
 from cptlib.study.experiments import CPT_B, CPT_I, REST
+from cptlib.core.errors import InputError
 
 # Quantities (claim, name). The names are what the claims table and the figure print.
 C1_DROP = ("C1", "ΔIF = IF(instruct_v1) − IF(CPT(instruct_v1))")
@@ -44,7 +45,7 @@ def recovery_size(quantity: tuple[str, str]) -> str:
     """The size preset of a `recovery_quantity` (its inverse, here beside it so that the two change together)."""
     match = re.fullmatch(r"recovery (\S+) \([\d,]+ params\)", quantity[1])
     if quantity[0] != "C5" or match is None:
-        raise ValueError(f"{quantity!r} is not a recovery quantity (effects.recovery_quantity)")
+        raise InputError(f"{quantity!r} is not a recovery quantity (effects.recovery_quantity)")
     return match[1]
 
 

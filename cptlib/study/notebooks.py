@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from cptlib.core import paths
+from cptlib.core.errors import InputError
 from cptlib.core.shutdown import skip_final_collection
 from cptlib.core.stages import STAGE_LOG_ENV
 from cptlib.config import ConfigError, Profile, load_with_overrides
@@ -40,9 +41,8 @@ overrides = {}
 run_name = None"""
 
 
-class NotebookError(ValueError):
-    """A notebook that cannot run or failed; the message names it and says what to do (a ValueError so
-    that the command line prints the message, not a traceback)."""
+class NotebookError(InputError):
+    """A notebook that cannot run or failed; the message names it and says what to do."""
 
 
 def notebook_path(name: str) -> Path:

@@ -13,6 +13,7 @@ from cptlib.testbed import constraints as C
 from cptlib.testbed.instructions import (KNOWLEDGE_RELATIONS, MIX, constrain, knowledge_formats, pick_constraints,
                                          qa_task, split_pairs, task)
 from cptlib.testbed.world import ERA_A_DATES, Fact, World, month_name
+from cptlib.core.errors import InputError
 
 
 def _mc(item_id: str, query: str, world: World, fact: Fact, era: str, rng: random.Random) -> dict:
@@ -77,7 +78,7 @@ def ifeval_items(world: World, n: int, seed: int, phrasings: str = "heldout",
         prompts.add(user)
         items.append(({"key": len(items), "prompt": user, "instruction_id_list": ids, "kwargs": kwargs}, response))
     if len(items) < n:
-        raise ValueError(f"cannot make {n} distinct IFEval prompts; lower n_eval_ifeval")
+        raise InputError(f"cannot make {n} distinct IFEval prompts; lower n_eval_ifeval")
     return items
 
 
@@ -98,7 +99,7 @@ def knowledge_items(world: World, n: int, seed: int, kinds: tuple[str, ...] = C.
                  if f.relation in KNOWLEDGE_RELATIONS]
         rng.shuffle(facts)
     if not facts:
-        raise ValueError(f"no era-{era} fact suits a chat question; raise n_news or news_changed_frac")
+        raise InputError(f"no era-{era} fact suits a chat question; raise n_news or news_changed_frac")
     formats = knowledge_formats(kinds)
     items: list[tuple[dict, str]] = []
     prompts: set[str] = set()
@@ -108,7 +109,7 @@ def knowledge_items(world: World, n: int, seed: int, kinds: tuple[str, ...] = C.
         fmt = formats[(attempt // len(facts)) % len(formats)]
         attempt += 1
         if attempt > 50 * n:
-            raise ValueError(f"cannot make {n} distinct chat-knowledge prompts; lower n_eval_knowledge")
+            raise InputError(f"cannot make {n} distinct chat-knowledge prompts; lower n_eval_knowledge")
         question, draft = qa_task(world, fact, "train", rng, extra=False)
         made = constrain(question, draft, [fmt], "train", rng)
         if made is None or made[0] in prompts or made[0] in exclude:

@@ -16,6 +16,7 @@ from cptlib.chat_format import render_chat
 from cptlib.testbed import constraints as C
 from cptlib.testbed import prose
 from cptlib.testbed.world import Fact, World
+from cptlib.core.errors import InputError
 
 SYSTEM = ["You are a helpful assistant.", "You are a helpful assistant. Follow the user's instructions exactly.",
           "You are a careful assistant who answers questions about people and companies.",
@@ -212,7 +213,7 @@ def pick_constraints(draft: C.Draft, n: int, pairs: list[tuple[str, str]], rng: 
 def knowledge_formats(kinds: tuple[str, ...] = C.KINDS) -> list[str]:
     formats = [f for f in KNOWLEDGE_FORMATS if f in kinds]
     if not formats:
-        raise ValueError(f"the chat-knowledge probe needs one of {KNOWLEDGE_FORMATS} among the constraint kinds")
+        raise InputError(f"the chat-knowledge probe needs one of {KNOWLEDGE_FORMATS} among the constraint kinds")
     return formats
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from cptlib.config import WorldConfig
 from cptlib.testbed import prose
+from cptlib.core.errors import InputError
 
 ROLES = ("engineer", "chemist", "designer", "architect", "pilot", "surgeon", "lawyer", "analyst", "editor",
          "economist", "geologist", "photographer")
@@ -210,7 +211,7 @@ class _Names:
                     self.used.add(name.lower())
                     return name
             if kind not in _MORE or kind in self.extended:
-                raise ValueError(f"ran out of {kind} names; lower the WorldConfig counts")
+                raise InputError(f"ran out of {kind} names; lower the WorldConfig counts")
             self.extended.add(kind)  # the first pool is spent: the second one, shuffled by the same stream
             pool.extend(self._second_pool(kind, parts))
 
@@ -278,7 +279,7 @@ def _events_a(cfg: WorldConfig, rng: random.Random, names: _Names, ent: dict[str
 
     def subject(kind: str) -> str:
         if not free[kind]:
-            raise ValueError(f"not enough era-A {kind}s for {cfg.era_a_events} era-A events; lower era_a_events")
+            raise InputError(f"not enough era-A {kind}s for {cfg.era_a_events} era-A events; lower era_a_events")
         return free[kind].pop()
 
     facts = []
@@ -304,7 +305,7 @@ def _events(cfg: WorldConfig, rng: random.Random, names: _Names, ent: dict[str, 
     n_changed = round(cfg.n_news * cfg.news_changed_frac)
     n_people = round(cfg.n_news * cfg.news_new_person_frac)
     if n_changed + n_people > cfg.n_news:
-        raise ValueError("news_changed_frac + news_new_person_frac must not exceed 1")
+        raise InputError("news_changed_frac + news_new_person_frac must not exceed 1")
     kinds = ([CHANGE_CYCLE[i % len(CHANGE_CYCLE)] for i in range(n_changed)] + ["new_person"] * n_people
              + ["won" if i % 2 == 0 and i // 2 < cfg.n_prizes else "launched"
                 for i in range(cfg.n_news - n_changed - n_people)])
@@ -319,7 +320,7 @@ def _events(cfg: WorldConfig, rng: random.Random, names: _Names, ent: dict[str, 
 
     def subject(kind: str) -> str:
         if not free[kind]:
-            raise ValueError(f"not enough era-A {kind}s for {cfg.n_news} news events; raise n_{kind}s")
+            raise InputError(f"not enough era-A {kind}s for {cfg.n_news} news events; raise n_{kind}s")
         return free[kind].pop()
 
     def new(kind: str) -> str:

@@ -16,6 +16,7 @@ from datasets import Dataset, concatenate_datasets, load_dataset
 from transformers import PreTrainedTokenizerBase
 
 from cptlib.core.provenance import hash_file, hash_json, library_versions
+from cptlib.core.errors import InputError, MissingInputError
 
 # Bump when `_tokenize_docs` changes what it produces: it is part of the cache fingerprint.
 TOKENIZE_VERSION = 1
@@ -24,7 +25,7 @@ TOKENIZE_VERSION = 1
 def _load_jsonl(files: list[Path]) -> Dataset:
     missing = [str(f) for f in files if not Path(f).is_file()]
     if missing:
-        raise FileNotFoundError(f"training data not found: {missing}; build the testbed first (`cptlib build`)")
+        raise MissingInputError(f"training data not found: {missing}; build the testbed first (`cptlib build`)")
     return load_dataset("json", data_files=[str(f) for f in files], split="train")
 
 
@@ -61,7 +62,7 @@ def tokenized_docs(files: list[Path], tokenizer: PreTrainedTokenizerBase) -> Dat
 def _replay_docs(replay_files: list[Path] | None, tokenizer: PreTrainedTokenizerBase, seed: int) -> Dataset:
     """The era-A documents to replay, tokenized and shuffled (a replay share needs them)."""
     if not replay_files:
-        raise ValueError("replay_frac > 0 needs replay files (the era-A corpus)")
+        raise InputError("replay_frac > 0 needs replay files (the era-A corpus)")
     return tokenized_docs(replay_files, tokenizer).shuffle(seed=seed)
 
 
@@ -105,7 +106,7 @@ def packed_lm_dataset(
 
     packed = docs.map(group, batched=True, batch_size=2000, desc="pack")
     if len(packed) == 0:
-        raise ValueError(f"corpus {files} holds fewer than seq_len={seq_len} tokens")
+        raise InputError(f"corpus {files} holds fewer than seq_len={seq_len} tokens")
     return packed
 
 
@@ -135,7 +136,7 @@ def sft_dataset(
     longest = max(len(x) for x in ds["input_ids"])
     if longest > max_len:
         n_long = sum(len(x) > max_len for x in ds["input_ids"])
-        raise ValueError(
+        raise InputError(
             f"{n_long} conversations in {file} are longer than sft.max_len={max_len} tokens "
             f"(longest {longest}); raise sft.max_len in the profile"
         )

@@ -33,6 +33,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from cptlib.config import Profile, RuntimeConfig, SFTConfig, TrainConfig
 from cptlib.models import n_params, weight_drift
+from cptlib.core.errors import CptlibError, InputError
 from cptlib.core.pool import THREADS_ENV
 from cptlib.core.stages import write_json_atomic
 from cptlib.tokenizer import save_tokenizer
@@ -41,7 +42,7 @@ CHECKPOINTS = "checkpoints"
 MILESTONES = "milestones"
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(CptlibError, RuntimeError):
     """The loss became NaN or inf: the run stops instead of training on garbage."""
 
 
@@ -281,7 +282,7 @@ def train_causal_lm(
     max_steps = max(1, round(cfg.tokens / tokens_per_step))
     step_tokens = {max(1, round(m / tokens_per_step)): m for m in cfg.milestones}
     if len(step_tokens) < len(cfg.milestones):
-        raise ValueError(
+        raise InputError(
             f"milestones {cfg.milestones} are closer than one optimizer step ({tokens_per_step} tokens); "
             "space them further apart or lower batch_size / seq_len"
         )
