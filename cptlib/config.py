@@ -546,7 +546,7 @@ def load_with_overrides(source: str | Path, overrides: dict[str, Any] | None = N
         raise ConfigError("overrides may not set 'name' or 'extends': pass run_name, or another profile")
     own = data["name"]
     if overrides:
-        from cptlib.core.provenance import hash_json
+        from cptlib.core.files import hash_json
 
         data = _merge(data, nested)
         data["name"] = run_name or f"{own}-{hash_json(overrides)[:8]}"

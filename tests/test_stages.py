@@ -1,7 +1,7 @@
 """Content-addressed stages: reuse when finished, nothing counts as finished after a failure."""
 import pytest
 
-from cptlib.core import stages
+from cptlib.core import files, stages
 
 
 @pytest.fixture(autouse=True)
@@ -161,7 +161,7 @@ def test_a_stage_another_process_builds_is_waited_for_with_one_line(capsys):
     def finish():
         work = final.with_name(final.name + ".partial")
         work.mkdir()
-        stages.write_json_atomic(work / stages.MANIFEST, {"kind": "demo", "key": final.name.split("-")[1]})
+        files.write_json_atomic(work / stages.MANIFEST, {"kind": "demo", "key": final.name.split("-")[1]})
         work.rename(final)
         fcntl.flock(holder, fcntl.LOCK_UN)
 

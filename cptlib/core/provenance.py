@@ -1,10 +1,7 @@
-"""What produced an output: code version, library versions, content hashes of inputs."""
+"""What produced an output: code version, library versions, CPU (content hashes: cptlib.core.files)."""
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
-import json
-import os
 import platform
 import subprocess
 from pathlib import Path
@@ -82,24 +79,3 @@ def provenance() -> dict:
     return {"code_version": code_version(), "libraries": library_versions(), "machine": platform.machine(),
             "cpu": cpu()}
 
-
-_HASHES: dict[tuple, str] = {}
-
-
-def hash_file(path: Path, chunk: int = 16 << 20) -> str:
-    """sha256 of a file's bytes; remembered in this process while its size, mtime and inode stay the same (a
-    notebook keys hundreds of evaluations on the same model and data files)."""
-    st = os.stat(path)
-    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(chunk):
-                h.update(block)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
-
-
-def hash_json(obj) -> str:
-    """sha256 of the canonical JSON form (sorted keys), for config- and content-addressing."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -27,7 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cptlib.core import paths
-from cptlib.core.provenance import hash_json, provenance
+from cptlib.core.files import hash_json, write_json_atomic
+from cptlib.core.provenance import provenance
 
 # Bump when a stage's code changes what it produces, so stale outputs are not reused.
 STAGE_VERSION = 1
@@ -52,12 +53,6 @@ def is_finished(path: Path) -> bool:
 
 def read_manifest(path: Path) -> dict:
     return json.loads((Path(path) / MANIFEST).read_text())
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def _earlier_attempts(work: Path, started: float) -> list[dict]:

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from cptlib.core.provenance import hash_file, hash_json, library_versions
-from cptlib.core.stages import run_stage, write_json_atomic
+from cptlib.core.files import hash_file, hash_json, write_json_atomic
+from cptlib.core.provenance import library_versions
+from cptlib.core.stages import run_stage
 from cptlib.core.errors import InputError, MissingInputError
 
 if TYPE_CHECKING:

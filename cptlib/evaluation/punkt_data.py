@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import os
-import shutil
 import sys
 from pathlib import Path
 
 from cptlib.core import paths
 from cptlib.core.errors import MissingInputError
+from cptlib.core.files import atomic_dir
 
 LANGUAGE = "english"
 # The files `nltk.tokenize.punkt.load_punkt_params` opens (nltk names the starters file sent_starters.txt).
@@ -65,14 +65,10 @@ def install_punkt(data_dir: Path = paths.NLTK_DATA_DIR) -> Path:
         "ortho_context.tab": enc.ivdict2tab(dict(sorted(model.ORTHO_CONTEXT.items()))),
     }
     # Build beside the target and swap it in, so an interrupted run never leaves a half-written model.
-    work = out.with_name(out.name + ".partial")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    for name, text in texts.items():
-        (work / name).write_text(text, encoding="utf-8", newline="")
-    (work / STAMP).write_text(_source())
-    shutil.rmtree(out, ignore_errors=True)
-    os.rename(work, out)
+    with atomic_dir(out, replace=True) as work:
+        for name, text in texts.items():
+            (work / name).write_text(text, encoding="utf-8", newline="")
+        (work / STAMP).write_text(_source())
     return out
 
 

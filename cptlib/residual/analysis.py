@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from cptlib.core.provenance import hash_file
+from cptlib.core.files import hash_file
 from cptlib.residual.checkpoint import Checkpoint, ResidualError
 
 CHUNK = 1 << 22  # entries per partial sum: fp32 BLAS within a chunk, fp64 across chunks

@@ -20,7 +20,7 @@ from typing import Iterator
 import torch
 from safetensors import SafetensorError, safe_open
 
-from cptlib.core.provenance import hash_file
+from cptlib.core.files import hash_file
 from cptlib.core.errors import InputError, MissingInputError
 
 SINGLE_FILE = "model.safetensors"

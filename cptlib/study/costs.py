@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from cptlib.core import paths
 from cptlib.core.errors import MissingInputError

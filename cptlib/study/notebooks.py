@@ -23,6 +23,7 @@ from pathlib import Path
 
 from cptlib.core import paths
 from cptlib.core.errors import InputError
+from cptlib.core.files import atomic_file, write_text_atomic
 from cptlib.core.shutdown import skip_final_collection
 from cptlib.core.stages import STAGE_LOG_ENV
 from cptlib.config import ConfigError, Profile, load_with_overrides
@@ -192,10 +193,8 @@ def run(name: str, profile: str | Path, kernel: str = KERNEL, overrides: dict | 
     os.replace(partial_log, log)
     os.replace(partial, final)
     times = out_dir / f"{nb.stem}.time.json"
-    tmp = times.with_name(times.name + ".tmp")
-    tmp.write_text(json.dumps({"notebook": nb.stem, "profile": cfg.name, "seconds": round(ended - started, 1),
-                               "started": round(started, 3), "ended": round(ended, 3)}) + "\n")
-    os.replace(tmp, times)
+    write_text_atomic(times, json.dumps({"notebook": nb.stem, "profile": cfg.name, "seconds": round(ended - started, 1),
+                                         "started": round(started, 3), "ended": round(ended, 3)}) + "\n")
     return final
 
 
@@ -242,9 +241,8 @@ def sync(names=NOTEBOOKS) -> list[str]:
         new = [PARAMETERS_SOURCE, setup_source()]
         if [nb.cells[i].source, nb.cells[i + 1].source] != new:
             nb.cells[i].source, nb.cells[i + 1].source = new
-            tmp = path.with_name(path.name + ".tmp")
-            nbformat.write(nb, tmp)
-            os.replace(tmp, path)
+            with atomic_file(path) as tmp:
+                nbformat.write(nb, tmp)
             changed.append(name)
     return changed
 

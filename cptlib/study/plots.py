@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from cptlib.core import paths
 from cptlib.config import Profile
+from cptlib.core.files import atomic_file
 from cptlib.core.provenance import code_version, library_versions
 
 DPI = 200
@@ -194,9 +195,9 @@ def caption_for(profile: Profile, claims: str) -> str:
 
 
 def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    """`write(tmp)` writes the file, which then replaces `path` whole (cptlib.core.files.atomic_file)."""
+    with atomic_file(path) as tmp:
+        write(tmp)
 
 
 def provenance_record(profile: Profile, **extra) -> dict:

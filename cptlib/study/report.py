@@ -320,12 +320,12 @@ def _html(blocks: list[tuple], captions: dict[str, str], out: Path) -> str:
 
 def write_report(profile, verdicts: list[V.Verdict], run_times: dict[str, float]) -> dict[str, Path]:
     """figures/<profile>/REPORT.md (links the PNGs beside it) and report.html (PNGs embedded: one file)."""
-    from cptlib.study.plots import _atomic
+    from cptlib.core.files import write_text_atomic
 
     out = figures_dir(profile)
     shown = [f for f in FIGURES if (out / f"{f}.png").is_file()]
     captions = {f: json.loads((out / f"{f}.json").read_text())["caption"] for f in shown}
     blocks = _sections(profile, verdicts, run_times, shown)
-    _atomic(out / "REPORT.md", lambda p: p.write_text(_markdown(blocks, captions)))
-    _atomic(out / "report.html", lambda p: p.write_text(_html(blocks, captions, out)))
+    write_text_atomic(out / "REPORT.md", _markdown(blocks, captions))
+    write_text_atomic(out / "report.html", _html(blocks, captions, out))
     return {"markdown": out / "REPORT.md", "html": out / "report.html"}

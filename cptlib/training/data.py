@@ -15,7 +15,8 @@ from pathlib import Path
 from datasets import Dataset, concatenate_datasets, load_dataset
 from transformers import PreTrainedTokenizerBase
 
-from cptlib.core.provenance import hash_file, hash_json, library_versions
+from cptlib.core.files import hash_file, hash_json
+from cptlib.core.provenance import library_versions
 from cptlib.core.errors import InputError, MissingInputError
 
 # Bump when `_tokenize_docs` changes what it produces: it is part of the cache fingerprint.

@@ -20,7 +20,8 @@ from collections import deque
 from pathlib import Path
 
 from cptlib.config import RuntimeConfig, SFTConfig, TrainConfig
-from cptlib.core.stages import write_json_atomic
+from cptlib.core.files import write_json_atomic
+
 
 JOB_DIR = "job"
 RESULT = "job_result.json"

@@ -35,7 +35,8 @@ from cptlib.config import Profile, RuntimeConfig, SFTConfig, TrainConfig
 from cptlib.models import n_params, weight_drift
 from cptlib.core.errors import CptlibError, InputError
 from cptlib.core.pool import THREADS_ENV
-from cptlib.core.stages import write_json_atomic
+from cptlib.core.files import write_json_atomic
+
 from cptlib.tokenizer import save_tokenizer
 
 CHECKPOINTS = "checkpoints"
