@@ -9,6 +9,10 @@ model's testbed evaluation took; `--cpt-lrs` adds CPT(base_v1) at other learning
 """
 from __future__ import annotations
 
+from cptlib.core.paths import use_project_caches
+
+use_project_caches()  # an entry point: the project's library caches (HF_HOME, ...), before any library reads them
+
 import argparse
 import time
 from pathlib import Path

@@ -13,6 +13,10 @@ Takes ~4 minutes for the default profile on 2 cores (most of it the AVX2 run: th
 """
 from __future__ import annotations
 
+from cptlib.core.paths import use_project_caches
+
+use_project_caches()  # an entry point: the project's library caches (HF_HOME, ...), before any library reads them
+
 import argparse
 import json
 import os

@@ -7,6 +7,10 @@ runs CPT of base_v1, restores the instruction residual onto it and generates one
 """
 from __future__ import annotations
 
+from cptlib.core.paths import use_project_caches
+
+use_project_caches()  # an entry point: the project's library caches (HF_HOME, ...), before any library reads them
+
 import argparse
 import json
 import time

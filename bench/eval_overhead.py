@@ -18,6 +18,10 @@ Each evaluation goes to its own temporary build folder: nothing is served from, 
 """
 from __future__ import annotations
 
+from cptlib.core.paths import use_project_caches
+
+use_project_caches()  # an entry point: the project's library caches (HF_HOME, ...), before any library reads them
+
 import argparse
 import contextlib
 import tempfile

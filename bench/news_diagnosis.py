@@ -1,6 +1,10 @@
 """Run 10, era-B chat answers (new/old/other value) and held-out-phrasing MC: `.venv/bin/python bench/news_diagnosis.py`."""
 from __future__ import annotations
 
+from cptlib.core.paths import use_project_caches
+
+use_project_caches()  # an entry point: the project's library caches (HF_HOME, ...), before any library reads them
+
 import argparse
 import json
 import time

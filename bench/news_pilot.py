@@ -11,6 +11,10 @@ and news_pilot.md (the tables of run 11). `--variants new --lrs 3e-4` runs a par
 """
 from __future__ import annotations
 
+from cptlib.core.paths import use_project_caches
+
+use_project_caches()  # an entry point: the project's library caches (HF_HOME, ...), before any library reads them
+
 import argparse
 import json
 import math

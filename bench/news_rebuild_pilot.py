@@ -10,6 +10,10 @@ cached stage: a rerun trains nothing. Writes bench/out/news_rebuild_pilot.csv, _
 """
 from __future__ import annotations
 
+from cptlib.core.paths import use_project_caches
+
+use_project_caches()  # an entry point: the project's library caches (HF_HOME, ...), before any library reads them
+
 import argparse
 import json
 import time

@@ -12,6 +12,10 @@
 """
 from __future__ import annotations
 
+from cptlib.core.paths import use_project_caches
+
+use_project_caches()  # an entry point: the project's library caches (HF_HOME, ...), before any library reads them
+
 import json
 import sys
 import tempfile

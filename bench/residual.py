@@ -9,6 +9,10 @@ all outputs are bitwise equal. The page cache is warm and dirty pages are synced
 """
 from __future__ import annotations
 
+from cptlib.core.paths import use_project_caches
+
+use_project_caches()  # an entry point: the project's library caches (HF_HOME, ...), before any library reads them
+
 import argparse
 import json
 import os

@@ -17,6 +17,10 @@ and ‖Θr‖/‖θ_base‖.
 """
 from __future__ import annotations
 
+from cptlib.core.paths import use_project_caches
+
+use_project_caches()  # an entry point: the project's library caches (HF_HOME, ...), before any library reads them
+
 import argparse
 import json
 import tempfile

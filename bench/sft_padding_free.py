@@ -11,6 +11,10 @@ written outside a temporary folder. Run it alone on the machine: two trainings s
 """
 from __future__ import annotations
 
+from cptlib.core.paths import use_project_caches
+
+use_project_caches()  # an entry point: the project's library caches (HF_HOME, ...), before any library reads them
+
 import argparse
 import tempfile
 import time

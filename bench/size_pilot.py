@@ -9,6 +9,10 @@ nothing of models/ but gives the same stages bitwise (the recipe is deterministi
 """
 from __future__ import annotations
 
+from cptlib.core.paths import use_project_caches
+
+use_project_caches()  # an entry point: the project's library caches (HF_HOME, ...), before any library reads them
+
 import argparse
 import time
 

@@ -10,6 +10,10 @@ the same precision. Runs on CUDA when a GPU is present (then bf16 where supporte
 """
 from __future__ import annotations
 
+from cptlib.core.paths import use_project_caches
+
+use_project_caches()  # an entry point: the project's library caches (HF_HOME, ...), before any library reads them
+
 import argparse
 import json
 import math

@@ -53,6 +53,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cptlib.core.paths import use_project_caches
+
+    use_project_caches()  # the command is an entry point: library caches inside the project (cptlib.core.paths)
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
     from cptlib.core.errors import CptlibError

@@ -11,7 +11,11 @@ import random
 
 import pytest
 
-from cptlib.tokenizer import save_tokenizer, train_tokenizer
+from cptlib.core.paths import use_project_caches
+
+use_project_caches()  # the suite is an entry point: library caches inside the project, before any library import
+
+from cptlib.tokenizer import save_tokenizer, train_tokenizer  # noqa: E402
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # before torch is imported by any test module
     for var in ("CPTLIB_TORCH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -82,3 +82,26 @@ def test_each_folder_imports_only_the_stages_below_it():
 def test_every_module_says_first_what_it_holds(module):
     doc = ast.get_docstring(ast.parse(_modules()[module].read_text()))
     assert doc and len(doc.splitlines()[0]) > 20, f"{module}: its docstring's first line should say what it holds"
+
+
+def test_importing_cptlib_changes_no_environment_variable():
+    """No side effect at import: every module of the package imported, os.environ as before (the entry points set
+    the project's caches: cptlib.core.paths.use_project_caches)."""
+    import subprocess
+    import sys
+
+    # The libraries first: torch._dynamo (imported by peft) sets TORCHINDUCTOR_CACHE_DIR itself; only what cptlib's
+    # own modules change counts.
+    code = ("import importlib, os, pkgutil\n"
+            "import torch._dynamo, transformers, peft, datasets, lm_eval, matplotlib.pyplot, pandas, seaborn\n"
+            "before = dict(os.environ)\nimport cptlib\n"
+            "for m in pkgutil.walk_packages(cptlib.__path__, 'cptlib.'):\n"
+            "    if '.tasks' not in m.name and not m.name.endswith('__main__'):\n"
+            "        importlib.import_module(m.name)\n"
+            "changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))\n"
+            "print(changed)")
+    env = {k: v for k, v in __import__("os").environ.items()
+           if k not in ("HF_HOME", "TORCHINDUCTOR_CACHE_DIR", "NLTK_DATA", "MPLCONFIGDIR")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", f"importing cptlib changed the environment: {out.stdout}"

@@ -1,7 +1,9 @@
 """Every path the project uses, anchored at the repository root (never the working directory).
 
-Caches (Hugging Face, torch inductor, NLTK) live inside the project, not in the home folder:
-`use_project_caches()` points the libraries there and is called on `import cptlib`.
+Caches (Hugging Face, torch inductor, NLTK, matplotlib) live inside the project, not in the home folder:
+`use_project_caches()` points the libraries there. Entry points call it (the `cptlib` command, tests/conftest.py,
+the bench scripts; the notebooks' Jupyter kernel has the same variables in its kernel spec, `make setup`);
+`import cptlib` does not.
 """
 from __future__ import annotations
 
@@ -51,9 +53,14 @@ def shown(path: Path | str) -> str:
     return str(path)
 
 
+def project_cache_env() -> dict[str, str]:
+    """The variables `use_project_caches` sets (also written into the Jupyter kernel spec)."""
+    return {"HF_HOME": str(CACHE_DIR / "huggingface"), "TORCHINDUCTOR_CACHE_DIR": str(CACHE_DIR / "torchinductor"),
+            "NLTK_DATA": str(NLTK_DATA_DIR), "MPLCONFIGDIR": str(CACHE_DIR / "matplotlib")}
+
+
 def use_project_caches() -> None:
-    """Keep every library cache inside the project; explicit settings by the user win."""
-    os.environ.setdefault("HF_HOME", str(CACHE_DIR / "huggingface"))
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(CACHE_DIR / "torchinductor"))
-    os.environ.setdefault("NLTK_DATA", str(NLTK_DATA_DIR))
-    os.environ.setdefault("MPLCONFIGDIR", str(CACHE_DIR / "matplotlib"))
+    """Keep every library cache inside the project; explicit settings by the user win. Call it before the
+    libraries are imported (huggingface_hub reads HF_HOME on import); child processes inherit the variables."""
+    for name, value in project_cache_env().items():
+        os.environ.setdefault(name, value)
