@@ -315,8 +315,10 @@ class PlanConfig(Section):
     mfu: float = Field(0.35, gt=0, le=1, description="assumed model FLOPs utilisation (training at 6·N FLOPs/token)")
 
 
-MERGE_METHODS = ("task_arithmetic", "ties", "dare", "breadcrumbs")  # = cptlib.residual.merge.METHODS (tested)
-MODULE_SUBSETS = ("attention", "mlp", "no-embeddings", "no-norms")  # = cptlib.residual.merge.FILTER_PRESETS (tested)
+# The merge methods and module subsets of the residual engine (cptlib.residual.merge), defined here, where a profile
+# is validated without importing torch.
+MERGE_METHODS = ("task_arithmetic", "ties", "dare", "breadcrumbs")
+MODULE_SUBSETS = ("attention", "mlp", "no-embeddings", "no-norms")  # the names of merge.FILTER_PRESETS
 
 
 class MergeSpec(Section):

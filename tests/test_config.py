@@ -81,12 +81,12 @@ def test_sequences_longer_than_the_model_context(tmp_path):
         load_profile(_write(tmp_path, "extends: default\nsft:\n  max_len: 600\n"))
 
 
-def test_study_choices_match_the_residual_engine():
+def test_study_choices_are_the_residual_engines():
     from cptlib.config import MERGE_METHODS, MODULE_SUBSETS
     from cptlib.residual.merge import FILTER_PRESETS, METHODS
 
-    assert MERGE_METHODS == METHODS
-    assert set(MODULE_SUBSETS) == set(FILTER_PRESETS)
+    assert MERGE_METHODS is METHODS  # one definition
+    assert tuple(FILTER_PRESETS) == MODULE_SUBSETS
 
 
 def test_unknown_key_in_a_list_of_sections_is_named(tmp_path):

@@ -12,15 +12,17 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from cptlib.config import MERGE_METHODS as METHODS  # defined once, where profiles validate them
+from cptlib.config import MODULE_SUBSETS
 from cptlib.core.errors import InputError
 
-METHODS = ("task_arithmetic", "ties", "dare", "breadcrumbs")
 FILTER_PRESETS = {
     "attention": {"include": ("*.self_attn.*",), "exclude": ()},
     "mlp": {"include": ("*.mlp.*",), "exclude": ()},
     "no-embeddings": {"include": (), "exclude": ("*embed_tokens*", "*lm_head*")},
     "no-norms": {"include": (), "exclude": ("*norm*",)},  # what a PEFT adapter without its vectors changes
 }
+assert tuple(FILTER_PRESETS) == MODULE_SUBSETS, "each module subset a profile may name has its filter here"
 
 
 def keep_top(t: torch.Tensor, density: float) -> torch.Tensor:
