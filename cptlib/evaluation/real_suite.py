@@ -65,17 +65,17 @@ def task_manager(tasks: tuple[str, ...], include_path: list[Path] = ()):
 
 
 def required_datasets(tasks: tuple[str, ...], tm) -> dict[tuple[str, str | None], str]:
-    """{(dataset_path, dataset_name): first task that reads it} for the tasks and all their subtasks."""
-    from lm_eval.tasks._index import Kind
-
+    """{(dataset_path, dataset_name): first task that reads it} for the tasks and all their subtasks (through the
+    TaskManager's public lists of groups and tags and each index entry's YAML config)."""
     out: dict[tuple[str, str | None], str] = {}
+    groups, tags = set(tm.all_groups), set(tm.all_tags)
     pending = list(tasks)
     while pending:
         name = pending.pop(0)
         entry = tm.task_index[name]
-        if entry.kind == Kind.GROUP:
+        if name in groups:
             pending += [m if isinstance(m, str) else m.get("task", m.get("group")) for m in entry.cfg["task"]]
-        elif entry.kind == Kind.TAG:
+        elif name in tags:
             pending += sorted(entry.tags)
         else:
             out.setdefault((entry.cfg["dataset_path"], entry.cfg.get("dataset_name")), name)

@@ -126,7 +126,9 @@ def use_bf16(runtime: RuntimeConfig) -> bool:
         return runtime.precision == "bf16"
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    from cptlib.core.provenance import cpu
+
+    return bool({"avx512_bf16", "amx_tile"} & set(cpu()["features"]))  # /proc/cpuinfo; elsewhere fp32
 
 
 def _parallel_args(runtime: RuntimeConfig, layer_class: str | None) -> dict:
