@@ -37,7 +37,7 @@ def run_one(profile: str, seed: int) -> dict:
     from cptlib.config import load_profile
     from cptlib.family import build_family, cpt
     from cptlib.study import stats
-    from cptlib.study.experiments import CPT_B, CPT_I, REST
+    from cptlib.study.labels import CPT_B, CPT_I, REST
     from cptlib.study.restored import restored, scores
 
     p = load_profile(profile)

@@ -19,7 +19,8 @@ from cptlib.evaluation.evaluate import (EvalSettings, evaluation_spec, group_spe
                                         task_manager, torch_threads)
 from cptlib.evaluation.tasks.testbed.utils import answer_present
 from cptlib.family import resolve as fam
-from cptlib.study.experiments import CPT_B, CPT_I, REST, SFT, families
+from cptlib.study.experiments import families
+from cptlib.study.labels import CPT_B, CPT_I, REST, SFT
 from cptlib.study.restored import STUDY_TASKS, restored, result_settings
 from cptlib.testbed import constraints as C
 from cptlib.testbed import corpora, evalsets, instructions, prose

@@ -12,7 +12,7 @@ from cptlib.study import effects as E
 from cptlib.study import report
 from cptlib.study import n4 as N4
 from cptlib.study import verdicts as V
-from cptlib.study.experiments import CPT_I, REST
+from cptlib.study.labels import CPT_I, REST
 
 R, P, N = V.Outcome.REPRODUCED, V.Outcome.PARTLY, V.Outcome.NOT
 SCALE = {"C5": "recovery (ratio)", "C6": "cost ratio"}

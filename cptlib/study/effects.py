@@ -15,7 +15,7 @@ import re
 import pandas as pd
 
 from cptlib.study import stats
-from cptlib.study.experiments import CPT_B, CPT_I, REST
+from cptlib.study.labels import CPT_B, CPT_I, REST
 from cptlib.core.errors import InputError
 
 # Quantities (claim, name). The names are what the claims table and the figure print.

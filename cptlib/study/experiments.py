@@ -22,9 +22,8 @@ from cptlib.family import resolve as fam
 from cptlib.config import Profile
 from cptlib.study.restored import PANEL_TASKS, adapter, attached, drift, milestones, restored, residual_dir, scores
 from cptlib.core.stages import read_manifest
+from cptlib.study.labels import CPT_B, CPT_B2, CPT_I, REST, SFT
 
-CPT_I, CPT_B, REST = "CPT(instruct_v1)", "CPT(base_v1)", "CPT(base_v1)+Θr(v1)"
-SFT = "CPT(base_v1)+SFT"
 # What a real profile cannot run, and why (printed by the notebooks, recorded in the claims table).
 TESTBED_ONLY = {
     "calibration targets": "the targets are the synthetic testbed's (released checkpoints are not calibrated); "
@@ -203,8 +202,8 @@ def transfer(profile: Profile) -> pd.DataFrame:
         if first and "other_family" in f:  # the other family's own instruct model (the N1 residual)
             sources["other_family"] = (f["other_family"], f["other_instruct"])
         targets = {"base_v1": ("v1", f["base_v1"]), "base_v2": ("v2", f["base_v2"]),
-                   "CPT(base_v1)": ("v1", fam.cpt(profile, f["base_v1"], seed)),
-                   "CPT(base_v2)": ("v2", fam.cpt(profile, f["base_v2"], seed))}
+                   CPT_B: ("v1", fam.cpt(profile, f["base_v1"], seed)),
+                   CPT_B2: ("v2", fam.cpt(profile, f["base_v2"], seed))}
         for src, (base, inst) in sources.items():
             for tgt, (version, target) in targets.items():
                 diagonal = src == version

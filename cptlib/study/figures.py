@@ -17,7 +17,7 @@ import seaborn as sns
 
 from cptlib.study import plots, stats
 from cptlib.study.criteria import KEEP
-from cptlib.study.experiments import CPT_I, REST
+from cptlib.study.labels import CPT_I, REST
 from cptlib.study.n4 import n4_threshold
 
 
@@ -76,7 +76,7 @@ def n4_map(n4: pd.DataFrame, instruct_if: float, panels: list[str], labels: dict
     for ax, m in zip(axes[:-1], maps):
         grid = rest.pivot_table(index="lr", columns="tokens", values=m).sort_index(ascending=False)  # lr up
         grid.index = [f"{lr:g}" for lr in grid.index]
-        grid.columns = [plots._compact(x) for x in grid.columns]
+        grid.columns = [plots.compact(x) for x in grid.columns]
         sns.heatmap(grid, ax=ax, vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".3f", annot_kws={"fontsize": 8},
                     cbar=False)
         ax.tick_params(axis="x", rotation=0); ax.tick_params(axis="y", rotation=0)
@@ -89,9 +89,9 @@ def n4_map(n4: pd.DataFrame, instruct_if: float, panels: list[str], labels: dict
     ax = axes[-1]
     palette = dict(zip(sorted(rest.lr.unique()), ["#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d"]))
     for lr, g in rest.groupby("lr"):
-        ax.plot(g.drift_ratio, g.IF, marker="o", color=palette[lr], label=f"CPT(base_v1)+Θr(v1), lr {lr:g}")
+        ax.plot(g.drift_ratio, g.IF, marker="o", color=palette[lr], label=f"{REST}, lr {lr:g}")
     for _, r in n4[n4.model == CPT_I].iterrows():
-        ax.axhline(r.IF, ls=":", lw=1.2, color=palette[r.lr], label=f"CPT(instruct_v1), lr {r.lr:g}, {plots._compact(r.tokens)} tokens")
+        ax.axhline(r.IF, ls=":", lw=1.2, color=palette[r.lr], label=f"{CPT_I}, lr {r.lr:g}, {plots.compact(r.tokens)} tokens")
     ax.axhline(t["bound"], color="k", lw=1, ls="--", label=f"N4 criterion: {KEEP:g} × IF(instruct_v1) = {t['bound']:.3f}")
     if t["threshold"] == t["threshold"]:
         ax.axvline(t["threshold"], color="k", lw=1.5, label=f"N4 threshold: every cell below drift {t['threshold']:.3f} keeps it")
@@ -160,7 +160,7 @@ def costs(cost: pd.DataFrame, n_seeds: int):
     fig, axes = plots.new_figure(2, width=8, height=3.2)
     for ax, col, label in zip(axes, ["flops", "wall_seconds"], ["FLOPs after CPT (log scale)", "wall time after CPT (s, log scale)"]):
         bars = ax.bar(shown.recipe, shown[col], color=[plots.COLORS[r] for r in shown.recipe])
-        ax.bar_label(bars, labels=[plots._compact(v) if col == "flops" else f"{v:.3g} s" for v in shown[col]], fontsize=7)
+        ax.bar_label(bars, labels=[plots.compact(v) if col == "flops" else f"{v:.3g} s" for v in shown[col]], fontsize=7)
         plots.log_axis(ax, label, axis="y"); ax.tick_params(axis="x", labelsize=7); ax.margins(y=0.2)
     fig.suptitle(f"Cost of each recipe after CPT (mean over {_seeds(n_seeds)})", fontsize=10)
     return fig, shown

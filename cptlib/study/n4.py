@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from cptlib.study.criteria import KEEP, KNOWS
-from cptlib.study.experiments import REST
+from cptlib.study.labels import REST
 
 
 def n4_threshold(n4: pd.DataFrame, instruct_if: float, keep: float = KEEP) -> dict:

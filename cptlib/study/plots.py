@@ -24,6 +24,7 @@ from cptlib.core import paths
 from cptlib.config import Profile
 from cptlib.core.files import atomic_file
 from cptlib.core.provenance import code_version, library_versions
+from cptlib.study.labels import CPT_B, CPT_I, REST, SFT
 
 DPI = 200
 TESTBED = "Synthetic testbed (tiny LLaMA models on a generated world), not the paper's 8B models."
@@ -34,8 +35,8 @@ STYLE = {
     "errorbar.capsize": 3, "svg.hashsalt": "cptlib", "pdf.fonttype": 42,
 }
 # One colour per model role, the same in every figure.
-COLORS = {"instruct_v1": "#1b9e77", "instruct_v2": "#66a61e", "base_v1": "#7570b3", "CPT(instruct_v1)": "#d95f02",
-          "CPT(base_v1)": "#666666", "CPT(base_v1)+Θr(v1)": "#e7298a", "CPT(base_v1)+SFT": "#e6ab02"}
+COLORS = {"instruct_v1": "#1b9e77", "instruct_v2": "#66a61e", "base_v1": "#7570b3", CPT_I: "#d95f02",
+          CPT_B: "#666666", REST: "#e7298a", SFT: "#e6ab02"}
 
 
 # Set by `make reproduce`: the run may write the committed figures of a shipped profile (if the tree is clean).
@@ -125,7 +126,7 @@ def fraction_axis(ax, label: str = "accuracy (fraction)") -> None:
     ax.set_ylabel(label)
 
 
-def _compact(value: float, _pos=None) -> str:
+def compact(value: float, _pos=None) -> str:
     """A tick label with 3 significant digits: 8.19k, 200k, 1.5M, 2.17T, 0.05, 2."""
     for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= div:
@@ -152,7 +153,7 @@ def log_axis(ax, label: str = "new CPT tokens (log scale)", axis: str = "x", tic
         decades = math.log10(hi / lo) if lo > 0 and hi > lo else 1.0
         target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,),
                                             numticks=12))
-    target.set_major_formatter(FuncFormatter(_compact))
+    target.set_major_formatter(FuncFormatter(compact))
     target.set_minor_formatter(NullFormatter())
     (ax.set_xlabel if axis == "x" else ax.set_ylabel)(label)
 

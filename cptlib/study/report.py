@@ -23,7 +23,8 @@ from cptlib.study import stats
 from cptlib.study import verdicts as V
 from cptlib.study.criteria import (CALIBRATION_CHANGE, CRITERIA, EFFECT, FACTOR, NOT_TESTABLE_CHANGE, SIZE, SIZE_RULE,
                                    changed_criteria)
-from cptlib.study.experiments import CPT_I, REST, TESTBED_ONLY, is_real
+from cptlib.study.experiments import TESTBED_ONLY, is_real
+from cptlib.study.labels import CPT_I, REST
 from cptlib.study.plots import DPI, figures_dir, markdown, styled
 
 # Colour of an effect in the figure: whether the check that uses it passed (None: shown beside, not judged).
