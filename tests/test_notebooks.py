@@ -126,8 +126,9 @@ def stand_in_env(tmp_path, monkeypatch):
 
 
 def test_failing_notebook_raises_and_leaves_no_executed_output(stand_in_env):
-    with pytest.raises(NotebookError, match=r"00_build.ipynb failed for profile 'smoke' .*RuntimeError: boom"):
+    with pytest.raises(NotebookError, match=r"00_build.ipynb failed for profile 'smoke' .*RuntimeError: boom") as err:
         notebooks.run("00_build", "smoke")
+    assert "\x1b[" not in str(err.value) and "boom" in str(err.value).split("\n", 1)[1]  # the traceback, no colour codes
     out = stand_in_env / "build" / "smoke" / "notebooks"
     assert list(out.iterdir()) == []
 

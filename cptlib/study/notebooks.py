@@ -42,6 +42,9 @@ overrides = {}
 run_name = None"""
 
 
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # a terminal colour or cursor code
+
+
 class NotebookError(InputError):
     """A notebook that cannot run or failed; the message names it and says what to do."""
 
@@ -175,9 +178,10 @@ def run(name: str, profile: str | Path, kernel: str = KERNEL, overrides: dict | 
     except papermill.PapermillExecutionError as err:
         partial.unlink(missing_ok=True)
         partial_log.unlink(missing_ok=True)
-        trace = "\n".join(err.traceback[-6:]) if err.traceback else ""
+        # IPython colours its tracebacks with terminal escape codes, which would be noise in a log file.
+        trace = ANSI_ESCAPE.sub("", "\n".join(err.traceback[-6:])) if err.traceback else ""
         raise NotebookError(f"{nb.name} failed for profile {cfg.name!r} in cell [{err.exec_count}]: "
-                            f"{err.ename}: {err.evalue}\n{trace}\n(no executed notebook was kept; open "
+                            f"{err.ename}: {ANSI_ESCAPE.sub('', str(err.evalue))}\n{trace}\n(no executed notebook was kept; open "
                             f"{nb} in JupyterLab, `make lab`, to debug)") from None
     except BaseException:
         partial.unlink(missing_ok=True)
