@@ -7,7 +7,10 @@ PROFILE ?= default
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# torch is pinned in pyproject.toml; pip takes the CPU wheel that lies on the build machines' disk.
+# The whole environment is pinned, with hashes, in requirements.lock (`make lock` writes it from pyproject.toml's
+# direct pins); set-up installs exactly that. torch is the CPU wheel that lies on the build machines' disk
+# (/opt/wheels, pip's find-links here): the lock pins torch==2.13.0+cpu with that local wheel's sha256.
+LOCK := requirements.lock
 STAMP := $(VENV)/.setup-done
 # NLTK's English Punkt model, which lm-eval's IFEval scorer needs, written offline by the project.
 PUNKT := .cache/nltk_data/tokenizers/punkt_tab/english/cptlib_source.txt
@@ -29,22 +32,43 @@ ifneq ($(words $(PROFILE)),1)
 $(error PROFILE="$(PROFILE)" must be one profile name, e.g. PROFILE=default (params/<name>.yaml; make help lists the targets))
 endif
 
-.PHONY: help setup reproduce cost family ancestors notebooks-check lab smoke test bench clean clean-partial
+.PHONY: help setup lock reproduce cost family ancestors notebooks-check lab smoke test bench clean clean-partial
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 	@echo "  PROFILE=$(PROFILE) (params/<profile>.yaml)"
 
-setup: $(SETUP)  ## create .venv, install pinned dependencies, register the Jupyter kernel, provision data
+setup: $(SETUP)  ## create .venv, install requirements.lock (hash-checked) and cptlib, register the Jupyter kernel, provision data
+# Every package from the lock, each checked against its hash, none resolved again (--no-deps); then cptlib itself,
+# editable, built with the lock's setuptools (no build isolation: nothing outside the lock is fetched).
 # pip byte-compiles what it installs one file at a time (~60 s of the install here); compileall does the same on
 # every core (files that are not Python 3.11, e.g. torch's py312 test helpers, are skipped, as pip skips them).
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile -e '.[dev]'
+	$(PY) -m pip install --quiet --no-compile --require-hashes --no-deps -r $(LOCK)
+	PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install --quiet --no-compile --no-deps \
+	  --no-build-isolation -e '.[study,dev]'
 	$(PY) -c "import compileall, sysconfig; compileall.compile_dir(sysconfig.get_paths()['purelib'], quiet=2, workers=0)"
 	$(PY) -m ipykernel install --sys-prefix --name cptlib --display-name "Python (cptlib)" >/dev/null
 	touch $@
+
+# The lock: pyproject.toml's direct pins (the engine, [study] and [dev]) and everything they pull in, for CPython 3.11
+# (any 3.11.x) on x86_64 Linux (glibc >= 2.28), with the sha256 of every file each pinned version has on PyPI.
+# torch==2.13.0+cpu is not on PyPI: uv takes it from TORCH_WHEELS (default /opt/wheels, the build machines' local
+# wheel), so its hash is that local wheel's. uv keeps the lock's other pins where pyproject allows them;
+# UV_ARGS=--upgrade moves every transitive pin to its newest release. uv is pinned and lives in .cache/ (its cache too).
+UV_VERSION := 0.13.9
+UV := .cache/uv-$(UV_VERSION)/bin/uv
+UV_ARGS ?=
+TORCH_WHEELS ?= /opt/wheels
+$(UV):
+	$(PYTHON) -m venv $(dir $(@D))
+	$(dir $(@D))bin/pip install --quiet uv==$(UV_VERSION)
+lock: $(UV)  ## refresh requirements.lock (every package, pinned with hashes) from pyproject.toml's pins
+	UV_CACHE_DIR=.cache/uv $(UV) pip compile pyproject.toml --extra study --extra dev --generate-hashes \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --find-links $(TORCH_WHEELS) \
+	  --custom-compile-command 'make lock' --quiet $(UV_ARGS) -o $(LOCK)
 
 $(PUNKT): $(STAMP)
 	$(PY) -m cptlib.evaluation.punkt_data
