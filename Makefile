@@ -22,7 +22,13 @@ export PYTHONUNBUFFERED := 1
 export JUPYTER_RUNTIME_DIR := $(CURDIR)/.cache/jupyter/runtime
 export JUPYTER_DATA_DIR := $(CURDIR)/.cache/jupyter/data
 export JUPYTER_CONFIG_DIR := $(CURDIR)/.cache/jupyter/config
-# Where stages and executed notebooks go (cptlib.paths reads the same variable).
+# The libraries' caches inside the project, as the `cptlib` command sets them (cptlib.core.paths.project_cache_env;
+# tests/test_layout.py checks they agree): the Jupyter kernels of `make lab` inherit them. A value you set wins.
+export HF_HOME ?= $(CURDIR)/.cache/huggingface
+export TORCHINDUCTOR_CACHE_DIR ?= $(CURDIR)/.cache/torchinductor
+export NLTK_DATA ?= $(CURDIR)/.cache/nltk_data
+export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
+# Where stages and executed notebooks go (cptlib.core.paths reads the same variable).
 BUILD_ROOT := $(or $(CPTLIB_BUILD_DIR),build)
 # make's targets are words: a path with a space, or an empty profile, would become rules make misreads.
 ifneq ($(words $(BUILD_ROOT)),1)

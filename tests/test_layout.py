@@ -105,3 +105,13 @@ def test_importing_cptlib_changes_no_environment_variable():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", f"importing cptlib changed the environment: {out.stdout}"
+
+
+def test_the_makefile_exports_the_caches_the_command_sets():
+    """`make lab`'s kernels get the caches the `cptlib` command sets (the notebooks' libraries read them)."""
+    import re
+
+    makefile = (paths.REPO_ROOT / "Makefile").read_text()
+    exported = dict(re.findall(r"^export (\w+) \?= \$\(CURDIR\)/(\S+)$", makefile, flags=re.M))
+    expected = {k: str(Path(v).relative_to(paths.REPO_ROOT)) for k, v in paths.project_cache_env().items()}
+    assert exported == expected

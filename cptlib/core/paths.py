@@ -2,8 +2,7 @@
 
 Caches (Hugging Face, torch inductor, NLTK, matplotlib) live inside the project, not in the home folder:
 `use_project_caches()` points the libraries there. Entry points call it (the `cptlib` command, tests/conftest.py,
-the bench scripts; the notebooks' Jupyter kernel has the same variables in its kernel spec, `make setup`);
-`import cptlib` does not.
+the bench scripts; the Makefile exports the same, so `make lab`'s kernels have them); `import cptlib` does not.
 """
 from __future__ import annotations
 
@@ -54,7 +53,7 @@ def shown(path: Path | str) -> str:
 
 
 def project_cache_env() -> dict[str, str]:
-    """The variables `use_project_caches` sets (also written into the Jupyter kernel spec)."""
+    """The variables `use_project_caches` sets (the Makefile exports the same; tests/test_layout.py)."""
     return {"HF_HOME": str(CACHE_DIR / "huggingface"), "TORCHINDUCTOR_CACHE_DIR": str(CACHE_DIR / "torchinductor"),
             "NLTK_DATA": str(NLTK_DATA_DIR), "MPLCONFIGDIR": str(CACHE_DIR / "matplotlib")}
 
