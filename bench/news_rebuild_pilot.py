@@ -49,19 +49,27 @@ def main() -> None:
                     help="only the diagnostic: instruct_v1 asked about the era-A events in chat (events_probe)")
     ap.add_argument("--drill-frac", type=float, default=None,
                     help="run 13: world.era_a_event_drill_frac (the other events are never asked in training); "
-                         "builds those ancestors and runs the events probe only")
+                         "builds those ancestors and runs the events probe only (with --cpt: then the CPT cells too)")
     ap.add_argument("--phrasings", choices=("few", "many"), default="few",
                     help="run 14: world.news_phrasings (era-A events and era-B news told in 'many' templates, "
                          "sentence orders and the relation named as the question names it)")
+    ap.add_argument("--cpt", action="store_true",
+                    help="run 15: with --drill-frac, also the CPT cells (--cells) after the events probe")
+    ap.add_argument("--cells", default=None,
+                    help="CPT cells as LR:TOKENS,... (default: " + ",".join(f"{lr:g}:{t}" for lr, t in CELLS) + ")")
     args = ap.parse_args()
     torch.set_num_threads(2)
     OUT.mkdir(exist_ok=True)
     overrides, name = dict(OVERRIDES), "news-rebuild-pilot"
     if args.drill_frac is not None:
         overrides["world.era_a_event_drill_frac"], name = args.drill_frac, f"news-rebuild-pilot-drill{args.drill_frac:g}"
-        args.events_probe = True
+        args.events_probe = not args.cpt
     if args.phrasings != "few":
         overrides["world.news_phrasings"], name = args.phrasings, f"{name}-{args.phrasings}"
+    cells_run = CELLS if args.cells is None else tuple(
+        (float(lr), int(tokens)) for lr, tokens in (c.split(":") for c in args.cells.split(",")))
+    suffix = ("" if args.drill_frac is None else f"_drill{args.drill_frac:g}") + \
+        ("" if args.phrasings == "few" else f"_{args.phrasings}")
     prof = load_with_overrides("default", overrides, run_name=name)
     t0 = time.time()
     data = fam.testbed_data(prof)
@@ -74,18 +82,18 @@ def main() -> None:
         ancestors = scores({"base_v1": base, "instruct_v1": inst}, data, processes=args.processes)
         print(ancestors[["IF", "knowledge", "era_a", "era_b"]].round(3).to_markdown())
         table = events_probe(prof, data, inst, args.seed)
-        suffix = ("" if args.drill_frac is None else f"_drill{args.drill_frac:g}") + \
-            ("" if args.phrasings == "few" else f"_{args.phrasings}")
         table.to_csv(OUT / f"news_rebuild_events_probe{suffix}.csv", index=False)
         ancestors.to_csv(OUT / f"news_rebuild_ancestors{suffix}.csv")
         print(table.round(3).to_markdown(index=False))
         return
+    if args.drill_frac is not None:  # run 15: the events probe of these ancestors first (cached evaluations)
+        events_probe(prof, data, inst, args.seed).to_csv(OUT / f"news_rebuild_events_probe{suffix}.csv", index=False)
     wb, wi = weights(base), weights(inst)
     r_norm = distance(wi, wb)
     chat_kinds, mc_kinds = item_kinds(data)
     subjects = world_subjects(data)
     rows, kind_rows = [], []
-    cells = [(None, None)] + ([] if args.ancestors_only else list(CELLS))
+    cells = [(None, None)] + ([] if args.ancestors_only else list(cells_run))
     for lr, tokens in cells:
         if lr is None:
             models, drifts = {"base_v1": base, "instruct_v1": inst}, {"base_v1": 0.0, "instruct_v1": 0.0}
@@ -106,10 +114,10 @@ def main() -> None:
                                       chat_kinds, mc_kinds, subjects, SHOWN)
             rows.append(row)
             kind_rows += by_kind
-        pd.DataFrame(rows).to_csv(OUT / "news_rebuild_pilot.csv", index=False)
-        pd.DataFrame(kind_rows).to_csv(OUT / "news_rebuild_pilot_kinds.csv", index=False)
+        pd.DataFrame(rows).to_csv(OUT / f"news_rebuild_pilot{suffix}.csv", index=False)
+        pd.DataFrame(kind_rows).to_csv(OUT / f"news_rebuild_pilot{suffix}_kinds.csv", index=False)
         print(f"cell lr={lr} tokens={tokens}: {time.time() - t0:.0f} s", flush=True)
-    write_md(pd.DataFrame(rows), pd.DataFrame(kind_rows), time.time() - t0)
+    write_md(pd.DataFrame(rows), pd.DataFrame(kind_rows), time.time() - t0, suffix)
 
 
 def events_probe(prof, data: Path, inst: Path, seed: int, n: int = 180) -> pd.DataFrame:
@@ -155,7 +163,7 @@ def events_probe(prof, data: Path, inst: Path, seed: int, n: int = 180) -> pd.Da
                                                      answer_named=("answer named", "mean")).reset_index()
 
 
-def write_md(df: pd.DataFrame, kinds: pd.DataFrame, seconds: float) -> None:
+def write_md(df: pd.DataFrame, kinds: pd.DataFrame, seconds: float, suffix: str = "") -> None:
     lines = ["| CPT lr | tokens | model | drift / ‖Θr‖ | IF | era-B via chat | era-B MC | era-A MC | updated |",
              "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in df.itertuples():
@@ -171,7 +179,7 @@ def write_md(df: pd.DataFrame, kinds: pd.DataFrame, seconds: float) -> None:
                   "n by kind: " + ", ".join(f"{r.metric}/{r.kind} {r.n}" for r in
                                             kinds.drop_duplicates(["metric", "kind"]).itertuples()), ""]
     lines.append(f"Wall time: {seconds:.0f} s")
-    (OUT / "news_rebuild_pilot.md").write_text("\n".join(lines) + "\n")
+    (OUT / f"news_rebuild_pilot{suffix}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
