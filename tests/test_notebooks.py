@@ -325,3 +325,18 @@ def test_a_run_with_changed_parameters_never_writes_the_committed_figures(tmp_pa
 def test_an_unknown_kernel_is_one_error_listing_the_registered_ones():
     with pytest.raises(NotebookError, match=r"no Jupyter kernel named 'nope'; registered kernels: .*cptlib"):
         notebooks.run("00_build", "smoke", kernel="nope")
+
+
+def test_describing_a_run_creates_no_folder(tmp_path, monkeypatch):
+    """The setup cell names where outputs go; only writing a figure creates the folder (an override run that fails
+    early left an empty figures/smoke-<hash>/ before)."""
+    from cptlib.config import load_with_overrides
+    from cptlib.study import plots
+
+    monkeypatch.setattr(paths, "FIGURES_DIR", tmp_path / "figures")
+    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
+    cfg = load_with_overrides("smoke", {"cpt.lr": 1e-4})
+    assert "figures: " in notebooks.describe(cfg)
+    assert not (tmp_path / "figures").exists() and not (tmp_path / "build").exists()
+    plots.save_table(pd.DataFrame({"a": [1]}), "demo", cfg)
+    assert (tmp_path / "figures" / cfg.name / "demo.csv").is_file()

@@ -69,9 +69,10 @@ def _redirect(name: str) -> str | None:
     return None
 
 
-def figures_dir(profile: Profile | str) -> Path:
+def figures_dir(profile: Profile | str, create: bool = False) -> Path:
     """Where a profile's figures go: figures/<name>/, or build/<name>/figures/ when that folder holds committed
-    figures this run may not overwrite (see _redirect; a note says so once)."""
+    figures this run may not overwrite (see _redirect; a note says so once). Created only with `create` (by the
+    functions that write there), so a run that draws nothing leaves no empty folder."""
     name = profile if isinstance(profile, str) else profile.name
     out = paths.figures_dir(name)
     reason = _redirect(name)
@@ -80,7 +81,8 @@ def figures_dir(profile: Profile | str) -> Path:
         if name not in _noted:
             _noted.add(name)
             print(f"note: figures/{name}/ holds the committed figures and {reason}: this run writes them to {out}")
-    out.mkdir(parents=True, exist_ok=True)
+    if create:
+        out.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -209,7 +211,7 @@ def provenance_record(profile: Profile, **extra) -> dict:
 
 def save_figure(fig, name: str, data: pd.DataFrame, profile: Profile, caption: str) -> Path:
     """Write <name>.png (200 dpi), .pdf, .csv (the plotted data) and .json (provenance, caption)."""
-    out = figures_dir(profile)
+    out = figures_dir(profile, create=True)
     # The caption goes into the report and the .json beside the figure; the image names only what it is of.
     fig.text(1.0, 0.0, f"cptlib · profile {profile.name} · {'synthetic testbed' if profile.models is None else 'real models'}",
              ha="right", va="top", fontsize=6, color="#777777", transform=fig.transFigure)
@@ -238,7 +240,7 @@ def markdown(table: pd.DataFrame, digits: int = 3) -> str:
 
 def save_table(table: pd.DataFrame, name: str, profile: Profile, caption: str = "") -> Path:
     """Write <name>.csv and <name>.md (caption line, then the table)."""
-    out = figures_dir(profile)
+    out = figures_dir(profile, create=True)
     _atomic(out / f"{name}.csv", lambda p: table.to_csv(p, index=False))
     text = (f"{caption}\n\n" if caption else "") + markdown(table)
     _atomic(out / f"{name}.md", lambda p: p.write_text(text))

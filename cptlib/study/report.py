@@ -323,7 +323,7 @@ def write_report(profile, verdicts: list[V.Verdict], run_times: dict[str, float]
     """figures/<profile>/REPORT.md (links the PNGs beside it) and report.html (PNGs embedded: one file)."""
     from cptlib.core.files import write_text_atomic
 
-    out = figures_dir(profile)
+    out = figures_dir(profile, create=True)
     shown = [f for f in FIGURES if (out / f"{f}.png").is_file()]
     captions = {f: json.loads((out / f"{f}.json").read_text())["caption"] for f in shown}
     blocks = _sections(profile, verdicts, run_times, shown)
