@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--phrasings", choices=("few", "many"), default="few",
                     help="run 14: world.news_phrasings (era-A events and era-B news told in 'many' templates, "
                          "sentence orders and the relation named as the question names it)")
+    ap.add_argument("--size", default=None, help="run 16: model.size (a preset of cptlib/presets.py, e.g. base = 3.9M)")
     ap.add_argument("--cpt", action="store_true",
                     help="run 15: with --drill-frac, also the CPT cells (--cells) after the events probe")
     ap.add_argument("--cells", default=None,
@@ -66,10 +67,12 @@ def main() -> None:
         args.events_probe = not args.cpt
     if args.phrasings != "few":
         overrides["world.news_phrasings"], name = args.phrasings, f"{name}-{args.phrasings}"
+    if args.size is not None:
+        overrides["model.size"], name = args.size, f"{name}-{args.size}"
     cells_run = CELLS if args.cells is None else tuple(
         (float(lr), int(tokens)) for lr, tokens in (c.split(":") for c in args.cells.split(",")))
     suffix = ("" if args.drill_frac is None else f"_drill{args.drill_frac:g}") + \
-        ("" if args.phrasings == "few" else f"_{args.phrasings}")
+        ("" if args.phrasings == "few" else f"_{args.phrasings}") + ("" if args.size is None else f"_{args.size}")
     prof = load_with_overrides("default", overrides, run_name=name)
     t0 = time.time()
     data = fam.testbed_data(prof)
