@@ -417,3 +417,27 @@ def test_lm_evals_own_cli_gives_cptlibs_numbers_with_the_readme_settings(testbed
         assert theirs, results
         for key, value in theirs.items():
             assert key in ours.index and math.isclose(value, ours[key], abs_tol=1e-6), (key, value, ours.get(key))
+
+
+def test_an_adapters_hash_does_not_depend_on_where_its_base_lay(testbed, tmp_path):
+    """PEFT writes the base's absolute path into adapter_config.json; the same adapter made in another clone (another
+    folder) must be the same evaluation, not a new stage."""
+    import shutil
+
+    from cptlib.residual.peft_adapter import extract_peft
+
+    model = LlamaForCausalLM(testbed["torch_model"].config)
+    model.load_state_dict(testbed["torch_model"].state_dict())
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(3)))
+    model.save_pretrained(tmp_path / "instruct")
+    save_tokenizer(testbed["tok"], tmp_path / "instruct")
+    elsewhere = shutil.copytree(testbed["model"], tmp_path / "other_clone" / "base")
+    adapters = [extract_peft(b, tmp_path / "instruct", tmp_path / name, rank=2, progress=False)
+                for b, name in ((testbed["model"], "a1"), (elsewhere, "a2"))]
+    configs = [json.loads((a / "adapter_config.json").read_text()) for a in adapters]
+    assert configs[0]["base_model_name_or_path"] != configs[1]["base_model_name_or_path"]
+    for a in adapters:
+        (a / evaluate.ATTACH_FILE).write_text(json.dumps({"target": str(testbed["model"])}))
+    assert evaluate.model_content_hash(adapters[0]) == evaluate.model_content_hash(adapters[1])

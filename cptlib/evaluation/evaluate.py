@@ -92,9 +92,18 @@ def model_content_hash(model_dir: Path) -> str:
     files = sorted({f for pattern in MODEL_FILE_PATTERNS for f in model_dir.glob(pattern) if f.is_file()})
     if not any(f.suffix == ".safetensors" for f in files):
         raise MissingInputError(f"no *.safetensors in {model_dir}: pass a `save_pretrained` model directory")
-    hashes = {f.name: hash_file(f) for f in files}
+    hashes = {f.name: _adapter_config_hash(f) if f.name == "adapter_config.json" else hash_file(f) for f in files}
     target = attached_target(model_dir)
     return hash_json(hashes if target is None else {"adapter": hashes, "target": model_content_hash(target)})
+
+
+def _adapter_config_hash(path: Path) -> str:
+    """A PEFT adapter config's hash without `base_model_name_or_path`: where the base lay when the adapter was
+    written (an absolute path, different in every clone) does not decide the outputs of the adapter attached to its
+    target, and must not make the same evaluation a different stage in another folder."""
+    config = json.loads(Path(path).read_text())
+    config.pop("base_model_name_or_path", None)
+    return hash_json(config)
 
 
 class _TaskYamlLoader(yaml.SafeLoader):
