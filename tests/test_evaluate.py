@@ -441,3 +441,11 @@ def test_an_adapters_hash_does_not_depend_on_where_its_base_lay(testbed, tmp_pat
     for a in adapters:
         (a / evaluate.ATTACH_FILE).write_text(json.dumps({"target": str(testbed["model"])}))
     assert evaluate.model_content_hash(adapters[0]) == evaluate.model_content_hash(adapters[1])
+
+
+def test_an_adapters_hash_does_not_depend_on_the_order_peft_wrote_its_modules(tmp_path):
+    """PEFT keeps target_modules as a set and writes it in the process's hash order (PYTHONHASHSEED)."""
+    config = {"peft_type": "LORA", "r": 2, "target_modules": ["q_proj", "v_proj", "up_proj"]}
+    (tmp_path / "a.json").write_text(json.dumps(config))
+    (tmp_path / "b.json").write_text(json.dumps({**config, "target_modules": ["up_proj", "q_proj", "v_proj"]}))
+    assert evaluate._adapter_config_hash(tmp_path / "a.json") == evaluate._adapter_config_hash(tmp_path / "b.json")

@@ -98,11 +98,13 @@ def model_content_hash(model_dir: Path) -> str:
 
 
 def _adapter_config_hash(path: Path) -> str:
-    """A PEFT adapter config's hash without `base_model_name_or_path`: where the base lay when the adapter was
-    written (an absolute path, different in every clone) does not decide the outputs of the adapter attached to its
-    target, and must not make the same evaluation a different stage in another folder."""
+    """A PEFT adapter config's hash without what does not decide the attached adapter's outputs:
+    `base_model_name_or_path` (where the base lay when the adapter was written, an absolute path different in every
+    clone) and the order of `target_modules` (a set in PEFT, written in the process's hash order)."""
     config = json.loads(Path(path).read_text())
     config.pop("base_model_name_or_path", None)
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
     return hash_json(config)
 
 
