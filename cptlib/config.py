@@ -365,7 +365,8 @@ class Profile(Section):
     base_seed: int | None = Field(
         None,
         description="seed of the pre-trained bases (base_v1, base_v2, other_family) shared by all training "
-        "seeds, which then vary SFT and CPT only; null = every training seed pre-trains its own bases",
+        "seeds, which then vary SFT and CPT only; null = every training seed pre-trains its own bases (with "
+        "released_ancestors: each training seed's family is released, study seed s pairing ancestor seed s with CPT seed s)",
     )
     instruct_seed: int | None = Field(
         None,
@@ -405,9 +406,9 @@ class Profile(Section):
         if len(set(self.train_seeds)) < len(self.train_seeds) or min(self.train_seeds) < 0:
             raise ValueError(f"train_seeds {self.train_seeds}: each seed once, none negative (repeated seeds would "
                              "count one run twice in every error bar)")
-        if self.released_ancestors and self.models is None and (self.base_seed is None or self.instruct_seed is None):
-            raise ValueError("released_ancestors: true releases one base and one instruct model per member, so it needs "
-                             "base_seed and instruct_seed set (the seeds they are trained with)")
+        if self.released_ancestors and self.models is None and (self.base_seed is None) != (self.instruct_seed is None):
+            raise ValueError("released_ancestors: true releases either one family for every training seed (base_seed and "
+                             "instruct_seed set) or one family per training seed (both null, 'paired'): set both or neither")
         return self
 
     @model_validator(mode="after")
