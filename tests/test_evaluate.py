@@ -332,7 +332,7 @@ def test_limit_is_a_whole_number_of_at_least_one(limit, capsys):
 
 
 def test_per_item_scores_average_to_the_table(testbed, result_dir):
-    """The report's bootstrap reads lm-eval's per-item scores: their mean is lm-eval's aggregate, item by item."""
+    """The report's intervals read lm-eval's per-item scores: their mean is lm-eval's aggregate, item by item."""
     table = evaluate.read_table(result_dir, "tiny").set_index(["task", "metric"]).value
     for task, metric in [("testbed_ifeval", "prompt_level_strict_acc"), ("testbed_mc_old", "acc"),
                          ("testbed_mc_new", "acc"), ("testbed_chat_knowledge", "knowledge_acc")]:
