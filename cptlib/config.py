@@ -263,7 +263,7 @@ class CPTDataConfig(Section):
 
 
 # The notebooks' metrics (cptlib.study.restored.METRICS names the testbed task of each).
-STUDY_METRICS = ("IF", "knowledge", "era_a", "era_b", "updated", "bpb_a", "bpb_b")
+STUDY_METRICS = ("IF", "knowledge", "era_a", "era_b", "era_b_heldout", "updated", "bpb_a", "bpb_b")
 HELDOUT_TASK = "cpt_heldout"  # a real profile's held-out CPT documents (cpt_data.heldout_docs), cptlib.evaluation.real_profile
 
 
@@ -288,7 +288,8 @@ class EvalConfig(Section):
         {"IF": ("ifeval", "prompt_level_strict_acc"), "era_a": ("mmlu", "acc")},
         description="real suite: what the notebooks' metrics are, study metric -> [lm-eval task, metric] (a group "
         "such as mmlu = its leaves weighted by items). Study metrics: IF (instruction following), era_a (old "
-        "knowledge), era_b (new knowledge: map it to a QA task on the news if you have one), knowledge (new "
+        "knowledge), era_b (new knowledge: map it to a QA task on the news if you have one), era_b_heldout (the same, asked in "
+        "words the CPT corpus does not use), knowledge (new "
         "knowledge through the chat interface), updated, bpb_a; bpb_b is cpt_heldout's bits per byte when "
         "cpt_data.heldout_docs > 0. An unmapped metric is absent from the figures (not measured)")
 

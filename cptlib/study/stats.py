@@ -37,7 +37,7 @@ from cptlib.core import paths
 from cptlib.study.restored import METRICS
 
 EVAL = "eval"  # the column naming each row's evaluation stage (build/stages/<eval>/)
-ITEM_METRICS = ("IF", "knowledge", "era_a", "era_b", "updated")  # accuracies: means over items
+ITEM_METRICS = ("IF", "knowledge", "era_a", "era_b", "era_b_heldout", "updated")  # accuracies: means over items
 CROSSED = "t over seeds + items (crossed)"
 T_OVER_SEEDS = "t-interval over seeds"
 
