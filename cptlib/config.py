@@ -337,7 +337,12 @@ class StudyConfig(Section):
 
     n4_lrs: list[float] = Field(
         [1e-4, 1e-3], description="extra CPT learning rates of the N4 map (besides cpt.lr); each is one CPT run "
-        "of base_v1 whose milestones (cpt.milestones + cpt.tokens) are the budgets axis")
+        "of base_v1 whose milestones (n4_milestones + n4_tokens) are the budgets axis")
+    n4_tokens: int | None = Field(
+        None, ge=1, description="the N4 map's CPT budget (its last budget; the aggressive cell the claims show beside "
+        "the default CPT is cpt.lr at this budget); null = cpt.tokens")
+    n4_milestones: list[int] | None = Field(
+        None, description="the N4 map's other budgets (milestone checkpoints of its runs); null = cpt.milestones")
     alphas: list[float] = Field([0.0, 0.5, 1.0, 1.5], description="residual scales α of the α sweep (04)")
     merges: list[MergeSpec] = Field(
         [MergeSpec(), MergeSpec(method="ties", density=0.2), MergeSpec(method="dare", drop_rate=0.9),
@@ -352,10 +357,27 @@ class StudyConfig(Section):
     eval_processes: int = Field(2, ge=1, description="evaluations run at once, each in its own single-threaded process")
 
     @model_validator(mode="after")
+    def _n4_milestones_within_budget(self) -> "StudyConfig":
+        if self.n4_milestones is not None and self.n4_tokens is not None:
+            bad = [m for m in self.n4_milestones if not 0 < m <= self.n4_tokens]
+            if bad or self.n4_milestones != sorted(set(self.n4_milestones)):
+                raise ValueError(f"n4_milestones {self.n4_milestones}: strictly increasing, within (0, n4_tokens="
+                                 f"{self.n4_tokens}]")
+        return self
+
+    @model_validator(mode="after")
     def _ranks_positive(self) -> "StudyConfig":
         if any(r < 1 for r in self.ranks):
             raise ValueError(f"ranks {self.ranks} must be >= 1")
         return self
+
+
+def n4_cpt(profile: "Profile", lr: float) -> "TrainConfig":
+    """The CPT recipe of the N4 map at learning rate `lr`: profile.cpt with the map's budget and milestones."""
+    s = profile.study
+    return profile.cpt.model_copy(update={
+        "lr": lr, "tokens": s.n4_tokens or profile.cpt.tokens,
+        "milestones": profile.cpt.milestones if s.n4_milestones is None else s.n4_milestones})
 
 
 class Profile(Section):

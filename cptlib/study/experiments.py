@@ -20,7 +20,7 @@ import pandas as pd
 
 from cptlib.core import paths
 from cptlib.family import resolve as fam
-from cptlib.config import Profile
+from cptlib.config import Profile, n4_cpt
 from cptlib.study.restored import PANEL_TASKS, adapter, attached, drift, milestones, restored, residual_dir, scores
 from cptlib.core.stages import read_manifest
 from cptlib.study.labels import CPT_B, CPT_B2, CPT_I, REST, SFT
@@ -150,13 +150,14 @@ def n4_map(profile: Profile) -> pd.DataFrame:
     inst_drift = instruct_drift(f["base_v1"], f["instruct_v1"])
     rows = []
     for lr in dict.fromkeys([profile.cpt.lr, *profile.study.n4_lrs]):
-        cfg = profile.cpt.model_copy(update={"lr": lr})
+        cfg = n4_cpt(profile, lr)
         for tokens, model in milestones(fam.cpt(profile, f["base_v1"], seed, cfg)).items():
             d = drift(model)
-            rows.append({"lr": lr, "tokens": tokens, "model": REST, "drift_ratio": d / inst_drift,
+            rows.append({"lr": lr, "cpt_lr": lr == profile.cpt.lr, "tokens": tokens, "model": REST, "drift_ratio": d / inst_drift,
                          "path": restored(f["base_v1"], f["instruct_v1"], model), "tasks": PANEL_TASKS})
         cpt_i = fam.cpt(profile, f["instruct_v1"], seed, cfg)
-        rows.append({"lr": lr, "tokens": read_manifest(cpt_i)["tokens"], "model": CPT_I, "drift_ratio": float("nan"),
+        rows.append({"lr": lr, "cpt_lr": lr == profile.cpt.lr, "tokens": read_manifest(cpt_i)["tokens"], "model": CPT_I,
+                     "drift_ratio": (read_manifest(cpt_i).get("drift") or {}).get("total", float("nan")) / inst_drift,
                      "path": cpt_i, "tasks": PANEL_TASKS})
     return _scored(rows, profile, f["data"])
 
