@@ -219,6 +219,12 @@ def test_a_paired_release_gives_every_training_seed_its_own_ancestors(tmp_path, 
         assert index["members"][member]["sha256"] != index["members"][f"seeds/1/{member}"]["sha256"], member
     with pytest.raises(AncestorError, match="first training seed only"):
         ancestors.seed_member(profile, 1, "other_family")
+    # a release without the second seed: its members go, the rest stays
+    one = load_with_overrides("smoke", {"base_seed": None, "instruct_seed": None, "train_seeds": [0],
+                                        "model.sizes": ["tiny"]}, run_name="paired")
+    ancestors.export(one, data, {m: stages[m] for m in ancestors.member_names(one)}, "make ancestors PROFILE=paired")
+    assert not (root / "seeds").exists() and (root / "base_v1" / "release.json").is_file()
+    assert set(json.loads((root / "release.json").read_text())["members"]) == set(ancestors.member_names(one))
 
 
 def test_a_release_pairs_both_seeds_or_shares_both():

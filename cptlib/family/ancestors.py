@@ -171,8 +171,8 @@ def train_members(profile: Profile) -> tuple[Path, dict[str, Path]]:
 
 
 def export(profile: Profile, data: Path, stages: dict[str, Path], command: str) -> Path:
-    """Write `models/<profile>/` from trained stages: each member's files and release.json, and an index.
-    Each member folder is written beside its final place and renamed, so an interrupted export leaves the old
+    """Write `models/<profile>/` from trained stages: each member's files and release.json, and an index; a member
+    of an earlier release that this one lacks is removed. Each member folder is written beside its final place and renamed, so an interrupted export leaves the old
     release or the new one, never a mix within a member."""
     root = release_dir(profile)
     root.mkdir(parents=True, exist_ok=True)
@@ -196,6 +196,11 @@ def export(profile: Profile, data: Path, stages: dict[str, Path], command: str) 
                                               "trained": stage_fields, "stage_spec": m["spec"], **common})
         index[member] = {"sha256": files["model.safetensors"]["sha256"], "n_params": m.get("n_params"),
                          "wall_seconds": m.get("wall_seconds"), "parent": parent}
+    for stale in sorted({f.parent for f in root.rglob(RELEASE)} - {root} - {root / m for m in stages}, reverse=True):
+        shutil.rmtree(stale)  # a member the new release does not have (a size or a seed dropped from the profile)
+    for folder in sorted((d for d in root.rglob("*") if d.is_dir()), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
     write_json_atomic(root / RELEASE, {**common, "members": index,
                                        "bytes": sum(f.stat().st_size for f in root.rglob("*") if f.is_file())})
     return root
