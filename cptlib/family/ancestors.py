@@ -70,6 +70,10 @@ def seed_member(profile: Profile, seed: int, member: str) -> str:
     `seeds/<seed>/<member>` for the other seeds of a paired release."""
     if not paired(profile) or seed == profile.train_seeds[0]:
         return member
+    if seed not in profile.train_seeds:
+        raise AncestorError(f"training seed {seed} has no released ancestors: profile {profile.name!r} releases one "
+                            f"family per training seed {profile.train_seeds}; add {seed} to train_seeds and run "
+                            f"`make ancestors PROFILE={profile.release or profile.name}`")
     if member not in SEED_MEMBERS:
         raise AncestorError(f"{member} is released for the first training seed only ({profile.train_seeds[0]}), not "
                             f"for seed {seed}: the members of every seed are {', '.join(SEED_MEMBERS)}")
