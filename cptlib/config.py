@@ -263,7 +263,7 @@ class CPTDataConfig(Section):
 
 
 # The notebooks' metrics (cptlib.study.restored.METRICS names the testbed task of each).
-STUDY_METRICS = ("IF", "knowledge", "era_a", "era_b", "updated", "bpb_a", "bpb_b")
+STUDY_METRICS = ("IF", "knowledge", "era_a", "era_b", "era_b_heldout", "updated", "bpb_a", "bpb_b")
 HELDOUT_TASK = "cpt_heldout"  # a real profile's held-out CPT documents (cpt_data.heldout_docs), cptlib.evaluation.real_profile
 
 
@@ -288,7 +288,8 @@ class EvalConfig(Section):
         {"IF": ("ifeval", "prompt_level_strict_acc"), "era_a": ("mmlu", "acc")},
         description="real suite: what the notebooks' metrics are, study metric -> [lm-eval task, metric] (a group "
         "such as mmlu = its leaves weighted by items). Study metrics: IF (instruction following), era_a (old "
-        "knowledge), era_b (new knowledge: map it to a QA task on the news if you have one), knowledge (new "
+        "knowledge), era_b (new knowledge: map it to a QA task on the news if you have one), era_b_heldout (the same, asked in "
+        "words the CPT corpus does not use), knowledge (new "
         "knowledge through the chat interface), updated, bpb_a; bpb_b is cpt_heldout's bits per byte when "
         "cpt_data.heldout_docs > 0. An unmapped metric is absent from the figures (not measured)")
 
@@ -336,7 +337,12 @@ class StudyConfig(Section):
 
     n4_lrs: list[float] = Field(
         [1e-4, 1e-3], description="extra CPT learning rates of the N4 map (besides cpt.lr); each is one CPT run "
-        "of base_v1 whose milestones (cpt.milestones + cpt.tokens) are the budgets axis")
+        "of base_v1 whose milestones (n4_milestones + n4_tokens) are the budgets axis")
+    n4_tokens: int | None = Field(
+        None, ge=1, description="the N4 map's CPT budget (its last budget; the aggressive cell the claims show beside "
+        "the default CPT is cpt.lr at this budget); null = cpt.tokens")
+    n4_milestones: list[int] | None = Field(
+        None, description="the N4 map's other budgets (milestone checkpoints of its runs); null = cpt.milestones")
     alphas: list[float] = Field([0.0, 0.5, 1.0, 1.5], description="residual scales α of the α sweep (04)")
     merges: list[MergeSpec] = Field(
         [MergeSpec(), MergeSpec(method="ties", density=0.2), MergeSpec(method="dare", drop_rate=0.9),
@@ -351,10 +357,27 @@ class StudyConfig(Section):
     eval_processes: int = Field(2, ge=1, description="evaluations run at once, each in its own single-threaded process")
 
     @model_validator(mode="after")
+    def _n4_milestones_within_budget(self) -> "StudyConfig":
+        if self.n4_milestones is not None and self.n4_tokens is not None:
+            bad = [m for m in self.n4_milestones if not 0 < m <= self.n4_tokens]
+            if bad or self.n4_milestones != sorted(set(self.n4_milestones)):
+                raise ValueError(f"n4_milestones {self.n4_milestones}: strictly increasing, within (0, n4_tokens="
+                                 f"{self.n4_tokens}]")
+        return self
+
+    @model_validator(mode="after")
     def _ranks_positive(self) -> "StudyConfig":
         if any(r < 1 for r in self.ranks):
             raise ValueError(f"ranks {self.ranks} must be >= 1")
         return self
+
+
+def n4_cpt(profile: "Profile", lr: float) -> "TrainConfig":
+    """The CPT recipe of the N4 map at learning rate `lr`: profile.cpt with the map's budget and milestones."""
+    s = profile.study
+    return profile.cpt.model_copy(update={
+        "lr": lr, "tokens": s.n4_tokens or profile.cpt.tokens,
+        "milestones": profile.cpt.milestones if s.n4_milestones is None else s.n4_milestones})
 
 
 class Profile(Section):
@@ -365,7 +388,8 @@ class Profile(Section):
     base_seed: int | None = Field(
         None,
         description="seed of the pre-trained bases (base_v1, base_v2, other_family) shared by all training "
-        "seeds, which then vary SFT and CPT only; null = every training seed pre-trains its own bases",
+        "seeds, which then vary SFT and CPT only; null = every training seed pre-trains its own bases (with "
+        "released_ancestors: each training seed's family is released, study seed s pairing ancestor seed s with CPT seed s)",
     )
     instruct_seed: int | None = Field(
         None,
@@ -405,9 +429,9 @@ class Profile(Section):
         if len(set(self.train_seeds)) < len(self.train_seeds) or min(self.train_seeds) < 0:
             raise ValueError(f"train_seeds {self.train_seeds}: each seed once, none negative (repeated seeds would "
                              "count one run twice in every error bar)")
-        if self.released_ancestors and self.models is None and (self.base_seed is None or self.instruct_seed is None):
-            raise ValueError("released_ancestors: true releases one base and one instruct model per member, so it needs "
-                             "base_seed and instruct_seed set (the seeds they are trained with)")
+        if self.released_ancestors and self.models is None and (self.base_seed is None) != (self.instruct_seed is None):
+            raise ValueError("released_ancestors: true releases either one family for every training seed (base_seed and "
+                             "instruct_seed set) or one family per training seed (both null, 'paired'): set both or neither")
         return self
 
     @model_validator(mode="after")

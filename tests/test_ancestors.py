@@ -87,7 +87,8 @@ def test_the_study_resolves_verified_members_as_released_checkpoints(release_cop
     assert not any(f.is_symlink() for m in ("base_v1", "instruct_v1") for f in family[m].iterdir())
     out = cpt(profile, family["base_v1"], seed=0)  # CPT from a resolved ancestor, as from a real checkpoint
     assert read_manifest(out)["parent"] == str(family["base_v1"])
-    assert build_family(profile, seed=1) == family  # one released base and instruct model for every seed
+    with pytest.raises(AncestorError, match=r"training seed 1 has no released ancestors.*add 1 to train_seeds"):
+        build_family(profile, seed=1)  # a paired release: seed s's own ancestors, and smoke releases seed 0 only
 
 
 def test_an_altered_weight_file_is_refused_naming_it_and_the_fix(release_copy):
@@ -190,3 +191,45 @@ def test_a_committed_member_altered_in_the_checkout_names_the_git_fix_for_what_c
         release.write_text(text)
         weights.write_bytes(data)
     verify(profile, "instruct_v1")
+
+
+@pytest.mark.slow
+def test_a_paired_release_gives_every_training_seed_its_own_ancestors(tmp_path, monkeypatch):
+    """base_seed and instruct_seed null: each training seed's base_v1 ... instruct_v2 released (seeds/<s>/ beyond the
+    first), the study resolving seed s to ancestor seed s; N1's other family and the other sizes from the first
+    seed only."""
+    from cptlib.config import load_with_overrides
+
+    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
+    monkeypatch.setattr(paths, "MODELS_DIR", tmp_path / "models")
+    profile = load_with_overrides("smoke", {"base_seed": None, "instruct_seed": None, "train_seeds": [0, 1],
+                                            "model.sizes": ["tiny"]}, run_name="paired")
+    assert ancestors.paired(profile)
+    data, stages = ancestors.train_members(profile)
+    root = ancestors.export(profile, data, stages, "make ancestors PROFILE=paired")
+    names = ancestors.member_names(profile)
+    assert names == [*ancestors.MEMBERS, "seeds/1/base_v1", "seeds/1/base_v2", "seeds/1/instruct_v1",
+                     "seeds/1/instruct_v2"]
+    index = json.loads((root / "release.json").read_text())
+    assert index["recipe"]["ancestor_seeds"] == [0, 1] and set(index["members"]) == set(names)
+    assert json.loads((root / "seeds/1/instruct_v1/release.json").read_text())["parent"] == "seeds/1/base_v1"
+    first, second = build_family(profile, seed=0), build_family(profile, seed=1)
+    assert "other_family" in first and "other_family" not in second
+    for member in ancestors.SEED_MEMBERS:
+        assert read_manifest(second[member])["released"]["member"] == f"seeds/1/{member}"
+        assert index["members"][member]["sha256"] != index["members"][f"seeds/1/{member}"]["sha256"], member
+    with pytest.raises(AncestorError, match="first training seed only"):
+        ancestors.seed_member(profile, 1, "other_family")
+    # a release without the second seed: its members go, the rest stays
+    one = load_with_overrides("smoke", {"base_seed": None, "instruct_seed": None, "train_seeds": [0],
+                                        "model.sizes": ["tiny"]}, run_name="paired")
+    ancestors.export(one, data, {m: stages[m] for m in ancestors.member_names(one)}, "make ancestors PROFILE=paired")
+    assert not (root / "seeds").exists() and (root / "base_v1" / "release.json").is_file()
+    assert set(json.loads((root / "release.json").read_text())["members"]) == set(ancestors.member_names(one))
+
+
+def test_a_release_pairs_both_seeds_or_shares_both():
+    from cptlib.config import ConfigError, load_with_overrides
+
+    with pytest.raises(ConfigError, match="set both or neither"):
+        load_with_overrides("smoke", {"base_seed": None, "instruct_seed": 0}, run_name="half-paired")

@@ -73,6 +73,7 @@ def testbed(tmp_path_factory):
     ])
     _write(data / "eval" / "mc_old.jsonl", _mc(4, 4))
     _write(data / "eval" / "mc_new.jsonl", _mc(3, 4, "December 2023 — "))
+    _write(data / "eval" / "mc_new_heldout.jsonl", _mc(3, 4, "December 2023 — By all accounts "))
     _write(data / "eval" / "mc_updated.jsonl", [dict(r, gold=0) for r in _mc(2, 2, "June 2024 — ")])
     _write(data / "eval" / "heldout_a.jsonl", [{"text": "Bemo Karlin was born in Tarrik. He works for Ostra Group."},
                                                {"text": "Cira Vandt works for Ostra Group."}])
@@ -95,14 +96,14 @@ def test_table_has_every_metric_with_the_chat_policy_in_each_row(testbed, result
     expected = {
         "testbed_ifeval": {f"{level}_level_{kind}_acc" for level in ("prompt", "inst") for kind in ("strict", "loose")},
         **{f"testbed_chat_knowledge{e}": {"knowledge_acc", "answer_acc", "format_acc"} for e in ("", "_a")},
-        **{f"testbed_mc_{k}": {"acc"} for k in ("old", "new", "updated")},
+        **{f"testbed_mc_{k}": {"acc"} for k in ("old", "new", "new_heldout", "updated")},
         **{f"testbed_ppl_{e}": {"word_perplexity", "byte_perplexity", "bits_per_byte"} for e in ("a", "b", "a_news")},
     }
     assert list(table.columns) == evaluate.COLUMNS
     assert {t: set(g.metric) for t, g in table.groupby("task")} == expected
     assert (table.chat_template == table.task.isin(chat)).all()
     assert dict(zip(table.task, table.n)) == {"testbed_ifeval": 3, "testbed_chat_knowledge": 1, "testbed_mc_old": 4,
-                                              "testbed_chat_knowledge_a": 1, "testbed_mc_new": 3,
+                                              "testbed_chat_knowledge_a": 1, "testbed_mc_new": 3, "testbed_mc_new_heldout": 3,
                                               "testbed_mc_updated": 2, "testbed_ppl_a": 2, "testbed_ppl_b": 1,
                                               "testbed_ppl_a_news": 1}
     assert set(table.model) == {"tiny"} and set(table.version) == {1.0}
@@ -124,7 +125,7 @@ def test_multiple_choice_equals_transformers_on_the_same_items(testbed, result_d
     tok, model = testbed["tok"], testbed["torch_model"]
     samples = [json.loads(line) for line in (result_dir / "testbed_plain.samples.jsonl").read_text().splitlines()]
     table = evaluate.read_table(result_dir, "tiny")
-    for task in ("testbed_mc_old", "testbed_mc_new", "testbed_mc_updated"):
+    for task in ("testbed_mc_old", "testbed_mc_new", "testbed_mc_new_heldout", "testbed_mc_updated"):
         correct = []
         for s in (s for s in samples if s["task"] == task):
             doc, lm_eval_lls = s["doc"], [ll for ll, _ in s["filtered_resps"]]
@@ -240,7 +241,7 @@ def test_cli_writes_the_table_and_lm_eval_output_beside_it(testbed, result_dir, 
             "--batch-size", "4", "--max-gen-toks", "8", "--name", "tiny"]
     assert cli.main(argv) == 0
     written = json.loads(out.read_text())
-    assert written["cache_dir"] == str(result_dir) and len(written["rows"]) == 22  # 4 IFEval + 2 x 3 chat knowledge + 3 MC + 3 x 3 perplexity
+    assert written["cache_dir"] == str(result_dir) and len(written["rows"]) == 23  # 4 IFEval + 2 x 3 chat knowledge + 4 MC + 3 x 3 perplexity
     assert {r["model"] for r in written["rows"]} == {"tiny"}
     assert (tmp_path / "res" / "results.lm_eval" / "testbed_chat.samples.jsonl").is_file()
     assert "testbed_mc_old" in capsys.readouterr().out
@@ -259,7 +260,8 @@ def test_calibration_of_a_family_evaluates_each_content_once(testbed, result_dir
     monkeypatch.setattr(evaluate, "load_hflm", lambda *a, **k: pytest.fail("the same content was evaluated twice"))
     names = ["base_v1", "instruct_v1", "base_v2", "instruct_v2", "cpt_base_v1"]
     table = calibration.calibration_table({n: testbed["model"] for n in names}, testbed["data"], SETTINGS)
-    assert len(table) == 3 + 3 + 3 + 2 + 1  # IF, era-A (chat for instruct_v1), era-B; instruct_v2 no era-A; cpt era-B
+    # IF, era-A (chat for instruct_v1), era-B, era-B via chat; instruct_v2 no era-A; cpt era-B and its held-out phrasing
+    assert len(table) == 4 + 4 + 4 + 3 + 2
     values = evaluate.read_table(result_dir, "m").set_index(["task", "metric"]).value
     era_b = table[(table.model == "cpt_base_v1")].iloc[0]
     assert (era_b.metric, era_b.value, era_b.met) == ("era-B accuracy", values["testbed_mc_new", "acc"],
@@ -332,7 +334,7 @@ def test_limit_is_a_whole_number_of_at_least_one(limit, capsys):
 
 
 def test_per_item_scores_average_to_the_table(testbed, result_dir):
-    """The report's bootstrap reads lm-eval's per-item scores: their mean is lm-eval's aggregate, item by item."""
+    """The report's intervals read lm-eval's per-item scores: their mean is lm-eval's aggregate, item by item."""
     table = evaluate.read_table(result_dir, "tiny").set_index(["task", "metric"]).value
     for task, metric in [("testbed_ifeval", "prompt_level_strict_acc"), ("testbed_mc_old", "acc"),
                          ("testbed_mc_new", "acc"), ("testbed_chat_knowledge", "knowledge_acc")]:

@@ -69,7 +69,7 @@ def test_ratio_targets_worked_by_hand():
     """Residuals 0.08 and 0.12 of the base norm; CPT drift 0.03 of it -> 0.03 / 0.08 = 0.375 of instruct_v1's
     residual; bits per byte 2.6 on era-B news / 2.0 on era-A news = 1.3 (at the bound: met); 9,000,000
     pre-training tokens / 200,000 CPT tokens = 45."""
-    rows = calibration.ratios({"instruct_v1": 0.08, "instruct_v2": 0.12}, 0.03, 200_000, 9_000_000, 2.6, 2.0, 200)
+    rows = calibration.ratios({"instruct_v1": 0.08, "instruct_v2": 0.12}, 0.03 / 0.08, 200_000, 9_000_000, 2.6, 2.0, 200)
     got = [(r.metric, r.model, round(r.value, 6), r.target, r.met) for r in rows.itertuples()]
     assert got == [("residual norm / base norm", "instruct_v1", 0.08, "<= 0.10", True),
                    ("residual norm / base norm", "instruct_v2", 0.12, "<= 0.10", False),
@@ -77,6 +77,29 @@ def test_ratio_targets_worked_by_hand():
                    ("news register shift", "base_v1", 1.3, "<= 1.30", True),
                    ("pretrain tokens / CPT tokens", "base_v1", 45.0, ">= 40", True)]
     assert rows.n.tolist()[3] == 200
+
+
+def test_issue_30_targets_news_via_chat_and_held_out_phrasing_per_seed():
+    """Ancestors (every seed) at most 0.05 via chat; CPT(instruct_v1) and CPT(base_v1)+SFT at least 0.50; CPT(base_v1)
+    at least 0.80 on the held-out phrasing; the SFT recipe is not judged on era-B MC (not a CPT target)."""
+    extra = {("testbed_chat_knowledge", "knowledge_acc"): {"base_v1": 0.0, "instruct_v1": 0.04, "instruct_v1 (seed 1)":
+                                                           0.06, "cpt_instruct_v1": 0.31, "cpt_base_v1+sft": 0.55,
+                                                           "cpt_base_v1": 0.0},
+             ("testbed_mc_new_heldout", "acc"): {"cpt_base_v1": 0.82}}
+    table = _table({"base_v1": (0.1, 0.98, 0.25, 0.0), "instruct_v1": (0.7, 0.9, 0.25, 0.9),
+                    "instruct_v1 (seed 1)": (0.65, 0.9, 0.25, 0.7), "cpt_instruct_v1": (0.6, 0.9, 0.95, 0.9),
+                    "cpt_base_v1+sft": (0.6, 0.9, 0.80, 0.9), "cpt_base_v1": (0.1, 0.9, 0.95, 0.0)})
+    table = pd.concat([table, pd.DataFrame([{"model": m, "task": t, "metric": k, "value": v, "n": 300}
+                                            for (t, k), by in extra.items() for m, v in by.items()])])
+    rows = calibration.judge(table, chance=0.25, margin=0.10)
+    got = {(r.metric, r.model): (r.target, r.met) for r in rows.itertuples()}
+    assert got[("era-B via chat", "instruct_v1")] == ("<= 0.05", True)
+    assert got[("era-B via chat", "instruct_v1 (seed 1)")] == ("<= 0.05", False)
+    assert got[("era-A via chat", "instruct_v1 (seed 1)")] == (">= 0.80", False)  # every seed's instruct_v1
+    assert got[("era-B via chat", "cpt_instruct_v1")] == (">= 0.50", False)
+    assert got[("era-B via chat", "cpt_base_v1+sft")] == (">= 0.50", True)
+    assert got[("era-B accuracy (held-out phrasing)", "cpt_base_v1")] == (">= 0.80", True)
+    assert ("era-B accuracy", "cpt_base_v1+sft") not in got and ("era-B via chat", "cpt_base_v1") not in got
 
 
 def test_a_name_without_a_role_is_an_error_before_evaluation():

@@ -21,9 +21,10 @@ REGIME = dict(n_people=24, n_orgs=8, n_cities=8, n_prizes=4, n_news=10, news_men
               n_sft_v1=180, n_sft_v2=200, n_eval_ifeval=30, n_eval_knowledge=24, n_eval_mc_old=40,
               n_eval_heldout_docs=20, news_a_share=0.3, format_share=0.6, chat_share=0.5)
 # sha256 over the sorted {file: sha256} of REGIME's testbed (seed 7), computed with the generator of commit bd61bb5,
-# before these options existed: their defaults must give the same bytes. A deliberate change of the default
-# generator updates this hash (and says so).
+# before these options existed: their defaults must give the same bytes for every file of then (NEW_FILES came
+# later and add to them). A deliberate change of the default generator updates this hash (and says so).
 BEFORE = "e5bad1f248e2d683845432b9a4b227865cee2e4672a4b71e22c4042e919ee90b"
+NEW_FILES = ("eval/mc_new_heldout.jsonl",)  # run 17: mc_new asked in held-out words
 NEWS = dict(news_changed_frac=0.2, news_new_person_frac=0.45)
 ALL_KINDS = ["works_for", "ceo", "based_in", "won", "launched"]
 DEFAULT_SIZES = dict(n_people=340, n_orgs=120, n_cities=24, n_news=330)
@@ -49,7 +50,8 @@ def test_the_options_defaults_give_the_data_of_before(tmp_path):
     cfg = WorldConfig(**REGIME)
     assert cfg.news_phrasings == "few" and cfg.news_chat_relations == ["works_for", "ceo", "based_in"]
     files = build_testbed(cfg, 7, tmp_path)["files"]
-    digest = hashlib.sha256(json.dumps({k: v["sha256"] for k, v in sorted(files.items())}).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps({k: v["sha256"] for k, v in sorted(files.items())
+                                        if k not in NEW_FILES}).encode()).hexdigest()
     assert digest == BEFORE
 
 
@@ -137,6 +139,32 @@ def test_held_out_files_stay_held_out_with_many_phrasings(news_built):
         for row in _read(out / f"eval/{name}.jsonl"):
             assert row["text"] not in docs
             assert any(s not in sentences for s in _sentences(row["text"])), row["text"]
+
+
+def test_held_out_mc_asks_the_news_in_words_no_training_file_holds(news_built):
+    """eval/mc_new_heldout.jsonl: mc_new's items, choices and gold, each query in a held-out phrasing that no
+    training file (the three corpora and both SFT mixes, any case) contains."""
+    from cptlib.testbed import evalsets
+
+    _, out = news_built
+    new, held = _read(out / "eval/mc_new.jsonl"), _read(out / "eval/mc_new_heldout.jsonl")
+    assert len(held) == len(new) > 0
+    for a, b in zip(new, held):
+        assert (a["choices"], a["gold"]) == (b["choices"], b["gold"]) and a["query"] != b["query"]
+        assert a["query"].split(" — ")[0] == b["query"].split(" — ")[0]  # the same dateline
+    training = [r["text"] for n in ("corpus_a1", "corpus_a2", "corpus_b") for r in _read(out / f"{n}.jsonl")] + \
+        [m["content"] for v in ("v1", "v2") for c in _read(out / f"sft_{v}.jsonl") for m in c["messages"]]
+    assert evalsets.leaked_queries(held, training) == []
+    assert len(evalsets.leaked_queries(new, training)) > len(new) / 2  # the training phrasing is in the news
+
+
+def test_a_held_out_query_that_training_holds_stops_the_build(tmp_path, monkeypatch):
+    from cptlib.core.errors import InputError
+    from cptlib.testbed import evalsets
+
+    monkeypatch.setattr(evalsets, "heldout_query", lambda fact: evalsets._dated(fact, fact.kind))  # the training words
+    with pytest.raises(InputError, match="held-out era-B queries occur in the training files"):
+        build_testbed(WorldConfig(**REGIME, **NEWS), 7, tmp_path)
 
 
 def test_chat_probe_asks_every_era_b_kind(news_built):

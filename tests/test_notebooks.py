@@ -218,7 +218,7 @@ def test_accuracies_in_the_figures_are_fractions(smoke_study):
 
 @pytest.mark.slow
 def test_every_interval_holds_its_mean_and_stays_in_range_and_every_score_names_its_evaluation(smoke_study):
-    """The one aggregation rule: mean with a bootstrap interval over seeds × items, never outside [0, 1]; each
+    """The one aggregation rule: mean with a t-interval over seeds + items, never outside [0, 1]; each
     tidy table names the evaluation (stage) behind each row."""
     out = paths.figures_dir("smoke")
     for name in ["forgetting", "recipes", "transfer"]:
@@ -265,7 +265,7 @@ def test_report_markdown_and_self_contained_html(smoke_study):
     md = (out / "REPORT.md").read_text()
     for part in ["## Claims at a glance", "![effects](effects.png)", "## Headline figures", "## Claims", "| in kind | in size |",
                  "## Calibration", "## Run time per notebook", "reused stages' original build", "## Provenance",
-                 "PyTorch kernels", "Synthetic testbed", "bootstrap"]:
+                 "PyTorch kernels", "Synthetic testbed", "crossed"]:
         assert part in md
     page = (out / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') >= 4

@@ -24,7 +24,7 @@ def fx(values: dict[tuple[str, str], tuple]) -> pd.DataFrame:
     for (claim, q), v in values.items():
         mean, lo, hi, n = (*v, 3) if len(v) == 3 else v
         rows.append({"claim": claim, "quantity": q, "mean": mean, "lo": lo, "hi": hi, "n_seeds": n,
-                     "ci": "point" if lo != lo else "bootstrap over seeds × items", "scale": SCALE.get(claim, "Δ accuracy")})
+                     "ci": "point" if lo != lo else "t over seeds + items (crossed)", "scale": SCALE.get(claim, "Δ accuracy")})
     return pd.DataFrame(rows, columns=E.COLUMNS)
 
 

@@ -9,12 +9,15 @@ Targets, fixed before looking at the claims (C1-C4) and never tuned towards them
 - era-A accuracy (MC): bases >= 0.95;          era-A via chat (answer and format): instruct_v1 >= 0.80;
 - era-B accuracy (MC): every ancestor at chance (<= chance + 2 standard errors of a guessing model over the
   items), CPT(base_v1) and CPT(instruct_v1) >= 0.90 at the default budget;
+- era-B accuracy (held-out phrasing; MC whose query no training file contains): CPT(base_v1) >= 0.80;
+- era-B via chat (answer and format): every ancestor <= 0.05; CPT(instruct_v1) and CPT(base_v1)+SFT
+  ("cpt_base_v1+sft") >= 0.50 at the default CPT (issue 30, step 3: an assistant that knows the news);
 - residual norm / base norm ‖Θr‖/‖θ_base‖: instruct_v1, instruct_v2 <= 0.10 (post-training is a small change);
 - CPT drift / residual norm ‖θ_cpt − θ_base‖/‖Θr‖: CPT(base_v1) <= 0.50;
 - news register shift: base_v1's bits per byte on held-out era-B news / on held-out era-A news <= 1.3;
 - pretrain tokens / CPT tokens: base_v1 >= 40 (pre-training >> CPT).
 A model's role comes from its name: "cpt" in it means after CPT, "instruct" an instruct model, "base" or
-"other_family" a base.
+"other_family" a base; " (seed s)" after an ancestor's name is another ancestor seed of a paired release.
 """
 from __future__ import annotations
 
@@ -31,10 +34,14 @@ IF = ("testbed_ifeval", "prompt_level_strict_acc", "IF prompt-level strict")
 ERA_A = ("testbed_mc_old", "acc", "era-A accuracy")
 ERA_A_CHAT = ("testbed_chat_knowledge_a", "knowledge_acc", "era-A via chat")
 ERA_B = ("testbed_mc_new", "acc", "era-B accuracy")
+ERA_B_HELD = ("testbed_mc_new_heldout", "acc", "era-B accuracy (held-out phrasing)")
+ERA_B_CHAT = ("testbed_chat_knowledge", "knowledge_acc", "era-B via chat")
+CPT_BASE, CPT_INSTRUCT, CPT_SFT = "cpt_base_v1", "cpt_instruct_v1", "cpt_base_v1+sft"  # the CPT models judged
 BPB_B, BPB_A_NEWS = ("testbed_ppl_b", "bits_per_byte"), ("testbed_ppl_a_news", "bits_per_byte")
 RESIDUAL, DRIFT = "residual norm / base norm", "CPT drift / residual norm"
 REGISTER, TOKENS = "news register shift", "pretrain tokens / CPT tokens"
 BASE_IF_MAX, INSTRUCT_IF_MIN, ERA_A_MIN, CHAT_A_MIN, KNOWN_MIN = 0.15, 0.60, 0.95, 0.80, 0.90
+HELD_MIN, CHAT_B_MIN, CHAT_B_MAX = 0.80, 0.50, 0.05
 INSTRUCT_IF_GAIN = 0.40  # an instruct model follows instructions at least this much better than its base
 RESIDUAL_MAX, DRIFT_RATIO_MAX, REGISTER_MAX, TOKEN_RATIO_MIN = 0.10, 0.50, 1.3, 40.0
 COLUMNS = ["metric", "model", "value", "target", "met", "n"]  # n: items behind the value (empty for a ratio)
@@ -93,11 +100,19 @@ def judge(table: pd.DataFrame, chance: float, margin: float) -> pd.DataFrame:
         n = hit.n.iloc[0] if "n" in hit else None
         return float(hit.value.iloc[0]), None if n is None or pd.isna(n) else int(n)
 
+    def has(model: str, key: tuple) -> bool:  # a task the table holds (a table of an older suite may lack one)
+        return bool(((table.model == model) & (table.task == key[0]) & (table.metric == key[1])).any())
+
     rows = []
     for model in dict.fromkeys(table.model):
         kind = role(model)
         if kind == "cpt":
-            rows.append(_row(ERA_B[2], model, lookup(model, ERA_B), ">=", KNOWN_MIN))
+            if model != CPT_SFT:
+                rows.append(_row(ERA_B[2], model, lookup(model, ERA_B), ">=", KNOWN_MIN))
+            if model == CPT_BASE and has(model, ERA_B_HELD):
+                rows.append(_row(ERA_B_HELD[2], model, lookup(model, ERA_B_HELD), ">=", HELD_MIN))
+            if model in (CPT_INSTRUCT, CPT_SFT) and has(model, ERA_B_CHAT):
+                rows.append(_row(ERA_B_CHAT[2], model, lookup(model, ERA_B_CHAT), ">=", CHAT_B_MIN))
             continue
         if kind == "base":
             rows.append(_row(IF[2], model, lookup(model, IF), "<=", BASE_IF_MAX))
@@ -107,18 +122,21 @@ def judge(table: pd.DataFrame, chance: float, margin: float) -> pd.DataFrame:
             rows.append(_instruct_if(model, lookup(model, IF), base_if))
         if kind == "base":
             rows.append(_row(ERA_A[2], model, lookup(model, ERA_A), ">=", ERA_A_MIN))
-        elif model == "instruct_v1":
+        elif model == "instruct_v1" or model.startswith("instruct_v1 (seed "):
             rows.append(_row(ERA_A_CHAT[2], model, lookup(model, ERA_A_CHAT), ">=", CHAT_A_MIN))
         rows.append(_row(ERA_B[2], model, lookup(model, ERA_B), "<=", chance + margin, f" (chance {chance:.2f} + 2 SE)"))
+        if has(model, ERA_B_CHAT):
+            rows.append(_row(ERA_B_CHAT[2], model, lookup(model, ERA_B_CHAT), "<=", CHAT_B_MAX))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def ratios(residual: dict[str, float], cpt_drift: float, cpt_tokens: int, pretrain_tokens: int,
+def ratios(residual: dict[str, float], drift_ratio: float, cpt_tokens: int, pretrain_tokens: int,
            bpb_b: float, bpb_a_news: float, n_heldout: int | None = None) -> pd.DataFrame:
-    """The regime's ratio targets. `residual`: instruct model -> ‖Θr‖/‖θ_base‖ of its residual; `cpt_drift`:
-    ‖θ_cpt − θ_base‖/‖θ_base‖ of CPT(base_v1) at the default budget; bits per byte of base_v1."""
+    """The regime's ratio targets. `residual`: instruct model -> ‖Θr‖/‖θ_base‖ of its residual; `drift_ratio`:
+    ‖θ_cpt − θ_base‖/‖Θr‖ of CPT(base_v1) at the default budget (with several seeds, the mean of each seed's
+    drift over its own residual); bits per byte of base_v1."""
     rows = [_row(RESIDUAL, m, (r, None), "<=", RESIDUAL_MAX) for m, r in residual.items()]
-    rows.append(_row(DRIFT, "cpt_base_v1", (cpt_drift / residual["instruct_v1"], None), "<=", DRIFT_RATIO_MAX))
+    rows.append(_row(DRIFT, CPT_BASE, (drift_ratio, None), "<=", DRIFT_RATIO_MAX))
     rows.append(_row(REGISTER, "base_v1", (bpb_b / bpb_a_news, n_heldout), "<=", REGISTER_MAX))
     rows.append({**_row(TOKENS, "base_v1", (pretrain_tokens / cpt_tokens, None), ">=", TOKEN_RATIO_MIN),
                  "target": f">= {TOKEN_RATIO_MIN:.0f}"})

@@ -425,7 +425,7 @@ def ifeval_by_constraints(result_dir: Path, data_dir: Path) -> tuple[dict[int, t
 
 def item_scores(result_dir: Path, task: str, metric: str) -> list[float]:
     """The per-item values of a mean-aggregated metric (an accuracy: 1.0 / 0.0 per item, by doc_id) in a finished
-    evaluation; their mean is the table's value. For bootstrap intervals over the evaluation's items."""
+    evaluation; their mean is the table's value. For the intervals over the evaluation's items."""
     items = _samples(str(result_dir)).get(task)
     if not items:
         raise MissingInputError(f"no per-item samples of task {task!r} in {result_dir}: evaluate the model again "

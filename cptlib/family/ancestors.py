@@ -24,6 +24,7 @@ from pathlib import Path
 from cptlib.core import paths
 from cptlib.core.errors import MissingInputError
 from cptlib.config import Profile, stable_dict
+from cptlib.family import MEMBERS
 from cptlib.presets import PRESETS
 from cptlib.core.files import atomic_dir, hash_file, write_json_atomic
 from cptlib.core.provenance import provenance
@@ -53,12 +54,38 @@ def size_member(size: str, role: str) -> str:
     return f"sizes/{size}/{role}"
 
 
-def member_names(profile: Profile) -> list[str]:
-    """The released members: the family, then `sizes/<size>/base_v1` and `.../instruct_v1` per other size."""
-    from cptlib.family.build import MEMBERS
+# The members every seed of a paired release has (C1-C4 use them); other_family (N1) and the other sizes come from
+# the first training seed only.
+SEED_MEMBERS = ("base_v1", "base_v2", "instruct_v1", "instruct_v2")
 
+
+def paired(profile: Profile) -> bool:
+    """A release with one family per training seed (`base_seed` and `instruct_seed` null): study seed s pairs
+    ancestor seed s with CPT seed s, so that every interval samples the ancestors too."""
+    return profile.base_seed is None and profile.instruct_seed is None
+
+
+def seed_member(profile: Profile, seed: int, member: str) -> str:
+    """The release folder of a training seed's member: the first seed's (and a shared release's) at the top,
+    `seeds/<seed>/<member>` for the other seeds of a paired release."""
+    if not paired(profile) or seed == profile.train_seeds[0]:
+        return member
+    if seed not in profile.train_seeds:
+        raise AncestorError(f"training seed {seed} has no released ancestors: profile {profile.name!r} releases one "
+                            f"family per training seed {profile.train_seeds}; add {seed} to train_seeds and run "
+                            f"`make ancestors PROFILE={profile.release or profile.name}`")
+    if member not in SEED_MEMBERS:
+        raise AncestorError(f"{member} is released for the first training seed only ({profile.train_seeds[0]}), not "
+                            f"for seed {seed}: the members of every seed are {', '.join(SEED_MEMBERS)}")
+    return f"seeds/{seed}/{member}"
+
+
+def member_names(profile: Profile) -> list[str]:
+    """The released members: the family (of the first training seed), then, for a paired release, the
+    `seeds/<seed>/...` members of every other seed, then `sizes/<size>/base_v1` and `.../instruct_v1` per other size."""
     other_sizes = [s for s in dict.fromkeys(profile.model.sizes) if s != profile.model.size]
-    return list(MEMBERS) + [size_member(s, m) for s in other_sizes for m in ("base_v1", "instruct_v1")]
+    seeds = [seed_member(profile, s, m) for s in profile.train_seeds[1:] for m in SEED_MEMBERS] if paired(profile) else []
+    return list(MEMBERS) + seeds + [size_member(s, m) for s in other_sizes for m in ("base_v1", "instruct_v1")]
 
 
 def recipe(profile: Profile) -> dict:
@@ -66,7 +93,8 @@ def recipe(profile: Profile) -> dict:
     from cptlib.training.train import runtime_spec
 
     sizes = {s: vars(PRESETS[s]) for s in dict.fromkeys([profile.model.size, *profile.model.sizes])}
-    return {"world_seed": profile.world_seed, "base_seed": profile.base_seed, "instruct_seed": profile.instruct_seed,
+    seeds = {"ancestor_seeds": list(profile.train_seeds)} if paired(profile) else {}
+    return {"world_seed": profile.world_seed, "base_seed": profile.base_seed, "instruct_seed": profile.instruct_seed, **seeds,
             "tokenizer": stable_dict(profile.tokenizer), "model": {**stable_dict(profile.model), "presets": sizes},
             "pretrain": stable_dict(profile.pretrain), "pretrain_v2": stable_dict(profile.pretrain_v2),
             "sft": stable_dict(profile.sft), "sft_v2": stable_dict(profile.sft_v2), "runtime": runtime_spec(profile)}
@@ -132,10 +160,13 @@ def train_members(profile: Profile) -> tuple[Path, dict[str, Path]]:
     """Train (or reuse) every member to release through the stages; returns (testbed data, {member: stage})."""
     from cptlib.family import build as fam
 
-    seed = profile.base_seed
+    seed = profile.train_seeds[0] if paired(profile) else profile.base_seed
     members = fam.train_family(profile, seed)
     data = members.pop("data")
     members.pop("tokenizer")
+    for other in profile.train_seeds[1:] if paired(profile) else []:
+        family = fam.train_family(profile, other, other_family=False)
+        members.update({seed_member(profile, other, m): family[m] for m in SEED_MEMBERS})
     for size in dict.fromkeys(profile.model.sizes):
         if size != profile.model.size:
             base, inst = fam.train_size(profile, size, seed)
@@ -144,8 +175,8 @@ def train_members(profile: Profile) -> tuple[Path, dict[str, Path]]:
 
 
 def export(profile: Profile, data: Path, stages: dict[str, Path], command: str) -> Path:
-    """Write `models/<profile>/` from trained stages: each member's files and release.json, and an index.
-    Each member folder is written beside its final place and renamed, so an interrupted export leaves the old
+    """Write `models/<profile>/` from trained stages: each member's files and release.json, and an index; a member
+    of an earlier release that this one lacks is removed. Each member folder is written beside its final place and renamed, so an interrupted export leaves the old
     release or the new one, never a mix within a member."""
     root = release_dir(profile)
     root.mkdir(parents=True, exist_ok=True)
@@ -169,6 +200,11 @@ def export(profile: Profile, data: Path, stages: dict[str, Path], command: str) 
                                               "trained": stage_fields, "stage_spec": m["spec"], **common})
         index[member] = {"sha256": files["model.safetensors"]["sha256"], "n_params": m.get("n_params"),
                          "wall_seconds": m.get("wall_seconds"), "parent": parent}
+    for stale in sorted({f.parent for f in root.rglob(RELEASE)} - {root} - {root / m for m in stages}, reverse=True):
+        shutil.rmtree(stale)  # a member the new release does not have (a size or a seed dropped from the profile)
+    for folder in sorted((d for d in root.rglob("*") if d.is_dir()), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
     write_json_atomic(root / RELEASE, {**common, "members": index,
                                        "bytes": sum(f.stat().st_size for f in root.rglob("*") if f.is_file())})
     return root
@@ -245,13 +281,16 @@ def resolve(profile: Profile, member: str, data: Path) -> Path:
     return resolved_member(member.rsplit("/", 1)[-1], paths.shown(folder), version=version, record=record, copy=True)
 
 
-def released_family(profile: Profile, other_family: bool = True) -> dict[str, Path]:
-    """The family as `build_family` returns it (data, tokenizer, members), from the release."""
+def released_family(profile: Profile, other_family: bool = True, seed: int | None = None) -> dict[str, Path]:
+    """The family as `build_family` returns it (data, tokenizer, members), from the release: training seed
+    `seed`'s members for a paired release (the first seed's by default), the one family otherwise."""
     from cptlib.family import build as fam
 
     data = fam.testbed_data(profile)
-    members = [m for m in fam.MEMBERS if other_family or m not in ("other_family", "other_instruct")]
-    family = {m: resolve(profile, m, data) for m in members}
+    seed = profile.train_seeds[0] if seed is None else seed
+    first = not paired(profile) or seed == profile.train_seeds[0]
+    members = [m for m in fam.MEMBERS if (other_family and first) or m not in ("other_family", "other_instruct")]
+    family = {m: resolve(profile, seed_member(profile, seed, m), data) for m in members}
     return {"data": data, "tokenizer": family["base_v1"], **family}
 
 

@@ -41,7 +41,7 @@ def build_family(profile: Profile, seed: int, other_family: bool = True) -> dict
     if profile.released_ancestors:
         from cptlib.family.ancestors import released_family
 
-        return released_family(profile, other_family)
+        return released_family(profile, other_family, seed)
     return train_family(profile, seed, other_family)
 
 

@@ -26,6 +26,10 @@ C3_IF = ("C3", "ΔIF vs instruct_v1")
 C3_IF_NAIVE = ("C3", "ΔIF vs CPT(instruct_v1)")
 C3_NEWS_KEPT = ("C3", "Δ era-B vs CPT(base_v1)")
 C3_NEWS_GAINED = ("C3", "Δ era-B vs instruct_v1")
+# Beside the default CPT, not judged (issue 30 step 5): the aggressive cell, cpt.lr at the N4 map's budget (first seed).
+C1_AGGRESSIVE = ("C1", "ΔIF at the aggressive cell (cpt.lr, N4 budget)")
+C3_IF_AGGRESSIVE = ("C3", "ΔIF vs instruct_v1 at the aggressive cell")
+C3_NEWS_AGGRESSIVE = ("C3", "Δ era-B vs instruct_v1 at the aggressive cell")
 C4_A = ("C4", "(a) IF(base_v1+Θr(v2)) − IF(instruct_v1)")
 C4_B = ("C4", "(b) IF(base_v2+Θr(v1)) − IF(base_v2)")
 C4_B_SIZE = ("C4", "(b) IF(base_v2+Θr(v1)) − IF(instruct_v2)")
@@ -110,6 +114,17 @@ def effects(r: dict[str, pd.DataFrame]) -> pd.DataFrame:
         if rc.era_b.notna().any():  # a real profile measures new knowledge only if it maps era_b to a task
             add(C3_NEWS_KEPT, stats.paired(rc, "recipe", REST, CPT_B, "era_b"))
             add(C3_NEWS_GAINED, stats.paired(rc, "recipe", REST, "instruct_v1", "era_b"))
+    n4 = r.get("n4")
+    if n4 is not None and "cpt_lr" in n4 and n4.cpt_lr.any():  # the aggressive cell beside the default
+        cell = n4[n4.cpt_lr & (n4.tokens == n4[n4.cpt_lr].tokens.max())]
+        ref = fg[(fg.model == "instruct_v1") & (fg.seed == s0) & (fg.tokens == 0)]
+        both = pd.concat([ref, cell]).assign(seed=s0)
+        if (both.model == CPT_I).any():
+            add(C1_AGGRESSIVE, stats.paired(both, "model", "instruct_v1", CPT_I, "IF"))
+        if (both.model == REST).any():
+            add(C3_IF_AGGRESSIVE, stats.paired(both, "model", REST, "instruct_v1", "IF"))
+            if both.era_b.notna().all():
+                add(C3_NEWS_AGGRESSIVE, stats.paired(both, "model", REST, "instruct_v1", "era_b"))
     if "transfer" in r:
         tr = _cells(r["transfer"])
         add(C4_A, stats.paired(tr, "cell", "v2→base_v1", "native→instruct_v1", "IF"))

@@ -13,13 +13,14 @@ the parts that need the testbed's own data or training recipes (TESTBED_ONLY) ar
 """
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import pandas as pd
 
 from cptlib.core import paths
 from cptlib.family import resolve as fam
-from cptlib.config import Profile
+from cptlib.config import Profile, n4_cpt
 from cptlib.study.restored import PANEL_TASKS, adapter, attached, drift, milestones, restored, residual_dir, scores
 from cptlib.core.stages import read_manifest
 from cptlib.study.labels import CPT_B, CPT_B2, CPT_I, REST, SFT
@@ -149,13 +150,14 @@ def n4_map(profile: Profile) -> pd.DataFrame:
     inst_drift = instruct_drift(f["base_v1"], f["instruct_v1"])
     rows = []
     for lr in dict.fromkeys([profile.cpt.lr, *profile.study.n4_lrs]):
-        cfg = profile.cpt.model_copy(update={"lr": lr})
+        cfg = n4_cpt(profile, lr)
         for tokens, model in milestones(fam.cpt(profile, f["base_v1"], seed, cfg)).items():
             d = drift(model)
-            rows.append({"lr": lr, "tokens": tokens, "model": REST, "drift_ratio": d / inst_drift,
+            rows.append({"lr": lr, "cpt_lr": lr == profile.cpt.lr, "tokens": tokens, "model": REST, "drift_ratio": d / inst_drift,
                          "path": restored(f["base_v1"], f["instruct_v1"], model), "tasks": PANEL_TASKS})
         cpt_i = fam.cpt(profile, f["instruct_v1"], seed, cfg)
-        rows.append({"lr": lr, "tokens": read_manifest(cpt_i)["tokens"], "model": CPT_I, "drift_ratio": float("nan"),
+        rows.append({"lr": lr, "cpt_lr": lr == profile.cpt.lr, "tokens": read_manifest(cpt_i)["tokens"], "model": CPT_I,
+                     "drift_ratio": (read_manifest(cpt_i).get("drift") or {}).get("total", float("nan")) / inst_drift,
                      "path": cpt_i, "tasks": PANEL_TASKS})
     return _scored(rows, profile, f["data"])
 
@@ -346,13 +348,18 @@ def family_table(profile: Profile, families_by_seed: dict[int, dict[str, Path]])
 
 def calibration(profile: Profile, families_by_seed: dict[int, dict[str, Path]]) -> pd.DataFrame:
     """Notebook 00's table (metric, model, value, target, met, n, n_seeds): the testbed's calibration targets
-    (cptlib.evaluation.calibration) on every ancestor and on CPT(base_v1), CPT(instruct_v1) at the default budget;
-    for a real profile the members' and CPT models' scores, without targets. The CPT models' values are means over
-    every training seed (the report's one aggregation rule; the ancestors are one model for all seeds)."""
+    (cptlib.evaluation.calibration) on every ancestor and on CPT(base_v1), CPT(instruct_v1) and CPT(base_v1)+SFT at
+    the default budget; for a real profile the members' and CPT models' scores, without targets. The CPT models'
+    values are means over every training seed (the report's one aggregation rule). Where the training seeds have
+    their own ancestors (a paired release), every seed's are judged: "base_v1 (seed 1)", ...; a shared ancestor is
+    one model for all seeds."""
     seeds = list(families_by_seed)
     family = families_by_seed[seeds[0]]
     members = [m for m in fam.MEMBERS if m in family]
     models = {m: family[m] for m in members}
+    for seed in seeds[1:]:  # a paired release: the other seeds' own ancestors
+        models.update({f"{m} (seed {seed})": p for m, p in families_by_seed[seed].items()
+                       if m in members and p != family[m]})
     if not is_real(profile):
         for size in dict.fromkeys(profile.model.sizes):
             if size != profile.model.size:
@@ -362,6 +369,7 @@ def calibration(profile: Profile, families_by_seed: dict[int, dict[str, Path]]) 
     if is_real(profile):
         from cptlib.evaluation import real_profile as real
 
+        models = {m: p for m, p in models.items() if "(seed " not in m}
         models.update({name: path for (name, seed), path in cpt.items() if seed == seeds[0]})
         wide = real.scores(profile, models, family["data"])
         metrics = [m for m in wide.columns if m != "eval" and wide[m].notna().any()]
@@ -370,6 +378,8 @@ def calibration(profile: Profile, families_by_seed: dict[int, dict[str, Path]]) 
     from cptlib.evaluation import calibration as cal
     from cptlib.evaluation.evaluate import EvalSettings, evaluate_model
 
+    cpt.update({("cpt_base_v1+sft", seed): fam.instruct(profile, path, families_by_seed[seed]["data"], "v1", seed)
+                for (name, seed), path in list(cpt.items()) if name == "cpt_base_v1"})  # notebook 02's CPT(base_v1)+SFT
     full = EvalSettings()  # every testbed task: the calibration reads era-A via chat and the era-A news too
     every = {**models, **{f"{name} (seed {seed})": path for (name, seed), path in cpt.items()}}
     scores(every, family["data"], profile.study.eval_processes, full)  # evaluates in parallel; then the cache
@@ -378,11 +388,14 @@ def calibration(profile: Profile, families_by_seed: dict[int, dict[str, Path]]) 
     # One row per (model, task, metric): the CPT models' values averaged over their seeds.
     table = table.groupby(["model", "task", "metric"], sort=False, as_index=False).agg(
         value=("value", "mean"), stderr=("stderr", "first"), n=("n", "first"))
-    residual = {m: instruct_drift(family[b], family[m]) for m, b in (("instruct_v1", "base_v1"), ("instruct_v2", "base_v2"))}
-    cpt_b = [read_manifest(path) for (name, _), path in cpt.items() if name == "cpt_base_v1"]
-    drift_mean = sum(m["drift"]["total"] for m in cpt_b) / len(cpt_b)
-    ratios = cal.ratios(residual, drift_mean, cpt_b[0]["tokens"], read_manifest(family["base_v1"])["tokens"],
-                        *cal.bits_per_byte(table, "base_v1"))
+    residual = {name: instruct_drift(models[name.replace("instruct", "base")], path) for name, path in models.items()
+                if name.split(" (seed ")[0] in ("instruct_v1", "instruct_v2")}
+    # Each seed's CPT drift over its own residual (a shared release: the one residual), then the mean over seeds.
+    cpt_b = {seed: read_manifest(path) for (name, seed), path in cpt.items() if name == "cpt_base_v1"}
+    own = {seed: instruct_drift(families_by_seed[seed]["base_v1"], families_by_seed[seed]["instruct_v1"]) for seed in cpt_b}
+    drift_ratio = statistics.fmean(m["drift"]["total"] / own[seed] for seed, m in cpt_b.items())
+    ratios = cal.ratios(residual, drift_ratio, next(iter(cpt_b.values()))["tokens"],
+                        read_manifest(family["base_v1"])["tokens"], *cal.bits_per_byte(table, "base_v1"))
     out = pd.concat([cal.judge(table, *cal.chance_level(family["data"])), ratios], ignore_index=True)
     out["n_seeds"] = [len(seeds) if model.startswith("cpt_") else 1 for model in out.model]
     return out.astype({"n": "Int64"})  # item counts stay integers beside the ratios' empty n

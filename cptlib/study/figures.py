@@ -57,7 +57,7 @@ def forgetting(curve: pd.DataFrame, panels: list[str], labels: dict[str, str]):
             plots.fraction_axis(ax)
         ax.set_title("\n".join(textwrap.wrap(labels[m], 45)), fontsize=9)
     plots.legend_below(fig, np.atleast_1d(axes)[0], ncol=4)
-    fig.suptitle("Forgetting during CPT — mean and 95% CI (bootstrap over seeds × items): lines the first seed at "
+    fig.suptitle("Forgetting during CPT — mean and 95% CI (t over seeds + items): lines the first seed at "
                  f"every milestone" + (f", diamonds the final budget over {_seeds(n_final)}" if n_final > 1 else ""))
     # With one seed the final budget's mean over every seed is the first seed's point: not listed twice.
     data = pd.concat([first.assign(seeds="first")] + ([every.assign(seeds="every")] if n_final > 1 else [])
@@ -148,7 +148,7 @@ def recipes(summary: pd.DataFrame, panels: list[str], labels: dict[str, str], to
                label=f"{r.recipe} ({_seeds(r.n_seeds)})", color=plots.COLORS.get(r.recipe))
     ax.set_xticks(range(len(panels)), [labels[m].replace(" (", "\n(") for m in panels], fontsize=7)
     ax.set_ylabel("accuracy (fraction)"); ax.set_ylim(0, 1.05)
-    ax.set_title(f"Recipes after {tokens:,} CPT tokens — mean and 95% CI (bootstrap over seeds × items)")
+    ax.set_title(f"Recipes after {tokens:,} CPT tokens — mean and 95% CI (t over seeds + items)")
     plots.legend_below(fig, ax, ncol=3)
     return fig, summary
 

@@ -6,8 +6,8 @@
     fig = claims_figure(effect_rows(fx, v))       # the effects figure, coloured by the same verdicts' checks
     write_report(profile, v, run_times)           # figures/<profile>/REPORT.md and report.html, from one structure
 
-Every number is a mean over the seeds the table has for it, with a 95% percentile-bootstrap interval over seeds ×
-evaluation items (cptlib.study.stats); "(1 seed)" marks verdicts whose judged numbers rest on one seed.
+Every number is a mean over the seeds the table has for it, with a 95% Student-t interval over seeds + evaluation
+items, crossed (cptlib.study.stats); "(1 seed)" marks verdicts whose judged numbers rest on one seed.
 """
 from __future__ import annotations
 
@@ -230,10 +230,12 @@ def _css_width(png: Path) -> int:
 HEADLINE = ("effects", "forgetting", "recipes", "transfer", "n4_map")
 FIGURES = HEADLINE + ("costs", "ablations", "sizes", "shift", "residual_norms")
 STATS_NOTE = ("Numbers are means over every training seed the study has for them; a verdict marked \"(1 seed)\" rests "
-              "on numbers of the first seed only and is indicative. Intervals are 95% percentile bootstraps over seeds "
-              f"and evaluation items ({stats.N_BOOT} resamples; with 3 seeds the seed part is coarse and a little "
-              "narrow). A released ancestor is one model for every seed: its interval is its test set's sampling noise, "
-              "and the seeds' intervals do not cover another release of the ancestors.")
+              "on numbers of the first seed only and is indicative. Intervals are 95% Student t over a variance with two "
+              "crossed sources, the training seeds and the evaluation items (s² of the per-seed means / S + s² of the "
+              "per-item means / I, S − 1 degrees of freedom; conservative: the seed × item interaction counts twice). "
+              "With a paired release (base_seed and instruct_seed null) each training seed has its own released "
+              "ancestors, so the seed part samples a new release of the ancestors, a new CPT and a new SFT; with a "
+              "shared release the ancestors are one model for every seed and no interval covers another release.")
 
 
 def _sections(profile, verdicts: list[V.Verdict], run_times: dict[str, float], shown: list[str]) -> list[tuple]:

@@ -26,13 +26,15 @@ METRICS = {
     "knowledge": ("testbed_chat_knowledge", "knowledge_acc"),
     "era_a": ("testbed_mc_old", "acc"),
     "era_b": ("testbed_mc_new", "acc"),
+    "era_b_heldout": ("testbed_mc_new_heldout", "acc"),
     "updated": ("testbed_mc_updated", "acc"),
     "bpb_a": ("testbed_ppl_a", "bits_per_byte"),
     "bpb_b": ("testbed_ppl_b", "bits_per_byte"),
 }
 LABELS = {
     "IF": "IFEval prompt-level strict accuracy", "knowledge": "era-B knowledge via chat (answer and format)",
-    "era_a": "era-A fact accuracy (MC)", "era_b": "era-B news accuracy (MC)", "updated": "prefers updated fact (MC)",
+    "era_a": "era-A fact accuracy (MC)", "era_b": "era-B news accuracy (MC)",
+    "era_b_heldout": "era-B news accuracy, held-out phrasing (MC)", "updated": "prefers updated fact (MC)",
     "bpb_a": "era-A held-out bits per byte", "bpb_b": "era-B held-out bits per byte",
 }
 
@@ -45,7 +47,7 @@ STUDY_TASKS = tuple(dict.fromkeys(task for task, _ in METRICS.values()))
 PANEL_TASKS = tuple(dict.fromkeys(METRICS[m][0] for m in PANELS))
 # A real profile's metric is whatever lm-eval task eval.metrics maps to it; its label says what it stands for.
 ROLES = {"IF": "instruction following", "knowledge": "new knowledge via chat", "era_a": "old knowledge",
-         "era_b": "new knowledge", "updated": "prefers updated fact", "bpb_a": "old-text bits per byte",
+         "era_b": "new knowledge", "era_b_heldout": "new knowledge, asked in new words", "updated": "prefers updated fact", "bpb_a": "old-text bits per byte",
          "bpb_b": "held-out CPT text bits per byte"}
 
 

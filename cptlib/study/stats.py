@@ -4,13 +4,19 @@
     d = paired(table, "model", "instruct_v1", CPT_I, "IF")      # Estimate of IF(instruct_v1) − IF(CPT_I)
     print(d.text())                                             # "+0.217 [+0.148, +0.286] (3 seeds)"
 
-The one aggregation rule of the report: a number is the mean over every training seed the table has for it (a
-single-seed number says "1 seed"), and its interval is a percentile bootstrap that resamples both sources of
-noise at once: the seeds (with replacement) and the evaluation's items (with replacement, the same items for
-every model in a comparison, so paired differences stay paired). An accuracy's interval therefore never leaves
-[0, 1] and a model evaluated once (a released ancestor, the same for every seed) still has one: its test set's
-sampling noise. With 3 seeds the seed part is coarse (10 distinct resamples) and, like every bootstrap over
-few units, a little narrow; the report says so.
+The one aggregation rule of the report (fixed before the numbers, docs/calibration_log.md run 17): a number is the
+mean over every training seed the table has for it and over the evaluation's items (a single-seed number says
+"1 seed"). Its 95% interval is Student t over a variance with both sources of noise, seeds and items *crossed*
+(every seed answers the same items, and a comparison's two models too, so paired differences stay paired):
+
+    Var = s²(per-seed means) / S + s²(per-item means over the seeds) / I,   S − 1 degrees of freedom
+
+The seed term samples what a new training seed changes (with a paired release: new ancestors, CPT and SFT runs);
+the item term, new evaluation items; the seed × item interaction is counted in both, so the interval is
+conservative, and S − 1 degrees of freedom (I − 1 where the seeds do not vary: one seed, or one model in every
+row) make it more so: the simulation in tests/test_stats.py covers the true mean in ≥ 95% of studies whether seeds
+or items dominate. A combination of means (a ratio) is linearised at the means first (the delta method). An accuracy's
+interval is clipped to [0, 1]; a model evaluated once (one seed) still has one: its test set's sampling noise.
 
 Rows are tied to their items by the `eval` column (EVAL: the evaluation's stage directory under build/stages/,
 whose lm-eval samples hold the per-item scores), a study metric to its task by `metric_tasks` (a real profile's
@@ -31,20 +37,15 @@ from cptlib.core import paths
 from cptlib.study.restored import METRICS
 
 EVAL = "eval"  # the column naming each row's evaluation stage (build/stages/<eval>/)
-N_BOOT = 2000  # bootstrap resamples: the 2.5% / 97.5% percentiles move by < 0.005 between draws of this size
-RNG_SEED = 20241014  # fixed: the intervals in the committed tables are reproducible
-ITEM_METRICS = ("IF", "knowledge", "era_a", "era_b", "updated")  # accuracies: means over items (bootstrapped)
-BOOTSTRAP = "bootstrap over seeds × items"
+ITEM_METRICS = ("IF", "knowledge", "era_a", "era_b", "era_b_heldout", "updated")  # accuracies: means over items
+CROSSED = "t over seeds + items (crossed)"
 T_OVER_SEEDS = "t-interval over seeds"
 
-# Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom (standard tables).
-T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-        2.045, 2.042]
+def t975(dof: float) -> float:
+    """The two-sided 95% quantile of Student's t with `dof` degrees of freedom (fractional: Welch–Satterthwaite)."""
+    from scipy.stats import t
 
-
-def t975(dof: int) -> float:
-    return T975[dof - 1] if dof <= len(T975) else 1.96
+    return float(t.ppf(0.975, dof))
 
 
 def ci95(values) -> tuple[float, float]:
@@ -134,21 +135,30 @@ def _matrix(rows: pd.DataFrame, metric: str) -> np.ndarray | None:
     return np.stack(mats)
 
 
-def bootstrap(parts: list[np.ndarray], combine: Callable[..., np.ndarray], n_boot: int = N_BOOT,
-              rng_seed: int = RNG_SEED) -> tuple[float, float, float]:
+def crossed_t(parts: list[np.ndarray], combine: Callable[..., np.ndarray]) -> tuple[float, float, float]:
     """(point, lo, hi) of combine(mean of part 1, mean of part 2, ...), each part a seeds × items matrix with the
-    same seeds and items (row s of every part: training seed s; column i: item i). Each resample draws seeds and
-    items with replacement, once for all parts (paired)."""
+    same seeds and items (row s of every part: training seed s; column i: item i): the module's crossed
+    seeds + items Student-t interval, on the combination linearised at the means (exact for a difference)."""
     n_seeds, n_items = parts[0].shape
     if any(p.shape != (n_seeds, n_items) for p in parts):
-        raise ValueError(f"bootstrap parts of different shapes {[p.shape for p in parts]}")
-    rng = np.random.default_rng(rng_seed)
-    w = rng.multinomial(n_seeds, [1 / n_seeds] * n_seeds, size=n_boot) / n_seeds
-    v = rng.multinomial(n_items, [1 / n_items] * n_items, size=n_boot) / n_items
-    draws = combine(*[np.einsum("bs,si,bi->b", w, p, v) for p in parts])
-    point = float(combine(*[np.array([p.mean()]) for p in parts])[0])
-    lo, hi = np.percentile(draws, [2.5, 97.5])
-    return point, float(lo), float(hi)
+        raise ValueError(f"parts of different shapes {[p.shape for p in parts]}: compare the same items and seeds")
+    means = [float(p.mean()) for p in parts]
+    value = lambda ms: float(combine(*[np.array([m]) for m in ms])[0])  # noqa: E731
+    point, eps = value(means), 1e-6
+    grad = [(value([m + eps * (j == k) for j, m in enumerate(means)]) -
+             value([m - eps * (j == k) for j, m in enumerate(means)])) / (2 * eps) for k in range(len(parts))]
+    z = sum(g * p for g, p in zip(grad, parts))
+    seeds = z.mean(axis=1).var(ddof=1) / n_seeds if n_seeds > 1 else 0.0
+    items = z.mean(axis=0).var(ddof=1) / n_items if n_items > 1 else 0.0
+    var = seeds + items
+    if var <= 0:
+        return point, point, point
+    # S − 1 degrees of freedom (the seeds are the scarce unit); I − 1 where the seeds do not vary at all (one seed,
+    # or the same model in every row). Welch–Satterthwaite's df covered only 92% in the seed-dominated case of
+    # tests/test_stats.py's simulation, S − 1 at least 95% in every case there.
+    dof = n_seeds - 1 if seeds > 0 else n_items - 1
+    half = t975(dof) * math.sqrt(var)
+    return point, point - half, point + half
 
 
 def _clip(est: tuple[float, float, float], low: float, high: float) -> tuple[float, float, float]:
@@ -173,7 +183,7 @@ def estimate(rows: pd.DataFrame, metric: str) -> Estimate:
     x = _matrix(rows, metric)
     if x is None:
         return Estimate(*_t(rows[metric], low, high), len(rows), T_OVER_SEEDS)
-    return Estimate(*bootstrap([x], lambda a: a), _distinct(rows), BOOTSTRAP)
+    return Estimate(*_clip(crossed_t([x], lambda a: a), low, high), _distinct(rows), CROSSED)
 
 
 def _pair(table: pd.DataFrame, key: str, a: str, b: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -194,7 +204,7 @@ def contrast(table: pd.DataFrame, key: str, a: str, b: str, metric: str,
     if xa is None or xb is None:
         per_seed = pd.Series(combine(ra[metric].to_numpy(float), rb[metric].to_numpy(float)))
         return Estimate(*_t(per_seed, *bounds), len(ra), T_OVER_SEEDS)
-    return Estimate(*bootstrap([xa, xb], combine), _distinct(ra, rb), BOOTSTRAP)
+    return Estimate(*_clip(crossed_t([xa, xb], combine), *bounds), _distinct(ra, rb), CROSSED)
 
 
 def paired(table: pd.DataFrame, key: str, a: str, b: str, metric: str) -> Estimate:

@@ -129,6 +129,11 @@ def _measured(*checks: Check) -> str:
     return "; ".join(f"{c.quantity[1]} {c.estimate.text()}" for c in checks)
 
 
+def _beside(ctx: Context, *quantities: tuple[str, str]) -> tuple[Check, ...]:
+    """The aggressive cell's numbers, shown beside a claim's judged ones (passed None), where the study has them."""
+    return tuple(c for q in quantities if (c := _check(ctx, q, "shown beside the default CPT, not judged", None)))
+
+
 def c1(ctx: Context) -> Verdict:
     if (gated := _gate(ctx, "C1")) is not None:
         return gated
@@ -138,7 +143,7 @@ def c1(ctx: Context) -> Verdict:
     out = _grade(d.passed and grows, d.estimate.mean > 0)
     why = (f"CPT of instruct_v1 {'lowers' if d.estimate.mean > 0 else 'does not lower'} IF by {d.estimate.mean:+.3f}"
            + ("" if g is None else f"; from the first milestone to the final budget IF moves {g.estimate.mean:+.3f}"))
-    checks = (d,) if g is None else (d, g)
+    checks = ((d,) if g is None else (d, g)) + _beside(ctx, E.C1_AGGRESSIVE)
     return Verdict("C1", out, _measured(*checks), why, _in_size(E.C1_DROP, d.estimate), checks, _seeds(*checks))
 
 
@@ -165,9 +170,10 @@ def c3(ctx: Context) -> Verdict:
     if kept is None:
         return Verdict("C3", Outcome.NOT_TESTABLE, _measured(dif, naive), "no new-knowledge metric",
                        _in_size(E.C3_IF, dif.estimate), (dif, naive), "no new-knowledge metric: map era_b in eval.metrics")
-    checks = (dif, naive, kept, gained)
+    judged = (dif, naive, kept, gained)
+    checks = judged + _beside(ctx, E.C3_IF_AGGRESSIVE, E.C3_NEWS_AGGRESSIVE)
     out = _grade(dif.passed and kept.passed and gained.passed, naive.passed and kept.passed)
-    failed = [c.quantity[1] for c in checks if not c.passed]
+    failed = [c.quantity[1] for c in judged if not c.passed]
     why = "every check passes" if not failed else "fails: " + ", ".join(failed)
     return Verdict("C3", out, _measured(*checks), why, _in_size(E.C3_IF, dif.estimate), checks, _seeds(*checks))
 

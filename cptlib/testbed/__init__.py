@@ -14,6 +14,7 @@ import json
 import re
 from pathlib import Path
 
+from cptlib.core.errors import InputError
 from cptlib.config import WorldConfig, stable_dict
 from cptlib.testbed import constraints as C
 from cptlib.testbed import corpora, evalsets, instructions, prose
@@ -61,8 +62,15 @@ def build_testbed(world_cfg: WorldConfig, seed: int, out_dir: Path) -> dict:
                                                                                "A", exclude=sft_prompts)],
         "eval/mc_old.jsonl": evalsets.mc_old(world, cfg.n_eval_mc_old, seed),
         "eval/mc_new.jsonl": evalsets.mc_new(world, seed),
+        "eval/mc_new_heldout.jsonl": evalsets.mc_new_heldout(world, seed),
         "eval/mc_updated.jsonl": evalsets.mc_updated(world),
     })
+    training = [t for name in ("corpus_a1.jsonl", "corpus_a2.jsonl", "corpus_b.jsonl") for t in texts[name]] + \
+        [m["content"] for convs in sft.values() for c in convs for m in c["messages"]]
+    leaked = evalsets.leaked_queries(records["eval/mc_new_heldout.jsonl"], training)
+    if leaked:  # a template edit that made a held-out phrasing a training one: the metric would be recall again
+        raise InputError(f"{len(leaked)} held-out era-B queries occur in the training files, e.g. {leaked[:2]}: keep "
+                         "the 'heldout' templates of cptlib/testbed/corpora.py out of every 'train' list")
     contents = {"world.json": json.dumps(world.to_json(), ensure_ascii=False, indent=1) + "\n"}
     contents.update({name: _jsonl(recs) for name, recs in records.items()})
     (out_dir / "eval").mkdir(exist_ok=True)

@@ -48,6 +48,33 @@ def mc_new(world: World, seed: int) -> list[dict]:
     return [_mc(f"new-{i}", _dated(f, f.kind), world, f, "B", rng) for i, f in enumerate(facts)]
 
 
+def heldout_query(fact: Fact) -> str:
+    """The fact's query in a phrasing no training file uses: the first held-out template (era-B news, else era A)
+    whose prefix before the value names the subject and nothing else, cut there; era B under its dateline, as
+    mc_new's queries are."""
+    era_b = corpora.ERA_B[fact.relation, fact.kind]["heldout"] if fact.era == "B" else []
+    for template in era_b + corpora.ERA_A.get(fact.relation, {}).get("heldout", []):
+        prefix = template[: template.index("{v}")].rstrip()
+        if "{s}" in prefix and prefix.replace("{s}", "").count("{") == 0:
+            query = prose.cap(prefix.format(s=fact.subject))
+            return f"{month_name(fact.date)} — {query}" if fact.era == "B" else query
+    raise InputError(f"no held-out template of {fact.relation}/{fact.kind} names the subject before the value: add one "
+                     "to cptlib/testbed/corpora.py (ERA_B or ERA_A 'heldout')")
+
+
+def mc_new_heldout(world: World, seed: int) -> list[dict]:
+    """mc_new's items (the same choices and gold) with each query in a held-out phrasing (heldout_query): recall
+    of the news from a question no training text contains, not of a training sentence (issue 30, step 3)."""
+    return [{**item, "id": f"new-heldout-{i}", "query": heldout_query(f)}
+            for i, (item, f) in enumerate(zip(mc_new(world, seed), world.era("B")))]
+
+
+def leaked_queries(items: list[dict], training_texts) -> list[str]:
+    """The items' queries (without an era-B dateline, in any case) that occur in the training texts."""
+    text = "\n".join(training_texts).lower()
+    return [item["query"] for item in items if item["query"].split(" — ", 1)[-1].lower() in text]
+
+
 def mc_updated(world: World) -> list[dict]:
     """Every changed fact, asked in the era-A phrasing: does the model prefer the era-B value (gold 0)?"""
     return [{"id": f"updated-{i}", "query": _dated(f), "choices": [" " + f.value, " " + f.old_value], "gold": 0}
