@@ -285,3 +285,14 @@ def test_recovery_size_inverts_recovery_quantity():
         assert E.recovery_size(E.recovery_quantity(size, n)) == size
     with pytest.raises(ValueError, match="not a recovery quantity"):
         E.recovery_size(("C1", "ΔIF"))
+
+
+def test_another_ancestor_seed_that_misses_calibration_is_named_beside_the_numbers_not_gating():
+    """A paired release (run 17): the first seed's members gate a claim; another seed's miss is named beside the
+    numbers that average over it, and only beside the claims that use that member."""
+    c = ctx({E.C1_DROP: (0.2, 0.1, 0.3)}, invalid={"instruct_v1 (seed 2)": ["IF prompt-level strict 0.587"]})
+    verdicts = {v.claim: v for v in V.judge(c)}
+    assert verdicts["C1"].outcome == V.Outcome.REPRODUCED
+    assert verdicts["C1"].measured.endswith("counted, though it misses its calibration: instruct_v1 (seed 2): "
+                                            "IF prompt-level strict 0.587")
+    assert "seed 2" not in verdicts["C6"].measured  # C6 compares SFT and adding Θr: no instruct_v1 in its needs

@@ -113,6 +113,15 @@ def _gate(ctx: Context, claim: str, members: tuple[str, ...] | None = None) -> V
     return None
 
 
+def _other_seeds_missed(ctx: Context, claim: str) -> str:
+    """Another ancestor seed's member (a paired release: "instruct_v1 (seed 2)") that the claim's numbers average
+    over and that misses its own calibration: named beside the numbers, not gating them (docs/calibration_log.md,
+    run 17: the first seed's members gate, the other seeds' are named)."""
+    needs = CRITERIA[claim].needs
+    return "; ".join(f"{m}: {'; '.join(why)}" for m, why in ctx.invalid.items()
+                     if " (seed " in m and m.split(" (seed ")[0] in needs)
+
+
 ABSENT = "needs a model the profile declares absent (models: null), e.g. the base of a released instruct model"
 
 
@@ -309,6 +318,8 @@ def judge(ctx: Context) -> list[Verdict]:
                       for q in ctx.fx[ctx.fx.claim == claim].quantity)
         if v.outcome is Outcome.NOT_TESTABLE and not v.checks and shown:
             v = replace(v, measured=f"{_measured(*shown)} — not judged: {v.measured}", checks=shown)
+        if v.outcome is not Outcome.NOT_RUN and (named := _other_seeds_missed(ctx, claim)):
+            v = replace(v, measured=f"{v.measured} — counted, though it misses its calibration: {named}")
         out.append(v)
     return out
 
