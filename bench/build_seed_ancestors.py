@@ -1,8 +1,7 @@
 """Issue 30 step 4 (calibration log, run 17): train the ancestors of a pilot profile's study seeds through the
-stages, in the order given, so that two single-thread workers can share the 2 cores:
+stages, one job after another (two workers side by side ran each 4-6x slower on the 2-core machine):
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/build_seed_ancestors.py docs/calibration/run17.yaml family:1 other:0
-    OMP_NUM_THREADS=1 .venv/bin/python bench/build_seed_ancestors.py docs/calibration/run17.yaml family:0 size:tiny:0
+    OMP_NUM_THREADS=1 .venv/bin/python bench/build_seed_ancestors.py docs/calibration/run17.yaml family:0 family:1 family:2 other:0
 
 Jobs: `family:S` (base_v1, base_v2, instruct_v1, instruct_v2 of seed S), `other:S` (other_family and
 other_instruct too), `size:NAME:S` (base_v1 and instruct_v1 of another size preset). Every step is a cached

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from cptlib.config import load_profile
+from cptlib.config import load_profile, n4_cpt
 from cptlib.core.stages import read_manifest
 from cptlib.family import build as fam
 from cptlib.study.experiments import instruct_drift
@@ -42,7 +42,7 @@ def main() -> None:
     pre_tokens = read_manifest(f["base_v1"])["tokens"]
     rows = []
     for lr in dict.fromkeys([prof.cpt.lr, *prof.study.n4_lrs]):
-        cfg = prof.cpt.model_copy(update={"lr": lr})
+        cfg = n4_cpt(prof, lr)  # the N4 map's budget and milestones, as cptlib.study.experiments.n4_map trains them
         run = fam.continue_lm(prof, f["base_v1"], f["data"], "corpus_b.jsonl", cfg, seed, "cpt")
         for tokens, model in milestones(run).items():
             ratio = drift(model) / r_norm

@@ -23,8 +23,8 @@ from cptlib.study.experiments import families
 from cptlib.study.labels import CPT_B, CPT_I, REST, SFT
 from cptlib.study.restored import STUDY_TASKS, restored, result_settings
 from cptlib.testbed import constraints as C
-from cptlib.testbed import corpora, evalsets, instructions, prose
-from cptlib.testbed.world import VALUE_TYPE, build_world, month_name
+from cptlib.testbed import evalsets, instructions
+from cptlib.testbed.world import VALUE_TYPE, build_world
 
 OUT = Path(__file__).resolve().parent / "out"
 CHAT_MODELS = ("instruct_v1", CPT_I, SFT, REST, CPT_B)  # instruct_v1: the ancestor, the old-value reference
@@ -121,19 +121,6 @@ def chat_table(items, world, runs: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def heldout_query(fact) -> str:
-    """The first held-out template of the fact (era-B news, else era-A) whose prefix before the value names the
-    subject and nothing else (the moves' held-out news names the old value first), cut there; era B under its
-    dateline, as mc_new's queries are."""
-    era_b = corpora.ERA_B[fact.relation, fact.kind]["heldout"] if fact.era == "B" else []
-    for template in era_b + corpora.ERA_A.get(fact.relation, {}).get("heldout", []):
-        prefix = template[: template.index("{v}")].rstrip()
-        if "{s}" in prefix and prefix.replace("{s}", "").count("{") == 0:
-            query = prose.cap(prefix.format(s=fact.subject))
-            return f"{month_name(fact.date)} — {query}" if fact.era == "B" else query
-    raise ValueError(f"no held-out template for {fact.relation}/{fact.kind}")
-
-
 def mc_items(make, *args) -> tuple[list[dict], list]:
     """A multiple-choice generator's items and the fact behind each (its `_mc` calls observed)."""
     facts, mc = [], evalsets._mc
@@ -158,8 +145,8 @@ def heldout_mc(world, profile, data: Path, out_dir: Path) -> dict[str, list]:
         name = task.replace("testbed_", "") + ".jsonl"
         items, facts = mc_items(make, *args)
         assert items == [json.loads(line) for line in open(data / "eval" / name)], f"{name} differs from the generator's"
-        held = [{**item, "query": heldout_query(f)} for item, f in zip(items, facts)]
-        leaked = [h["query"] for h in held if stem(h["query"]) in text]
+        held = [{**item, "query": evalsets.heldout_query(f)} for item, f in zip(items, facts)]
+        leaked = evalsets.leaked_queries(held, [text])
         assert not leaked, f"held-out queries found in training files: {leaked[:3]}"
         # The templates' own words, subject left out ("took home the"): how often training text has them at all.
         words = Counter(part.strip() for h, f in zip(held, facts) for part in stem(h["query"]).split(f.subject.lower())

@@ -388,7 +388,7 @@ def calibration(profile: Profile, families_by_seed: dict[int, dict[str, Path]]) 
     # One row per (model, task, metric): the CPT models' values averaged over their seeds.
     table = table.groupby(["model", "task", "metric"], sort=False, as_index=False).agg(
         value=("value", "mean"), stderr=("stderr", "first"), n=("n", "first"))
-    residual = {name: instruct_drift(models[name.replace("instruct", "base")], path) for name, path in models.items()
+    residual = {name: instruct_drift(models[cal.base_of(name)], path) for name, path in models.items()
                 if name.split(" (seed ")[0] in ("instruct_v1", "instruct_v2")}
     # Each seed's CPT drift over its own residual (a shared release: the one residual), then the mean over seeds.
     cpt_b = {seed: read_manifest(path) for (name, seed), path in cpt.items() if name == "cpt_base_v1"}
