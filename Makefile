@@ -85,7 +85,6 @@ $(PUNKT): $(STAMP)
 # resolved (`extends` applied) and validated first, and a key that is not a notebook parameter is an error
 # (papermill would only warn). It writes <nb>.partial-<pid>.ipynb and renames it only on success, so a failed
 # notebook never counts as built; .DELETE_ON_ERROR covers the rest. Nothing changed = nothing runs.
-NOTEBOOKS := 00_build 01_forgetting 02_recipes 03_transfer 04_ablations 05_report
 NB_OUT := $(BUILD_ROOT)/$(PROFILE)/notebooks
 NB_SRC := $(or $(CPTLIB_NOTEBOOKS_DIR),notebooks)
 PARAMS := params/$(PROFILE).yaml
@@ -101,12 +100,21 @@ endif
 else
 PROFILE_FILES := $(wildcard params/$(PROFILE).yaml)
 endif
+# The notebooks the profile runs, in order (its `notebooks:` key: the study's six by default; params/sizes.yaml runs
+# the size ladder's 06_sizes only).
+STUDY_NOTEBOOKS := 00_build 01_forgetting 02_recipes 03_transfer 04_ablations 05_report
+ifneq ($(wildcard $(PY)),)
+# A missing profile prints nothing: the study's list, whose rules name the missing file (params/%.yaml below).
+NOTEBOOKS := $(or $(shell $(PY) -m cptlib.config '$(PROFILE)' --notebooks 2>&1),$(STUDY_NOTEBOOKS))
+else
+NOTEBOOKS := $(STUDY_NOTEBOOKS)
+endif
 # The notebooks call cptlib, and the testbed profiles start from their released ancestors: any of them changing
 # reruns the notebooks (quickly: trained models and evaluations are cached by content).
 SOURCES := $(PROFILE_FILES) $(wildcard cptlib/*.py cptlib/*/*.py cptlib/evaluation/tasks/*/*) \
            $(wildcard models/$(PROFILE)/*/release.json models/$(PROFILE)/sizes/*/*/release.json)
 
-reproduce: $(NB_OUT)/05_report.ipynb  ## run every notebook for PROFILE (default: the embedded synthetic testbed)
+reproduce: $(NB_OUT)/$(lastword $(NOTEBOOKS)).ipynb  ## run every notebook for PROFILE (default: the embedded synthetic testbed)
 
 $(NB_OUT)/%.ipynb: $(NB_SRC)/%.ipynb $(PARAMS) $(SOURCES) | $(SETUP)
 	CPTLIB_PUBLISH=1 $(VENV)/bin/cptlib notebook run $* --profile $(PROFILE)
@@ -116,12 +124,8 @@ $(NB_OUT)/%.ipynb: $(NB_SRC)/%.ipynb $(PARAMS) $(SOURCES) | $(SETUP)
 params/%.yaml:
 	@echo "make: profile file params/$*.yaml does not exist (PROFILE=$*)$(if $(filter %.yaml %.yml,$*),; PROFILE is the name without .yaml: PROFILE=$(basename $*)); known profiles: $(sort $(basename $(notdir $(wildcard params/*.yaml))))" >&2; exit 2
 
-# Dependency order: each notebook after the one before it.
-$(NB_OUT)/01_forgetting.ipynb: $(NB_OUT)/00_build.ipynb
-$(NB_OUT)/02_recipes.ipynb: $(NB_OUT)/01_forgetting.ipynb
-$(NB_OUT)/03_transfer.ipynb: $(NB_OUT)/02_recipes.ipynb
-$(NB_OUT)/04_ablations.ipynb: $(NB_OUT)/03_transfer.ipynb
-$(NB_OUT)/05_report.ipynb: $(NB_OUT)/04_ablations.ipynb
+# Dependency order: each notebook of the profile's list after the one before it.
+$(foreach nb,$(NOTEBOOKS),$(if $(PREV_NB),$(eval $(NB_OUT)/$(nb).ipynb: $(NB_OUT)/$(PREV_NB).ipynb))$(eval PREV_NB := $(nb)))
 
 cost: $(SETUP)  ## the cost model of PROFILE's last run: seconds per notebook, stage and category (cptlib cost)
 	$(VENV)/bin/cptlib cost --profile $(PROFILE)

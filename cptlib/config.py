@@ -380,6 +380,12 @@ def n4_cpt(profile: "Profile", lr: float) -> "TrainConfig":
         "milestones": profile.cpt.milestones if s.n4_milestones is None else s.n4_milestones})
 
 
+# The study's notebooks (notebooks/<name>.ipynb), in the order `make reproduce` runs them; the size ladder's
+# notebook runs where a profile lists it (params/sizes.yaml, params/smoke.yaml).
+STUDY_NOTEBOOKS = ("00_build", "01_forgetting", "02_recipes", "03_transfer", "04_ablations", "05_report")
+SIZES_NOTEBOOK = "06_sizes"
+
+
 class Profile(Section):
     name: str = Field(description="profile name (the file's stem)")
     description: str = ""
@@ -411,6 +417,14 @@ class Profile(Section):
         False, description="resolve the testbed's base and instruct members (and the size ladder) from the released "
         "checkpoints in models/<profile>/, built once by `make ancestors`, instead of training them in the study "
         "(like the other testbed sections, unused by a real profile, whose models: are released checkpoints)")
+    ladder_storage: Literal["float32", "bfloat16"] = Field(
+        "float32", description="how the released ancestors of the size ladder's other sizes (models/<release>/sizes/) "
+        "are stored: bfloat16 halves their bytes; they are computed in runtime.precision either way, and every number "
+        "is measured on the stored weights")
+    notebooks: list[str] = Field(
+        list(STUDY_NOTEBOOKS), min_length=1,
+        description="the notebooks `make reproduce` runs for this profile, in order (notebooks/<name>.ipynb); "
+        f"{SIZES_NOTEBOOK} is the size ladder's study (Q1, C5), which the default leaves to params/sizes.yaml")
     release: str | None = Field(
         None, description="the folder models/<release>/ of the released ancestors; null = the profile's own name "
         "(a run with overrides keeps its profile's release)")
@@ -432,6 +446,13 @@ class Profile(Section):
         if self.released_ancestors and self.models is None and (self.base_seed is None) != (self.instruct_seed is None):
             raise ValueError("released_ancestors: true releases either one family for every training seed (base_seed and "
                              "instruct_seed set) or one family per training seed (both null, 'paired'): set both or neither")
+        return self
+
+    @model_validator(mode="after")
+    def _known_notebooks(self) -> "Profile":
+        unknown = [n for n in self.notebooks if n not in (*STUDY_NOTEBOOKS, SIZES_NOTEBOOK)]
+        if unknown or len(set(self.notebooks)) < len(self.notebooks):
+            raise ValueError(f"notebooks {self.notebooks}: each once, from {', '.join((*STUDY_NOTEBOOKS, SIZES_NOTEBOOK))}")
         return self
 
     @model_validator(mode="after")
@@ -592,12 +613,15 @@ def stable_dict(section: BaseModel) -> dict:
     return section.model_dump(mode="json")
 
 
-if __name__ == "__main__":  # `python -m cptlib.config <profile>`: its files, for the Makefile (one line, or one error)
+if __name__ == "__main__":  # `python -m cptlib.config <profile> [--notebooks]`: for the Makefile (one line, or one error)
     import sys
 
     if not _profile_path(sys.argv[1]).is_file():  # the Makefile's own rule names a missing profile and the fix
         sys.exit(0)
     try:
+        if sys.argv[2:] == ["--notebooks"]:  # the notebooks `make reproduce` runs for it, in order
+            print(" ".join(load_profile(sys.argv[1]).notebooks))
+            sys.exit(0)
         print(" ".join(str(p.relative_to(paths.REPO_ROOT)) if p.is_relative_to(paths.REPO_ROOT) else str(p)
                        for p in profile_files(sys.argv[1])))
     except ConfigError as err:

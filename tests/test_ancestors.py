@@ -233,3 +233,34 @@ def test_a_release_pairs_both_seeds_or_shares_both():
 
     with pytest.raises(ConfigError, match="set both or neither"):
         load_with_overrides("smoke", {"base_seed": None, "instruct_seed": 0}, run_name="half-paired")
+
+
+def test_the_ladder_can_be_released_in_bf16_and_a_storage_mismatch_is_refused(release_copy):
+    """`ladder_storage: bfloat16` (the default's ladder, run 18): the other sizes' weights are exported in bf16 (the
+    fp32 stage rounded to nearest), say so in release.json and config.json, and resolve; the family's own members
+    stay fp32; a profile asking for another storage than the release has is refused, naming the key."""
+    import torch
+
+    from cptlib.family.build import testbed_data, tokenizer_stage
+    from cptlib.core.stages import probe
+
+    profile, folder = release_copy
+    bf16 = profile.model_copy(update={"ladder_storage": "bfloat16"})
+    with pytest.raises(AncestorError, match=r"storage \(float32 released, bfloat16 asked: ladder_storage\)"):
+        ancestors.verify(bf16, "sizes/mini/base_v1")
+    fp32 = load_file(str(folder / "sizes" / "mini" / "base_v1" / "model.safetensors"))
+    tokenizer_stage(profile, testbed_data(profile))
+    ancestors.reuse_release(profile)
+    with probe():  # nothing trains: every member is a reused stage
+        data, stages = ancestors.train_members(profile)
+    ancestors.export(bf16, data, stages, "make ancestors PROFILE=smoke REUSE=1")
+    member = folder / "sizes" / "mini" / "base_v1"
+    stored = load_file(str(member / "model.safetensors"))
+    assert {t.dtype for t in stored.values()} == {torch.bfloat16}
+    assert all(torch.equal(stored[k], fp32[k].to(torch.bfloat16)) for k in fp32)
+    assert json.loads((member / "release.json").read_text())["storage"] == "bfloat16"
+    assert json.loads((member / "config.json").read_text())["dtype"] == "bfloat16"
+    assert json.loads((folder / "base_v1" / "release.json").read_text())["storage"] == "float32"
+    assert ancestors.verify(bf16, "sizes/mini/base_v1", data)["storage"] == "bfloat16"
+    with pytest.raises(AncestorError, match="ladder_storage"):
+        ancestors.verify(profile, "sizes/mini/instruct_v1")

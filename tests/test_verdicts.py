@@ -15,7 +15,7 @@ from cptlib.study import verdicts as V
 from cptlib.study.labels import CPT_I, REST
 
 R, P, N = V.Outcome.REPRODUCED, V.Outcome.PARTLY, V.Outcome.NOT
-SCALE = {"C5": "recovery (ratio)", "C6": "cost ratio"}
+SCALE = {"C5": "slope per decade", "Q1": "slope per decade", "C6": "cost ratio"}
 
 
 def fx(values: dict[tuple[str, str], tuple]) -> pd.DataFrame:
@@ -108,33 +108,46 @@ def test_c4_boundaries(a, b, expected):
     assert V.c4(ctx({E.C4_A: a, E.C4_B: b, E.C4_B_SIZE: (0.0, -0.1, 0.1)})).outcome == expected
 
 
-def _sizes(*values, main="small"):
-    names = ["tiny", "mini", "small"][:len(values)]
-    return {E.recovery_quantity(s, 1000 * (i + 1)): v for i, (s, v) in enumerate(zip(names, values))}
-
-
-def test_c5_sizes_whose_base_misses_calibration_make_it_not_testable():
-    """tiny and mini bases miss era-A ≥ 0.95 (0.655, 0.910): one valid size, not 'not reproduced'."""
-    invalid = {"base_v1 (tiny)": ["era-A accuracy 0.655, target >= 0.95"], "base_v1 (mini)": ["era-A accuracy 0.910"]}
-    v = V.c5(ctx(_sizes((0.79, 0.72, 0.86, 1), (0.83, 0.75, 0.92, 1), (0.86, 0.8, 0.92)), invalid=invalid))
-    assert v.label == "not testable (1 valid size)"
-    assert "tiny (1,000 params) 0.79 [0.72, 0.86] (1 seed) [not judged: base_v1 (tiny) misses calibration]" in v.measured
-    assert V.c5(ctx(_sizes((0.79, 0.7, 0.9), (0.83, 0.7, 0.9), (0.86, 0.7, 0.9))), "Q1").outcome == V.Outcome.ANSWERED
-
-
-@pytest.mark.parametrize("values, expected", [
-    ((0.79, 0.83, 0.86), R),  # grows, 0.07 from smallest to largest
-    ((0.75, 0.83, 0.83), R),  # non-decreasing is enough
-    ((0.80, 0.83, 0.849), P),  # grows by less than 0.05
-    ((0.80, 0.78, 0.82), P),  # not monotone, but smallest < largest
-    ((0.79, 0.83, 0.78), N),
+# C5 (calibration log run 18): the OLS slope of recovery on log10 parameters over the valid sizes, its 95% interval.
+@pytest.mark.parametrize("slope, expected, why", [
+    ((0.06, 0.01, 0.11, 5), R, "grows with size"),
+    ((0.06, -0.01, 0.13, 5), N, "no trend shown"),
+    ((-0.08, -0.15, -0.01, 4), N, "contradicted"),
+    ((0.0, 0.0, 0.0, 3), N, "no trend shown"),  # the interval's lower end exactly 0: not above it
 ])
-def test_c5_trend(values, expected):
-    assert V.c5(ctx(_sizes(*[(v, v - 0.05, v + 0.05) for v in values]))).outcome == expected
+def test_c5_is_read_from_the_slope_of_recovery(slope, expected, why):
+    v = V.c5(ctx({E.C5_SLOPE: slope}))
+    assert v.outcome == expected and why in v.why
+    assert f"({slope[3]} sizes)" in v.measured and v.checks[0].quantity == E.C5_SLOPE
 
 
-def test_c5_with_two_sizes_is_not_testable():
-    assert V.c5(ctx(_sizes((0.5, 0.4, 0.6), (0.9, 0.8, 1.0)))).outcome == V.Outcome.NOT_TESTABLE
+def test_c5_needs_three_valid_sizes():
+    v = V.c5(ctx({E.C5_SLOPE: (0.3, math.nan, math.nan, 2)}))
+    assert v.outcome == V.Outcome.NOT_TESTABLE and v.checks[0].passed is None
+    one = V.c5(ctx({E.C1_DROP: (0.2, 0.1, 0.3)}))  # the default: one size, no ladder in this profile
+    assert one.outcome == V.Outcome.NOT_TESTABLE and "make reproduce PROFILE=sizes" in one.why
+
+
+def test_q1_lists_every_slope_as_its_answer():
+    from cptlib.study import scaling
+
+    values = {E.C5_SLOPE: (0.06, 0.01, 0.11, 5), E.slope_quantity(scaling.COS): (-0.1, -0.2, 0.0, 5)}
+    v = V.q1(ctx(values))
+    assert v.outcome == V.Outcome.ANSWERED and len(v.checks) == 2 and all(c.passed is None for c in v.checks)
+    assert "cos(Θr, θ_cpt − θ_base): -0.100 [-0.200, +0.000]" in v.measured
+    assert V.q1(ctx({E.C1_DROP: (0.2, 0.1, 0.3)})).outcome == V.Outcome.NOT_TESTABLE
+
+
+def test_ladder_effects_put_recovery_under_c5_and_the_rest_under_q1():
+    from cptlib.study import scaling
+
+    trends = pd.DataFrame([{"claim": c, "quantity": q, "fit_on": on, "k": 4, "dof": 2, "slope": 0.1, "slope_lo": 0.0,
+                            "slope_hi": 0.2} for c, q in (("C5", scaling.RECOVERY), ("Q1", scaling.DRIFT))
+                           for on in ("valid sizes", "all sizes")])
+    fx = E.ladder_effects(trends)
+    assert list(fx.claim) == ["C5", "Q1"] and fx.quantity.iloc[0] == E.C5_SLOPE[1]
+    assert fx.quantity.iloc[1] == E.slope_quantity(scaling.DRIFT)[1] and fx.ci.iloc[0] == "OLS on 4 size means, t with 2 df"
+    assert set(fx.scale) == {"slope per decade"} and list(fx.n_seeds) == [4, 4]
 
 
 @pytest.mark.parametrize("wall, expected, size", [(2365.0, R, "yes (1.2× the paper's)"), (100.0, R, "no (0.1× the paper's)"),
@@ -277,14 +290,6 @@ def test_a_not_testable_claim_still_shows_its_numbers_unjudged():
     assert v.outcome == V.Outcome.NOT_TESTABLE and [ch.passed for ch in v.checks] == [None]
     assert v.measured.startswith(f"{E.C1_DROP[1]} +0.200 [+0.100, +0.300] (3 seeds) — not judged: instruct_v1")
 
-
-def test_recovery_size_inverts_recovery_quantity():
-    from cptlib.study import effects as E
-
-    for size, n in (("small", 1_118_464), ("tiny", 245_000), ("base-2", 3)):
-        assert E.recovery_size(E.recovery_quantity(size, n)) == size
-    with pytest.raises(ValueError, match="not a recovery quantity"):
-        E.recovery_size(("C1", "ΔIF"))
 
 
 def test_another_ancestor_seed_that_misses_calibration_is_named_beside_the_numbers_not_gating():

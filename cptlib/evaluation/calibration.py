@@ -122,7 +122,7 @@ def judge(table: pd.DataFrame, chance: float, margin: float) -> pd.DataFrame:
             rows.append(_instruct_if(model, lookup(model, IF), base_if))
         if kind == "base":
             rows.append(_row(ERA_A[2], model, lookup(model, ERA_A), ">=", ERA_A_MIN))
-        elif model == "instruct_v1" or model.startswith("instruct_v1 (seed "):
+        elif model == "instruct_v1" or model.startswith("instruct_v1 ("):  # every seed's and size's
             rows.append(_row(ERA_A_CHAT[2], model, lookup(model, ERA_A_CHAT), ">=", CHAT_A_MIN))
         rows.append(_row(ERA_B[2], model, lookup(model, ERA_B), "<=", chance + margin, f" (chance {chance:.2f} + 2 SE)"))
         if has(model, ERA_B_CHAT):
@@ -130,12 +130,17 @@ def judge(table: pd.DataFrame, chance: float, margin: float) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def residual_rows(residual: dict[str, float]) -> pd.DataFrame:
+    """The residual-norm target for each instruct model: {model: ‖Θr‖/‖θ_base‖} -> rows."""
+    return pd.DataFrame([_row(RESIDUAL, m, (r, None), "<=", RESIDUAL_MAX) for m, r in residual.items()], columns=COLUMNS)
+
+
 def ratios(residual: dict[str, float], drift_ratio: float, cpt_tokens: int, pretrain_tokens: int,
            bpb_b: float, bpb_a_news: float, n_heldout: int | None = None) -> pd.DataFrame:
     """The regime's ratio targets. `residual`: instruct model -> ‖Θr‖/‖θ_base‖ of its residual; `drift_ratio`:
     ‖θ_cpt − θ_base‖/‖Θr‖ of CPT(base_v1) at the default budget (with several seeds, the mean of each seed's
     drift over its own residual); bits per byte of base_v1."""
-    rows = [_row(RESIDUAL, m, (r, None), "<=", RESIDUAL_MAX) for m, r in residual.items()]
+    rows = residual_rows(residual).to_dict("records")
     rows.append(_row(DRIFT, CPT_BASE, (drift_ratio, None), "<=", DRIFT_RATIO_MAX))
     rows.append(_row(REGISTER, "base_v1", (bpb_b / bpb_a_news, n_heldout), "<=", REGISTER_MAX))
     rows.append({**_row(TOKENS, "base_v1", (pretrain_tokens / cpt_tokens, None), ">=", TOKEN_RATIO_MIN),

@@ -45,6 +45,25 @@ class AncestorError(MissingInputError):
     """A released ancestor is missing, altered, or was built from another recipe; the message says how to fix it."""
 
 
+def storage(profile: Profile, member: str) -> str:
+    """How `member` is stored in the release: the ladder's other sizes as `ladder_storage` says, the rest fp32."""
+    return profile.ladder_storage if member.startswith("sizes/") else "float32"
+
+
+def _store_bfloat16(folder: Path) -> None:
+    """Rewrite a member folder's weights in bf16 (its floating tensors) and say so in its config.json. Round to
+    nearest even, so the same fp32 stage gives the same bytes on every machine; idempotent."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights = folder / "model.safetensors"
+    tensors = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in load_file(weights).items()}
+    save_file(tensors, weights, metadata={"format": "pt"})
+    config = json.loads((folder / "config.json").read_text())
+    config["dtype"] = "bfloat16"
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def release_dir(profile: Profile) -> Path:
     return paths.MODELS_DIR / (profile.release or profile.name)
 
@@ -188,16 +207,18 @@ def export(profile: Profile, data: Path, stages: dict[str, Path], command: str) 
         if missing:
             raise AncestorError(f"stage {stage} lacks {missing}: not a trained model directory")
         with atomic_dir(root / member, replace=True) as tmp:
-            files = {}
-            for name in SHIPPED:
-                if (stage / name).is_file():
-                    shutil.copyfile(stage / name, tmp / name)
-                    files[name] = {"sha256": hash_file(tmp / name), "bytes": (tmp / name).stat().st_size}
+            shipped = [name for name in SHIPPED if (stage / name).is_file()]
+            for name in shipped:
+                shutil.copyfile(stage / name, tmp / name)
+            if storage(profile, member) == "bfloat16":
+                _store_bfloat16(tmp)
+            files = {name: {"sha256": hash_file(tmp / name), "bytes": (tmp / name).stat().st_size} for name in shipped}
             m = read_manifest(stage)
             stage_fields = {k: m[k] for k in RECORDED if k in m}
             parent = next((p for p, s in stages.items() if m.get("parent") and Path(m["parent"]) == s), None)
             write_json_atomic(tmp / RELEASE, {"member": member, "parent": parent, "files": files,
-                                              "trained": stage_fields, "stage_spec": m["spec"], **common})
+                                              "storage": storage(profile, member), "trained": stage_fields,
+                                              "stage_spec": m["spec"], **common})
         index[member] = {"sha256": files["model.safetensors"]["sha256"], "n_params": m.get("n_params"),
                          "wall_seconds": m.get("wall_seconds"), "parent": parent}
     for stale in sorted({f.parent for f in root.rglob(RELEASE)} - {root} - {root / m for m in stages}, reverse=True):
@@ -258,6 +279,9 @@ def verify(profile: Profile, member: str, data: Path | None = None) -> dict:
     release = json.loads((folder / RELEASE).read_text())
     _check_files(profile, folder, release)
     differs = _differences(release["recipe"], recipe(profile))
+    if release.get("storage", "float32") != storage(profile, member):
+        differs.append(f"storage ({release.get('storage', 'float32')} released, {storage(profile, member)} asked: "
+                       "ladder_storage)")
     if data is not None:
         differs += [f"testbed file {n}" for n in _differences(release["training_data"], training_data(data))]
     if differs:

@@ -1,7 +1,6 @@
 """Every measured effect the verdicts use, as one tidy table (notebook 05; cptlib.study.verdicts judges it).
 
     fx = effects(results)           # results: the tables of cptlib.study.experiments.all_results, by name
-    rec = recovery_by_size(results) # C5 / Q1: IF(CPT(base_v1)+Θr) / IF(instruct_v1) per size, every seed there is
 
 One row per (claim, quantity): the mean over every seed the study has for it, its 95% interval and how it was
 made (cptlib.study.stats), the number of seeds behind it, and the scale it is drawn on. The quantity names are the
@@ -10,13 +9,11 @@ constants below; the verdicts, the figure and the tests read them from here, nev
 from __future__ import annotations
 
 import math
-import re
 
 import pandas as pd
 
 from cptlib.study import stats
 from cptlib.study.labels import CPT_B, CPT_I, REST
-from cptlib.core.errors import InputError
 
 # Quantities (claim, name). The names are what the claims table and the figure print.
 C1_DROP = ("C1", "ΔIF = IF(instruct_v1) − IF(CPT(instruct_v1))")
@@ -33,24 +30,18 @@ C3_NEWS_AGGRESSIVE = ("C3", "Δ era-B vs instruct_v1 at the aggressive cell")
 C4_A = ("C4", "(a) IF(base_v1+Θr(v2)) − IF(instruct_v1)")
 C4_B = ("C4", "(b) IF(base_v2+Θr(v1)) − IF(base_v2)")
 C4_B_SIZE = ("C4", "(b) IF(base_v2+Θr(v1)) − IF(instruct_v2)")
+C5_SLOPE = ("C5", "slope of recovery per decade of parameters (valid sizes)")
 C6_WALL = ("C6", "wall time SFT / add Θr")
 C6_FLOPS = ("C6", "FLOPs SFT / add Θr (by construction)")
 N1_OWN = ("N1", "own-family residual's IF gain")
 N1_OTHER = ("N1", "other family's residual's IF gain")
 COLUMNS = ["claim", "quantity", "mean", "lo", "hi", "n_seeds", "ci", "scale"]
-SCALES = ("Δ accuracy", "recovery (ratio)", "cost ratio")
+SCALES = ("Δ accuracy", "recovery (ratio)", "cost ratio", "slope per decade")
 
 
-def recovery_quantity(size: str, n_params: int) -> tuple[str, str]:
-    return "C5", f"recovery {size} ({n_params:,} params)"
-
-
-def recovery_size(quantity: tuple[str, str]) -> str:
-    """The size preset of a `recovery_quantity` (its inverse, here beside it so that the two change together)."""
-    match = re.fullmatch(r"recovery (\S+) \([\d,]+ params\)", quantity[1])
-    if quantity[0] != "C5" or match is None:
-        raise InputError(f"{quantity!r} is not a recovery quantity (effects.recovery_quantity)")
-    return match[1]
+def slope_quantity(quantity: str) -> tuple[str, str]:
+    """Q1: the trend of a size-ladder quantity (cptlib.study.scaling), per decade of parameters."""
+    return "Q1", f"slope of {quantity} per decade of parameters"
 
 
 def shift_quantity(corpus: str, shift_bpb: float) -> tuple[str, str]:
@@ -64,19 +55,6 @@ def _point(value: float, n_seeds: int) -> stats.Estimate:
 def _cells(tr: pd.DataFrame) -> pd.DataFrame:
     """The transfer table with one label per (source, target) cell, for paired contrasts."""
     return tr.assign(cell=tr.source + "→" + tr.target)
-
-
-def recovery_by_size(r: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per size: recovery IF(CPT(base_v1)+Θr) / IF(instruct_v1) with its paired 95% interval. The profile's main
-    size uses the recipes table (every training seed); the other sizes have their first seed only."""
-    rows = []
-    for size, g in r["sizes"].sort_values("n_params").groupby("size", sort=False):
-        every_seed = "recipes" in r and bool(g["main"].iloc[0])
-        table, key = (r["recipes"], "recipe") if every_seed else (g, "model")
-        est = stats.ratio(table, key, REST, "instruct_v1", "IF")
-        rows.append({"size": size, "n_params": int(g.n_params.iloc[0]), "mean": est.mean, "lo": est.lo,
-                     "hi": est.hi, "n_seeds": est.n_seeds, "method": est.method})
-    return pd.DataFrame(rows, columns=["size", "n_params", "mean", "lo", "hi", "n_seeds", "method"])
 
 
 def _cost_ratio(co: pd.DataFrame, column: str) -> stats.Estimate:
@@ -130,10 +108,8 @@ def effects(r: dict[str, pd.DataFrame]) -> pd.DataFrame:
         add(C4_A, stats.paired(tr, "cell", "v2→base_v1", "native→instruct_v1", "IF"))
         add(C4_B, stats.paired(tr, "cell", "v1→base_v2", "none→base_v2", "IF"))
         add(C4_B_SIZE, stats.paired(tr, "cell", "v1→base_v2", "native→instruct_v2", "IF"))
-    if "sizes" in r:
-        for row in recovery_by_size(r).itertuples():
-            add(recovery_quantity(row.size, row.n_params),
-                stats.Estimate(row.mean, row.lo, row.hi, row.n_seeds, row.method), "recovery (ratio)")
+    if "scaling" in r:  # the size ladder's trends on the sizes that meet their calibration (notebook 06)
+        rows += ladder_effects(r["scaling"]).to_dict("records")
     co = r.get("costs")
     if co is not None and (co["step after CPT"] == "SFT").any():
         add(C6_WALL, _cost_ratio(co, "wall_seconds"), "cost ratio")
@@ -148,6 +124,16 @@ def effects(r: dict[str, pd.DataFrame]) -> pd.DataFrame:
         for row in sh.itertuples():
             both = pd.concat([inst.assign(arm="instruct_v1"), sh[sh.corpus == row.corpus].assign(arm="cpt", seed=s0)])
             add(shift_quantity(row.corpus, row.shift_bpb), stats.paired(both, "arm", "instruct_v1", "cpt", "IF"))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def ladder_effects(trends: pd.DataFrame) -> pd.DataFrame:
+    """C5 and Q1's effects from the size ladder's trends (cptlib.study.scaling.trends, its primary fits on the valid
+    sizes): each quantity's OLS slope per decade of parameters with its 95% interval; n_seeds is the sizes behind it."""
+    rows = [{"claim": r.claim, "quantity": C5_SLOPE[1] if r.claim == "C5" else slope_quantity(r.quantity)[1],
+             "mean": r.slope, "lo": r.slope_lo, "hi": r.slope_hi, "n_seeds": int(r.k),
+             "ci": f"OLS on {int(r.k)} size means, t with {int(r.dof)} df", "scale": "slope per decade"}
+            for r in trends[trends.fit_on == "valid sizes"].itertuples()]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -20,10 +20,11 @@ import pandas as pd
 
 from cptlib.core import paths
 from cptlib.family import resolve as fam
-from cptlib.config import Profile, n4_cpt
+from cptlib.config import SIZES_NOTEBOOK, Profile, n4_cpt
 from cptlib.study.restored import PANEL_TASKS, adapter, attached, drift, milestones, restored, residual_dir, scores
 from cptlib.core.stages import read_manifest
 from cptlib.study.labels import CPT_B, CPT_B2, CPT_I, REST, SFT
+from cptlib.study.scoring import scored
 
 # What a real profile cannot run, and why (printed by the notebooks, recorded in the claims table).
 TESTBED_ONLY = {
@@ -87,25 +88,6 @@ def families(profile: Profile) -> dict[int, dict[str, Path]]:
     return {s: fam.build_family(profile, s, other_family=s == first) for s in profile.train_seeds}
 
 
-def _scored(rows: list[dict], profile: Profile, data: Path) -> pd.DataFrame:
-    """Evaluate each row's `path` and join the metrics to the row (`path` and `tasks` are dropped). A row's
-    `tasks` (testbed: PANEL_TASKS for an intermediate checkpoint) limits what it is evaluated on; the other
-    metrics are NaN there."""
-    from cptlib.study import stats
-
-    stats.use_profile(profile)  # the tables' intervals read per-item scores of the tasks this profile maps
-    labels = {str(i): r["path"] for i, r in enumerate(rows)}
-    if is_real(profile):
-        from cptlib.evaluation import real_profile as real
-
-        metrics = real.scores(profile, labels, data)
-    else:
-        tasks = {str(i): r["tasks"] for i, r in enumerate(rows) if r.get("tasks")}
-        metrics = scores(labels, data, profile.study.eval_processes, tasks=tasks)
-    return pd.DataFrame([{**{k: v for k, v in r.items() if k not in ("path", "tasks")}, **metrics.loc[str(i)].to_dict()}
-                         for i, r in enumerate(rows)])
-
-
 def forgetting(profile: Profile) -> pd.DataFrame:
     """C1, C2, Q2: CPT(instruct_v1), CPT(base_v1) and CPT(base_v1)+Θr(v1) at every milestone (first seed) and
     at the final budget (every seed), with instruct_v1 and base_v1 at 0 tokens."""
@@ -133,7 +115,7 @@ def forgetting(profile: Profile) -> pd.DataFrame:
                              "drift_ratio": d / inst_drift, "path": model, "tasks": _panel_only(tokens, final)})
                 rows.append({"seed": seed, "tokens": tokens, "model": REST, "drift": d, "drift_ratio": d / inst_drift,
                              "path": restored(f["base_v1"], f["instruct_v1"], model), "tasks": _panel_only(tokens, final)})
-    return _scored(rows, profile, f["data"])
+    return scored(rows, profile, f["data"])
 
 
 def _panel_only(tokens: int, final: int) -> tuple[str, ...] | None:
@@ -159,7 +141,7 @@ def n4_map(profile: Profile) -> pd.DataFrame:
         rows.append({"lr": lr, "cpt_lr": lr == profile.cpt.lr, "tokens": read_manifest(cpt_i)["tokens"], "model": CPT_I,
                      "drift_ratio": (read_manifest(cpt_i).get("drift") or {}).get("total", float("nan")) / inst_drift,
                      "path": cpt_i, "tasks": PANEL_TASKS})
-    return _scored(rows, profile, f["data"])
+    return scored(rows, profile, f["data"])
 
 
 def _flops(stage: Path) -> float:
@@ -191,7 +173,7 @@ def recipes(profile: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:
         # θ_cpt + (θ_instruct − θ_base): one subtraction and one addition per parameter.
         costs.append({"seed": seed, "recipe": REST, "step after CPT": "add Θr", "flops": 2.0 * n,
                       "wall_seconds": read_manifest(rest)["wall_seconds"]})
-    return _scored(rows, profile, f["data"]), pd.DataFrame(costs)
+    return scored(rows, profile, f["data"]), pd.DataFrame(costs)
 
 
 def transfer(profile: Profile) -> pd.DataFrame:
@@ -217,7 +199,7 @@ def transfer(profile: Profile) -> pd.DataFrame:
         if first:  # the targets without a residual, the baseline each cell improves on
             rows += [{"seed": seed, "source": "none", "target": t, "diagonal": False, "path": path}
                      for t, (_, path) in targets.items()]
-    return _scored(rows, profile, f["data"])
+    return scored(rows, profile, f["data"])
 
 
 def _first(profile: Profile) -> tuple[int, dict[str, Path], Path]:
@@ -247,7 +229,7 @@ def ablations(profile: Profile) -> pd.DataFrame:
                      "path": restored(base, inst, cpt_b, rank=r)})
     rows.append({"ablation": "rank", "setting": "full", "value": float("inf"), "residual_mb": full_mb,
                  "adapter_mb": _adapter_mb(base, inst, None), "path": restored(base, inst, cpt_b)})
-    return _scored(rows + adapter_rows(base, inst, cpt_b, max(study.ranks)), profile, f["data"])
+    return scored(rows + adapter_rows(base, inst, cpt_b, max(study.ranks)), profile, f["data"])
 
 
 def _adapter_mb(base: Path, inst: Path, rank: int | None, vectors: str = "save", embeddings: str = "lora") -> float:
@@ -274,25 +256,6 @@ def adapter_rows(base: Path, inst: Path, target: Path, rank: int) -> list[dict]:
     ]
 
 
-def sizes(profile: Profile) -> pd.DataFrame:
-    """Q1, C5: per model size (first seed) base_v1, instruct_v1, CPT(base_v1), CPT(base_v1)+Θr(v1) and the
-    drift ratio; only these members are trained for the other sizes. `main` marks the profile's own size, whose
-    every seed the recipes table has (cptlib.study.effects.recovery_by_size uses them)."""
-    seed = profile.train_seeds[0]
-    rows = []
-    for size in dict.fromkeys(profile.model.sizes):
-        p = fam.with_size(profile, size)
-        data = fam.testbed_data(p)
-        base, inst = fam.size_members(profile, size, seed)
-        cpt_b = fam.cpt(p, base, seed)
-        ratio = drift(cpt_b) / instruct_drift(base, inst)
-        n = read_manifest(base)["n_params"]
-        for model, path in {"base_v1": base, "instruct_v1": inst, CPT_B: cpt_b, REST: restored(base, inst, cpt_b)}.items():
-            rows.append({"size": size, "n_params": n, "main": size == profile.model.size, "model": model,
-                         "drift_ratio": ratio, "path": path})
-    return _scored(rows, profile, data)
-
-
 def data_shift(profile: Profile) -> pd.DataFrame:
     """N2: CPT of instruct_v1 (and base_v1 + Θr) on each corpus of `study.shift_corpora` with the CPT recipe;
     the shift is base_v1's bits per byte on held-out text of that era (higher = further from what it knows)."""
@@ -306,7 +269,7 @@ def data_shift(profile: Profile) -> pd.DataFrame:
         rows.append({"corpus": corpus, "shift_bpb": shift, "model": CPT_I, "drift": drift(cpt_i), "path": cpt_i})
         rows.append({"corpus": corpus, "shift_bpb": shift, "model": REST, "drift": drift(cpt_b),
                      "path": restored(f["base_v1"], f["instruct_v1"], cpt_b)})
-    return _scored(rows, profile, f["data"])
+    return scored(rows, profile, f["data"])
 
 
 def residual_norms(profile: Profile) -> pd.DataFrame:
@@ -360,10 +323,6 @@ def calibration(profile: Profile, families_by_seed: dict[int, dict[str, Path]]) 
     for seed in seeds[1:]:  # a paired release: the other seeds' own ancestors
         models.update({f"{m} (seed {seed})": p for m, p in families_by_seed[seed].items()
                        if m in members and p != family[m]})
-    if not is_real(profile):
-        for size in dict.fromkeys(profile.model.sizes):
-            if size != profile.model.size:
-                models[f"base_v1 ({size})"], models[f"instruct_v1 ({size})"] = fam.size_members(profile, size, seeds[0])
     cpt = {(name, seed): fam.cpt(profile, f[parent], seed) for seed, f in families_by_seed.items()
            for name, parent in (("cpt_base_v1", "base_v1"), ("cpt_instruct_v1", "instruct_v1")) if parent in f}
     if is_real(profile):
@@ -411,7 +370,8 @@ def calibration_summary(table: pd.DataFrame) -> str:
 
 def all_results(profile: Profile) -> dict[str, pd.DataFrame]:
     """Every table the claims need (cached: instant after notebooks 01–04 ran); a real profile has no
-    "sizes" and "shift" tables (TESTBED_ONLY), nor the tables of parts whose members it declares absent (NEEDS)."""
+    "shift" table (TESTBED_ONLY), nor the tables of parts whose members it declares absent (NEEDS); the size ladder's
+    trends ("scaling") are there where the profile runs notebook 06_sizes."""
     out = {"forgetting": forgetting(profile)}
     if not why_not(profile, "n4"):
         out["n4"] = n4_map(profile)
@@ -422,5 +382,9 @@ def all_results(profile: Profile) -> dict[str, pd.DataFrame]:
     if not why_not(profile, "ablations"):
         out["ablations"] = ablations(profile)
     if not is_real(profile):
-        out.update(sizes=sizes(profile), shift=data_shift(profile))
+        out["shift"] = data_shift(profile)
+    if SIZES_NOTEBOOK in profile.notebooks and not is_real(profile):  # the size ladder's trends (notebook 06)
+        from cptlib.study import scaling
+
+        out["scaling"] = scaling.results(profile)["trends"]  # cached once notebook 06 ran
     return out

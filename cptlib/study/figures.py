@@ -9,6 +9,7 @@ The claims figure lives with the verdicts it draws (cptlib.study.report.claims_f
 """
 from __future__ import annotations
 
+import math
 import textwrap
 
 import numpy as np
@@ -109,31 +110,75 @@ def n4_map(n4: pd.DataFrame, instruct_if: float, panels: list[str], labels: dict
 
 
 @plots.styled
-def sizes(sz: pd.DataFrame, recovery: pd.DataFrame, invalid: dict[str, list[str]], main_size: str,
-          labels: dict[str, str]):
-    """Q1 / C5: IF of each model by size (first seed), and recovery by size with every seed there is; a size whose
-    base or instruct model misses its calibration is drawn hollow and named so."""
-    by = stats.summarize(sz, ["size", "n_params", "model"], ["IF"])
-    fig, axes = plots.new_figure(2, width=9.5, height=3.8)
-    for model, g in by.groupby("model", sort=False):
-        axes[0].errorbar(g.n_params, g.IF, yerr=stats.yerr(g, "IF"), marker="o", label=model, color=plots.COLORS.get(model))
-    plots.log_axis(axes[0], "parameters (log scale)", ticks=recovery.n_params); plots.fraction_axis(axes[0], labels["IF"])
-    axes[0].set_title("IF by model size (first seed)", fontsize=9)
+def sizes(per_size: pd.DataFrame, fits: pd.DataFrame, invalid: dict[str, list[str]]):
+    """Q1 / C5: every size-ladder quantity against parameters (log axis). Dots: each seed's value; circles: the
+    size's mean with its 95% interval (hollow: the size misses its calibration and is left out of the fit); line: OLS
+    over the valid sizes with its 95% confidence band, continued dashed to the paper's sizes (dotted verticals), where
+    the grey bars are 95% prediction intervals — an extrapolation, not a result."""
+    from cptlib.study.scaling import PAPER_SIZES, predict
+
+    quantities = list(dict.fromkeys(per_size.quantity))
+    ncols = 4
+    nrows = -(-len(quantities) // ncols)
+    fig, axes = plots.new_figure(ncols, width=15, height=3.1 * nrows, nrows=nrows)
     color = plots.COLORS[REST]
-    for row in recovery.itertuples():
-        members = ("base_v1", "instruct_v1") if row.size == main_size else (f"base_v1 ({row.size})", f"instruct_v1 ({row.size})")
-        valid = not any(m in invalid for m in members)
-        axes[1].errorbar([row.n_params], [row.mean], yerr=[[row.mean - row.lo], [row.hi - row.mean]], marker="o",
-                         color=color, mfc=color if valid else "white")
-        axes[1].annotate(f"{row.size} ({_seeds(row.n_seeds)})" + ("" if valid else "\nmisses calibration"),
-                         (row.n_params, row.mean), fontsize=7, xytext=(4, 4), textcoords="offset points")
-    axes[1].axhline(1.0, color="k", lw=0.8, ls="--")
-    plots.log_axis(axes[1], "parameters (log scale)", ticks=recovery.n_params); axes[1].set_ylim(0, 1.2)
-    axes[1].set_ylabel("recovery IF(CPT(base)+Θr) / IF(instruct)")
-    axes[1].set_title("recovery by size (C5, Q1); hollow: not valid for C5", fontsize=9)
-    plots.legend_below(fig, axes[0], ncol=4)
-    fig.suptitle("Model size — 95% CI over seeds × items", fontsize=10)
-    return fig, sz
+    top = math.log10(max(PAPER_SIZES.values()) * 2)
+    for ax, q in zip(axes, quantities):
+        g = per_size[per_size.quantity == q]
+        valid = ~g["size"].isin(list(invalid))
+        seeds = [(n, float(v)) for n, vals in zip(g.n_params, g.per_seed) for v in str(vals).split()]
+        ax.plot([n for n, _ in seeds], [v for _, v in seeds], ".", color="#999999", ms=3, label="a seed's value")
+        for ok in (True, False):
+            h = g[valid == ok]
+            if len(h):
+                ax.errorbar(h.n_params, h["mean"], yerr=np.nan_to_num([h["mean"] - h.lo, h.hi - h["mean"]]), fmt="o",
+                            color=color, mfc=color if ok else "white",
+                            label="size mean, 95% CI" if ok else "misses calibration (not fitted)")
+        every = fits[(fits.quantity == q) & (fits.fit_on == "all sizes")]
+        if len(every) and (~valid).any():  # beside the primary fit: the line through every size, invalid ones too
+            inside = np.linspace(np.log10(g.n_params.min()), np.log10(g.n_params.max()), 50)
+            ax.plot(10 ** inside, predict(every.iloc[0].to_dict(), inside, prediction=False)[0], color="#777777",
+                    lw=0.8, ls="-.", label="OLS on all sizes (beside)")
+        f = fits[(fits.quantity == q) & (fits.fit_on == "valid sizes")]
+        values = [v for v in [*(v for _, v in seeds), *g["mean"], *g.lo, *g.hi] if math.isfinite(v)] or [0.0]
+        low, high = min(values), max(values)
+        pad = 0.35 * (high - low or abs(high) or 1.0)
+        title = textwrap.fill(q, 44)
+        if len(f):
+            f = f.iloc[0].to_dict()
+            inside = np.linspace(np.log10(g.n_params.min()), np.log10(g.n_params.max()), 50)
+            y, lo, hi = predict(f, inside, prediction=False)
+            ax.plot(10 ** inside, y, color=color, lw=1.2, label="OLS on valid size means")
+            ax.fill_between(10 ** inside, lo, hi, color=color, alpha=0.15, lw=0, label="95% confidence band")
+            beyond = np.linspace(inside[-1], top, 50)
+            ax.plot(10 ** beyond, predict(f, beyond, prediction=False)[0], color=color, lw=1, ls="--")
+            for n in PAPER_SIZES.values():
+                y0, lo0, hi0 = (float(v) for v in predict(f, math.log10(n), prediction=True))
+                if lo0 == lo0:
+                    ax.errorbar([n], [y0], yerr=[[y0 - lo0], [hi0 - y0]], fmt="s", color="#777777", ms=3, capsize=2,
+                                label="extrapolation, 95% prediction interval")
+            slope = "" if f["slope_lo"] != f["slope_lo"] else f" [{f['slope_lo']:+.3f}, {f['slope_hi']:+.3f}]"
+            title += f"\nslope {f['slope']:+.3f}{slope} per decade ({int(f['k'])} sizes)"
+        for label, n in PAPER_SIZES.items():
+            ax.axvline(n, color="#bbbbbb", lw=0.8, ls=":")
+            ax.annotate(label, (n, 0.01), xycoords=("data", "axes fraction"), fontsize=6, ha="right", va="bottom",
+                        rotation=90, color="#777777")
+        ax.set_xscale("log")
+        ax.set_xlim(10 ** (np.log10(g.n_params.min()) - 0.3), 10 ** top)
+        ax.set_ylim(low - pad, high + pad)
+        ax.set_title(title, fontsize=7.5)
+        ax.set_xlabel("parameters (log scale)", fontsize=7)
+    for ax in axes[len(quantities):]:
+        ax.set_axis_off()
+    handles, labels = axes[0].get_legend_handles_labels()
+    keep = dict(zip(labels, handles))
+    for ax in axes[1:len(quantities)]:  # a legend entry drawn in any panel (e.g. the hollow marker)
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            keep.setdefault(lab, h)
+    plots.legend_below(fig, handles=list(keep.values()), labels=list(keep), ncol=4)
+    fig.suptitle("Model size: the regime's quantities at the default CPT (95% CI over seeds × items per size; the "
+                 "paper's sizes are extrapolations)", fontsize=10)
+    return fig, per_size.merge(fits[fits.fit_on == "valid sizes"], on="quantity", how="left", suffixes=("", "_fit"))
 
 
 @plots.styled

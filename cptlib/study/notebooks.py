@@ -26,9 +26,9 @@ from cptlib.core.errors import InputError
 from cptlib.core.files import atomic_file, write_text_atomic
 from cptlib.core.shutdown import skip_final_collection
 from cptlib.core.stages import STAGE_LOG_ENV
-from cptlib.config import ConfigError, Profile, load_with_overrides
+from cptlib.config import SIZES_NOTEBOOK, STUDY_NOTEBOOKS, ConfigError, Profile, load_with_overrides
 
-NOTEBOOKS = ("00_build", "01_forgetting", "02_recipes", "03_transfer", "04_ablations", "05_report")
+NOTEBOOKS = (*STUDY_NOTEBOOKS, SIZES_NOTEBOOK)  # a profile runs those its `notebooks:` lists (make reproduce)
 KERNEL = "cptlib"
 PARAMETERS = ("profile", "overrides", "run_name")
 PARAMETERS_SOURCE = """\

@@ -97,7 +97,8 @@ def effect_rows(fx: pd.DataFrame, verdicts: list[V.Verdict]) -> pd.DataFrame:
 
 
 def _tick(row) -> str:
-    seeds = "exact count" if row.ci == "point" else f"{row.n_seeds} seed{'s' if row.n_seeds != 1 else ''}"
+    unit = "size" if row.scale == "slope per decade" else "seed"  # a trend's points are the ladder's sizes
+    seeds = "exact count" if row.ci == "point" else f"{row.n_seeds} {unit}{'s' if row.n_seeds != 1 else ''}"
     return f"{row.claim} [{row.verdict}]  {row.quantity}  ({seeds})"
 
 
@@ -109,7 +110,7 @@ def claims_figure(rows: pd.DataFrame):
 
     from cptlib.study.plots import log_axis, new_figure
 
-    scales = [s for s in ("Δ accuracy", "recovery (ratio)", "cost ratio") if (rows.scale == s).any()]
+    scales = [s for s in ("Δ accuracy", "slope per decade", "cost ratio") if (rows.scale == s).any()]
     heights = [max(1, (rows.scale == s).sum()) for s in scales]
     fig, _ = new_figure(1, width=10.5, height=0.9 + 0.32 * sum(heights) + 0.55 * len(scales))
     fig.clear()
@@ -137,10 +138,10 @@ def claims_figure(rows: pd.DataFrame):
                 ax.axvline(x, color="k", lw=0.6, ls=":")
             ax.set_xlim(-1, 1)
             ax.set_xlabel("Δ accuracy (fraction); dotted: ±0.05, the smallest effect the verdicts count", fontsize=8)
-        elif scale == "recovery (ratio)":
-            ax.axvline(1, color="k", lw=0.8)
-            ax.set_xlim(0, 1.2)
-            ax.set_xlabel("recovery IF(CPT(base_v1)+Θr) / IF(instruct_v1); 1 = full recovery", fontsize=8)
+        elif scale == "slope per decade":
+            ax.axvline(0, color="k", lw=0.8)
+            ax.set_xlabel("OLS slope of each quantity on log10 parameters (its own unit per decade; size ladder)",
+                          fontsize=8)
         else:
             ax.set_xlim(10, max(g["mean"].max() * 10, 2e4))
             log_axis(ax, "SFT after CPT / adding Θr: measured wall time, and FLOPs (by construction) (log scale)")

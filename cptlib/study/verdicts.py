@@ -202,33 +202,44 @@ def c4(ctx: Context) -> Verdict:
     return Verdict("C4", out, _measured(a, b, b2), why, size, (a, b, b2), _seeds(a, b))
 
 
-def c5(ctx: Context, claim: str = "C5") -> Verdict:
-    if (gated := _gate(ctx, claim, ())) is not None:
+ONE_SIZE = ("the trend needs at least 3 model sizes that meet their calibration; the size ladder's study is "
+            "`make reproduce PROFILE=sizes` (figures/sizes/)")
+
+
+def c5(ctx: Context) -> Verdict:
+    """C5 from the trend of recovery over the size ladder (run 18): the OLS slope on log10 parameters of the valid
+    sizes' mean recoveries, with its 95% t interval."""
+    if (gated := _gate(ctx, "C5", ())) is not None:
         return gated
-    if not (ctx.fx.claim == "C5").any():
-        return _absent(claim)
-    shown, valid = [], []
-    for q in ctx.fx[ctx.fx.claim == "C5"].quantity:
-        size = E.recovery_size(("C5", q))
-        members = ("base_v1", "instruct_v1") if size == ctx.main_size else (f"base_v1 ({size})", f"instruct_v1 ({size})")
-        missed = [m for m in members if m in ctx.invalid]
-        rule = (f"not judged: {' and '.join(missed)} miss{'es' if len(missed) == 1 else ''} calibration" if missed
-                else "a valid size")
-        shown.append(Check(("C5", q), E.get(ctx.fx, ("C5", q)), rule, None))
-        valid += [] if missed else [shown[-1]]
-    text = "; ".join(f"{c.quantity[1].removeprefix('recovery ')} {c.estimate.text(signed=False, digits=2)}"
-                     + ("" if c in valid else f" [{c.rule}]") for c in shown)
-    if claim == "Q1":
-        return Verdict("Q1", Outcome.ANSWERED, f"recovery by size: {text}", "recovery by size is the answer",
-                       checks=tuple(shown))
-    if len(valid) < 3:
-        return Verdict("C5", Outcome.NOT_TESTABLE, f"recovery {text}", f"{len(valid)} size(s) meet their calibration; "
-                       "the trend needs 3", checks=tuple(shown), note=f"{len(valid)} valid size{'s' * (len(valid) != 1)}")
-    vals = [c.estimate.mean for c in valid]
-    mono = all(x <= y for x, y in zip(vals, vals[1:]))
-    out = _grade(mono and vals[-1] - vals[0] >= EFFECT, vals[0] < vals[-1])
-    return Verdict("C5", out, f"recovery {text}", f"recovery {'grows' if mono else 'does not grow'} with size",
-                   checks=tuple(shown))
+    slope = E.get(ctx.fx, E.C5_SLOPE)
+    if slope is None or slope.n_seeds < 3:
+        n = 0 if slope is None else slope.n_seeds
+        checks = () if slope is None else (Check(E.C5_SLOPE, slope, "not judged: fewer than 3 valid sizes", None),)
+        return Verdict("C5", Outcome.NOT_TESTABLE, f"{n or 'one'} valid size{'s' * (n != 1)} in this profile", ONE_SIZE,
+                       checks=checks, note=f"{n or 1} valid size{'s' * (n > 1)}")
+    check = Check(E.C5_SLOPE, slope, "95% interval above 0 (recovery grows with size)", slope.lo > 0)
+    why = ("recovery grows with size: the slope's interval lies above 0" if slope.lo > 0 else
+           "contradicted: recovery falls with size (the slope's interval lies below 0)" if slope.hi < 0 else
+           "no trend shown: the slope's interval includes 0")
+    return Verdict("C5", Outcome.REPRODUCED if slope.lo > 0 else Outcome.NOT,
+                   f"recovery slope {slope.text(digits=3).split(' (')[0]} per decade ({slope.n_seeds} sizes)", why,
+                   checks=(check,),
+                   note=f"{slope.n_seeds} sizes")
+
+
+def q1(ctx: Context) -> Verdict:
+    """Q1 (how the regime changes with size): every ladder quantity's slope per decade, with its interval."""
+    if (gated := _gate(ctx, "Q1", ())) is not None:
+        return gated
+    rows = ctx.fx[(ctx.fx.claim == "Q1") | ((ctx.fx.claim == E.C5_SLOPE[0]) & (ctx.fx.quantity == E.C5_SLOPE[1]))]
+    if rows.empty:
+        return Verdict("Q1", Outcome.NOT_TESTABLE, "one model size in this profile", ONE_SIZE, note="one size")
+    checks = tuple(Check((r.claim, r.quantity), E.get(ctx.fx, (r.claim, r.quantity)), "the answer (not judged)", None)
+                   for r in rows.itertuples())
+    short = lambda q: q.removeprefix("slope of ").split(" per decade")[0]  # noqa: E731
+    text = "; ".join(f"{short(c.quantity[1])}: {c.estimate.text(digits=3).split(' (')[0]}" for c in checks)
+    return Verdict("Q1", Outcome.ANSWERED, f"slopes per decade of parameters ({checks[0].estimate.n_seeds} sizes): "
+                   f"{text}", "the trends are the answer", checks=checks)
 
 
 def c6(ctx: Context) -> Verdict:
@@ -304,7 +315,7 @@ def _open(claim: str):
     return judge_open
 
 
-JUDGES = {"C1": c1, "C2": c2, "C3": c3, "C4": c4, "C5": c5, "C6": c6, "Q1": lambda ctx: c5(ctx, "Q1"),
+JUDGES = {"C1": c1, "C2": c2, "C3": c3, "C4": c4, "C5": c5, "C6": c6, "Q1": q1,
           "Q2": _open("Q2"), "Q3": _open("Q3"), "N1": n1, "N2": n2, "N3": _open("N3"), "N4": n4}
 
 
