@@ -340,3 +340,17 @@ def test_describing_a_run_creates_no_folder(tmp_path, monkeypatch):
     assert not (tmp_path / "figures").exists() and not (tmp_path / "build").exists()
     plots.save_table(pd.DataFrame({"a": [1]}), "demo", cfg)
     assert (tmp_path / "figures" / cfg.name / "demo.csv").is_file()
+
+
+@pytest.mark.slow
+def test_a_profile_of_the_ladder_alone_runs_06_and_reports_c5_and_q1(smoke_study):
+    """params/sizes.yaml's shape (`notebooks: [06_sizes]`) on the smoke ladder: notebook 06 writes its own report
+    with C5 and Q1, the trend figure, the calibration per size and the fits (cached stages: seconds)."""
+    notebooks.run("06_sizes", "smoke", overrides={"notebooks": ["06_sizes"]}, run_name="smoke-ladder")
+    out = paths.figures_dir("smoke-ladder")
+    report = (out / "REPORT.md").read_text()
+    assert "(the size ladder: Q1, C5)" in report and "| C5 |" in report and "| Q1 |" in report
+    assert "![sizes](sizes.png)" in report and "Sizes left out of the primary fits: **tiny**" in report
+    assert {"ladder", "scaling", "ladder_calibration", "ladder_claims", "sizes"} <= {p.stem for p in out.glob("*.csv")}
+    fits = pd.read_csv(out / "scaling.csv")
+    assert set(fits.fit_on) == {"all sizes"} and set(fits.claim) == {"C5", "Q1"}  # no smoke size meets calibration

@@ -123,7 +123,7 @@ def test_c5_is_read_from_the_slope_of_recovery(slope, expected, why):
 
 def test_c5_needs_three_valid_sizes():
     v = V.c5(ctx({E.C5_SLOPE: (0.3, math.nan, math.nan, 2)}))
-    assert v.outcome == V.Outcome.NOT_TESTABLE and v.checks[0].passed is None
+    assert v.outcome == V.Outcome.NOT_TESTABLE and v.checks[0].passed is None and v.label == "not testable (2 valid sizes)"
     one = V.c5(ctx({E.C1_DROP: (0.2, 0.1, 0.3)}))  # the default: one size, no ladder in this profile
     assert one.outcome == V.Outcome.NOT_TESTABLE and "make reproduce PROFILE=sizes" in one.why
 

@@ -333,3 +333,59 @@ def write_report(profile, verdicts: list[V.Verdict], run_times: dict[str, float]
     write_text_atomic(out / "REPORT.md", _markdown(blocks, captions))
     write_text_atomic(out / "report.html", _html(blocks, captions, out))
     return {"markdown": out / "REPORT.md", "html": out / "report.html"}
+
+
+LADDER_NOTE = ("Each size's number is the mean over its {n} study seeds (and the evaluation's items), with the study's "
+               "crossed 95% interval; the profile's own size pairs ancestor seed s with CPT seed s, the other sizes vary "
+               "the CPT seed only (one released ancestor each), so their intervals do not sample a new release. A trend "
+               "is an OLS line through the size means on log10 parameters over the sizes that meet their calibration "
+               "(k sizes, k − 2 degrees of freedom: the scatter of the size means around the line carries the ancestor, "
+               "CPT-seed and item noise); its values at 0.5B, 1.5B and 8B are extrapolations with 95% prediction "
+               "intervals, never results. The design was written down before the numbers (docs/calibration_log.md, "
+               "run 18).")
+
+
+def write_ladder_report(profile, verdicts: list[V.Verdict], res: dict) -> dict[str, Path]:
+    """The size ladder's figures/<profile>/REPORT.md and report.html (notebook 06 of a profile that runs only it,
+    params/sizes.yaml): C5 and Q1 with their criteria, the figure, the calibration per size, the quantities per
+    size and the fitted trends, and provenance."""
+    from cptlib.core.files import write_text_atomic
+    from cptlib.study.plots import provenance_record, scope
+
+    out = figures_dir(profile, create=True)
+    shown = [f for f in ("sizes",) if (out / f"{f}.png").is_file()]
+    captions = {f: json.loads((out / f"{f}.json").read_text())["caption"] for f in shown}
+    per_size = res["per_size"]
+    sizes = list(dict.fromkeys(per_size["size"]))
+    cells = per_size.assign(cell=[f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if lo == lo else f"{m:.3f}"
+                                  for m, lo, hi in zip(per_size["mean"], per_size.lo, per_size.hi)])
+    table = cells.pivot_table(index="quantity", columns="size", values="cell", aggfunc="first", sort=False)[sizes]
+    params = per_size.drop_duplicates("size").set_index("size").n_params
+    table.columns = [f"{s} ({params[s] / 1e6:.2f}M)" for s in sizes]
+    fits = res["trends"][["quantity", "fit_on", "sizes", "k", "slope", "slope_lo", "slope_hi", "at 0.5B", "at 0.5B lo",
+                          "at 0.5B hi", "at 8B", "at 8B lo", "at 8B hi"]]
+    old = CRITERIA["C5"].old
+    invalid = res["invalid"]
+    blocks = [
+        ("h1", f"Report — profile `{profile.name}` (the size ladder: Q1, C5)"),
+        ("p", f"*{scope(profile)} Paper figures are approximate (secondary sources, BRIEF §1).*"),
+        ("p", f"Code version `{provenance_record(profile)['code_version']}`; training seeds {profile.train_seeds}; "
+              f"sizes {', '.join(f'{s} ({params[s]:,} parameters)' for s in sizes)}."),
+        ("p", LADDER_NOTE.format(n=len(profile.train_seeds))),
+        ("h2", "Claims"), ("table", V.table(verdicts).drop(columns="criterion")),
+        ("list", [f"**{v.claim}**: {CRITERIA[v.claim].rule}" for v in verdicts]),
+        ("p", f"C5's rule was changed when the ladder was designed (run 18), after the old ladder's numbers had been "
+              f"seen; the rule before: {old}."),
+        ("h2", "Trends"), *[("figure", f) for f in shown],
+        ("h2", "Calibration per size"),
+        ("p", "Sizes left out of the primary fits: " + ("; ".join(f"**{s}** ({'; '.join(w)})" for s, w in invalid.items())
+                                                        or "none") + "."),
+        ("table", res["calibration"]),
+        ("h2", "The quantities per size (mean [95% CI])"), ("table", table.reset_index()),
+        ("h2", "Fitted trends (slope per decade of parameters; extrapolations with 95% prediction intervals)"),
+        ("table", fits),
+        ("h2", "Provenance"), ("code", f"libraries: {provenance_record(profile)['libraries']}"),
+    ]
+    write_text_atomic(out / "REPORT.md", _markdown(blocks, captions))
+    write_text_atomic(out / "report.html", _html(blocks, captions, out))
+    return {"markdown": out / "REPORT.md", "html": out / "report.html"}

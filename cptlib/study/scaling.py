@@ -28,7 +28,7 @@ from cptlib.config import Profile
 from cptlib.family import resolve as fam
 from cptlib.study import stats
 from cptlib.study.labels import CPT_B, CPT_I, REST
-from cptlib.study.restored import PANEL_TASKS, drift, residual_dir, restored
+from cptlib.study.restored import METRICS, drift, residual_dir, restored
 from cptlib.study.scoring import scored
 
 # The paper's sizes, where the trends are extrapolated (Qwen2.5 0.5B and 1.5B; LLaMA 3 8B).
@@ -45,7 +45,9 @@ DRIFT = "drift ratio ‖θ_cpt − θ_base‖ / ‖Θr‖"
 RESIDUAL = "‖Θr‖ / ‖θ_base‖"
 COS = "cos(Θr, θ_cpt − θ_base)"
 QUANTITIES = (C1, C3_IF, C3_NEWS, CHAT, RECOVERY, DRIFT, RESIDUAL, COS, *(f"{COS}, {g}" for g in GROUPS))
-MODELS = ("instruct_v1", CPT_I, CPT_B, REST)
+# What each model of a cell is scored on: only what the quantities read (generation is most of the cost; the
+# ancestors' full evaluation, from the calibration, is reused).
+TASKS = {"instruct_v1": ("IF", "era_b"), CPT_I: ("IF",), CPT_B: ("era_b",), REST: ("IF", "knowledge", "era_b")}
 
 
 def ancestors(profile: Profile, size: str, seed: int) -> tuple[Path, Path, str]:
@@ -79,12 +81,12 @@ def _cells(profile: Profile):
 
 def ladder(profile: Profile) -> pd.DataFrame:
     """One row per (size, seed, model): instruct_v1, CPT(instruct_v1), CPT(base_v1), CPT(base_v1)+Θr at the default
-    CPT, scored on the panel tasks (IF, era-B via chat, era-A and era-B multiple choice) with their `eval`."""
+    CPT, each scored on the metrics of TASKS (the others NaN), with its `eval`."""
     rows = []
     for size, n, seed, vary, base, inst, cpt_b, cpt_i in _cells(profile):
         models = {"instruct_v1": inst, CPT_I: cpt_i, CPT_B: cpt_b, REST: restored(base, inst, cpt_b)}
         rows += [{"size": size, "n_params": n, "seed": seed, "seeds_vary": vary, "model": m, "path": path,
-                  "tasks": PANEL_TASKS} for m, path in models.items()]
+                  "tasks": tuple(METRICS[metric][0] for metric in TASKS[m])} for m, path in models.items()]
     return scored(rows, profile, fam.testbed_data(profile))
 
 

@@ -213,10 +213,11 @@ def c5(ctx: Context) -> Verdict:
         return gated
     slope = E.get(ctx.fx, E.C5_SLOPE)
     if slope is None or slope.n_seeds < 3:
-        n = 0 if slope is None else slope.n_seeds
+        n = "< 2" if slope is None else str(slope.n_seeds)
         checks = () if slope is None else (Check(E.C5_SLOPE, slope, "not judged: fewer than 3 valid sizes", None),)
-        return Verdict("C5", Outcome.NOT_TESTABLE, f"{n or 'one'} valid size{'s' * (n != 1)} in this profile", ONE_SIZE,
-                       checks=checks, note=f"{n or 1} valid size{'s' * (n > 1)}")
+        measured = ("no trend: fewer than 2 sizes meet their calibration in this profile" if slope is None else
+                    f"recovery slope {slope.text(digits=3).split(' (')[0]} per decade ({n} valid sizes)")
+        return Verdict("C5", Outcome.NOT_TESTABLE, measured, ONE_SIZE, checks=checks, note=f"{n} valid sizes")
     check = Check(E.C5_SLOPE, slope, "95% interval above 0 (recovery grows with size)", slope.lo > 0)
     why = ("recovery grows with size: the slope's interval lies above 0" if slope.lo > 0 else
            "contradicted: recovery falls with size (the slope's interval lies below 0)" if slope.hi < 0 else
@@ -233,7 +234,8 @@ def q1(ctx: Context) -> Verdict:
         return gated
     rows = ctx.fx[(ctx.fx.claim == "Q1") | ((ctx.fx.claim == E.C5_SLOPE[0]) & (ctx.fx.quantity == E.C5_SLOPE[1]))]
     if rows.empty:
-        return Verdict("Q1", Outcome.NOT_TESTABLE, "one model size in this profile", ONE_SIZE, note="one size")
+        return Verdict("Q1", Outcome.NOT_TESTABLE, "no trend: fewer than 2 sizes meet their calibration in this profile",
+                       ONE_SIZE, note="< 2 valid sizes")
     checks = tuple(Check((r.claim, r.quantity), E.get(ctx.fx, (r.claim, r.quantity)), "the answer (not judged)", None)
                    for r in rows.itertuples())
     short = lambda q: q.removeprefix("slope of ").split(" per decade")[0]  # noqa: E731
