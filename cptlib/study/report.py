@@ -380,6 +380,8 @@ def write_ladder_report(profile, verdicts: list[V.Verdict], res: dict) -> dict[s
         ("h2", "Calibration per size"),
         ("p", "Sizes left out of the primary fits: " + ("; ".join(f"**{s}** ({'; '.join(w)})" for s, w in invalid.items())
                                                         or "none") + "."),
+        ("p", "Another ancestor seed's misses (named, not gating, as for every claim): "
+              + ("; ".join(res["other_seeds_missed"]) or "none") + "."),
         ("table", res["calibration"]),
         ("h2", "The quantities per size (mean [95% CI])"), ("table", table.reset_index()),
         ("h2", "Fitted trends (slope per decade of parameters; extrapolations with 95% prediction intervals)"),

@@ -217,13 +217,20 @@ def size_of(model: str, main_size: str) -> str:
     return main_size if not inner or inner.startswith("seed ") else inner
 
 
-def invalid_sizes(invalid_members: dict[str, list[str]], main_size: str) -> dict[str, list[str]]:
-    """size -> the calibration misses of its base_v1 / instruct_v1 (any ancestor seed), for the sizes with one."""
-    out: dict[str, list[str]] = {}
+def invalid_sizes(invalid_members: dict[str, list[str]], main_size: str) -> tuple[dict[str, list[str]], list[str]]:
+    """(size -> the calibration misses of its base_v1 / instruct_v1, for the sizes that miss one; the other ancestor
+    seeds' misses). As for every claim (calibration log run 17), the first seed's members gate a size and another
+    seed's miss ("instruct_v1 (seed 2)") is named beside the numbers, not gating."""
+    gating: dict[str, list[str]] = {}
+    named = []
     for model, why in invalid_members.items():
-        if model.startswith(("base_v1", "instruct_v1")):
-            out.setdefault(size_of(model, main_size), []).append(f"{model}: {', '.join(why)}")
-    return out
+        if not model.startswith(("base_v1", "instruct_v1")):
+            continue
+        if " (seed " in model:
+            named.append(f"{model}: {', '.join(why)}")
+        else:
+            gating.setdefault(size_of(model, main_size), []).append(f"{model}: {', '.join(why)}")
+    return gating, named
 
 
 def calibration(profile: Profile) -> pd.DataFrame:
@@ -254,13 +261,14 @@ def calibration(profile: Profile) -> pd.DataFrame:
 
 def results(profile: Profile) -> dict:
     """Everything notebook 06 shows (cached: instant once it ran): calibration, ladder, geometry, per_size, trends,
-    and `invalid` (size -> its calibration misses; those sizes are left out of the primary fits)."""
+    `invalid` (size -> its first seed's calibration misses; those sizes are left out of the primary fits) and
+    `other_seeds_missed` (another ancestor seed's misses, named beside the numbers)."""
     from cptlib.study.verdicts import invalid_members
 
     calib = calibration(profile)
-    invalid = invalid_sizes(invalid_members(calib), profile.model.size)
+    invalid, other_seeds = invalid_sizes(invalid_members(calib), profile.model.size)
     table, geo = ladder(profile), geometry(profile)
     sizes = per_size(table, geo)
     valid = {s for s in profile.model.sizes if s not in invalid}
     return {"calibration": calib, "ladder": table, "geometry": geo, "per_size": sizes,
-            "trends": trends(sizes, valid), "invalid": invalid}
+            "trends": trends(sizes, valid), "invalid": invalid, "other_seeds_missed": other_seeds}
