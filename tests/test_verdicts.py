@@ -145,9 +145,9 @@ def test_ladder_effects_put_recovery_under_c5_and_the_rest_under_q1():
                             "slope_hi": 0.2} for c, q in (("C5", scaling.RECOVERY), ("Q1", scaling.DRIFT))
                            for on in ("valid sizes", "all sizes")])
     fx = E.ladder_effects(trends)
-    assert list(fx.claim) == ["C5", "Q1"] and fx.quantity.iloc[0] == E.C5_SLOPE[1]
-    assert fx.quantity.iloc[1] == E.slope_quantity(scaling.DRIFT)[1] and fx.ci.iloc[0] == "OLS on 4 size means, t with 2 df"
-    assert set(fx.scale) == {"slope per decade"} and list(fx.n_seeds) == [4, 4]
+    assert list(fx.claim) == ["C5", "C5", "Q1", "Q1"] and list(fx.quantity[:2]) == [E.C5_SLOPE[1], E.C5_SLOPE[1] + E.BESIDE]
+    assert fx.quantity.iloc[2] == E.slope_quantity(scaling.DRIFT)[1] and fx.ci.iloc[0] == "OLS on 4 size means, t with 2 df"
+    assert set(fx.scale) == {"slope per decade"} and list(fx.n_seeds) == [4, 4, 4, 4]
 
 
 @pytest.mark.parametrize("wall, expected, size", [(2365.0, R, "yes (1.2× the paper's)"), (100.0, R, "no (0.1× the paper's)"),
@@ -301,3 +301,15 @@ def test_another_ancestor_seed_that_misses_calibration_is_named_beside_the_numbe
     assert verdicts["C1"].measured.endswith("counted, though it misses its calibration: instruct_v1 (seed 2): "
                                             "IF prompt-level strict 0.587")
     assert "seed 2" not in verdicts["C6"].measured  # C6 compares SFT and adding Θr: no instruct_v1 in its needs
+
+
+def test_with_no_valid_sizes_c5_and_q1_show_the_fit_over_every_size_beside_unjudged():
+    from cptlib.study import scaling
+
+    beside = {(E.C5_SLOPE[0], E.C5_SLOPE[1] + E.BESIDE): (0.19, 0.01, 0.37, 5),
+              ("Q1", E.slope_quantity(scaling.DRIFT)[1] + E.BESIDE): (0.16, 0.13, 0.20, 5)}
+    c5 = V.c5(ctx(beside))
+    assert c5.outcome == V.Outcome.NOT_TESTABLE and "beside, over all 5 sizes: +0.190 [+0.010, +0.370]" in c5.measured
+    assert [c.passed for c in c5.checks] == [None]
+    q1 = V.q1(ctx(beside))
+    assert q1.outcome == V.Outcome.NOT_TESTABLE and "over all 5 sizes" in q1.measured and len(q1.checks) == 2

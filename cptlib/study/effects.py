@@ -127,13 +127,18 @@ def effects(r: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+BESIDE = " (all sizes, beside: not judged)"  # the fit over every size, those that miss calibration too
+
+
 def ladder_effects(trends: pd.DataFrame) -> pd.DataFrame:
-    """C5 and Q1's effects from the size ladder's trends (cptlib.study.scaling.trends, its primary fits on the valid
-    sizes): each quantity's OLS slope per decade of parameters with its 95% interval; n_seeds is the sizes behind it."""
-    rows = [{"claim": r.claim, "quantity": C5_SLOPE[1] if r.claim == "C5" else slope_quantity(r.quantity)[1],
+    """C5 and Q1's effects from the size ladder's trends (cptlib.study.scaling.trends): each quantity's OLS slope per
+    decade of parameters with its 95% interval over the valid sizes (the primary fit), and over every size with
+    BESIDE in its name; n_seeds is the sizes behind it."""
+    rows = [{"claim": r.claim, "quantity": (C5_SLOPE[1] if r.claim == "C5" else slope_quantity(r.quantity)[1])
+             + ("" if r.fit_on == "valid sizes" else BESIDE),
              "mean": r.slope, "lo": r.slope_lo, "hi": r.slope_hi, "n_seeds": int(r.k),
              "ci": f"OLS on {int(r.k)} size means, t with {int(r.dof)} df", "scale": "slope per decade"}
-            for r in trends[trends.fit_on == "valid sizes"].itertuples()]
+            for r in trends.itertuples()]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -215,7 +215,7 @@ def setup_source() -> str:
         "import numpy as np",
         "import pandas as pd",
         "from cptlib import config",
-        "from cptlib.study import effects, experiments, figures, notebooks, plots, report, restored, stats, verdicts",
+        "from cptlib.study import effects, experiments, figures, notebooks, plots, report, restored, scaling, stats, verdicts",
         "",
         "cfg = notebooks.configure(profile, overrides, run_name, namespace=globals())",
         "print(notebooks.describe(cfg))",

@@ -206,42 +206,57 @@ ONE_SIZE = ("the trend needs at least 3 model sizes that meet their calibration;
             "`make reproduce PROFILE=sizes` (figures/sizes/)")
 
 
+def _slope_text(e: Estimate) -> str:
+    return e.text(digits=3).split(" (")[0]
+
+
 def c5(ctx: Context) -> Verdict:
     """C5 from the trend of recovery over the size ladder (run 18): the OLS slope on log10 parameters of the valid
-    sizes' mean recoveries, with its 95% t interval."""
+    sizes' mean recoveries, with its 95% t interval; the slope over every size is shown beside, not judged."""
     if (gated := _gate(ctx, "C5", ())) is not None:
         return gated
     slope = E.get(ctx.fx, E.C5_SLOPE)
+    beside = E.get(ctx.fx, (E.C5_SLOPE[0], E.C5_SLOPE[1] + E.BESIDE))
+    shown = () if beside is None else (Check((E.C5_SLOPE[0], E.C5_SLOPE[1] + E.BESIDE), beside, "not judged: sizes "
+                                             "that miss their calibration included", None),)
+    also = "" if beside is None else f"; beside, over all {beside.n_seeds} sizes: {_slope_text(beside)}"
     if slope is None or slope.n_seeds < 3:
         n = "< 2" if slope is None else str(slope.n_seeds)
         checks = () if slope is None else (Check(E.C5_SLOPE, slope, "not judged: fewer than 3 valid sizes", None),)
         measured = ("no trend: fewer than 2 sizes meet their calibration in this profile" if slope is None else
-                    f"recovery slope {slope.text(digits=3).split(' (')[0]} per decade ({n} valid sizes)")
-        return Verdict("C5", Outcome.NOT_TESTABLE, measured, ONE_SIZE, checks=checks, note=f"{n} valid sizes")
+                    f"recovery slope {_slope_text(slope)} per decade ({n} valid sizes)") + also
+        return Verdict("C5", Outcome.NOT_TESTABLE, measured, ONE_SIZE, checks=checks + shown, note=f"{n} valid sizes")
     check = Check(E.C5_SLOPE, slope, "95% interval above 0 (recovery grows with size)", slope.lo > 0)
     why = ("recovery grows with size: the slope's interval lies above 0" if slope.lo > 0 else
            "contradicted: recovery falls with size (the slope's interval lies below 0)" if slope.hi < 0 else
            "no trend shown: the slope's interval includes 0")
     return Verdict("C5", Outcome.REPRODUCED if slope.lo > 0 else Outcome.NOT,
-                   f"recovery slope {slope.text(digits=3).split(' (')[0]} per decade ({slope.n_seeds} sizes)", why,
-                   checks=(check,),
-                   note=f"{slope.n_seeds} sizes")
+                   f"recovery slope {_slope_text(slope)} per decade ({slope.n_seeds} sizes){also}", why,
+                   checks=(check, *shown), note=f"{slope.n_seeds} sizes")
 
 
 def q1(ctx: Context) -> Verdict:
-    """Q1 (how the regime changes with size): every ladder quantity's slope per decade, with its interval."""
+    """Q1 (how the regime changes with size): every ladder quantity's slope per decade over the valid sizes, with
+    its interval; where fewer than 2 sizes are valid, the slopes over every size, shown beside and marked so."""
     if (gated := _gate(ctx, "Q1", ())) is not None:
         return gated
-    rows = ctx.fx[(ctx.fx.claim == "Q1") | ((ctx.fx.claim == E.C5_SLOPE[0]) & (ctx.fx.quantity == E.C5_SLOPE[1]))]
+    slopes = ctx.fx[(ctx.fx.claim == "Q1") | (ctx.fx.quantity.str.startswith(E.C5_SLOPE[1]))]
+    valid = slopes[~slopes.quantity.str.endswith(E.BESIDE)]
+    rows = valid if len(valid) else slopes
     if rows.empty:
         return Verdict("Q1", Outcome.NOT_TESTABLE, "no trend: fewer than 2 sizes meet their calibration in this profile",
                        ONE_SIZE, note="< 2 valid sizes")
     checks = tuple(Check((r.claim, r.quantity), E.get(ctx.fx, (r.claim, r.quantity)), "the answer (not judged)", None)
                    for r in rows.itertuples())
     short = lambda q: q.removeprefix("slope of ").split(" per decade")[0]  # noqa: E731
-    text = "; ".join(f"{short(c.quantity[1])}: {c.estimate.text(digits=3).split(' (')[0]}" for c in checks)
-    return Verdict("Q1", Outcome.ANSWERED, f"slopes per decade of parameters ({checks[0].estimate.n_seeds} sizes): "
-                   f"{text}", "the trends are the answer", checks=checks)
+    text = "; ".join(f"{short(c.quantity[1])}: {_slope_text(c.estimate)}" for c in checks)
+    n = checks[0].estimate.n_seeds
+    if not len(valid):
+        return Verdict("Q1", Outcome.NOT_TESTABLE, f"fewer than 2 sizes meet their calibration; beside, over all {n} "
+                       f"sizes, slopes per decade of parameters: {text}", ONE_SIZE, checks=checks,
+                       note="< 2 valid sizes")
+    return Verdict("Q1", Outcome.ANSWERED, f"slopes per decade of parameters ({n} sizes): {text}",
+                   "the trends are the answer", checks=checks)
 
 
 def c6(ctx: Context) -> Verdict:
