@@ -28,6 +28,7 @@ COMMANDS = {
 }
 # Set to 1 (or pass --debug) to see the traceback behind an error's one-line message.
 DEBUG_ENV = "CPTLIB_DEBUG"
+RESUME_ENV = "CPTLIB_RESUME"  # the command that resumes an interrupted run, when it is not this one (the Makefile's)
 COMMAND_MODULES = list(dict.fromkeys(module for module, _ in COMMANDS.values()))
 
 
@@ -70,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cptlib {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        # Every stage writes into a temporary folder renamed only when complete: nothing half-written is kept.
-        print(f"cptlib {args.command}: interrupted; finished stages are kept, and the same command resumes from "
-              "them", file=sys.stderr)
+        # Every stage writes into a temporary folder renamed only when complete: nothing half-written is kept. Under
+        # make, the make command the user typed resumes (the Makefile exports it), not this inner one.
+        resume = f"`{os.environ[RESUME_ENV]}`" if os.environ.get(RESUME_ENV, "").strip() else "the same command"
+        print(f"cptlib {args.command}: interrupted; finished stages are kept, and {resume} resumes from them",
+              file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - only a full disk is turned into one line; the rest re-raises
         from cptlib.core.stages import disk_full

@@ -52,3 +52,10 @@ def chatty(name: str) -> Path:
         return {}
 
     return stages.run_stage("chatty", {"name": name}, build)
+
+
+def sleepy(name: str) -> Path:
+    """A stage that takes a while (a training, as far as an interruption can tell)."""
+    import time
+
+    return stages.run_stage("sleepy", {"name": name}, lambda work: time.sleep(60) or {})

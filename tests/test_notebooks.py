@@ -136,6 +136,40 @@ def test_a_notebook_shows_its_stages_prints_and_warnings_but_no_library_progress
     assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
 
 
+def test_ctrl_c_during_make_is_one_line_naming_the_make_command_that_resumes(tmp_path):
+    """Ctrl-C (SIGINT to make's process group) while a notebook's workers build: cptlib's line names the make command
+    the user typed (it said "the same command", an inner `cptlib notebook run` the user never typed); no executed
+    notebook and no worker process is left."""
+    import signal
+    import time
+
+    body = ("import sys\nsys.path.insert(0, %r)\nfrom _pool_jobs import sleepy\nfrom cptlib.core import pool\n"
+            "pool.build([(sleepy, ('a',)), (sleepy, ('b',))], processes=2)" % str(paths.REPO_ROOT / "tests"))
+    _stand_in(tmp_path, "00_build", body=body)
+    env = {**os.environ, "CPTLIB_NOTEBOOKS_DIR": str(tmp_path / "nbs")}
+    env.pop("CPTLIB_RESUME", None)
+    target = tmp_path / "build" / "smoke" / "notebooks" / "00_build.ipynb"
+    proc = subprocess.Popen(["make", "-C", str(paths.REPO_ROOT), "reproduce", "PROFILE=smoke",
+                             f"CPTLIB_BUILD_DIR={tmp_path / 'build'}"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for line in proc.stdout:  # the kernel runs the cell that starts the workers
+        if line.startswith("building 2 stages"):
+            break
+    time.sleep(3)
+    os.killpg(proc.pid, signal.SIGINT)
+    started = time.time()
+    _, stderr = proc.communicate(timeout=120)
+    assert time.time() - started < 30
+    assert proc.returncode != 0
+    lines = [line for line in stderr.splitlines() if line.startswith("cptlib ")]
+    assert lines == [f"cptlib notebook: interrupted; finished stages are kept, and `make reproduce PROFILE=smoke "
+                     f"CPTLIB_BUILD_DIR={tmp_path / 'build'}` resumes from them"], stderr[-3000:]
+    assert not target.exists() and not list(target.parent.glob("*.ipynb"))
+    time.sleep(2)
+    left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
+    assert left == [], left
+
+
 @pytest.fixture
 def stand_in_env(tmp_path, monkeypatch):
     _stand_in(tmp_path, "00_build")
