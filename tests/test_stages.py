@@ -141,9 +141,14 @@ def test_an_interrupted_command_is_one_line_and_exit_130(monkeypatch, capsys):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(stages, "_clean_partial", interrupted)
+    monkeypatch.delenv(cli.RESUME_ENV, raising=False)  # `make test` exports it
     assert cli.main(["clean-partial"]) == 130
     assert capsys.readouterr().err.strip() == ("cptlib clean-partial: interrupted; finished stages are kept, and the "
                                                "same command resumes from them")
+    monkeypatch.setenv(cli.RESUME_ENV, "make smoke")  # under make: the command the user typed
+    assert cli.main(["clean-partial"]) == 130
+    assert capsys.readouterr().err.strip() == ("cptlib clean-partial: interrupted; finished stages are kept, and "
+                                               "`make smoke` resumes from them")
 
 
 def test_a_stage_another_process_builds_is_waited_for_with_one_line(capsys):
