@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from cptlib.core.errors import CptlibError
 
     try:
+        _check_build_dir()
         return args.func(args) or 0
     except CptlibError as err:
         # A failure the user can fix carries a message that says how; a traceback would bury it. Anything else is
@@ -84,6 +85,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"cptlib {args.command}: error: {disk_full_message(err)}", file=sys.stderr)
         return 2
+
+
+def _check_build_dir() -> None:
+    """CPTLIB_BUILD_DIR naming a file: one line now, not a NotADirectoryError traceback from the first folder made."""
+    from cptlib.core import paths
+    from cptlib.core.errors import InputError
+
+    if paths.BUILD_DIR.exists() and not paths.BUILD_DIR.is_dir():
+        raise InputError(f"CPTLIB_BUILD_DIR={os.environ.get('CPTLIB_BUILD_DIR', paths.BUILD_DIR)} is a file, not a folder; "
+                         "point it at a folder (it is created if missing), or unset it to build in build/")
 
 
 def disk_full_message(err: BaseException) -> str:

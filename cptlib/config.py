@@ -478,8 +478,12 @@ def _read_yaml(path: Path) -> dict:
         raise ConfigError(f"profile file {path} does not exist; known profiles: {known}")
     try:
         data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    except yaml.YAMLError as err:  # one line: the file, where, and what (PyYAML's message spans five)
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        hint = " (YAML indents with spaces, not tabs)" if "'\\t'" in what else ""
+        raise ConfigError(f"{path}:{where} not valid YAML: {what}{hint}") from None
     if data is None:
         raise ConfigError(f"{path} is empty: a profile sets its keys, or starts with `extends: default`")
     if not isinstance(data, dict):
