@@ -106,7 +106,7 @@ def disk_full_message(err: BaseException) -> str:
     where = Path(getattr(err, "filename", None) or paths.stages_dir())
     folder = next((p for p in [where, *where.parents] if p.exists()), Path("/"))
     free = shutil.disk_usage(folder).free
-    return (f"the disk is full writing {where} ({free / 1e6:,.0f} MB free on its disk); free some space there, or "
+    return (f"the disk is full writing {where} ({free / 1e6:,.1f} MB, {free:,} bytes, free on its disk); free some space there, or "
             "write to a larger disk (the command's output folder, or CPTLIB_BUILD_DIR for stages), and rerun: finished stages are kept, and nothing "
             "unfinished is taken as finished")
 
