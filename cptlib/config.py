@@ -475,7 +475,9 @@ def _merge(base: dict, over: dict) -> dict:
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         known = sorted(p.stem for p in paths.PARAMS_DIR.glob("*.yaml"))
-        raise ConfigError(f"profile file {path} does not exist; known profiles: {known}")
+        hint = (f" (a path is read from the current folder; the shipped profile is `{path.stem}`, without .yaml)"
+                if path.stem in known and path.resolve() != paths.params_file(path.stem).resolve() else "")
+        raise ConfigError(f"profile file {path} does not exist{hint}; known profiles: {known}")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:  # one line: the file, where, and what (PyYAML's message spans five)

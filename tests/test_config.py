@@ -153,3 +153,12 @@ def test_invalid_yaml_is_one_line_naming_the_file_the_place_and_tabs(tmp_path):
         load_profile(bad)
     assert str(err.value) == (f"{bad}: line 3, column 1: not valid YAML: found character '\\t' that cannot start any "
                               "token (YAML indents with spaces, not tabs)")
+
+
+def test_a_shipped_profiles_file_name_given_from_another_folder_names_the_profile(tmp_path, monkeypatch):
+    """`--profile smoke.yaml` run outside the repository root is a path that does not exist there."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load_profile("smoke.yaml")
+    assert str(err.value).startswith(f"profile file {tmp_path / 'smoke.yaml'} does not exist (a path is read from the "
+                                     "current folder; the shipped profile is `smoke`, without .yaml); known profiles: ")
