@@ -28,6 +28,9 @@ export HF_HOME ?= $(CURDIR)/.cache/huggingface
 export TORCHINDUCTOR_CACHE_DIR ?= $(CURDIR)/.cache/torchinductor
 export NLTK_DATA ?= $(CURDIR)/.cache/nltk_data
 export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
+# What `cptlib` names on Ctrl-C as the command that resumes: the outermost make (`make smoke`, not the sub-make it
+# runs), with the variables given on its command line.
+export CPTLIB_RESUME ?= make $(strip $(MAKECMDGOALS) $(foreach v,PROFILE CPTLIB_BUILD_DIR,$(if $(filter command line,$(origin $(v))),$(v)=$($(v)))))
 # Where stages and executed notebooks go (cptlib.core.paths reads the same variable).
 BUILD_ROOT := $(or $(CPTLIB_BUILD_DIR),build)
 # make's targets are words: a path with a space, or an empty profile, would become rules make misreads.

@@ -28,6 +28,7 @@ COMMANDS = {
 }
 # Set to 1 (or pass --debug) to see the traceback behind an error's one-line message.
 DEBUG_ENV = "CPTLIB_DEBUG"
+RESUME_ENV = "CPTLIB_RESUME"  # the command that resumes an interrupted run, when it is not this one (the Makefile's)
 COMMAND_MODULES = list(dict.fromkeys(module for module, _ in COMMANDS.values()))
 
 
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from cptlib.core.errors import CptlibError
 
     try:
+        _check_build_dir()
         return args.func(args) or 0
     except CptlibError as err:
         # A failure the user can fix carries a message that says how; a traceback would bury it. Anything else is
@@ -70,9 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cptlib {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        # Every stage writes into a temporary folder renamed only when complete: nothing half-written is kept.
-        print(f"cptlib {args.command}: interrupted; finished stages are kept, and the same command resumes from "
-              "them", file=sys.stderr)
+        # Every stage writes into a temporary folder renamed only when complete: nothing half-written is kept. Under
+        # make, the make command the user typed resumes (the Makefile exports it), not this inner one.
+        resume = f"`{os.environ[RESUME_ENV]}`" if os.environ.get(RESUME_ENV, "").strip() else "the same command"
+        print(f"cptlib {args.command}: interrupted; finished stages are kept, and {resume} resumes from them",
+              file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - only a full disk is turned into one line; the rest re-raises
         from cptlib.core.stages import disk_full
@@ -81,6 +85,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"cptlib {args.command}: error: {disk_full_message(err)}", file=sys.stderr)
         return 2
+
+
+def _check_build_dir() -> None:
+    """CPTLIB_BUILD_DIR naming a file: one line now, not a NotADirectoryError traceback from the first folder made."""
+    from cptlib.core import paths
+    from cptlib.core.errors import InputError
+
+    if paths.BUILD_DIR.exists() and not paths.BUILD_DIR.is_dir():
+        raise InputError(f"CPTLIB_BUILD_DIR={os.environ.get('CPTLIB_BUILD_DIR', paths.BUILD_DIR)} is a file, not a folder; "
+                         "point it at a folder (it is created if missing), or unset it to build in build/")
 
 
 def disk_full_message(err: BaseException) -> str:
@@ -92,7 +106,7 @@ def disk_full_message(err: BaseException) -> str:
     where = Path(getattr(err, "filename", None) or paths.stages_dir())
     folder = next((p for p in [where, *where.parents] if p.exists()), Path("/"))
     free = shutil.disk_usage(folder).free
-    return (f"the disk is full writing {where} ({free / 1e6:,.0f} MB free on its disk); free some space there, or "
+    return (f"the disk is full writing {where} ({free / 1e6:,.1f} MB, {free:,} bytes, free on its disk); free some space there, or "
             "write to a larger disk (the command's output folder, or CPTLIB_BUILD_DIR for stages), and rerun: finished stages are kept, and nothing "
             "unfinished is taken as finished")
 

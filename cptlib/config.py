@@ -475,11 +475,17 @@ def _merge(base: dict, over: dict) -> dict:
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         known = sorted(p.stem for p in paths.PARAMS_DIR.glob("*.yaml"))
-        raise ConfigError(f"profile file {path} does not exist; known profiles: {known}")
+        hint = (f" (a path is read from the current folder; the shipped profile is `{path.stem}`, without .yaml)"
+                if path.stem in known and path.resolve() != paths.params_file(path.stem).resolve() else "")
+        raise ConfigError(f"profile file {path} does not exist{hint}; known profiles: {known}")
     try:
         data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    except yaml.YAMLError as err:  # one line: the file, where, and what (PyYAML's message spans five)
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        hint = " (YAML indents with spaces, not tabs)" if "'\\t'" in what else ""
+        raise ConfigError(f"{path}:{where} not valid YAML: {what}{hint}") from None
     if data is None:
         raise ConfigError(f"{path} is empty: a profile sets its keys, or starts with `extends: default`")
     if not isinstance(data, dict):

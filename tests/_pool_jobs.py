@@ -36,3 +36,26 @@ def whoami(name: str) -> Path:
     import os
 
     return stages.run_stage("pooltest", {"name": name}, lambda work: {"pid": os.getpid()})
+
+
+def chatty(name: str) -> Path:
+    """A stage that prints a line, draws a progress bar the way lm-eval does (disable passed explicitly) and warns."""
+    def build(work: Path) -> dict:
+        import warnings
+
+        from tqdm import tqdm
+
+        print(f"chatty {name} prints to stdout")
+        for _ in tqdm(range(3), desc=f"bar of {name}", disable=False):
+            pass
+        warnings.warn(f"chatty {name} warns")
+        return {}
+
+    return stages.run_stage("chatty", {"name": name}, build)
+
+
+def sleepy(name: str) -> Path:
+    """A stage that takes a while (a training, as far as an interruption can tell)."""
+    import time
+
+    return stages.run_stage("sleepy", {"name": name}, lambda work: time.sleep(60) or {})

@@ -113,3 +113,18 @@ def test_debug_shows_the_traceback_behind_the_line(how, tmp_path):
     assert debug.returncode == 1
     assert "Traceback" in debug.stderr and "cptlib.core.errors.MissingInputError" in debug.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_build_dir_that_is_a_file_is_one_line_and_creates_nothing(tmp_path):
+    """CPTLIB_BUILD_DIR=<a file> was a NotADirectoryError traceback from the first folder a command made."""
+    import os
+
+    afile = tmp_path / "not_a_folder"
+    afile.write_text("x")
+    env = {**os.environ, "CPTLIB_BUILD_DIR": str(afile)}
+    proc = subprocess.run([sys.executable, "-m", "cptlib.cli", "notebook", "run", "00_build", "--profile", "smoke"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"cptlib notebook: error: CPTLIB_BUILD_DIR={afile} is a file, not a folder; "
+                                        "point it at a folder (it is created if missing), or unset it to build in build/"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not_a_folder"] and afile.read_text() == "x"

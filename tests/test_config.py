@@ -143,3 +143,22 @@ def test_non_finite_repeated_negative_and_boolean_values_are_errors(tmp_path, te
 def test_an_empty_profile_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match=r"p.yaml is empty: a profile sets its keys, or starts with `extends: default`"):
         load_profile(_write(tmp_path, ""))
+
+
+def test_invalid_yaml_is_one_line_naming_the_file_the_place_and_tabs(tmp_path):
+    """PyYAML's message is five lines with a caret; a tab-indented profile (a common slip) says what to do."""
+    bad = tmp_path / "tabbed.yaml"
+    bad.write_text("extends: smoke\ncpt:\n\tlr: 1e-3\n")
+    with pytest.raises(ConfigError) as err:
+        load_profile(bad)
+    assert str(err.value) == (f"{bad}: line 3, column 1: not valid YAML: found character '\\t' that cannot start any "
+                              "token (YAML indents with spaces, not tabs)")
+
+
+def test_a_shipped_profiles_file_name_given_from_another_folder_names_the_profile(tmp_path, monkeypatch):
+    """`--profile smoke.yaml` run outside the repository root is a path that does not exist there."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load_profile("smoke.yaml")
+    assert str(err.value).startswith(f"profile file {tmp_path / 'smoke.yaml'} does not exist (a path is read from the "
+                                     "current folder; the shipped profile is `smoke`, without .yaml); known profiles: ")

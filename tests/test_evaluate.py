@@ -392,33 +392,57 @@ def test_an_attached_peft_adapter_scores_what_the_merged_model_scores(testbed, r
     assert samples[0] == samples[1]  # the same greedy answer
 
 
-def test_lm_evals_own_cli_gives_cptlibs_numbers_with_the_readme_settings(testbed, result_dir, tmp_path):
-    """The README's two `lm-eval run` commands (docs/evaluation.md, "With lm-eval's own CLI"), run from the testbed
-    data folder: the plain group with eos before each document (`prefix_token_id`), the chat group with the chat
-    template and the generation cap. Every metric equals cptlib's table."""
-    tasks = paths.REPO_ROOT / "cptlib" / "evaluation" / "tasks" / "testbed"
-    eos = testbed["tok"].eos_token_id
-    commands = {
-        "testbed_plain": ["--model_args", f"pretrained={testbed['model']}", f"prefix_token_id={eos}", "dtype=float32"],
-        "testbed_chat": ["--model_args", f"pretrained={testbed['model']}", "dtype=float32", "--apply_chat_template",
-                         "--gen_kwargs", f"max_gen_toks={SETTINGS.max_gen_toks}"],
-    }
-    ours = evaluate.read_table(result_dir, "x").set_index(["task", "metric"]).value
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    procs = {group: subprocess.Popen([sys.executable, "-m", "lm_eval", "run", "--model", "hf", "--tasks", group,
-                                      "--include_path", str(tasks), "--batch_size", "4", "--output_path",
-                                      str(tmp_path / group), *args], cwd=testbed["data"], env=env, text=True,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for group, args in commands.items()}  # both at once: most of each is lm-eval's start-up
-    for group, proc in procs.items():
-        _, stderr = proc.communicate(timeout=600)
-        assert proc.returncode == 0, stderr[-3000:]
-        results = json.loads(next((tmp_path / group).rglob("results_*.json")).read_text())["results"]
-        theirs = {(task, metric.split(",")[0]): value for task, r in results.items() if task != group
-                  for metric, value in r.items() if metric.endswith(",none") and "stderr" not in metric}
-        assert theirs, results
-        for key, value in theirs.items():
-            assert key in ours.index and math.isclose(value, ours[key], abs_tol=1e-6), (key, value, ours.get(key))
+def _readme_lm_eval_commands() -> list[str]:
+    text = (paths.REPO_ROOT / "README.md").read_text()
+    return text.split("<!-- lm-eval commands")[1].split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+
+
+def test_the_readmes_lm_eval_commands_give_cptlibs_numbers_and_answers_on_a_released_ancestor(testbed, tmp_path):
+    """The README's block, run as written (4 items per task), on a released ancestor that carries the checkpoint's
+    generation cap (max_new_tokens 128): every metric equals cptlib's and every generated answer is the same text.
+    models/smoke/ stands in for models/default/ (same release format): its instruct_v1 answers run to the task's
+    192 tokens, so an answer cut at the checkpoint's 128 (the README's earlier `--gen_kwargs max_new_tokens=192`)
+    differs here."""
+    limit = 4
+    lines = _readme_lm_eval_commands()
+    assert lines[0].startswith("REPO=") and lines[1].startswith("cd build/stages/testbed-"), lines[:2]
+    script = "\n".join(lines[2:]).replace("models/default/", "models/smoke/")
+    repo = tmp_path / "repo"  # the clone as the block sees it, with lm-eval writing where the test reads
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    for name in ("models", "cptlib"):
+        (repo / name).symlink_to(paths.REPO_ROOT / name)
+    (repo / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    out = tmp_path / "lm_eval"
+    wrapper = repo / ".venv" / "bin" / "lm-eval"
+    wrapper.write_text(f'#!/bin/bash\nn=$(ls {out} 2>/dev/null | wc -l)\nexec {sys.executable} -m lm_eval "$@" '
+                       f'--limit {limit} --log_samples --output_path {out}/$n\n')
+    wrapper.chmod(0o755)
+    env = {**os.environ, "REPO": str(repo), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=testbed["data"], env=env, text=True,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ancestor = paths.MODELS_DIR / "smoke" / "instruct_v1"
+    assert json.loads((ancestor / "generation_config.json").read_text())["max_new_tokens"] == 128  # the cap is there
+    mine = evaluate.run_evaluation(ancestor, testbed["data"], evaluate.EvalSettings(limit=limit))
+    ours = evaluate.read_table(mine, "x").set_index(["task", "metric"]).value
+    answers = {(s["task"], s["doc_id"]): s["resps"] for f in mine.glob("*.samples.jsonl")
+               for s in map(json.loads, f.read_text().splitlines())}
+    compared, generated = 0, []
+    for results in out.rglob("results_*.json"):
+        for task, r in json.loads(results.read_text())["results"].items():
+            for metric, value in r.items():
+                key = (task, metric.split(",")[0])
+                if metric.endswith(",none") and key in ours.index:  # the tasks, not the groups' aggregates
+                    assert math.isclose(value, ours[key], abs_tol=1e-6), (key, value, ours[key])
+                    compared += 1
+    for samples in out.rglob("samples_*.jsonl"):
+        task = re.fullmatch(r"samples_(.+)_\d{4}-\d\d-\d\dT.*\.jsonl", samples.name).group(1)
+        for s in map(json.loads, samples.read_text().splitlines()):
+            if isinstance(answers[(task, s["doc_id"])][0][0], str):  # a generated answer (lm-eval logs scores as text)
+                assert s["resps"] == answers[(task, s["doc_id"])], (task, s["doc_id"])
+                generated.append(len(s["resps"][0][0]))
+    assert compared >= 20 and len(generated) >= 5, (compared, generated)
+    assert max(generated) > 128  # an answer the checkpoint's cap would have cut
 
 
 def test_an_adapters_hash_does_not_depend_on_where_its_base_lay(testbed, tmp_path):

@@ -3,7 +3,7 @@ import os
 
 import pytest
 import torch
-from _pool_jobs import fail, train_tiny, whoami
+from _pool_jobs import chatty, fail, train_tiny, whoami
 from safetensors.torch import load_file
 
 from cptlib.core import paths, pool, stages
@@ -80,3 +80,19 @@ def test_a_build_with_a_failure_keeps_no_worker(build_dir):
     with pytest.raises(RuntimeError, match="1 of 2 stages failed"):
         pool.build([(whoami, ("ok",)), (fail, ("bad",))], processes=2)
     assert pool._IDLE == []
+
+
+def test_workers_print_to_stdout_warn_to_stderr_and_draw_no_bar_after_quiet_library_bars(build_dir, monkeypatch,
+                                                                                         capfd):
+    """A notebook's workers printed everything to stderr (a Trainer's loss lines became red stderr outputs) and drew
+    every library's bar there too: ~100 stderr outputs per cold smoke run. Under the kernel's quiet_library_bars()
+    they print to stdout, still warn on stderr, and draw no bar."""
+    from cptlib.core import progress
+
+    monkeypatch.setenv(progress.ENV, "1")  # what quiet_library_bars() sets in the kernel, inherited by its workers
+    assert pool.build([(chatty, (n,)) for n in ("a", "b")], processes=2) == 2
+    pool.close_idle()  # the workers have exited: all they wrote is in
+    out, err = capfd.readouterr()
+    assert "chatty a prints to stdout" in out and "chatty b prints to stdout" in out, (out, err)
+    assert "chatty a prints" not in err and "UserWarning: chatty a warns" in err and "UserWarning: chatty b warns" in err
+    assert "bar of" not in out + err and "%|" not in out + err, (out, err)

@@ -130,8 +130,21 @@ def test_a_full_disk_names_the_stage_and_is_one_line_at_the_command_line(monkeyp
     monkeypatch.setattr(stages, "_clean_partial", command)
     assert cli.main(["clean-partial"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and "the disk is full writing" in lines[0] and "MB free" in lines[0]
+    assert len(lines) == 1 and "the disk is full writing" in lines[0] and "bytes, free on its disk" in lines[0]
     assert "demo-" in lines[0] and "CPTLIB_BUILD_DIR" in lines[0]
+
+
+def test_a_full_disk_says_how_many_bytes_are_free(monkeypatch, tmp_path):
+    """'0 MB free' said nothing on a nearly full disk (measured: `residual restore` onto a 1 MB tmpfs)."""
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    from cptlib import cli
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: namedtuple("usage", "total used free")(10**6, 567_872, 432_128))
+    message = cli.disk_full_message(OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out")))
+    assert message.startswith(f"the disk is full writing {tmp_path / 'out'} (0.4 MB, 432,128 bytes, free on its disk); ")
 
 
 def test_an_interrupted_command_is_one_line_and_exit_130(monkeypatch, capsys):
@@ -141,9 +154,14 @@ def test_an_interrupted_command_is_one_line_and_exit_130(monkeypatch, capsys):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(stages, "_clean_partial", interrupted)
+    monkeypatch.delenv(cli.RESUME_ENV, raising=False)  # `make test` exports it
     assert cli.main(["clean-partial"]) == 130
     assert capsys.readouterr().err.strip() == ("cptlib clean-partial: interrupted; finished stages are kept, and the "
                                                "same command resumes from them")
+    monkeypatch.setenv(cli.RESUME_ENV, "make smoke")  # under make: the command the user typed
+    assert cli.main(["clean-partial"]) == 130
+    assert capsys.readouterr().err.strip() == ("cptlib clean-partial: interrupted; finished stages are kept, and "
+                                               "`make smoke` resumes from them")
 
 
 def test_a_stage_another_process_builds_is_waited_for_with_one_line(capsys):

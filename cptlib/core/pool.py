@@ -33,6 +33,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from cptlib.core import stages
+from cptlib.core.progress import quiet_if_asked
 from cptlib.core.shutdown import skip_final_collection
 
 Call = tuple[Callable, tuple]
@@ -76,13 +77,17 @@ def _context(threads: int) -> tuple:
 
 
 class _Worker:
-    """`python -m cptlib.core.pool THREADS`: reads pickled calls on stdin, answers on stdout; its own output (progress
-    bars, prints) goes to stderr, which it shares with this process."""
+    """`python -m cptlib.core.pool THREADS FD`: reads pickled calls on stdin, answers on the pipe FD; what its calls
+    print goes to the stdout and stderr it shares with this process (in a notebook, the kernel's: a Trainer's loss
+    line stays a stdout line, not a red stderr one)."""
 
     def __init__(self, threads: int):
         self.context = _context(threads)
-        self.proc = subprocess.Popen([sys.executable, "-m", "cptlib.core.pool", str(threads)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE)
+        read, write = os.pipe()
+        self.proc = subprocess.Popen([sys.executable, "-m", "cptlib.core.pool", str(threads), str(write)],
+                                     stdin=subprocess.PIPE, pass_fds=(write,))
+        os.close(write)
+        self.answers = os.fdopen(read, "rb")
         _send(self.proc.stdin, list(sys.path))  # so that the calls' modules import there as here
         self.call: Call | None = None
 
@@ -97,6 +102,7 @@ class _Worker:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        self.answers.close()
 
 
 _IDLE: list[_Worker] = []  # this process' workers between builds
@@ -138,14 +144,14 @@ def build(calls: Sequence[Call], processes: int = 2, threads: int = 1, what: str
     try:
         for w in workers:
             w.give(queue.pop(0))
-        busy = {w.proc.stdout.fileno(): w for w in workers}
+        busy = {w.answers.fileno(): w for w in workers}
         while busy:
             ready, _, _ = select.select(list(busy), [], [])
             for fd in ready:
                 w = busy[fd]
                 fn, _ = w.call
                 try:
-                    status, detail = _receive(w.proc.stdout)
+                    status, detail = _receive(w.answers)
                 except EOFError:
                     status, detail = "error", (f"its worker process died (exit {w.proc.wait()}; its error output is "
                                                "above; -9: killed, e.g. out of memory)")
@@ -173,12 +179,12 @@ def build(calls: Sequence[Call], processes: int = 2, threads: int = 1, what: str
     return len(todo)
 
 
-def _serve(threads: int) -> None:
+def _serve(threads: int, answer_fd: int) -> None:
     """The worker's loop: one call at a time until stdin closes."""
     os.environ[THREADS_ENV] = str(threads)
-    answers = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # whatever the calls print goes to stderr; stdout carries only the answers
-    sys.stdout = sys.stderr
+    answers = os.fdopen(answer_fd, "wb")
+    sys.stdout.reconfigure(line_buffering=True)  # a pipe (a notebook kernel's capture): each line as it is printed
+    quiet_if_asked()  # a notebook's worker: no library progress bars either (cptlib.core.progress)
     skip_final_collection()  # the notebook waits for its workers to exit (cptlib.core.shutdown)
     import torch
 
@@ -203,4 +209,4 @@ def _serve(threads: int) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+    _serve(int(sys.argv[1]), int(sys.argv[2]))

@@ -117,21 +117,24 @@ def configure(profile: str, overrides: dict | None = None, run_name: str | None 
     stats.use_profile(cfg)  # intervals read each metric's per-item scores from the task the profile maps it to
     if namespace:  # the notebook's kernel: its exit, which the runner waits for, skips the last collection
         skip_final_collection()
-        _show_figures()
+        _kernel_setup()
     return cfg
 
 
-def _show_figures() -> None:
-    """A figure a cell returns is shown inline (JupyterLab and the executed notebook), when there is a kernel."""
+def _kernel_setup() -> None:
+    """In a Jupyter kernel: a figure a cell returns is shown inline (JupyterLab and the executed notebook), and the
+    libraries' progress bars are off (cptlib.core.progress: they would be red stderr text, not widgets)."""
     try:
         from IPython import get_ipython
     except ImportError:
         return
     shell = get_ipython()
     if shell is not None and hasattr(shell, "kernel"):
+        from cptlib.core.progress import quiet_library_bars
         from cptlib.study.plots import show_inline
 
         show_inline(shell)
+        quiet_library_bars()
 
 
 def check_kernel(kernel: str) -> None:
