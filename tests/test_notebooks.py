@@ -159,7 +159,9 @@ def test_ctrl_c_during_make_is_one_line_naming_the_make_command_that_resumes(tmp
     os.killpg(proc.pid, signal.SIGINT)
     started = time.time()
     _, stderr = proc.communicate(timeout=120)
-    assert time.time() - started < 30
+    # Not a hang: seconds on a quiet machine (16 s in all), up to ~70 s under a loaded full `make test` (the kernel
+    # and both workers shutting down beside the other xdist worker's torchrun jobs).
+    assert time.time() - started < 100
     assert proc.returncode != 0
     lines = [line for line in stderr.splitlines() if line.startswith("cptlib ")]
     assert lines == [f"cptlib notebook: interrupted; finished stages are kept, and `make reproduce PROFILE=smoke "
@@ -283,7 +285,9 @@ def test_calibration_table_columns(smoke_study):
     table = pd.read_csv(paths.figures_dir("smoke") / "calibration.csv")
     assert list(table.columns) == ["metric", "model", "value", "target", "met", "n", "n_seeds"]
     assert set(table[table.model.str.startswith("cpt_")].n_seeds) == {len(load_profile("smoke").train_seeds)}
-    assert {"base_v1", "instruct_v1", "cpt_base_v1", "other_family", "base_v1 (mini)"} <= set(table.model)
+    assert {"base_v1", "instruct_v1", "cpt_base_v1", "other_family"} <= set(table.model)
+    ladder = pd.read_csv(paths.figures_dir("smoke") / "ladder_calibration.csv")  # the other sizes: notebook 06's
+    assert {"base_v1", "instruct_v1", "base_v1 (mini)", "instruct_v1 (mini)"} <= set(ladder.model)
     assert {"residual norm / base norm", "CPT drift / residual norm", "news register shift",
             "pretrain tokens / CPT tokens", "era-A via chat"} <= set(table.metric)
 

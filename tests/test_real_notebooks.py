@@ -75,7 +75,7 @@ def test_every_notebook_runs_on_the_real_profile_and_skips_the_testbed_only_part
     assert "No calibration targets for real models" in _outputs(runs["00_build"])
     ablations = _outputs(runs["04_ablations"])
     name = real_study["name"]
-    assert f"Not run for the real profile '{name}': the sizes are the testbed's model presets" in ablations
+    assert f"Not run for the real profile '{name}': the sizes are the testbed's model presets" in _outputs(runs["06_sizes"])
     assert f"Not run for the real profile '{name}': the data-shift ablation" in ablations
     forgetting = _outputs(runs["01_forgetting"])
     if real_study["nproc"] > 1:  # the torchrun job's Trainer logs, streamed into the notebook
