@@ -209,7 +209,8 @@ class RealModelsConfig(Section):
     # A hub id, a local folder, or "pypi:<dist>==<version>/<file.gguf>" (a GGUF file inside a PyPI wheel,
     # cptlib.family.pypi_gguf); null = not released / not available: the claims that need it are not run.
     base_v1: str | None = Field(description="base model, version 1 (θ_base(d1)); null = absent (no residual claims)")
-    instruct_v1: str = Field(description="instruct model of base_v1 (its residual is Θr(v1))")
+    instruct_v1: str | None = Field(description="instruct model of base_v1 (its residual is Θr(v1)); null = absent: "
+                                    "a base model alone runs only the benchmarks (notebooks: [07_benchmarks], C2)")
     base_v2: str | None = Field(description="base model, version 2 of the same family (the '3.1' / '2.5'); null = absent")
     instruct_v2: str | None = Field(description="instruct model of base_v2; null = absent (set with base_v2)")
     other_family: str | None = Field(
@@ -222,13 +223,15 @@ class RealModelsConfig(Section):
 
     def absent(self) -> list[str]:
         """The members the profile declares absent (null)."""
-        return [m for m in ("base_v1", "base_v2", "instruct_v2") if getattr(self, m) is None]
+        return [m for m in ("base_v1", "instruct_v1", "base_v2", "instruct_v2") if getattr(self, m) is None]
 
     @model_validator(mode="after")
     def _other_family_pair(self) -> "RealModelsConfig":
         if (self.base_v2 is None) != (self.instruct_v2 is None):
             raise ValueError("models.base_v2 and models.instruct_v2 go together (the v2 residual is instruct_v2 - "
                              "base_v2): set both or neither")
+        if self.base_v1 is None and self.instruct_v1 is None:
+            raise ValueError("models: base_v1 and instruct_v1 are both null: the study needs at least one of them")
         if self.base_v1 is None and self.base_v2 is not None:
             raise ValueError("models.base_v2 without models.base_v1: the version-transfer claims need both bases")
         if (self.other_family is None) != (self.other_instruct is None):
@@ -292,6 +295,22 @@ class EvalConfig(Section):
         "words the CPT corpus does not use), knowledge (new "
         "knowledge through the chat interface), updated, bpb_a; bpb_b is cpt_heldout's bits per byte when "
         "cpt_data.heldout_docs > 0. An unmapped metric is absent from the figures (not measured)")
+    benchmarks: dict[str, int | None] = Field(
+        {}, description="the paper's benchmark families over packaged data (cptlib.evaluation.benchmarks; notebook "
+        f"07_benchmarks): benchmark -> items scored (a fixed random subset; null = all), e.g. bench_piqa: 300. "
+        "Known: bench_arc_easy, bench_hellaswag, bench_piqa, bench_winogrande, bench_mmlu")
+    benchmark_seed: int = Field(0, description="the seed that draws the benchmarks' subsets")
+
+    @model_validator(mode="after")
+    def _benchmarks_known(self) -> "EvalConfig":
+        known = ("bench_arc_easy", "bench_hellaswag", "bench_piqa", "bench_winogrande", "bench_mmlu")
+        unknown = sorted(set(self.benchmarks) - set(known))
+        if unknown:
+            raise ValueError(f"eval.benchmarks: unknown benchmark(s) {unknown}; known: {list(known)}")
+        small = {k: n for k, n in self.benchmarks.items() if n is not None and n < 2}
+        if small:
+            raise ValueError(f"eval.benchmarks: {small}: score at least 2 items per benchmark (null = all)")
+        return self
 
     @model_validator(mode="after")
     def _metrics_name_listed_tasks(self) -> "EvalConfig":
@@ -384,6 +403,8 @@ def n4_cpt(profile: "Profile", lr: float) -> "TrainConfig":
 # notebook runs where a profile lists it (params/sizes.yaml, params/smoke.yaml).
 STUDY_NOTEBOOKS = ("00_build", "01_forgetting", "02_recipes", "03_transfer", "04_ablations", "05_report")
 SIZES_NOTEBOOK = "06_sizes"
+BENCH_NOTEBOOK = "07_benchmarks"  # the paper's benchmark families on a profile's models (eval.benchmarks)
+EXTRA_NOTEBOOKS = (SIZES_NOTEBOOK, BENCH_NOTEBOOK)
 
 
 class Profile(Section):
@@ -449,10 +470,17 @@ class Profile(Section):
         return self
 
     @model_validator(mode="after")
+    def _base_alone_runs_the_benchmarks(self) -> "Profile":
+        if self.models is not None and self.models.instruct_v1 is None and self.notebooks != [BENCH_NOTEBOOK]:
+            raise ValueError(f"models.instruct_v1 is null (a base model alone): every notebook but {BENCH_NOTEBOOK} "
+                             f"starts from instruct_v1; set notebooks: [{BENCH_NOTEBOOK}] (and eval.benchmarks)")
+        return self
+
+    @model_validator(mode="after")
     def _known_notebooks(self) -> "Profile":
-        unknown = [n for n in self.notebooks if n not in (*STUDY_NOTEBOOKS, SIZES_NOTEBOOK)]
+        unknown = [n for n in self.notebooks if n not in (*STUDY_NOTEBOOKS, *EXTRA_NOTEBOOKS)]
         if unknown or len(set(self.notebooks)) < len(self.notebooks):
-            raise ValueError(f"notebooks {self.notebooks}: each once, from {', '.join((*STUDY_NOTEBOOKS, SIZES_NOTEBOOK))}")
+            raise ValueError(f"notebooks {self.notebooks}: each once, from {', '.join((*STUDY_NOTEBOOKS, *EXTRA_NOTEBOOKS))}")
         return self
 
     @model_validator(mode="after")

@@ -52,11 +52,12 @@ def _tokenizer(arch: str, instruct: bool) -> PreTrainedTokenizerFast:
     return tok
 
 
-def _config(arch: str, vocab: int, tok) -> LlamaConfig | Qwen2Config:
+def _config(arch: str, vocab: int, tok, max_len: int = 256) -> LlamaConfig | Qwen2Config:
     shape = dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2, max_position_embeddings=256)
+                 num_key_value_heads=2, max_position_embeddings=max_len)
     if arch == "qwen2":
-        return Qwen2Config(**shape, tie_word_embeddings=True, eos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"))
+        return Qwen2Config(**shape, tie_word_embeddings=True, eos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+                           pad_token_id=tok.pad_token_id)  # as the tokenizer's, so training does not re-align it
     return LlamaConfig(**shape, tie_word_embeddings=False, rope_theta=500000.0,
                        bos_token_id=tok.convert_tokens_to_ids("<|begin_of_text|>"),
                        eos_token_id=tok.convert_tokens_to_ids("<|end_of_text|>"))
@@ -72,12 +73,13 @@ def _generation_config(arch: str, tok, instruct: bool) -> GenerationConfig:
     return GenerationConfig(bos_token_id=ids("<|begin_of_text|>"), eos_token_id=eos, do_sample=True, temperature=0.6, top_p=0.9)
 
 
-def tiny_family(arch: str, root: Path, seed: int = 0) -> dict[str, Path]:
-    """base_v1, base_v2, instruct_v1, instruct_v2 of one architecture, each saved like its hub repository."""
+def tiny_family(arch: str, root: Path, seed: int = 0, max_len: int = 256) -> dict[str, Path]:
+    """base_v1, base_v2, instruct_v1, instruct_v2 of one architecture, each saved like its hub repository
+    (`max_len`: positions; the benchmarks' long prompts need more than the default's 256 byte-level tokens)."""
     cls = Qwen2ForCausalLM if arch == "qwen2" else LlamaForCausalLM
     tok0 = _tokenizer(arch, instruct=False)
     torch.manual_seed(seed)
-    base = cls(_config(arch, len(tok0), tok0))
+    base = cls(_config(arch, len(tok0), tok0, max_len))
     weights = {"base_v1": base.state_dict()}
     gen = torch.Generator().manual_seed(seed + 1)
 
@@ -91,7 +93,7 @@ def tiny_family(arch: str, root: Path, seed: int = 0) -> dict[str, Path]:
     for role, state in weights.items():
         instruct = role.startswith("instruct")
         tok = _tokenizer(arch, instruct)
-        model = cls(_config(arch, len(tok), tok))
+        model = cls(_config(arch, len(tok), tok, max_len))
         model.load_state_dict(state)
         if arch == "qwen2":
             model.tie_weights()

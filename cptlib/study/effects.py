@@ -19,6 +19,9 @@ from cptlib.study.labels import CPT_B, CPT_I, REST
 C1_DROP = ("C1", "ΔIF = IF(instruct_v1) − IF(CPT(instruct_v1))")
 C1_GROWS = ("C1", "IF(CPT(instruct_v1)) final − first milestone")
 C2_DROP = ("C2", "Δ era-A = base_v1 − CPT(base_v1)")
+# The paper's benchmark families (notebook 07_benchmarks, a profile with eval.benchmarks): the average over tasks.
+C1_BENCH = ("C1", "Δ benchmarks (average over tasks) = instruct_v1 − CPT(instruct_v1)")
+C2_BENCH = ("C2", "Δ benchmarks (average over tasks) = base_v1 − CPT(base_v1)")
 C3_IF = ("C3", "ΔIF vs instruct_v1")
 C3_IF_NAIVE = ("C3", "ΔIF vs CPT(instruct_v1)")
 C3_NEWS_KEPT = ("C3", "Δ era-B vs CPT(base_v1)")
@@ -74,6 +77,14 @@ def effects(r: dict[str, pd.DataFrame]) -> pd.DataFrame:
         rows.append({"claim": quantity[0], "quantity": quantity[1], "mean": est.mean, "lo": est.lo, "hi": est.hi,
                      "n_seeds": est.n_seeds, "ci": est.method, "scale": scale})
 
+    if "benchmarks" in r:  # the average drop over the paper's benchmark families (cptlib.study.benchmarks.drops)
+        for quantity, model in ((C1_BENCH, CPT_I), (C2_BENCH, CPT_B)):
+            row = r["benchmarks"][(r["benchmarks"].model == model) & (r["benchmarks"].task == "average")]
+            if len(row):
+                x = row.iloc[0]
+                add(quantity, stats.Estimate(float(x["drop"]), float(x.lo), float(x.hi), int(x.n_seeds), stats.CROSSED))
+    if "forgetting" not in r:  # a profile of the benchmarks alone (notebook 07 without 01-05)
+        return pd.DataFrame(rows, columns=COLUMNS)
     fg, final = r["forgetting"], r["forgetting"].tokens.max()
     add(C1_DROP, stats.paired(fg[fg.tokens.isin([0, final])], "model", "instruct_v1", CPT_I, "IF"))
     s0 = fg.seed.min()

@@ -20,7 +20,7 @@ import pandas as pd
 
 from cptlib.core import paths
 from cptlib.family import resolve as fam
-from cptlib.config import SIZES_NOTEBOOK, Profile, n4_cpt
+from cptlib.config import BENCH_NOTEBOOK, SIZES_NOTEBOOK, Profile, n4_cpt
 from cptlib.study.restored import PANEL_TASKS, adapter, attached, drift, milestones, restored, residual_dir, scores
 from cptlib.core.stages import read_manifest
 from cptlib.study.labels import CPT_B, CPT_B2, CPT_I, REST, SFT
@@ -34,6 +34,9 @@ TESTBED_ONLY = {
     "sizes": "the sizes are the testbed's model presets; for real models, run one profile per model size",
     "shift": "the data-shift ablation trains on the testbed's era-A and era-B corpora",
 }
+# The reverse: parts only a real profile runs.
+REAL_ONLY = {"benchmarks": "the paper's benchmarks are English; the testbed's models read its synthetic language "
+                           "(a real profile lists them in eval.benchmarks)"}
 
 
 def is_real(profile: Profile) -> bool:
@@ -57,6 +60,10 @@ def why_not(profile: Profile, part: str) -> str | None:
     """Why `part` does not run for `profile` (None: it runs): testbed-only, or a member it needs is absent."""
     if is_real(profile) and part in TESTBED_ONLY:
         return TESTBED_ONLY[part]
+    if part in REAL_ONLY and not is_real(profile):
+        return REAL_ONLY[part]
+    if part == "benchmarks" and not profile.eval.benchmarks:
+        return "the profile lists no eval.benchmarks"
     absent = missing(profile, part)
     if absent:
         return f"it needs {' and '.join(absent)}, which the profile declares absent (models: null)"
@@ -67,7 +74,7 @@ def runs(profile: Profile, part: str) -> bool:
     """Whether a part of the study runs for `profile`; when it does not, prints why (for the notebook)."""
     reason = why_not(profile, part)
     if reason:
-        print(f"Not run for the real profile {profile.name!r}: {reason}.")
+        print(f"Not run for the {'real ' if is_real(profile) else ''}profile {profile.name!r}: {reason}.")
         return False
     return True
 
@@ -372,7 +379,14 @@ def all_results(profile: Profile) -> dict[str, pd.DataFrame]:
     """Every table the claims need (cached: instant after notebooks 01–04 ran); a real profile has no
     "shift" table (TESTBED_ONLY), nor the tables of parts whose members it declares absent (NEEDS); the size ladder's
     trends ("scaling") are there where the profile runs notebook 06_sizes."""
-    out = {"forgetting": forgetting(profile)}
+    out = {}
+    if BENCH_NOTEBOOK in profile.notebooks and not why_not(profile, "benchmarks"):  # notebook 07
+        from cptlib.study import benchmarks
+
+        out["benchmarks"] = benchmarks.results(profile)["drops"]
+    if BENCH_NOTEBOOK in profile.notebooks and "05_report" not in profile.notebooks:
+        return out  # a profile of the benchmarks alone
+    out["forgetting"] = forgetting(profile)
     if not why_not(profile, "n4"):
         out["n4"] = n4_map(profile)
     if not why_not(profile, "recipes"):

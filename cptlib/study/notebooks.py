@@ -26,9 +26,9 @@ from cptlib.core.errors import InputError
 from cptlib.core.files import atomic_file, write_text_atomic
 from cptlib.core.shutdown import skip_final_collection
 from cptlib.core.stages import STAGE_LOG_ENV
-from cptlib.config import SIZES_NOTEBOOK, STUDY_NOTEBOOKS, ConfigError, Profile, load_with_overrides
+from cptlib.config import EXTRA_NOTEBOOKS, STUDY_NOTEBOOKS, ConfigError, Profile, load_with_overrides
 
-NOTEBOOKS = (*STUDY_NOTEBOOKS, SIZES_NOTEBOOK)  # a profile runs those its `notebooks:` lists (make reproduce)
+NOTEBOOKS = (*STUDY_NOTEBOOKS, *EXTRA_NOTEBOOKS)  # a profile runs those its `notebooks:` lists (make reproduce)
 KERNEL = "cptlib"
 PARAMETERS = ("profile", "overrides", "run_name")
 PARAMETERS_SOURCE = """\
@@ -218,7 +218,8 @@ def setup_source() -> str:
         "import numpy as np",
         "import pandas as pd",
         "from cptlib import config",
-        "from cptlib.study import effects, experiments, figures, notebooks, plots, report, restored, scaling, stats, verdicts",
+        "from cptlib.study import (benchmarks, effects, experiments, figures, notebooks, plots, report, restored, scaling,",
+        "                          stats, verdicts)",
         "",
         "cfg = notebooks.configure(profile, overrides, run_name, namespace=globals())",
         "print(notebooks.describe(cfg))",

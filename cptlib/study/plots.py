@@ -184,12 +184,13 @@ def scope(profile: Profile) -> str:
     m = profile.models
     if m is None:
         return TESTBED
-    from cptlib.family.pypi_gguf import DEQUANTISED, is_pypi
+    from cptlib.family.pypi_gguf import dequantised, is_pypi
 
-    v1 = f"{m.base_v1} / {m.instruct_v1} (v1)" if m.base_v1 else f"{m.instruct_v1} (instruct only: no base model)"
+    v1 = (f"{m.base_v1} / {m.instruct_v1} (v1)" if m.base_v1 and m.instruct_v1 else
+          f"{m.instruct_v1} (instruct only: no base model)" if m.instruct_v1 else f"{m.base_v1} (base only: no instruct model)")
     v2 = f", {m.base_v2} / {m.instruct_v2} (v2)" if m.base_v2 else ""
-    deviation = "".join(f" {role} is {DEQUANTISED}." for role in ("base_v1", "instruct_v1", "base_v2", "instruct_v2")
-                        if is_pypi(getattr(m, role)))
+    deviation = "".join(f" {role} is {dequantised(getattr(m, role))}."
+                        for role in ("base_v1", "instruct_v1", "base_v2", "instruct_v2") if is_pypi(getattr(m, role)))
     return f"Real models: {v1}{v2}; CPT on {profile.cpt_data.source}.{deviation}"
 
 
