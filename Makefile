@@ -102,6 +102,13 @@ $(error make: PROFILE=$(PROFILE): $(wordlist 2,999,$(PROFILE_FILES)))
 endif
 else
 PROFILE_FILES := $(wildcard params/$(PROFILE).yaml)
+# Before the first set-up there is no interpreter to resolve a profile; one whose file does not exist is named now,
+# not after the ~80 s of set-up (a fresh clone's `make reproduce PROFILE=typo`).
+ifneq ($(filter reproduce cost family ancestors,$(MAKECMDGOALS)),)
+ifeq ($(PROFILE_FILES),)
+$(error make: profile file params/$(PROFILE).yaml does not exist (PROFILE=$(PROFILE)); known profiles: $(sort $(basename $(notdir $(wildcard params/*.yaml)))))
+endif
+endif
 endif
 # The notebooks the profile runs, in order (its `notebooks:` key: the study's six by default; params/sizes.yaml runs
 # the size ladder's 06_sizes only).

@@ -191,6 +191,18 @@ def test_make_names_a_missing_profile_before_any_notebook_rule(tmp_path):
         assert not (tmp_path / "build").exists()
 
 
+def test_before_the_first_set_up_make_names_a_missing_profile_instead_of_setting_up(tmp_path):
+    """A fresh clone (no .venv: VENV points at a folder that does not exist) used to run the ~80 s set-up before the
+    missing profile's message; now make stops at once, and nothing is installed or built."""
+    import subprocess
+
+    venv = tmp_path / "no-venv"
+    proc = subprocess.run(["make", "-C", str(paths.REPO_ROOT), "reproduce", "PROFILE=typo", f"VENV={venv}",
+                           f"CPTLIB_BUILD_DIR={tmp_path / 'build'}"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and not venv.exists() and not (tmp_path / "build").exists()
+    assert "profile file params/typo.yaml does not exist (PROFILE=typo); known profiles: default" in proc.stderr
+
+
 def test_make_names_a_profile_chain_that_forms_a_cycle_in_one_line(tmp_path):
     """A profile that extends itself through another used to crash make (exit 139, its recursive chain); now
     cptlib.config resolves the chain for make as for the CLI, and make stops with its message."""
