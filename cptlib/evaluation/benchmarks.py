@@ -56,6 +56,8 @@ DEVIATIONS = {
     "bench_arc_easy": "ARC-Easy's test split is not packaged: its validation split (570 questions) is scored",
     "bench_hellaswag": "", "bench_piqa": "", "bench_winogrande": "", "bench_mmlu": "",
 }
+# Chance accuracy (answer choices per item): a model near it on a benchmark cannot show a drop there.
+CHANCE = {"bench_arc_easy": 0.25, "bench_hellaswag": 0.25, "bench_piqa": 0.5, "bench_winogrande": 0.5, "bench_mmlu": 0.25}
 # Headline labels, in the paper's order.
 LABELS = {"bench_mmlu": "MMLU", "bench_winogrande": "Winogrande", "bench_hellaswag": "HellaSwag",
           "bench_arc_easy": "ARC-Easy", "bench_piqa": "PIQA"}

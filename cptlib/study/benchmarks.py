@@ -68,14 +68,13 @@ def models(profile: Profile) -> list[dict]:
 
 def scores(profile: Profile) -> pd.DataFrame:
     """One row per model × seed × tokens × benchmark: acc (the benchmark's metric), n items, eval (the stage)."""
-    from cptlib.evaluation.evaluate import item_scores
     from cptlib.evaluation.real_suite import run_real_suite
 
     s, folder, rows = settings(profile), B.task_folder(), []
     for m in models(profile):
         result = run_real_suite(Path(m["path"]), s, generated=[folder])
         for task in s.tasks:
-            items = np.concatenate([item_scores(result, leaf, B.BENCHMARKS[task].metric) for leaf in s.samples[task]])
+            items = _items(result.name, task, s)
             rows.append({**{k: m[k] for k in ("seed", "model", "tokens")}, "task": task, "label": B.LABELS[task],
                          "acc": float(items.mean()), "n": len(items), "eval": result.name})
     return pd.DataFrame(rows)

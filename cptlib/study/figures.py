@@ -310,23 +310,24 @@ def residual_norms(norms: pd.DataFrame):
 @plots.styled
 def benchmarks(per_model: pd.DataFrame, drops: pd.DataFrame):
     """C1 / C2 across tasks: left, each benchmark's accuracy before CPT (0 tokens) and along the CPT milestones
-    (first seed; the final budget over every seed), 95% CI over seeds × items; right, each task's drop before − after
-    at the final budget and their average, with 95% intervals (the paper's average drop, 2.7 points, dotted)."""
+    (first seed; the final budget over every seed), 95% CI over seeds × items, its chance level in the legend; right,
+    each task's drop before − after at the final budget and their average, with 95% intervals (the paper's average
+    drop, 2.7 points, dotted)."""
+    from cptlib.evaluation.benchmarks import CHANCE
     from cptlib.study.benchmarks import BEFORE_AFTER
 
     arms = [m for m in BEFORE_AFTER if m in set(per_model.model)]
-    tasks = list(dict.fromkeys(per_model.label))
+    tasks = list(dict.fromkeys(per_model.task))
+    palette = dict(zip(tasks, sns.color_palette("colorblind", len(tasks))))
     fig, axes = plots.new_figure(2, width=12, height=3.6 + 0.25 * len(tasks))
     ax = axes[0]
     for arm in arms:
-        before = per_model[per_model.model == BEFORE_AFTER[arm]]
-        g = pd.concat([before, per_model[per_model.model == arm]])
-        for i, label in enumerate(tasks):
-            t = g[g.label == label].sort_values("tokens")
-            x = t.tokens / 1e3
-            ax.errorbar(x, t.acc, yerr=np.nan_to_num([t.acc - t.lo, t.hi - t.acc]), marker="o", ms=3, capsize=2,
-                        color=sns.color_palette("colorblind", len(tasks))[i], ls="-" if arm == CPT_I else "--",
-                        label=f"{label} ({arm})" if len(arms) > 1 else label)
+        g = pd.concat([per_model[per_model.model == BEFORE_AFTER[arm]], per_model[per_model.model == arm]])
+        for task in tasks:
+            t = g[g.task == task].sort_values("tokens")
+            label = f"{t.label.iloc[0]} (chance {CHANCE[task]:.2f})" + (f", {arm}" if len(arms) > 1 else "")
+            ax.errorbar(t.tokens / 1e3, t.acc, yerr=np.nan_to_num([t.acc - t.lo, t.hi - t.acc]), marker="o", ms=3,
+                        capsize=2, color=palette[task], ls="-" if arm == CPT_I else "--", label=label)
     ax.set_xlabel("CPT tokens (thousands; 0 = before CPT)")
     ax.set_ylabel("accuracy (lm-eval's metric)")
     ax.set_title("Benchmark accuracy along CPT (95% CI over seeds × items)", fontsize=9)
@@ -339,8 +340,9 @@ def benchmarks(per_model: pd.DataFrame, drops: pd.DataFrame):
                     color=plots.COLORS.get(r.model, "#333333"), ms=7 if r.task == "average" else 4)
     ax.set_yticks(y, [f"{r.label} — {r.model}" if len(arms) > 1 else r.label for r in d.itertuples()], fontsize=7)
     ax.axvline(0, color="#999999", lw=0.8)
-    ax.axvline(0.027, color="#999999", lw=0.8, ls=":", label="paper: 2.7 points (average, C1)")
+    ax.axvline(0.027, color="#999999", lw=0.8, ls=":")
+    ax.annotate("paper: 2.7 points\n(C1's average)", (0.027, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
+                ha="right", va="top", color="#777777", xytext=(-3, -2), textcoords="offset points")
     ax.set_xlabel("drop: accuracy before − after CPT (final budget; 95% CI)")
     ax.set_title("Drop per benchmark and their average (large dot)", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
     return fig, drops
