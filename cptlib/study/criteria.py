@@ -1,8 +1,9 @@
 """The verdict criteria, as data: what the paper says, the in-kind rule, the in-size numbers, and which criteria
 were changed after the results were first seen (Criterion.old: the report lists them with the old rule beside).
 
-The in-kind rules were written before any result was looked at, except those with `old` set (issue 29, 2026-12-03,
-after a reviewer's read of the committed figures). cptlib.study.verdicts applies them.
+The in-kind rules were written before any result was looked at, except those with `old` set: C4, C6, N4 (issue 29,
+2026-12-03, after a reviewer's read of the committed figures), C5 (calibration log run 18) and C1, C2 (run 19: the
+paper's benchmarks, added before any benchmark number after CPT). cptlib.study.verdicts applies them.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ class Criterion:
     paper: str  # what the paper says (approximate: secondary sources, BRIEF §1)
     rule: str  # the in-kind rule
     needs: tuple[str, ...] = ()  # the ancestors whose calibration the claim rests on
-    old: str | None = None  # the rule before it was changed after the results were seen (2026-12-03, issue 29)
+    old: str | None = None  # the rule before it was changed after some results were seen (and why: the text says)
 
 
 CRITERIA = {

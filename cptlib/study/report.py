@@ -274,8 +274,10 @@ def _sections(profile, verdicts: list[V.Verdict], run_times: dict[str, float], s
               f"{SIZE_RULE}"),
         ("list", [f"**{k}**: {c.rule}" for k, c in CRITERIA.items()]),
         ("h3", "Criteria changed after the results were first seen"),
-        ("p", "Changed on 2026-12-03 (issue 29) after a reviewer's read of the committed figures; the verdicts above "
-              "use the rule now."), ("table", changed),
+        ("p", "C4, C6 and N4 were changed on 2026-12-03 (issue 29) after a reviewer's read of the committed figures; C5 "
+              "when the size ladder was designed (calibration log run 18), after the old ladder's numbers; C1 and C2 "
+              "gained the paper's benchmarks (run 19) after their other numbers but before any benchmark number after "
+              "CPT. The verdicts above use the rule now."), ("table", changed),
         ("h2", "Headline figures"), *[("figure", f) for f in shown if f in HEADLINE and f != "effects"],
         ("h2", "Where the recipe works (N4)"), ("p", n4),
         ("h2", "Calibration"), ("table", calib) if calib is not None else ("p", "(notebook 00 has not run)"),
