@@ -18,7 +18,7 @@ import seaborn as sns
 
 from cptlib.study import plots, stats
 from cptlib.study.criteria import KEEP
-from cptlib.study.labels import CPT_I, REST
+from cptlib.study.labels import CPT_B, CPT_I, REST
 from cptlib.study.n4 import n4_threshold
 
 
@@ -312,7 +312,7 @@ def benchmarks(per_model: pd.DataFrame, drops: pd.DataFrame):
     """C1 / C2 across tasks: left, each benchmark's accuracy before CPT (0 tokens) and along the CPT milestones
     (first seed; the final budget over every seed), 95% CI over seeds × items, its chance level in the legend; right,
     each task's drop before − after at the final budget and their average, with 95% intervals (the paper's average
-    drop, 2.7 points, dotted)."""
+    drop, 2.7 points, dotted, for an instruct model; C2's 0.05 bound, dashed, for a base model)."""
     from cptlib.evaluation.benchmarks import CHANCE
     from cptlib.study.benchmarks import BEFORE_AFTER
 
@@ -340,9 +340,12 @@ def benchmarks(per_model: pd.DataFrame, drops: pd.DataFrame):
                     color=plots.COLORS.get(r.model, "#333333"), ms=7 if r.task == "average" else 4)
     ax.set_yticks(y, [f"{r.label} — {r.model}" if len(arms) > 1 else r.label for r in d.itertuples()], fontsize=7)
     ax.axvline(0, color="#999999", lw=0.8)
-    ax.axvline(0.027, color="#999999", lw=0.8, ls=":")
-    ax.annotate("paper: 2.7 points\n(C1's average)", (0.027, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
-                ha="right", va="top", color="#777777", xytext=(-3, -2), textcoords="offset points")
+    marks = ([(0.027, ":", "paper: 2.7 points\n(C1's average)")] if CPT_I in arms else []) + \
+        ([(0.05, "--", "C2's rule: upper\nend ≤ 0.05")] if CPT_B in arms else [])
+    for x, ls, text in marks:
+        ax.axvline(x, color="#999999", lw=0.8, ls=ls)
+        ax.annotate(text, (x, 1.0), xycoords=("data", "axes fraction"), fontsize=7, ha="right", va="top",
+                    color="#777777", xytext=(-3, -2), textcoords="offset points")
     ax.set_xlabel("drop: accuracy before − after CPT (final budget; 95% CI)")
     ax.set_title("Drop per benchmark and their average (large dot)", fontsize=9)
     return fig, drops
