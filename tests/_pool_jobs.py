@@ -55,7 +55,8 @@ def chatty(name: str) -> Path:
 
 
 def sleepy(name: str) -> Path:
-    """A stage that takes a while (a training, as far as an interruption can tell)."""
+    """A stage that takes a while (a training, as far as an interruption can tell): long enough that an interrupt sent
+    after its start is seen still reaches it on a loaded machine (60 s did not once, in a full `make test`)."""
     import time
 
-    return stages.run_stage("sleepy", {"name": name}, lambda work: time.sleep(60) or {})
+    return stages.run_stage("sleepy", {"name": name}, lambda work: time.sleep(180) or {})

@@ -159,6 +159,7 @@ def test_ctrl_c_during_make_is_one_line_naming_the_make_command_that_resumes(tmp
         if line.startswith("building 2 stages"):
             break
     time.sleep(3)
+    assert proc.poll() is None, "make ended before the interrupt: the workers' start was seen too late to interrupt them"
     os.killpg(proc.pid, signal.SIGINT)
     started = time.time()
     _, stderr = proc.communicate(timeout=120)
