@@ -147,20 +147,6 @@ def check_kernel(kernel: str) -> None:
         raise NotebookError(f"no Jupyter kernel named {kernel!r}{hint}; registered kernels: {', '.join(sorted(known))}")
 
 
-def _ipc_kernel_manager():
-    """nbclient's kernel manager with the kernel's sockets on local IPC (files beside its connection file, in
-    Jupyter's runtime folder) instead of TCP ports: the kernel runs on this machine anyway, nothing listens on a
-    port, and ipykernel no longer warns in every run's log that TCP is unencrypted."""
-    from jupyter_client.manager import AsyncKernelManager
-
-    class IPCKernelManager(AsyncKernelManager):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.transport = "ipc"
-
-    return IPCKernelManager
-
-
 def run(name: str, profile: str | Path, kernel: str = KERNEL, overrides: dict | None = None,
         run_name: str | None = None) -> Path:
     """Execute one notebook for a profile; returns the executed notebook's path."""
@@ -191,8 +177,7 @@ def run(name: str, profile: str | Path, kernel: str = KERNEL, overrides: dict | 
         # log_output=True: papermill would then log every output a second time.)
         papermill.execute_notebook(str(nb), str(partial), parameters=params, kernel_name=kernel,
                                    cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False,
-                                   stdout_file=sys.stdout, stderr_file=sys.stderr,
-                                   kernel_manager_class=_ipc_kernel_manager())
+                                   stdout_file=sys.stdout, stderr_file=sys.stderr)
     except papermill.PapermillExecutionError as err:
         partial.unlink(missing_ok=True)
         partial_log.unlink(missing_ok=True)
