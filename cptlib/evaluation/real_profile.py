@@ -47,8 +47,7 @@ HEADLINE_METRICS = {
 
 # Groups are reported by their leaf tasks only (tidy keeps leaves): these patterns pick a group's leaves,
 # averaged weighted by items, as lm-eval aggregates a group.
-GROUP_LEAVES = {"mmlu": re.compile(r"^mmlu_(?!pro_)"), "mmlu_pro": re.compile(r"^mmlu_pro_"),
-                "bench_mmlu": re.compile(r"^bench_mmlu_")}
+GROUP_LEAVES = {"mmlu": re.compile(r"^mmlu_(?!pro_)"), "mmlu_pro": re.compile(r"^mmlu_pro_")}
 
 
 def heldout_task(data: Path) -> Path:

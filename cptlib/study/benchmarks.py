@@ -1,7 +1,7 @@
 """The paper's benchmark families on a profile's models (issue 33; notebook 07_benchmarks): C1's second number
 (the average drop across tasks of an instruct model under CPT) and C2 on a base model (its average drop).
 
-    res = results(profile)     # {"scores": per model × seed × task, "per_task": with intervals, "drops": ...}
+    res = results(profile)  # {"scores": model × seed × task, "per_model", "curve" (first seed), "drops"}
 
 Models: instruct_v1 and base_v1 (where the profile has them) before CPT, and their CPT at every milestone of the
 first training seed and at the final budget of every seed. Each is scored by lm-eval on the profile's
@@ -66,17 +66,18 @@ def models(profile: Profile) -> list[dict]:
     return rows
 
 
-def scores(profile: Profile) -> pd.DataFrame:
-    """One row per model × seed × tokens × benchmark: acc (the benchmark's metric), n items, eval (the stage)."""
+def scores(profile: Profile, s) -> pd.DataFrame:
+    """One row per model × seed × tokens × benchmark: acc (the benchmark's metric), n items, eval (the stage);
+    `s`: settings(profile)."""
     from cptlib.evaluation.real_suite import run_real_suite
 
-    s, folder, rows = settings(profile), B.task_folder(), []
+    folder, rows = B.task_folder(), []
     for m in models(profile):
         result = run_real_suite(Path(m["path"]), s, generated=[folder])
         for task in s.tasks:
             items = _items(result.name, task, s)
-            rows.append({**{k: m[k] for k in ("seed", "model", "tokens")}, "task": task, "label": B.LABELS[task],
-                         "acc": float(items.mean()), "n": len(items), "eval": result.name})
+            rows.append({**{k: m[k] for k in ("seed", "model", "tokens")}, "task": task,
+                         "label": B.BENCHMARKS[task].label, "acc": float(items.mean()), "n": len(items), "eval": result.name})
     return pd.DataFrame(rows)
 
 
@@ -112,10 +113,10 @@ def average_drop(befores: list[np.ndarray], afters: list[np.ndarray]) -> tuple[f
     return point, point - half, point + half
 
 
-def drops(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+def drops(table: pd.DataFrame, s) -> pd.DataFrame:
     """Per CPT model (final budget, every seed): each task's drop before − after and the average over tasks, with
     their intervals; one row per (model, task), task "average" for the average."""
-    s, rows = settings(profile), []
+    rows = []
     final = table[table.tokens > 0].groupby("model").tokens.max()
     for cpt_label, member in BEFORE_AFTER.items():
         if cpt_label not in final:
@@ -129,7 +130,7 @@ def drops(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
             b, a = _matrix(before, task, s), _matrix(after, task, s)
             bs.append(b), as_.append(a)
             e = _estimate(crossed_t([b, a], lambda x, y: x - y), len(seeds))
-            rows.append({"model": cpt_label, "before": member, "task": task, "label": B.LABELS[task],
+            rows.append({"model": cpt_label, "before": member, "task": task, "label": B.BENCHMARKS[task].label,
                          "before_acc": float(b.mean()), "after_acc": float(a.mean()), "drop": e.mean, "lo": e.lo,
                          "hi": e.hi, "n": b.shape[1], "n_seeds": len(seeds)})
         e = _estimate(average_drop(bs, as_), len(seeds))
@@ -139,18 +140,21 @@ def drops(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def per_model(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    """Every model's accuracy per task (mean over its seeds) with its crossed interval, for the figure."""
-    s, rows = settings(profile), []
+def per_model(table: pd.DataFrame, s) -> pd.DataFrame:
+    """Every model's accuracy per task (mean over the seeds the table has for it) with its crossed interval."""
+    rows = []
     for (model, tokens, task), g in table.groupby(["model", "tokens", "task"], sort=False):
         m = _matrix(g, task, s)
         e = _estimate(crossed_t([m], lambda x: x), len(g), 0.0, 1.0)
-        rows.append({"model": model, "tokens": tokens, "task": task, "label": B.LABELS[task], "acc": e.mean,
+        rows.append({"model": model, "tokens": tokens, "task": task, "label": B.BENCHMARKS[task].label, "acc": e.mean,
                      "lo": e.lo, "hi": e.hi, "n": m.shape[1], "n_seeds": len(g)})
     return pd.DataFrame(rows)
 
 
 def results(profile: Profile) -> dict[str, pd.DataFrame]:
-    table = scores(profile)
-    return {"scores": table, "per_model": per_model(table, profile), "drops": drops(table, profile)}
-
+    """The scores, every model's accuracy over its seeds (per_model: the milestones have the first seed only), the
+    curve along CPT of the first seed alone (a line never joins numbers of different seed counts) and the drops."""
+    s = settings(profile)
+    table = scores(profile, s)
+    first = table[table.seed == profile.train_seeds[0]]
+    return {"scores": table, "per_model": per_model(table, s), "curve": per_model(first, s), "drops": drops(table, s)}

@@ -308,30 +308,38 @@ def residual_norms(norms: pd.DataFrame):
 
 
 @plots.styled
-def benchmarks(per_model: pd.DataFrame, drops: pd.DataFrame):
-    """C1 / C2 across tasks: left, each benchmark's accuracy before CPT (0 tokens) and along the CPT milestones
-    (first seed; the final budget over every seed), 95% CI over seeds × items, its chance level in the legend; right,
-    each task's drop before − after at the final budget and their average, with 95% intervals (the paper's average
-    drop, 2.7 points, dotted, for an instruct model; C2's 0.05 bound, dashed, for a base model)."""
-    from cptlib.evaluation.benchmarks import CHANCE
+def benchmarks(curve: pd.DataFrame, per_model: pd.DataFrame, drops: pd.DataFrame):
+    """C1 / C2 across tasks: left, each benchmark's accuracy before CPT (0 tokens) and along the CPT milestones, the
+    first seed's line (its chance level in the legend), and where the study has more seeds their mean before CPT and
+    at the final budget as hollow markers beside it, 95% CI over seeds × items; right, each task's drop before − after
+    at the final budget and their average, with 95% intervals over every seed (the paper's average drop, 2.7 points,
+    dotted, for an instruct model; C2's 0.05 bound, dashed, for a base model)."""
+    from cptlib.evaluation.benchmarks import BENCHMARKS
     from cptlib.study.benchmarks import BEFORE_AFTER
 
-    arms = [m for m in BEFORE_AFTER if m in set(per_model.model)]
-    tasks = list(dict.fromkeys(per_model.task))
+    arms = [m for m in BEFORE_AFTER if m in set(curve.model)]
+    tasks = list(dict.fromkeys(curve.task))
     palette = dict(zip(tasks, sns.color_palette("colorblind", len(tasks))))
     fig, axes = plots.new_figure(2, width=12, height=3.6 + 0.25 * len(tasks))
     ax = axes[0]
+    several = per_model[per_model.n_seeds > 1]
     for arm in arms:
-        g = pd.concat([per_model[per_model.model == BEFORE_AFTER[arm]], per_model[per_model.model == arm]])
         for task in tasks:
-            t = g[g.task == task].sort_values("tokens")
-            label = f"{t.label.iloc[0]} (chance {CHANCE[task]:.2f})" + (f", {arm}" if len(arms) > 1 else "")
+            pick = lambda t: t[t.model.isin([arm, BEFORE_AFTER[arm]]) & (t.task == task)].sort_values("tokens")  # noqa: E731
+            t = pick(curve)
+            label = f"{BENCHMARKS[task].label} (chance {BENCHMARKS[task].chance:.2f})" + (f", {arm}" if len(arms) > 1 else "")
             ax.errorbar(t.tokens / 1e3, t.acc, yerr=np.nan_to_num([t.acc - t.lo, t.hi - t.acc]), marker="o", ms=3,
                         capsize=2, color=palette[task], ls="-" if arm == CPT_I else "--", label=label)
+            if len(e := pick(several)):
+                ax.errorbar(e.tokens / 1e3 + 1.0, e.acc, yerr=np.nan_to_num([e.acc - e.lo, e.hi - e.acc]), fmt="o",
+                            mfc="white", ms=4, capsize=2, color=palette[task],
+                            label=f"every seed ({int(e.n_seeds.max())}), before and at the final budget")
     ax.set_xlabel("CPT tokens (thousands; 0 = before CPT)")
     ax.set_ylabel("accuracy (lm-eval's metric)")
-    ax.set_title("Benchmark accuracy along CPT (95% CI over seeds × items)", fontsize=9)
-    plots.legend_below(fig, ax, ncol=min(5, len(tasks) * len(arms)))
+    ax.set_title("Benchmark accuracy along CPT (first seed; 95% CI over seeds × items)", fontsize=9)
+    handles, labels = ax.get_legend_handles_labels()
+    keep = dict(zip(labels, handles))  # the every-seed marker once
+    plots.legend_below(fig, handles=list(keep.values()), labels=list(keep), ncol=min(5, len(keep)))
     ax = axes[1]
     d = drops.reset_index(drop=True)
     y = np.arange(len(d))[::-1]

@@ -404,9 +404,9 @@ BENCH_NOTE = ("Each benchmark is lm-eval's own task definition (prompt, answer c
 
 
 def bench_note(profile) -> str:
-    from cptlib.evaluation.benchmarks import DEVIATIONS
+    from cptlib.evaluation.benchmarks import BENCHMARKS
 
-    dev = " ".join(f"{d}." for t, d in DEVIATIONS.items() if d and t in profile.eval.benchmarks)
+    dev = " ".join(f"{BENCHMARKS[t].deviation}." for t in profile.eval.benchmarks if BENCHMARKS[t].deviation)
     return BENCH_NOTE.format(seed=profile.eval.benchmark_seed, deviations=dev or "No deviation from lm-eval's tasks.")
 
 

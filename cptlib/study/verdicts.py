@@ -179,6 +179,13 @@ def c2(ctx: Context) -> Verdict:
     return Verdict("C2", out, _measured(*checks), why, checks=checks, note=_seeds(*checks))
 
 
+def benchmarks_alone(drops: pd.DataFrame) -> list[Verdict]:
+    """C1 and C2 of a profile that runs the benchmarks notebook alone: judged on the benchmarks' average drops
+    (cptlib.study.benchmarks.drops); the claim whose model the profile lacks says it was not run."""
+    ctx = Context(E.effects({"benchmarks": drops}))
+    return [c1(ctx), c2(ctx)]
+
+
 def c3(ctx: Context) -> Verdict:
     if (gated := _gate(ctx, "C3")) is not None:
         return gated
