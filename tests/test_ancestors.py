@@ -75,6 +75,19 @@ def test_release_records_hashes_recipe_data_and_who_built_it():
     assert inst["recipe"]["runtime"] == {"bf16": False, "compile": False}  # numerics pinned: fp32 everywhere
 
 
+def test_no_released_checkpoint_carries_a_generation_cap_and_export_drops_a_stages_cap(tmp_path):
+    """A checkpoint's `max_new_tokens` would win over lm-eval's `max_gen_toks` in transformers (issue 35): none of
+    the committed members carries one, and a release made from a stage that still holds one drops it alone."""
+    configs = sorted(paths.MODELS_DIR.rglob("generation_config.json"))
+    assert len(configs) >= 16
+    capped = [str(c) for c in configs if "max_new_tokens" in json.loads(c.read_text())]
+    assert not capped, capped
+    config = tmp_path / "generation_config.json"
+    config.write_text(json.dumps({"bos_token_id": 1, "do_sample": False, "max_new_tokens": 128}, indent=2))
+    ancestors._drop_generation_cap(config)
+    assert json.loads(config.read_text()) == {"bos_token_id": 1, "do_sample": False}
+
+
 def test_the_study_resolves_verified_members_as_released_checkpoints(release_copy):
     profile, _ = release_copy
     family = build_family(profile, seed=0)

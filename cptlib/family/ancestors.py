@@ -64,6 +64,16 @@ def _store_bfloat16(folder: Path) -> None:
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
+def _drop_generation_cap(config: Path) -> None:
+    """A released checkpoint carries no `max_new_tokens`: in transformers it would override the evaluator's cap
+    (lm-eval's `max_gen_toks`), so lm-eval's own CLI would cut answers where cptlib does not. Stages trained before
+    train.py stopped writing one still hold it; the release drops it (weights and everything else unchanged)."""
+    if config.is_file():
+        fields = json.loads(config.read_text())
+        if fields.pop("max_new_tokens", None) is not None:
+            config.write_text(json.dumps(fields, indent=2, sort_keys=True) + "\n")
+
+
 def release_dir(profile: Profile) -> Path:
     return paths.MODELS_DIR / (profile.release or profile.name)
 
@@ -210,6 +220,7 @@ def export(profile: Profile, data: Path, stages: dict[str, Path], command: str) 
             shipped = [name for name in SHIPPED if (stage / name).is_file()]
             for name in shipped:
                 shutil.copyfile(stage / name, tmp / name)
+            _drop_generation_cap(tmp / "generation_config.json")
             if storage(profile, member) == "bfloat16":
                 _store_bfloat16(tmp)
             files = {name: {"sha256": hash_file(tmp / name), "bytes": (tmp / name).stat().st_size} for name in shipped}

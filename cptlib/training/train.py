@@ -239,12 +239,13 @@ def _run(trainer: Trainer, out: Path, tokenizer, parent: dict | None, n_paramete
 
 
 def _generation_config(tokenizer: PreTrainedTokenizerBase) -> GenerationConfig:
+    """Greedy decoding with the tokenizer's special tokens, and no length cap: the length is the evaluator's
+    (a checkpoint's `max_new_tokens` overrides lm-eval's `max_gen_toks` in transformers; issue 35)."""
     return GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         do_sample=False,
-        max_new_tokens=128,
     )
 
 
