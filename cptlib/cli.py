@@ -60,9 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
     from cptlib.core.errors import CptlibError
+    from cptlib.core.pool import env_threads
 
     try:
         _check_build_dir()
+        env_threads()  # a bad CPTLIB_TORCH_THREADS is named before any work, not when training starts
         return args.func(args) or 0
     except CptlibError as err:
         # A failure the user can fix carries a message that says how; a traceback would bury it. Anything else is

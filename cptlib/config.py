@@ -460,6 +460,9 @@ class Profile(Section):
     def _real_profile_is_complete(self) -> "Profile":
         if self.models is not None and self.cpt_data is None:
             raise ValueError("a real profile (models: set) needs cpt_data: the corpus to continue pre-training on")
+        if self.models is None and self.cpt_data is not None:  # it would be ignored: the testbed trains on its news
+            raise ValueError("cpt_data is the CPT corpus of a real profile (models: set); a testbed profile continues "
+                             "pre-training on its own era-B news (world: and cpt: sections): remove cpt_data, or set models:")
         if self.models is not None and self.eval.suite != "real":
             raise ValueError("a real profile (models: set) is evaluated with eval.suite: real")
         if len(set(self.train_seeds)) < len(self.train_seeds) or min(self.train_seeds) < 0:

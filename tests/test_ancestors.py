@@ -143,6 +143,18 @@ def test_a_profile_without_a_release_says_how_to_make_one(release_copy, monkeypa
         build_family(renamed, seed=0)
 
 
+def test_a_profile_extending_a_released_one_is_told_to_name_its_release(release_copy, tmp_path):
+    """A profile file of one's own that `extends: smoke` has no models/<its name>/: the hint names `release: smoke`
+    (it advised only the hours-long `make ancestors` of the child before); with it, the child resolves smoke's."""
+    child = tmp_path / "mine.yaml"
+    child.write_text("extends: smoke\ncpt: {lr: 3.0e-4}\n")
+    with pytest.raises(AncestorError, match=r"models/mine/base_v1 is missing.*`release: \w+`; released here: "
+                                            r"(\w+, )*smoke.*or rebuild them with `make ancestors PROFILE=mine`"):
+        ancestors.verify(load_profile(child), "base_v1")
+    child.write_text("extends: smoke\nrelease: smoke\ncpt: {lr: 3.0e-4}\n")
+    assert ancestors.verify(load_profile(child), "base_v1")["member"] == "base_v1"
+
+
 def test_a_rebuild_with_reuse_trains_only_what_changed(release_copy):
     """`make ancestors REUSE=1`: the committed members become exactly the stages a from-scratch build reuses, so
     nothing trains; with a new SFT recipe the bases are reused and the first stage left to train is an SFT; the

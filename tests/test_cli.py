@@ -128,3 +128,19 @@ def test_a_build_dir_that_is_a_file_is_one_line_and_creates_nothing(tmp_path):
     assert proc.stderr.splitlines() == [f"cptlib notebook: error: CPTLIB_BUILD_DIR={afile} is a file, not a folder; "
                                         "point it at a folder (it is created if missing), or unset it to build in build/"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["not_a_folder"] and afile.read_text() == "x"
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
+def test_a_bad_thread_count_is_one_line_before_any_work(tmp_path, value):
+    """CPTLIB_TORCH_THREADS=abc was ignored by commands that train nothing and an int() traceback in those that do,
+    after a half-built stage."""
+    import os
+
+    env = {**os.environ, "CPTLIB_TORCH_THREADS": value, "CPTLIB_BUILD_DIR": str(tmp_path / "build")}
+    proc = subprocess.run([sys.executable, "-m", "cptlib.cli", "build", "--profile", "smoke", "--data-only"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"cptlib build: error: CPTLIB_TORCH_THREADS={value!r}: set it to a positive "
+                                        "whole number of torch threads per process (e.g. 1), or unset it to use the "
+                                        "machine's cores"]
+    assert not (tmp_path / "build").exists()

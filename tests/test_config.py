@@ -115,6 +115,12 @@ def test_real_profile_needs_a_corpus(tmp_path):
         load_profile(_write(tmp_path, text))
 
 
+def test_a_testbed_profile_with_a_cpt_corpus_is_refused_not_ignored(tmp_path):
+    """The testbed continues pre-training on its own era-B news: a cpt_data folder there was silently ignored."""
+    with pytest.raises(ConfigError, match="cpt_data is the CPT corpus of a real profile.*remove cpt_data, or set models"):
+        load_profile(_write(tmp_path, "extends: smoke\ncpt_data: {source: my/news}\n"))
+
+
 def test_unknown_key_in_an_optional_section(tmp_path):
     text = _REAL.replace("base_v2: c", "base_v3: c")
     with pytest.raises(ConfigError, match=re.escape("unknown key 'models.base_v3' (did you mean 'models.base_v2'?)")):

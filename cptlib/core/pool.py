@@ -38,6 +38,22 @@ from cptlib.core.shutdown import skip_final_collection
 
 Call = tuple[Callable, tuple]
 THREADS_ENV = "CPTLIB_TORCH_THREADS"  # a worker's torch threads; cptlib.training.train.configure_runtime reads it
+
+
+def env_threads() -> int:
+    """CPTLIB_TORCH_THREADS as a thread count (0 when unset); a value that is not a positive whole number is refused
+    in one line rather than ignored or raised from int()."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return 0
+    if not value.isdigit() or int(value) < 1:
+        from cptlib.core.errors import InputError
+
+        raise InputError(f"{THREADS_ENV}={value!r}: set it to a positive whole number of torch threads per process "
+                         "(e.g. 1), or unset it to use the machine's cores")
+    return int(value)
+
+
 _HEADER = struct.Struct("!Q")
 
 

@@ -147,8 +147,16 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 def _rebuild_hint(profile: Profile) -> str:
-    return (f"rebuild them with `make ancestors PROFILE={profile.release or profile.name}` (trains every member: see docs/ancestors.md "
-            "for the time), or set `released_ancestors: false` in the profile to train them inside the study")
+    hint = (f"rebuild them with `make ancestors PROFILE={profile.release or profile.name}` (trains every member: see "
+            "docs/ancestors.md for the time), or set `released_ancestors: false` in the profile to train them inside "
+            "the study")
+    others = sorted(p.parent.name for p in paths.MODELS_DIR.glob(f"*/{RELEASE}") if p.parent.name != profile.name)
+    if profile.release is None and others and not (paths.MODELS_DIR / profile.name).exists():
+        # A profile of one's own that `extends:` a released one has no release of its own until it names one.
+        return (f"to use another profile's ancestors, name its release in the profile (`release: {others[0]}`; "
+                f"released here: {', '.join(others)}; a recipe they were not built with is refused, naming what "
+                f"differs); or {hint}")
+    return hint
 
 
 # --- building a release -------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from cptlib.config import Profile, RuntimeConfig, SFTConfig, TrainConfig
 from cptlib.models import n_params, weight_drift
 from cptlib.core.errors import CptlibError, InputError
-from cptlib.core.pool import THREADS_ENV
+from cptlib.core.pool import env_threads
 from cptlib.core.files import write_json_atomic
 
 from cptlib.tokenizer import save_tokenizer
@@ -116,7 +116,8 @@ def configure_runtime(runtime: RuntimeConfig) -> None:
     # The profile's threads win; then a worker's share (cptlib.core.pool); under torchrun the processes on one machine
     # share its cores.
     per_process = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    torch.set_num_threads(runtime.threads or int(os.environ.get(THREADS_ENV, "0")) or per_process)
+    torch.set_num_threads(runtime.threads or env_threads() or per_process)
+
 
 
 def use_bf16(runtime: RuntimeConfig) -> bool:
