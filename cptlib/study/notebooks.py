@@ -17,8 +17,11 @@ import difflib
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from cptlib.core import paths
@@ -147,6 +150,63 @@ def check_kernel(kernel: str) -> None:
         raise NotebookError(f"no Jupyter kernel named {kernel!r}{hint}; registered kernels: {', '.join(sorted(known))}")
 
 
+_KERNELS: list = []  # the kernel managers of the notebook this process runs now (an interrupt ends their processes)
+
+
+def _kernel_manager_class():
+    """jupyter_client's kernel manager, recording each kernel it starts in _KERNELS."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class TrackedKernelManager(AsyncKernelManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            _KERNELS.append(self)
+
+    return TrackedKernelManager
+
+
+@contextmanager
+def _interrupt_ends_the_kernel():
+    """Ctrl-C while a notebook runs kills the kernel's process group at once (the kernel and the stage workers it
+    started: jupyter_client starts a kernel as a session leader), and the run then stops as interrupted, once papermill
+    has seen the kernel die. A KeyboardInterrupt raised inside papermill's asyncio loop instead could leave the kernel
+    and its workers running: once, in a loaded `make test`, an interrupted run had not ended 120 s later. Yields the
+    list of signals received (empty unless interrupted)."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # only the main thread can handle signals
+        yield received
+        return
+
+    def handler(signum, frame):
+        received.append(signum)
+        groups = {getattr(km.provisioner, "pgid", None) for km in _KERNELS if km.provisioner is not None} - {None}
+        if not groups:  # no kernel yet: interrupted as usual
+            raise KeyboardInterrupt
+        for pgid in groups:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _KERNELS.clear()
+
+
+def _failed(err, nb: Path, cfg: Profile, partial: Path, partial_log: Path):
+    """A cell raised: no executed notebook is kept, and the error names the notebook, the cell and the exception."""
+    partial.unlink(missing_ok=True)
+    partial_log.unlink(missing_ok=True)
+    # IPython colours its tracebacks with terminal escape codes, which would be noise in a log file.
+    trace = ANSI_ESCAPE.sub("", "\n".join(err.traceback[-6:])) if err.traceback else ""
+    raise NotebookError(f"{nb.name} failed for profile {cfg.name!r} in cell [{err.exec_count}]: "
+                        f"{err.ename}: {ANSI_ESCAPE.sub('', str(err.evalue))}\n{trace}\n(no executed notebook was kept; open "
+                        f"{nb} in JupyterLab, `make lab`, to debug)") from None
+
+
 def run(name: str, profile: str | Path, kernel: str = KERNEL, overrides: dict | None = None,
         run_name: str | None = None) -> Path:
     """Execute one notebook for a profile; returns the executed notebook's path."""
@@ -171,21 +231,24 @@ def run(name: str, profile: str | Path, kernel: str = KERNEL, overrides: dict | 
     before = os.environ.get(STAGE_LOG_ENV)
     os.environ[STAGE_LOG_ENV] = str(partial_log)  # the kernel, and the processes it starts, inherit it
     started = time.time()
+    interrupted: list[int] = []
     try:
         # Cell outputs (training progress bars included) stream to this process' stdout/stderr as they come, so
         # a long notebook shows its progress in the make log instead of only "Kernel is running". (Not also
         # log_output=True: papermill would then log every output a second time.)
-        papermill.execute_notebook(str(nb), str(partial), parameters=params, kernel_name=kernel,
-                                   cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False,
-                                   stdout_file=sys.stdout, stderr_file=sys.stderr)
-    except papermill.PapermillExecutionError as err:
+        with _interrupt_ends_the_kernel() as interrupted:
+            papermill.execute_notebook(str(nb), str(partial), parameters=params, kernel_name=kernel,
+                                       cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False,
+                                       stdout_file=sys.stdout, stderr_file=sys.stderr,
+                                       kernel_manager_class=_kernel_manager_class())
+    except Exception as err:
+        if not interrupted and isinstance(err, papermill.PapermillExecutionError):
+            _failed(err, nb, cfg, partial, partial_log)
         partial.unlink(missing_ok=True)
         partial_log.unlink(missing_ok=True)
-        # IPython colours its tracebacks with terminal escape codes, which would be noise in a log file.
-        trace = ANSI_ESCAPE.sub("", "\n".join(err.traceback[-6:])) if err.traceback else ""
-        raise NotebookError(f"{nb.name} failed for profile {cfg.name!r} in cell [{err.exec_count}]: "
-                            f"{err.ename}: {ANSI_ESCAPE.sub('', str(err.evalue))}\n{trace}\n(no executed notebook was kept; open "
-                            f"{nb} in JupyterLab, `make lab`, to debug)") from None
+        if interrupted:  # the kernel was killed on purpose: papermill's "kernel died" is the interrupt
+            raise KeyboardInterrupt from None
+        raise
     except BaseException:
         partial.unlink(missing_ok=True)
         partial_log.unlink(missing_ok=True)
