@@ -32,7 +32,7 @@ eval:
   max_gen_toks: 16
   batch_size: 4
   dtype: auto
-study: {{n4_lrs: [1.0e-3], alphas: [0.0, 1.0], merges: [{{method: task_arithmetic}}, {{method: ties, density: 0.5}}],
+study: {{eval_processes: 1, n4_lrs: [1.0e-3], alphas: [0.0, 1.0], merges: [{{method: task_arithmetic}}, {{method: ties, density: 0.5}}],
          module_subsets: [attention], ranks: [2]}}
 """
 

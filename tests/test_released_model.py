@@ -30,6 +30,7 @@ cpt: {{tokens: 128, milestones: [64], batch_size: 1, seq_len: 64}}
 cpt_data: {{heldout_docs: 5}}
 eval: {{limit: 4, max_gen_toks: 16}}
 runtime: {{progress: false}}
+study: {{eval_processes: 1}}
 notebooks: [00_build, 01_forgetting, 02_recipes, 03_transfer, 04_ablations, 05_report]
 """
 N_PARAMS = 134_515_008  # SmolLM2-135M: 30 layers, hidden 576, tied embeddings
