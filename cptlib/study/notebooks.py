@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import os
 import re
 import signal
@@ -154,12 +155,21 @@ _KERNELS: list = []  # the kernel managers of the notebook this process runs now
 
 
 def _kernel_manager_class():
-    """jupyter_client's kernel manager, recording each kernel it starts in _KERNELS."""
+    """jupyter_client's kernel manager, recording each kernel it starts in _KERNELS, and talking to it over local
+    sockets (ZeroMQ's ipc transport) named for this kernel alone. Over TCP, ipykernel warns on every start that the
+    traffic is unencrypted; over ipc with jupyter_client's shared default name, two kernels started at once could
+    pick the same socket files (two concurrent runs of one notebook failed so), hence a name of its own, short
+    (a Unix socket's path is limited to ~100 bytes) and in the temporary folder."""
+    import tempfile
+    import uuid
+
     from jupyter_client.manager import AsyncKernelManager
 
     class TrackedKernelManager(AsyncKernelManager):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
+            self.transport = "ipc"
+            self.ip = os.path.join(tempfile.gettempdir(), f"cptlib-kernel-{os.getpid()}-{uuid.uuid4().hex[:12]}")
             _KERNELS.append(self)
 
     return TrackedKernelManager
@@ -177,11 +187,14 @@ def _interrupt_ends_the_kernel():
         yield received
         return
 
+    quiet = _DropRecords()
+
     def handler(signum, frame):
         received.append(signum)
         groups = {getattr(km.provisioner, "pgid", None) for km in _KERNELS if km.provisioner is not None} - {None}
         if not groups:  # no kernel yet: interrupted as usual
             raise KeyboardInterrupt
+        logging.getLogger("papermill").addFilter(quiet)  # its "Kernel died while waiting for execute reply": ours
         for pgid in groups:
             try:
                 os.killpg(pgid, signal.SIGKILL)
@@ -193,7 +206,13 @@ def _interrupt_ends_the_kernel():
         yield received
     finally:
         signal.signal(signal.SIGINT, previous)
+        logging.getLogger("papermill").removeFilter(quiet)
         _KERNELS.clear()
+
+
+class _DropRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
 
 
 def _failed(err, nb: Path, cfg: Profile, partial: Path, partial_log: Path):
