@@ -111,8 +111,9 @@ def child(kind: str, argv: list[str]) -> None:
         register(parser.add_subparsers(dest="command", required=True))
         args = parser.parse_args(argv)
         args.func(args)
-    elif kind == "import":
+    elif kind == "import":  # what a command loads before it reads a tensor (the CLI itself no longer loads torch)
         import cptlib.residual.cli  # noqa: F401
+        import cptlib.residual.api  # noqa: F401
     elif kind == "reference":
         base, instruct, cpt, out, max_shard_size = argv
         reference(base, instruct, cpt, out, max_shard_size)

@@ -6,64 +6,20 @@ streamed tensor by tensor over Hugging Face safetensors directories. `cptlib res
     (0.5 * r).apply_to("cpt_base", "restored")           # θ_cpt + 0.5·Θr, one tensor at a time
     extract("base", "instruct", "residual_dir"); apply("cpt_base", "residual_dir", "restored", alpha=1.0)
 """
-from __future__ import annotations
+import importlib
 
-import math
-from pathlib import Path
-
-import torch
-
-from cptlib.residual.analysis import cosine, drift, relative_norms
-from cptlib.residual.checkpoint import EMBED_POLICIES, Checkpoint, ResidualError
-from cptlib.residual.merge import FILTER_PRESETS, METHODS, MergeMethod, ModuleFilter
-from cptlib.residual.stream import APPLY_MANIFEST_FILE
-from cptlib.residual.vector import MANIFEST_FILE, Residual
-from cptlib.residual.writer import DEFAULT_SHARD_SIZE
-
-__all__ = [
-    "APPLY_MANIFEST_FILE", "DEFAULT_SHARD_SIZE", "EMBED_POLICIES", "FILTER_PRESETS", "MANIFEST_FILE", "METHODS",
-    "Checkpoint", "MergeMethod", "ModuleFilter", "Residual", "ResidualError",
-    "apply", "extract", "inspect", "restore",
-]
+# Where each public name lives; importing cptlib.residual loads none of them (nor torch) until one is used, so that
+# `cptlib residual --help` answers at once.
+_API = {
+    "extract": "api", "apply": "api", "restore": "api", "inspect": "api",
+    "Residual": "vector", "MANIFEST_FILE": "vector", "APPLY_MANIFEST_FILE": "stream",
+    "Checkpoint": "checkpoint", "ResidualError": "checkpoint", "MergeMethod": "merge", "ModuleFilter": "merge",
+    "FILTER_PRESETS": "merge", "METHODS": "options", "EMBED_POLICIES": "options", "DEFAULT_SHARD_SIZE": "options",
+}
+__all__ = sorted(_API)
 
 
-def extract(base: str | Path, instruct: str | Path, out: str | Path, *, embed_policy: str = "error",
-            dtype: torch.dtype = torch.float32, rank: int | None = None,
-            max_shard_size: str | int = DEFAULT_SHARD_SIZE, progress: bool = True) -> Path:
-    """Write Θr = θ_instruct − θ_base (rank-r SVD factors if `rank`) to a new residual directory `out`."""
-    residual = Residual.from_models(base, instruct, embed_policy=embed_policy)
-    return residual.save(out, dtype=dtype, rank=rank, max_shard_size=max_shard_size, progress=progress)
-
-
-def apply(target: str | Path, residual: str | Path, out: str | Path, *, alpha: float = 1.0, **options) -> Path:
-    """Write θ_target + α·Θr for a residual directory; options: method, module_filter, embed_policy,
-    max_shard_size, progress (see `cptlib.residual.stream.apply_residual`)."""
-    return Residual.load(residual).apply_to(target, out, alpha=alpha, **options)
-
-
-def restore(base: str | Path, instruct: str | Path, target: str | Path, out: str | Path, *, alpha: float = 1.0,
-            embed_policy: str = "error", **options) -> Path:
-    """Eq. 2 in one pass: θ_target + α·(θ_instruct − θ_base), without writing the residual."""
-    residual = Residual.from_models(base, instruct, embed_policy=embed_policy)
-    return residual.apply_to(target, out, alpha=alpha, embed_policy=embed_policy, operation="restore", **options)
-
-
-def inspect(residual: str | Path, against: str | Path | None = None, target: str | Path | None = None,
-            base: str | Path | None = None, progress: bool = True) -> dict:
-    """Relative norms ‖Θr‖/‖θ_base‖ (per tensor, layer, module, total); with `against`, the cosine similarity
-    of the two residuals; with `target`, the drift ‖θ_T − θ_base‖/‖Θr‖ (BRIEF N4)."""
-    res = Residual.load(residual)
-    manifest = res.terms[0][1].manifest
-    report = {"residual": str(Path(residual).resolve()), "kind": manifest["kind"], "rank": manifest["rank"],
-              "size": manifest["size"], "relative_norms": relative_norms(manifest)}
-    if manifest["kind"] == "lowrank":
-        sq = sum(m["residual_norm"] ** 2 for m in manifest["tensors"].values())
-        err = sum((m.get("relative_error", 0.0) * m["residual_norm"]) ** 2 for m in manifest["tensors"].values())
-        report["lowrank_relative_error"] = math.sqrt(err / sq) if sq > 0 else 0.0
-    if against is not None:
-        report["against"] = str(Path(against).resolve())
-        report["cosine"] = cosine(res, Residual.load(against), progress=progress)
-    if target is not None:
-        report["target"] = str(Path(target).resolve())
-        report["drift"] = drift(res, target, base=base, progress=progress)
-    return report
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(importlib.import_module(f"cptlib.residual.{_API[name]}"), name)
+    raise AttributeError(f"module 'cptlib.residual' has no attribute {name!r}")

@@ -22,6 +22,7 @@ from safetensors import SafetensorError, safe_open
 
 from cptlib.core.files import hash_file
 from cptlib.core.errors import InputError, MissingInputError
+from cptlib.residual.options import EMBED_POLICIES
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -203,7 +204,6 @@ class BackgroundHashes:
         return self._result
 
 
-EMBED_POLICIES = ("error", "skip", "slice")
 
 
 def match_tensors(a: dict[str, tuple[int, ...]], b: dict[str, tuple[int, ...]], labels: tuple[str, str],

@@ -12,17 +12,17 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
-from cptlib.residual import (
-    DEFAULT_SHARD_SIZE, EMBED_POLICIES, FILTER_PRESETS, METHODS, MergeMethod, ModuleFilter, apply, extract,
-    inspect, restore,
+# The parsers take their choices from options (no torch): `cptlib residual --help` answers in ~0.1 s; each command
+# imports the engine (and torch) when it runs.
+from cptlib.residual.options import (
+    DEFAULT_SHARD_SIZE, DTYPES, EMBED_POLICIES, EMBEDDING_POLICIES, METHODS, MODULE_SUBSETS, VECTOR_POLICIES,
 )
-from cptlib.residual.analysis import format_table
-from cptlib.residual.peft_adapter import EMBEDDING_POLICIES, VECTOR_POLICIES, adapter_summary, extract_peft
-from cptlib.residual.peft_adapter import read_manifest as read_adapter_manifest
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+def _dtype(name: str):
+    import torch
+
+    return getattr(torch, name)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -101,7 +101,7 @@ def _merge_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--drop-rate", type=float, default=0.0, help="dare: drop probability p (default: 0)")
     g.add_argument("--gamma", type=float, default=0.0, help="breadcrumbs: largest fraction dropped (default: 0)")
     g.add_argument("--seed", type=int, default=0, help="dare: mask seed (default: %(default)s)")
-    g.add_argument("--only", action="append", default=[], choices=FILTER_PRESETS, dest="presets",
+    g.add_argument("--only", action="append", default=[], choices=MODULE_SUBSETS, dest="presets",
                    help="module filter preset (repeatable); tensors left out keep the target's value")
     g.add_argument("--include", action="append", default=[], metavar="PATTERN",
                    help="apply only to tensors matching a glob (or re:REGEX); repeatable")
@@ -110,6 +110,8 @@ def _merge_options(p: argparse.ArgumentParser) -> None:
 
 
 def _apply_options(args: argparse.Namespace) -> dict:
+    from cptlib.residual import MergeMethod, ModuleFilter
+
     return {
         "method": MergeMethod(name=args.method, density=args.density, drop_rate=args.drop_rate, gamma=args.gamma,
                               seed=args.seed),
@@ -122,9 +124,11 @@ def _apply_options(args: argparse.Namespace) -> dict:
 
 
 def _extract(args: argparse.Namespace) -> int:
+    from cptlib.residual import extract, inspect
+
     if args.format == "peft":
         return _extract_peft(args)
-    out = extract(args.base, args.instruct, args.out, embed_policy=args.embed_policy, dtype=DTYPES[args.dtype],
+    out = extract(args.base, args.instruct, args.out, embed_policy=args.embed_policy, dtype=_dtype(args.dtype),
                   rank=args.rank, max_shard_size=args.max_shard_size, progress=not args.no_progress)
     report = inspect(out, progress=False)
     size, total = report["size"], report["relative_norms"]["total"]["all"]
@@ -137,11 +141,15 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _extract_peft(args: argparse.Namespace) -> int:
+    from cptlib.residual.analysis import format_table
+    from cptlib.residual.peft_adapter import adapter_summary, extract_peft
+    from cptlib.residual.peft_adapter import read_manifest as read_adapter_manifest
+
     if args.embed_policy != "error":
         raise SystemExit(f"--embed-policy {args.embed_policy} is for cptlib's own format; a PEFT adapter needs base "
                          "and instruct with one vocabulary (use --embeddings drop to leave the embeddings out)")
     out = extract_peft(args.base, args.instruct, args.out, rank=args.rank, vectors=args.vectors,
-                       embeddings=args.embeddings, dtype=DTYPES[args.dtype], progress=not args.no_progress)
+                       embeddings=args.embeddings, dtype=_dtype(args.dtype), progress=not args.no_progress)
     m = read_adapter_manifest(out)
     print(format_table(adapter_summary(m), ["module", "kind", "rank", "‖Θr‖ share", "relative error"]) + "\n")
     size = m["size"]
@@ -155,12 +163,16 @@ def _extract_peft(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
+    from cptlib.residual import apply
+
     out = apply(args.target, args.residual, args.out, alpha=args.alpha, **_apply_options(args))
     print(f"wrote {out}")
     return 0
 
 
 def _restore(args: argparse.Namespace) -> int:
+    from cptlib.residual import restore
+
     options = _apply_options(args)
     out = restore(args.base, args.instruct, args.target, args.out, alpha=args.alpha, **options)
     print(f"wrote {out}")
@@ -168,6 +180,9 @@ def _restore(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from cptlib.residual import inspect
+    from cptlib.residual.analysis import format_table
+
     report = inspect(args.residual, against=args.against, target=args.target, base=args.base,
                      progress=not args.no_progress)
     levels = ["total", "module", "layer"] + (["tensor"] if args.tensors else [])

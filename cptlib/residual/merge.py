@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from cptlib.config import MERGE_METHODS as METHODS  # defined once, where profiles validate them
-from cptlib.config import MODULE_SUBSETS
+from cptlib.residual.options import METHODS, MODULE_SUBSETS
 from cptlib.core.errors import InputError
 
 FILTER_PRESETS = {

@@ -46,6 +46,7 @@ from cptlib.residual.analysis import module_of, norm
 from cptlib.residual.checkpoint import ResidualError, copy_chat_files
 from cptlib.residual.stream import _sources, _with_hashes
 from cptlib.residual.vector import ModelPair, Residual
+from cptlib.residual.options import EMBEDDING_POLICIES, VECTOR_POLICIES
 from cptlib.residual.writer import ShardWriter, TensorSpec, output_dir
 from cptlib.core.errors import MissingInputError
 
@@ -53,8 +54,6 @@ ADAPTER_FILE = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_MANIFEST = "adapter_manifest.json"
 PREFIX = "base_model.model."  # PEFT's key prefix for a causal LM's modules
-VECTOR_POLICIES = ("save", "drop")
-EMBEDDING_POLICIES = ("lora", "drop")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from cptlib.residual.checkpoint import (
     match_tensors,
 )
 from cptlib.residual.merge import MergeMethod, ModuleFilter, task_arithmetic
-from cptlib.residual.writer import DEFAULT_SHARD_SIZE, ShardWriter, TensorSpec, output_dir, parse_size
+from cptlib.residual.options import DEFAULT_SHARD_SIZE
+from cptlib.residual.writer import ShardWriter, TensorSpec, output_dir, parse_size
 from cptlib.core.errors import InputError
 
 if TYPE_CHECKING:  # the type only: vector.Residual's methods call this module

@@ -24,7 +24,6 @@ import torch
 from cptlib.residual.checkpoint import CHUNK_ELEMENTS, DTYPE_CODES, INDEX_FILE, SINGLE_FILE
 from cptlib.core.errors import InputError, OutputExistsError
 
-DEFAULT_SHARD_SIZE = "5GB"
 
 
 def parse_size(size: str | int) -> int:
