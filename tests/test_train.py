@@ -90,8 +90,9 @@ def test_milestones_record_tokens_and_drift(tiny_corpus, tmp_path):
 
 
 def test_checkpoints_are_saved_on_the_way_but_not_at_the_last_step(tiny_corpus, tmp_path):
-    """4 steps save a resumable checkpoint every step (ceil(4 / 5)); the last step's would be deleted with the
-    others right after the final model is saved, so it is not written (1.6 GB for a 135M-parameter model)."""
+    """10 steps save a resumable checkpoint every 2 steps (ceil(10 / 5)); the last step's would be deleted with the
+    others right after the final model is saved, so it is not written (1.6 GB for a 135M-parameter model); a run of
+    fewer than MIN_RESUMABLE_STEPS steps writes none (it restarts if interrupted)."""
     from transformers import TrainerCallback
 
     class Saves(TrainerCallback):
@@ -103,10 +104,30 @@ def test_checkpoints_are_saved_on_the_way_but_not_at_the_last_step(tiny_corpus, 
     tok = load_tokenizer(tiny_corpus / "tokenizer")
     ds = packed_lm_dataset([tiny_corpus / "corpus.jsonl"], tok, 32, seed=0)
     saves = Saves()
-    result = train_causal_lm(_tiny_model(tok), ds, tok, TrainConfig(tokens=1024, batch_size=8, seq_len=32), RUNTIME,
-                             0, tmp_path, callbacks=[saves])
-    assert result["steps"] == 4 and saves.steps == [1, 2, 3]
-    assert (tmp_path / "model.safetensors").is_file() and not (tmp_path / "checkpoints").exists()
+    result = train_causal_lm(_tiny_model(tok), ds, tok, TrainConfig(tokens=2560, batch_size=8, seq_len=32), RUNTIME,
+                             0, tmp_path / "ten", callbacks=[saves])
+    assert result["steps"] == 10 and saves.steps == [2, 4, 6, 8]
+    assert (tmp_path / "ten" / "model.safetensors").is_file() and not (tmp_path / "ten" / "checkpoints").exists()
+    saves.steps.clear()
+    result = train_causal_lm(_tiny_model(tok), ds, tok, TrainConfig(tokens=2304, batch_size=8, seq_len=32), RUNTIME,
+                             0, tmp_path / "nine", callbacks=[saves])
+    assert result["steps"] == 9 and saves.steps == []
+
+
+def test_writing_resumable_checkpoints_or_not_gives_the_same_weights(tiny_corpus, tmp_path, monkeypatch):
+    """Whether a run saves checkpoints on the way (MIN_RESUMABLE_STEPS) changes no weight: 6 steps both ways."""
+    from safetensors.torch import load_file
+
+    from cptlib.training import train
+
+    tok = load_tokenizer(tiny_corpus / "tokenizer")
+    ds = packed_lm_dataset([tiny_corpus / "corpus.jsonl"], tok, 32, seed=0)
+    cfg = TrainConfig(tokens=1536, batch_size=8, seq_len=32)
+    train_causal_lm(_tiny_model(tok), ds, tok, cfg, RUNTIME, 0, tmp_path / "none")  # 6 < 10: no checkpoint
+    monkeypatch.setattr(train, "MIN_RESUMABLE_STEPS", 1)
+    train_causal_lm(_tiny_model(tok), ds, tok, cfg, RUNTIME, 0, tmp_path / "saved")  # checkpoints at 2, 4
+    a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("none", "saved"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_milestones_closer_than_a_step_are_an_error(tiny_corpus, tmp_path):
