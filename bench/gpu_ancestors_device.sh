@@ -1,6 +1,11 @@
 #!/bin/bash
 # The device command: carried wheels into /tmp/site, then bench/gpu_ancestors.py (bench/) on a cold build dir.
 # Usage (device tool, carry [".gpu"] holding whl/ and models/**/release.json, timeout_s 480): bash bench/gpu_ancestors_device.sh. The tracked tree must be under the tool's 64 MiB: move models/default aside for the call (its release.json copies travel in .gpu/models)
+# The wheels in .gpu/whl (pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp
+# --platform manylinux2014_x86_64 ...; versions of requirements.lock): transformers 5.24.0, tokenizers 0.23.3,
+# datasets 5.2.0, dill 0.4.1, multiprocess 0.70.19, fsspec 2026.9.0, pydantic 2.14.4, pydantic-core 2.50.5,
+# annotated-types 0.8.0, typing-inspection 0.4.5, typing-extensions 4.16.0, langdetect 1.0.9 (no wheel on PyPI:
+# `pip wheel langdetect==1.0.9`). The machine's own torch (2.11, CUDA) and huggingface-hub (1.33) are used.
 T0=$(date +%s)
 set -o pipefail
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
