@@ -163,7 +163,7 @@ family: $(SETUP)  ## build the testbed data and the model family for PROFILE
 # worker trains with one torch thread (tests/conftest.py). TEST_WORKERS=0 runs the suite in this one process.
 TEST_WORKERS ?= 2
 test: $(SETUP)  ## run the test suite in TEST_WORKERS processes (default 2; fails if no test ran)
-	$(VENV)/bin/pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
+	$(VENV)/bin/pytest --durations=15 $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 bench: $(SETUP)  ## training throughput benchmark (bench/train_throughput.py)
 	$(PY) bench/train_throughput.py

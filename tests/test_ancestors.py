@@ -79,7 +79,7 @@ def test_release_records_hashes_recipe_data_and_who_built_it():
 def test_no_released_checkpoint_carries_a_generation_cap_and_export_drops_a_stages_cap(tmp_path):
     """A checkpoint's `max_new_tokens` would win over lm-eval's `max_gen_toks` in transformers (issue 35): none of
     the committed members carries one, and a release made from a stage that still holds one drops it alone."""
-    configs = sorted(paths.MODELS_DIR.rglob("generation_config.json"))
+    configs = sorted((paths.REPO_ROOT / "models").rglob("generation_config.json"))  # committed (not a fixture's copy)
     assert len(configs) >= 16
     capped = [str(c) for c in configs if "max_new_tokens" in json.loads(c.read_text())]
     assert not capped, capped
