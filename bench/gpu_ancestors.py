@@ -1,8 +1,8 @@
 """Wall time of the testbed's ancestors of every size of the size ladder, trained by cptlib's own stages.
 
-    CPTLIB_BUILD_DIR=/tmp/gbuild python bench/gpu_ancestors.py --out DIR            # default profile, all sizes
-    CPTLIB_BUILD_DIR=/tmp/gbuild python bench/gpu_ancestors.py --out DIR --deadline 450 --require-cuda
-    CPTLIB_BUILD_DIR=/tmp/sbuild python bench/gpu_ancestors.py --out DIR --profile smoke   # CPU check, seconds
+    CPTLIB_BUILD_DIR=$(mktemp -d) python bench/gpu_ancestors.py --out DIR            # default profile, all sizes
+    CPTLIB_BUILD_DIR=$(mktemp -d) python bench/gpu_ancestors.py --out DIR --deadline 450 --require-cuda
+    CPTLIB_BUILD_DIR=$(mktemp -d) python bench/gpu_ancestors.py --out DIR --profile smoke   # CPU check, seconds
 
 Written for a GPU machine (Trainer picks CUDA when there is one), runs anywhere. The main size's family first, as
 `cptlib.family.build.train_family(profile, seed, other_family=False)` builds it (testbed data, tokenizer, base_v1,

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The device command: carried wheels into /tmp/site, then bench/gpu_ancestors.py (bench/) on a cold build dir.
+# The device command: carried wheels into a temporary site folder, then bench/gpu_ancestors.py on a cold build dir.
 # Usage (device tool, carry [".gpu"] holding whl/ and models/**/release.json, timeout_s 480): bash bench/gpu_ancestors_device.sh. The tracked tree must be under the tool's 64 MiB: move models/default aside for the call (its release.json copies travel in .gpu/models)
 # The wheels in .gpu/whl (pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp
 # --platform manylinux2014_x86_64 ...; versions of requirements.lock): transformers 5.24.0, tokenizers 0.23.3,
@@ -9,9 +9,10 @@
 T0=$(date +%s)
 set -o pipefail
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl || exit 3
+SITE=$(mktemp -d) BUILD=$(mktemp -d)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .gpu/whl/*.whl || exit 3
 # CPTLIB_MODELS_DIR: copies of models/default/**/release.json (the CPU numbers), when models/ does not travel
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 CPTLIB_BUILD_DIR=/tmp/gbuild CPTLIB_MODELS_DIR=$PWD/.gpu/models
+export PYTHONPATH=$SITE:$PWD PYTHONUNBUFFERED=1 CPTLIB_BUILD_DIR=$BUILD CPTLIB_MODELS_DIR=$PWD/.gpu/models
 python3 -m pip list 2>/dev/null | grep -iE '^(torch|accelerate|numpy|pandas|pyarrow|xxhash|safetensors|huggingface.hub|typing.extensions|six|regex) '
 echo "install: $(( $(date +%s) - T0 )) s"
 python3 bench/gpu_ancestors.py --out "$OUT" --require-cuda --t0 "$T0" --deadline "${DEADLINE:-440}" 2>&1 | tee "$OUT/log.txt"
