@@ -40,10 +40,10 @@ import torch
 
 from cptlib.config import load_profile
 from cptlib.core import paths
-from cptlib.core.stages import is_finished, read_manifest, stage_dir
+from cptlib.core.stages import read_manifest
 from cptlib.family import build as fam
-from cptlib.family.ancestors import release_dir, size_member
-from cptlib.presets import PRESETS
+from cptlib.family.ancestors import paired, release_dir, size_member
+from cptlib.models import llama_config, n_params
 from cptlib.training.train import use_bf16
 
 CSV_NAME = "gpu_ancestors.csv"
@@ -176,11 +176,12 @@ def other_size(rec: Recorder, profile, size: str, seed: int) -> None:
     assert fam.train_size(profile, size, seed) == (base, inst), "train_size resolved other stages"
 
 
-def n_params_estimate(size: str, vocab: int) -> int:
-    """Parameters of a preset (tied embeddings, attention, SwiGLU MLP, RMSNorms), for the skip rule only."""
-    s = PRESETS[size]
-    block = 4 * s.hidden * s.hidden + 3 * s.hidden * s.intermediate + 2 * s.hidden
-    return vocab * s.hidden + s.layers * block + s.hidden
+def size_params(size: str, vocab: int) -> int:
+    """Parameters of a size preset, counted on the model cptlib builds for it (on the meta device: no memory)."""
+    from transformers import LlamaForCausalLM
+
+    with torch.device("meta"):
+        return n_params(LlamaForCausalLM(llama_config(size, vocab, 64, 1, 2, 0)))
 
 
 def main() -> None:
@@ -201,8 +202,8 @@ def main() -> None:
 
     profile = load_profile(args.profile)
     profile = profile.model_copy(update={"runtime": profile.runtime.model_copy(update={"progress": False})})
-    seed = args.seed if args.seed is not None else (
-        profile.train_seeds[0] if profile.base_seed is None and profile.instruct_seed is None else profile.base_seed)
+    # The release's ancestor seed, as cptlib.family.ancestors.train_members picks it.
+    seed = args.seed if args.seed is not None else (profile.train_seeds[0] if paired(profile) else profile.base_seed)
     args.out.mkdir(parents=True, exist_ok=True)
     env = environment(profile)
     print(json.dumps(env, indent=1), flush=True)
@@ -216,12 +217,12 @@ def main() -> None:
     rec.start, rec.t0 = start, t0_epoch
     main_seconds = main_family(rec, profile, seed)
     vocab = profile.tokenizer.vocab_size
-    main_params = n_params_estimate(profile.model.size, vocab)
+    main_params = size_params(profile.model.size, vocab)
     sizes = args.sizes if args.sizes is not None else list(dict.fromkeys(profile.model.sizes))
-    sizes = sorted((s for s in sizes if s != profile.model.size), key=lambda s: n_params_estimate(s, vocab))
+    sizes = sorted((s for s in sizes if s != profile.model.size), key=lambda s: size_params(s, vocab))
     for i, size in enumerate(sizes):
         if args.deadline is not None:
-            ratio = n_params_estimate(size, vocab) / main_params
+            ratio = size_params(size, vocab) / main_params
             need = main_seconds * SAFETY * max(1.0, ratio) ** SCALING + 10
             left = args.deadline - (time.perf_counter() - start)
             if need > left:
