@@ -187,7 +187,8 @@ def _interrupt_ends_the_kernel():
         yield received
         return
 
-    quiet = _DropRecords()
+    def quiet(record: logging.LogRecord) -> bool:  # a logging filter that drops every record
+        return False
 
     def handler(signum, frame):
         received.append(signum)
@@ -210,20 +211,13 @@ def _interrupt_ends_the_kernel():
         _KERNELS.clear()
 
 
-class _DropRecords(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return False
-
-
-def _failed(err, nb: Path, cfg: Profile, partial: Path, partial_log: Path):
-    """A cell raised: no executed notebook is kept, and the error names the notebook, the cell and the exception."""
-    partial.unlink(missing_ok=True)
-    partial_log.unlink(missing_ok=True)
+def _cell_error(err, nb: Path, cfg: Profile) -> NotebookError:
+    """The error for a cell that raised: the notebook, the cell, the exception and its last traceback lines."""
     # IPython colours its tracebacks with terminal escape codes, which would be noise in a log file.
     trace = ANSI_ESCAPE.sub("", "\n".join(err.traceback[-6:])) if err.traceback else ""
-    raise NotebookError(f"{nb.name} failed for profile {cfg.name!r} in cell [{err.exec_count}]: "
-                        f"{err.ename}: {ANSI_ESCAPE.sub('', str(err.evalue))}\n{trace}\n(no executed notebook was kept; open "
-                        f"{nb} in JupyterLab, `make lab`, to debug)") from None
+    return NotebookError(f"{nb.name} failed for profile {cfg.name!r} in cell [{err.exec_count}]: "
+                         f"{err.ename}: {ANSI_ESCAPE.sub('', str(err.evalue))}\n{trace}\n(no executed notebook was kept; open "
+                         f"{nb} in JupyterLab, `make lab`, to debug)")
 
 
 def run(name: str, profile: str | Path, kernel: str = KERNEL, overrides: dict | None = None,
@@ -260,17 +254,13 @@ def run(name: str, profile: str | Path, kernel: str = KERNEL, overrides: dict | 
                                        cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False,
                                        stdout_file=sys.stdout, stderr_file=sys.stderr,
                                        kernel_manager_class=_kernel_manager_class())
-    except Exception as err:
-        if not interrupted and isinstance(err, papermill.PapermillExecutionError):
-            _failed(err, nb, cfg, partial, partial_log)
+    except BaseException as err:  # nothing of a failed or interrupted run is kept
         partial.unlink(missing_ok=True)
         partial_log.unlink(missing_ok=True)
         if interrupted:  # the kernel was killed on purpose: papermill's "kernel died" is the interrupt
             raise KeyboardInterrupt from None
-        raise
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        partial_log.unlink(missing_ok=True)
+        if isinstance(err, papermill.PapermillExecutionError):
+            raise _cell_error(err, nb, cfg) from None
         raise
     finally:
         if before is None:

@@ -119,7 +119,6 @@ def configure_runtime(runtime: RuntimeConfig) -> None:
     torch.set_num_threads(runtime.threads or env_threads() or per_process)
 
 
-
 def use_bf16(runtime: RuntimeConfig) -> bool:
     """Resolve `precision: auto`. On a CPU without bf16 units (AVX-512 BF16 / AMX) autocast emulates bf16
     and measured ~25x slower than fp32 here (bench/train_throughput.py), so auto means fp32 there."""
@@ -142,6 +141,9 @@ def _parallel_args(runtime: RuntimeConfig, layer_class: str | None) -> dict:
             "transformer_layer_cls_to_wrap": [layer_class], "activation_checkpointing": runtime.activation_checkpointing,
             "state_dict_type": "FULL_STATE_DICT"}}
     return {"activation_checkpointing": runtime.activation_checkpointing, "ddp_find_unused_parameters": False}
+
+
+MIN_RESUMABLE_STEPS = 10  # shorter runs write no resumable checkpoint (they restart if interrupted)
 
 
 def _training_args(out: Path, cfg: TrainConfig | SFTConfig, runtime: RuntimeConfig, seed: int, max_steps: int,
@@ -239,9 +241,6 @@ def _run(trainer: Trainer, out: Path, tokenizer, parent: dict | None, n_paramete
     if rank0:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return fields
-
-
-MIN_RESUMABLE_STEPS = 10  # shorter runs write no resumable checkpoint (they restart if interrupted)
 
 
 def _generation_config(tokenizer: PreTrainedTokenizerBase) -> GenerationConfig:
