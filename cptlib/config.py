@@ -405,7 +405,8 @@ def n4_cpt(profile: "Profile", lr: float) -> "TrainConfig":
 STUDY_NOTEBOOKS = ("00_build", "01_forgetting", "02_recipes", "03_transfer", "04_ablations", "05_report")
 SIZES_NOTEBOOK = "06_sizes"
 BENCH_NOTEBOOK = "07_benchmarks"  # the paper's benchmark families on a profile's models (eval.benchmarks)
-EXTRA_NOTEBOOKS = (SIZES_NOTEBOOK, BENCH_NOTEBOOK)
+DRIFT_NOTEBOOK = "08_drift"  # the claims over the N4 grid, every seed (params/drift.yaml)
+EXTRA_NOTEBOOKS = (SIZES_NOTEBOOK, BENCH_NOTEBOOK, DRIFT_NOTEBOOK)
 
 
 class Profile(Section):

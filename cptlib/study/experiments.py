@@ -46,7 +46,7 @@ def is_real(profile: Profile) -> bool:
 # The members each part of the study needs beyond instruct_v1; a real profile may declare them absent (models:
 # null, e.g. a released instruct model whose base is not available): those parts are then not run.
 NEEDS = {"n4": ("base_v1",), "recipes": ("base_v1",), "transfer": ("base_v1", "base_v2"),
-         "ablations": ("base_v1",), "residual_norms": ("base_v1",), "sft": ("base_v1",)}
+         "ablations": ("base_v1",), "residual_norms": ("base_v1",), "sft": ("base_v1",), "drift": ("base_v1",)}
 
 
 def missing(profile: Profile, part: str) -> list[str]:

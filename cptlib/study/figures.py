@@ -109,6 +109,58 @@ def n4_map(n4: pd.DataFrame, instruct_if: float, panels: list[str], labels: dict
     return fig, n4
 
 
+LR_COLORS = ("#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d")  # one per CPT learning rate
+LR_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+@plots.styled
+def drift_curves(curves: pd.DataFrame):
+    """Issue 30's claims over the drift (notebook 08): C1 ΔIF, C3 ΔIF and C3's news kept per learning rate, and era-B
+    via chat of the three recipes, against each cell's drift ratio of CPT(base_v1). Each point: the mean over seeds
+    (y: crossed seeds + items 95% CI; x: t over seeds), a line joining one learning rate's budgets."""
+    from cptlib.study.criteria import EFFECT
+    from cptlib.study.drift import CURVES
+    from cptlib.study.labels import SFT
+
+    lrs = sorted(curves.lr.unique())
+    color, marker = dict(zip(lrs, LR_COLORS)), dict(zip(lrs, LR_MARKERS))
+    deltas = [c for c in CURVES if c[3] is not None]
+    chats = [c for c in CURVES if c[3] is None and c[0] in set(curves.curve)]
+    fig, axes = plots.new_figure(2, width=11.5, height=8.4, nrows=2)
+
+    def draw(ax, g, **style):
+        g = g.sort_values("drift_ratio")
+        ax.errorbar(g.drift_ratio, g.value, yerr=np.vstack([g.value - g.lo, g.hi - g.value]),
+                    xerr=np.nan_to_num(np.vstack([g.drift_ratio - g.drift_lo, g.drift_hi - g.drift_ratio])),
+                    capsize=2, elinewidth=0.8, ms=5, **style)
+
+    for ax, (name, what, *_rest) in zip(axes, deltas):
+        for lr, g in curves[curves.curve == name].groupby("lr"):
+            draw(ax, g, color=color[lr], marker=marker[lr], label=f"CPT lr {lr:g}")
+        ax.axhline(0, color="k", lw=0.8)
+        for level in (EFFECT, -EFFECT):
+            ax.axhline(level, color="#999999", lw=0.8, ls=":")
+        ax.set_ylabel(what, fontsize=8)
+        ax.set_title(f"{name} (dotted: ±{EFFECT:g}, the smallest effect the verdicts count)", fontsize=9)
+    ax = axes[3]
+    for name, what, model, _b, _m in chats:
+        for lr, g in curves[curves.curve == name].groupby("lr"):
+            draw(ax, g, color=plots.COLORS[model], marker=marker[lr], ls="-" if model != SFT else "",
+                 mfc="white" if model == SFT else None, label=f"{model}, lr {lr:g}")
+    plots.fraction_axis(ax, "era-B via chat (answer and format)")
+    ax.set_title("era-B via chat of the three recipes (hollow: CPT(base_v1)+SFT, each lr's final budget)", fontsize=9)
+    for ax in axes:
+        ax.axvline(0.5, color="#999999", lw=1, ls="-.")
+        plots.log_axis(ax, "drift ratio ‖θ_cpt − θ_base‖ / ‖Θr‖ of CPT(base_v1) (log scale)")
+    n = int(curves.n_seeds.max())
+    fig.suptitle(f"The claims over the drift, every N4 cell over {_seeds(n)} (mean; 95% CI: y crossed seeds + items, "
+                 "x t over seeds); dash-dot: the regime's drift ratio 0.5", fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    h4, l4 = axes[3].get_legend_handles_labels()
+    plots.legend_below(fig, handles=handles + h4, labels=labels + l4, ncol=5)
+    return fig, curves
+
+
 @plots.styled
 def sizes(per_size: pd.DataFrame, fits: pd.DataFrame, invalid: dict[str, list[str]]):
     """Q1 / C5: every size-ladder quantity against parameters (log axis). Dots: each seed's value; circles: the

@@ -434,3 +434,43 @@ def write_bench_report(profile, verdicts: list[V.Verdict], res: dict) -> dict[st
     write_text_atomic(out / "REPORT.md", _markdown(blocks, captions))
     write_text_atomic(out / "report.html", _html(blocks, captions, out))
     return {"markdown": out / "REPORT.md", "html": out / "report.html"}
+
+
+DRIFT_NOTE = ("Every point is the mean over the profile's {n} study seeds (ancestor seed s paired with CPT seed s: each "
+              "seed is a new pre-training, SFT and CPT) and the evaluation's items, with the study's crossed 95% "
+              "interval (Student t, seeds − 1 degrees of freedom; a difference paired by seed and item); x, the cell's "
+              "drift ratio of CPT(base_v1), is its mean over the seeds with a t interval. The intervals are per point, "
+              "not adjusted for the grid's cells. The curves are shown, not judged: the claims table of the default "
+              "profile reads C1 and C3 at the default CPT. CPT(base_v1)+SFT is trained at each learning rate's final "
+              "budget only (one SFT per cell). The design and the reading were written down before the numbers "
+              "(docs/calibration_log.md, run 20).")
+
+
+def write_drift_report(profile, curves) -> dict[str, Path]:
+    """figures/<profile>/REPORT.md and report.html of the claims over the drift (notebook 08 of a profile that runs only
+    it, params/drift.yaml): run 20's reading, the figure, the curves' table and provenance."""
+    from cptlib.core.files import write_text_atomic
+    from cptlib.study.drift import reading
+    from cptlib.study.plots import provenance_record, scope
+
+    out = figures_dir(profile, create=True)
+    shown = [f for f in ("drift_curves",) if (out / f"{f}.png").is_file()]
+    captions = {f: json.loads((out / f"{f}.json").read_text())["caption"] for f in shown}
+    cells = curves.assign(value=[f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in zip(curves.value, curves.lo, curves.hi)],
+                          drift=[f"{m:.2f} [{lo:.2f}, {hi:.2f}]" if lo == lo else f"{m:.2f}"
+                                 for m, lo, hi in zip(curves.drift_ratio, curves.drift_lo, curves.drift_hi)])
+    blocks = [
+        ("h1", f"Report — profile `{profile.name}` (the claims over the drift)"),
+        ("p", f"*{scope(profile)} Paper figures are approximate (secondary sources, BRIEF §1).*"),
+        ("p", f"Code version `{provenance_record(profile)['code_version']}`; training seeds {profile.train_seeds}; CPT "
+              f"learning rates {', '.join(f'{lr:g}' for lr in sorted(curves.lr.unique()))}."),
+        ("p", DRIFT_NOTE.format(n=len(profile.train_seeds))),
+        ("h2", "Run 20's reading"), ("list", reading(curves)),
+        ("h2", "Curves"), *[("figure", f) for f in shown],
+        ("h2", "Every point (mean [95% CI])"),
+        ("table", cells[["curve", "lr", "tokens", "drift", "value", "n_seeds"]]),
+        ("h2", "Provenance"), ("code", f"libraries: {provenance_record(profile)['libraries']}"),
+    ]
+    write_text_atomic(out / "REPORT.md", _markdown(blocks, captions))
+    write_text_atomic(out / "report.html", _html(blocks, captions, out))
+    return {"markdown": out / "REPORT.md", "html": out / "report.html"}

@@ -1,0 +1,116 @@
+"""The claims as curves over the drift (issue 30, step 5; notebook 08, `make reproduce PROFILE=drift`).
+
+    table = cells(profile)     # one row per seed × learning rate × budget × model, scored on the panels' tasks
+    curves = claim_curves(table)   # per cell: C1 ΔIF, C3 ΔIF, C3's news kept, era-B via chat, mean and 95% CI
+
+Every cell of the N4 grid (the CPT learning rates × the milestones of a `study.n4_tokens` run) for *every* training
+seed: CPT(instruct_v1), CPT(base_v1) and CPT(base_v1)+Θr at every milestone, CPT(base_v1)+SFT at each learning
+rate's final budget (an SFT per cell; on this CPU one SFT costs ~110 s), instruct_v1 at 0 tokens. A cell's x is the
+drift ratio ‖θ_cpt − θ_base‖ / ‖Θr‖ of its CPT(base_v1) (the regime's quantity), its mean over the seeds with a t
+interval. Each y is a mean over the seeds and items with the study's crossed 95% interval, paired by seed and item
+for a difference (cptlib.study.stats). The curves are shown, not judged: the claims table reads the default CPT.
+The design was written down before the curves' numbers (docs/calibration_log.md, run 20).
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from cptlib.config import Profile, n4_cpt
+from cptlib.core.stages import read_manifest
+from cptlib.family import resolve as fam
+from cptlib.study import stats
+from cptlib.study.labels import CPT_B, CPT_I, REST, SFT
+from cptlib.study.restored import PANEL_TASKS, drift, milestones, restored
+from cptlib.study.scoring import scored
+
+# The curves, each (name, what it is, model a, model b or None, metric): a − b paired by seed and item, or a's mean.
+CURVES = (
+    ("C1 ΔIF", "IF(instruct_v1) − IF(CPT(instruct_v1))", "instruct_v1", CPT_I, "IF"),
+    ("C3 ΔIF", "IF(CPT(base_v1)+Θr) − IF(instruct_v1)", REST, "instruct_v1", "IF"),
+    ("C3 news kept", "era-B acc(CPT(base_v1)+Θr) − era-B acc(CPT(base_v1))", REST, CPT_B, "era_b"),
+    (f"era-B via chat: {CPT_I}", "era-B via chat of CPT(instruct_v1)", CPT_I, None, "knowledge"),
+    (f"era-B via chat: {SFT}", "era-B via chat of CPT(base_v1)+SFT (each learning rate's final budget)", SFT, None,
+     "knowledge"),
+    (f"era-B via chat: {REST}", "era-B via chat of CPT(base_v1)+Θr", REST, None, "knowledge"),
+)
+
+
+def cells(profile: Profile) -> pd.DataFrame:
+    """Every seed × learning rate × milestone of the N4 grid, each recipe's model scored on the panels' tasks."""
+    from cptlib.study.experiments import instruct_drift, why_not
+
+    with_sft = why_not(profile, "sft") is None  # a real profile has no instruction data to fine-tune on again
+    rows = []
+    for seed in profile.train_seeds:
+        f = fam.build_family(profile, seed, other_family=False)
+        inst_drift = instruct_drift(f["base_v1"], f["instruct_v1"])
+        rows.append({"seed": seed, "lr": math.nan, "tokens": 0, "model": "instruct_v1", "drift_ratio": 0.0,
+                     "own_drift_ratio": 0.0, "path": f["instruct_v1"], "tasks": PANEL_TASKS})
+        for lr in dict.fromkeys([profile.cpt.lr, *profile.study.n4_lrs]):
+            cfg = n4_cpt(profile, lr)
+            cpt_b, cpt_i = fam.cpt(profile, f["base_v1"], seed, cfg), fam.cpt(profile, f["instruct_v1"], seed, cfg)
+            final = read_manifest(cpt_b)["tokens"]
+            of_instruct = milestones(cpt_i)
+            for tokens, model in milestones(cpt_b).items():
+                cell = {"seed": seed, "lr": lr, "tokens": tokens, "drift_ratio": drift(model) / inst_drift,
+                        "tasks": PANEL_TASKS}
+                rows += [{**cell, "model": CPT_B, "own_drift_ratio": cell["drift_ratio"], "path": model},
+                         {**cell, "model": REST, "own_drift_ratio": cell["drift_ratio"],
+                          "path": restored(f["base_v1"], f["instruct_v1"], model)},
+                         {**cell, "model": CPT_I, "own_drift_ratio": drift(of_instruct[tokens]) / inst_drift,
+                          "path": of_instruct[tokens]}]
+                if with_sft and tokens == final:
+                    sft = fam.instruct(profile, cpt_b, f["data"], "v1", seed)
+                    rows.append({**cell, "model": SFT, "own_drift_ratio": cell["drift_ratio"], "path": sft})
+    return scored(rows, profile, f["data"])
+
+
+def claim_curves(table: pd.DataFrame) -> pd.DataFrame:
+    """Per curve and grid cell (learning rate × budget): the mean over seeds of the cell's drift ratio (with its t
+    interval over seeds) and the curve's value, mean and crossed 95% interval, with the seeds it rests on."""
+    rows = []
+    reference = table[table.model == "instruct_v1"].assign(lr=math.nan, tokens=0)
+    for (lr, tokens), cell in table[table.model != "instruct_v1"].groupby(["lr", "tokens"], sort=True):
+        x = stats.over_seeds(cell.drop_duplicates("seed").drift_ratio.reset_index(drop=True))
+        both = pd.concat([cell, reference])
+        for name, what, a, b, metric in CURVES:
+            if a not in set(both.model) or (b is not None and b not in set(both.model)):
+                continue  # SFT only at each learning rate's final budget; none for a real profile
+            est = (stats.paired(both, "model", a, b, metric) if b is not None
+                   else stats.estimate(both[both.model == a], metric))
+            rows.append({"curve": name, "quantity": what, "lr": lr, "tokens": tokens, "drift_ratio": x.mean,
+                         "drift_lo": x.lo, "drift_hi": x.hi, "value": est.mean, "lo": est.lo, "hi": est.hi,
+                         "n_seeds": est.n_seeds, "ci": est.method})
+    return pd.DataFrame(rows)
+
+
+def reading(curves: pd.DataFrame) -> list[str]:
+    """Run 20's reading, fixed before the numbers: per learning rate, the smallest budget at which C1's ΔIF interval
+    lies above 0 and the smallest at which C3's ΔIF interval lies below −EFFECT; the largest era-B via chat a recipe
+    reaches, with its interval."""
+    from cptlib.study.criteria import EFFECT
+
+    def first(lr_rows: pd.DataFrame, hit) -> str:
+        rows = lr_rows.sort_values("tokens")
+        found = rows[hit(rows)]
+        if found.empty:
+            return "at no budget"
+        r = found.iloc[0]
+        return f"from {r.tokens:,} tokens (drift {r.drift_ratio:.2f}; {r.value:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}])"
+
+    lines = []
+    for lr in sorted(curves.lr.unique()):
+        c1 = curves[(curves.curve == "C1 ΔIF") & (curves.lr == lr)]
+        c3 = curves[(curves.curve == "C3 ΔIF") & (curves.lr == lr)]
+        lines.append(f"lr {lr:g}: C1's ΔIF interval lies above 0 {first(c1, lambda r: r.lo > 0)}; C3's ΔIF interval "
+                     f"lies below −{EFFECT:g} {first(c3, lambda r: r.hi < -EFFECT)}.")
+    for name in [c[0] for c in CURVES if c[3] is None]:
+        g = curves[curves.curve == name]
+        if g.empty:
+            continue
+        r = g.loc[g.value.idxmax()]
+        lines.append(f"{name}: at most {r.value:.3f} [{r.lo:.3f}, {r.hi:.3f}] (lr {r.lr:g}, {r.tokens:,} tokens, "
+                     f"drift {r.drift_ratio:.2f}; {int(r.n_seeds)} seeds).")
+    return lines
