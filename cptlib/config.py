@@ -265,7 +265,7 @@ class CPTDataConfig(Section):
         return self
 
 
-# The notebooks' metrics (cptlib.study.restored.METRICS names the testbed task of each).
+# The notebooks' metrics (cptlib.evaluation.suite.METRICS names the testbed task of each).
 STUDY_METRICS = ("IF", "knowledge", "era_a", "era_b", "era_b_heldout", "updated", "bpb_a", "bpb_b")
 HELDOUT_TASK = "cpt_heldout"  # a real profile's held-out CPT documents (cpt_data.heldout_docs), cptlib.evaluation.real_profile
 # The paper's benchmark families over packaged data (cptlib.evaluation.benchmarks.BENCHMARKS defines each).

@@ -81,8 +81,8 @@ def test_every_notebook_runs_on_the_real_profile_and_skips_the_testbed_only_part
     assert "No calibration targets for real models" in _outputs(runs["00_build"])
     ablations = _outputs(runs["04_ablations"])
     name = real_study["name"]
-    assert f"Not run for the real profile '{name}': the sizes are the testbed's model presets" in _outputs(runs["06_sizes"])
-    assert f"Not run for the real profile '{name}': the data-shift ablation" in ablations
+    assert f"Not run for the profile '{name}' (real models): the sizes are the testbed's model presets" in _outputs(runs["06_sizes"])
+    assert f"Not run for the profile '{name}' (real models): the data-shift ablation" in ablations
     forgetting = _outputs(runs["01_forgetting"])
     if real_study["nproc"] > 1:  # the torchrun job's Trainer logs, streamed into the notebook
         assert "'loss':" in forgetting and "'learning_rate':" in forgetting
@@ -140,10 +140,10 @@ def test_real_profile_claims_mark_the_testbed_only_ones(real_study):
 
 
 def test_the_study_metrics_of_both_suites_are_the_same():
-    from cptlib.study import restored as derived
     from cptlib.config import STUDY_METRICS
+    from cptlib.evaluation.suite import METRICS
 
-    assert tuple(derived.METRICS) == STUDY_METRICS
+    assert tuple(METRICS) == STUDY_METRICS
 
 
 def test_other_family_needs_its_instruct_model(tmp_path):

@@ -63,7 +63,7 @@ class EvalSettings:
     # and on a shared 2-core machine it waits on the busy core: measured 15x slower per step than one thread.
     threads: int = 1
     # The testbed tasks to run (None = all of TESTBED_GROUPS). The study scores most models on the tasks its
-    # metrics read (cptlib.study.restored.STUDY_TASKS) and intermediate checkpoints on those its panels show; the
+    # metrics read (cptlib.evaluation.suite.STUDY_TASKS) and intermediate checkpoints on those its panels show; the
     # calibration of the ancestors runs all of them. A task's scores agree whichever other tasks run with it up
     # to float noise (lm-eval batches the requests of a group's tasks together; one call per task instead
     # measured ~1.6x slower).

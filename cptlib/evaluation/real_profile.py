@@ -1,8 +1,8 @@
 """A real profile's evaluation (BRIEF §5): its `eval:` section as lm-eval settings, the held-out CPT documents as
 a task, and the study's metrics read from lm-eval's real tasks (`eval.metrics`).
 
-    table = evaluate(profile, cpt_base, family["data"], "cpt_base")   # the tidy table of cptlib.evaluation
     wide = scores(profile, {"cpt_base": cpt_base}, family["data"])    # one column per study metric
+    settings = real_suite_settings(profile)                           # eval: as lm-eval settings
 """
 from __future__ import annotations
 
@@ -131,21 +131,6 @@ def include_path(profile: Profile, data: Path | None = None) -> list[Path]:
         [heldout_task(data)] if data is not None and profile.cpt_data.heldout_docs else [])
 
 
-def evaluate(profile: Profile, model_dir: Path, data_dir: Path | None = None, name: str | None = None,
-             settings=None) -> pd.DataFrame:
-    """The profile's suite for one model, as the tidy table of cptlib.evaluation.evaluate (model, task, metric, value, ...).
-    testbed: `data_dir` is the testbed data (family["data"]), `settings` an EvalSettings; real: lm-eval's tasks
-    with the profile's `eval:` settings, plus cpt_heldout when `data_dir` (family["data"]) holds held-out text."""
-    if profile.eval.suite == "testbed":
-        from cptlib.evaluation.evaluate import EvalSettings, evaluate_model
-
-        return evaluate_model(model_dir, data_dir, settings or EvalSettings(), name)
-    from cptlib.evaluation.real_suite import evaluate_real
-
-    return evaluate_real(model_dir, settings or real_suite_settings(profile), name,
-                         include_path(profile, data_dir))
-
-
 def metric_value(table: pd.DataFrame, task: str, metric: str) -> float:
     """A task's metric from a tidy table; a group (mmlu, mmlu_pro) is its leaves averaged weighted by items,
     as lm-eval aggregates it. NaN when the table has no such row."""
@@ -164,7 +149,7 @@ def study_metrics(profile: Profile) -> dict[str, tuple[str, str]]:
 
 
 def scores(profile: Profile, models: dict[str, Path], data: Path) -> pd.DataFrame:
-    """As cptlib.study.restored.scores for the testbed: one row per model (index: its label), one column per study
+    """As cptlib.evaluation.suite.testbed_scores for the testbed (RealSuite.scores): one row per model (index: its label), one column per study
     metric (NaN where the profile maps none, eval.metrics) and `eval` (the result's stage directory); models run
     one after the other (on the GPU)."""
     import pandas as pd

@@ -22,7 +22,8 @@ from cptlib.core.stages import read_manifest
 from cptlib.family import resolve as fam
 from cptlib.study import stats
 from cptlib.study.labels import CPT_B, CPT_I, REST, SFT
-from cptlib.study.restored import PANEL_TASKS, drift, milestones, restored
+from cptlib.evaluation.suite import PANEL_TASKS, suite_for
+from cptlib.study.restored import drift, milestones, restored
 from cptlib.study.scoring import scored
 
 # The curves, each (name, what it is, model a, model b or None, metric): a − b paired by seed and item, or a's mean.
@@ -39,9 +40,9 @@ CURVES = (
 
 def cells(profile: Profile) -> pd.DataFrame:
     """Every seed × learning rate × milestone of the N4 grid, each recipe's model scored on the panels' tasks."""
-    from cptlib.study.experiments import instruct_drift, why_not
+    from cptlib.study.experiments import instruct_drift
 
-    with_sft = why_not(profile, "sft") is None  # a real profile has no instruction data to fine-tune on again
+    with_sft = suite_for(profile).why_not("sft") is None  # a real profile has no instruction data to fine-tune on again
     rows = []
     for seed in profile.train_seeds:
         f = fam.build_family(profile, seed, other_family=False)
@@ -78,6 +79,8 @@ def claim_curves(table: pd.DataFrame) -> pd.DataFrame:
         for name, what, a, b, metric in CURVES:
             if a not in set(both.model) or (b is not None and b not in set(both.model)):
                 continue  # SFT only at each learning rate's final budget; none for a real profile
+            if both[metric].isna().all():
+                continue  # a metric the profile does not measure (a real profile without era-B questions)
             est = (stats.paired(both, "model", a, b, metric) if b is not None
                    else stats.estimate(both[both.model == a], metric))
             rows.append({"curve": name, "quantity": what, "lr": lr, "tokens": tokens, "drift_ratio": x.mean,

@@ -8,8 +8,9 @@ that is run again does no work. The key results (forgetting endpoints, recipes, 
 every seed of `profile.train_seeds`; every other experiment runs the first seed only.
 
 A real profile (`models:` set, BRIEF §5) runs the same functions: its members are released checkpoints, its
-scores come from lm-eval's real tasks mapped to the study's metrics by `eval.metrics` (cptlib.evaluation.real_profile.scores), and
-the parts that need the testbed's own data or training recipes (TESTBED_ONLY) are skipped with the reason.
+scores come from its suite (cptlib.evaluation.suite: lm-eval's real tasks mapped to the study's metrics by
+`eval.metrics`), and the parts its suite cannot run (the testbed's own data or training recipes) are skipped with
+the reason.
 """
 from __future__ import annotations
 
@@ -21,60 +22,23 @@ import pandas as pd
 from cptlib.core import paths
 from cptlib.family import resolve as fam
 from cptlib.config import BENCH_NOTEBOOK, SIZES_NOTEBOOK, Profile, n4_cpt
-from cptlib.study.restored import PANEL_TASKS, adapter, attached, drift, milestones, restored, residual_dir, scores
+from cptlib.evaluation.suite import PANEL_TASKS, TESTBED_ONLY, suite_for, testbed_scores
+from cptlib.study.restored import adapter, attached, drift, milestones, restored, residual_dir
 from cptlib.core.stages import read_manifest
 from cptlib.study.labels import CPT_B, CPT_B2, CPT_I, REST, SFT
 from cptlib.study.scoring import scored
 
-# What a real profile cannot run, and why (printed by the notebooks, recorded in the claims table).
-TESTBED_ONLY = {
-    "calibration targets": "the targets are the synthetic testbed's (released checkpoints are not calibrated); "
-                           "the table shows the members' scores",
-    "sft": "CPT(base_v1)+SFT needs the family's original instruction data (v1), which is not public",
-    "sizes": "the sizes are the testbed's model presets; for real models, run one profile per model size",
-    "shift": "the data-shift ablation trains on the testbed's era-A and era-B corpora",
-}
-# The reverse: parts only a real profile runs.
-REAL_ONLY = {"benchmarks": "the paper's benchmarks are English; the testbed's models read its synthetic language "
-                           "(a real profile lists them in eval.benchmarks)"}
-
-
-def is_real(profile: Profile) -> bool:
-    return profile.models is not None
-
-
-# The members each part of the study needs beyond instruct_v1; a real profile may declare them absent (models:
-# null, e.g. a released instruct model whose base is not available): those parts are then not run.
-NEEDS = {"n4": ("base_v1",), "recipes": ("base_v1",), "transfer": ("base_v1", "base_v2"),
-         "ablations": ("base_v1",), "residual_norms": ("base_v1",), "sft": ("base_v1",), "drift": ("base_v1",)}
-
-
-def missing(profile: Profile, part: str) -> list[str]:
-    """The members `part` needs that the profile declares absent (empty: it can run)."""
-    if not is_real(profile):
-        return []
-    return [m for m in NEEDS.get(part, ()) if m in profile.models.absent()]
-
-
 def why_not(profile: Profile, part: str) -> str | None:
-    """Why `part` does not run for `profile` (None: it runs): testbed-only, or a member it needs is absent."""
-    if is_real(profile) and part in TESTBED_ONLY:
-        return TESTBED_ONLY[part]
-    if part in REAL_ONLY and not is_real(profile):
-        return REAL_ONLY[part]
-    if part == "benchmarks" and not profile.eval.benchmarks:
-        return "the profile lists no eval.benchmarks"
-    absent = missing(profile, part)
-    if absent:
-        return f"it needs {' and '.join(absent)}, which the profile declares absent (models: null)"
-    return None
+    """Why `part` does not run for `profile` (None: it runs): its suite cannot run it, or a member it needs is
+    absent (cptlib.evaluation.suite)."""
+    return suite_for(profile).why_not(part)
 
 
 def runs(profile: Profile, part: str) -> bool:
     """Whether a part of the study runs for `profile`; when it does not, prints why (for the notebook)."""
     reason = why_not(profile, part)
     if reason:
-        print(f"Not run for the {'real ' if is_real(profile) else ''}profile {profile.name!r}: {reason}.")
+        print(f"Not run for the profile {profile.name!r} ({suite_for(profile).kind}): {reason}.")
         return False
     return True
 
@@ -267,7 +231,7 @@ def data_shift(profile: Profile) -> pd.DataFrame:
     """N2: CPT of instruct_v1 (and base_v1 + Θr) on each corpus of `study.shift_corpora` with the CPT recipe;
     the shift is base_v1's bits per byte on held-out text of that era (higher = further from what it knows)."""
     seed, f, _ = _first(profile)
-    base_scores = scores({"base_v1": f["base_v1"]}, f["data"]).loc["base_v1"]
+    base_scores = testbed_scores({"base_v1": f["base_v1"]}, f["data"]).loc["base_v1"]
     rows = []
     for corpus in profile.study.shift_corpora:
         shift = base_scores["bpb_a" if corpus.startswith("corpus_a") else "bpb_b"]
@@ -332,12 +296,11 @@ def calibration(profile: Profile, families_by_seed: dict[int, dict[str, Path]]) 
                        if m in members and p != family[m]})
     cpt = {(name, seed): fam.cpt(profile, f[parent], seed) for seed, f in families_by_seed.items()
            for name, parent in (("cpt_base_v1", "base_v1"), ("cpt_instruct_v1", "instruct_v1")) if parent in f}
-    if is_real(profile):
-        from cptlib.evaluation import real_profile as real
-
+    suite = suite_for(profile)
+    if suite.why_not("calibration targets"):  # released checkpoints: their scores, without targets
         models = {m: p for m, p in models.items() if "(seed " not in m}
         models.update({name: path for (name, seed), path in cpt.items() if seed == seeds[0]})
-        wide = real.scores(profile, models, family["data"])
+        wide = suite.scores(models, family["data"])
         metrics = [m for m in wide.columns if m != "eval" and wide[m].notna().any()]
         return pd.DataFrame([{"metric": m, "model": name, "value": wide.loc[name, m], "target": None, "met": None,
                               "n": None, "n_seeds": 1} for m in metrics for name in models])
@@ -348,7 +311,7 @@ def calibration(profile: Profile, families_by_seed: dict[int, dict[str, Path]]) 
                 for (name, seed), path in list(cpt.items()) if name == "cpt_base_v1"})  # notebook 02's CPT(base_v1)+SFT
     full = EvalSettings()  # every testbed task: the calibration reads era-A via chat and the era-A news too
     every = {**models, **{f"{name} (seed {seed})": path for (name, seed), path in cpt.items()}}
-    scores(every, family["data"], profile.study.eval_processes, full)  # evaluates in parallel; then the cache
+    testbed_scores(every, family["data"], profile.study.eval_processes, full)  # evaluates in parallel; then the cache
     table = pd.concat([evaluate_model(path, family["data"], full, name=name) for name, path in models.items()] +
                       [evaluate_model(path, family["data"], full, name=name) for (name, _), path in cpt.items()])
     # One row per (model, task, metric): the CPT models' values averaged over their seeds.
@@ -377,7 +340,7 @@ def calibration_summary(table: pd.DataFrame) -> str:
 
 def all_results(profile: Profile) -> dict[str, pd.DataFrame]:
     """Every table the claims need (cached: instant after notebooks 01–04 ran); a real profile has no
-    "shift" table (TESTBED_ONLY), nor the tables of parts whose members it declares absent (NEEDS); the size ladder's
+    "shift" table, nor the tables of parts whose members it declares absent (its suite's why_not); the size ladder's
     trends ("scaling") are there where the profile runs notebook 06_sizes."""
     out = {}
     if BENCH_NOTEBOOK in profile.notebooks and not why_not(profile, "benchmarks"):  # notebook 07
@@ -395,9 +358,9 @@ def all_results(profile: Profile) -> dict[str, pd.DataFrame]:
         out["transfer"] = transfer(profile)
     if not why_not(profile, "ablations"):
         out["ablations"] = ablations(profile)
-    if not is_real(profile):
+    if not why_not(profile, "shift"):
         out["shift"] = data_shift(profile)
-    if SIZES_NOTEBOOK in profile.notebooks and not is_real(profile):  # the size ladder's trends (notebook 06)
+    if SIZES_NOTEBOOK in profile.notebooks and not why_not(profile, "sizes"):  # the size ladder's trends (notebook 06)
         from cptlib.study import scaling
 
         out["scaling"] = scaling.results(profile)["trends"]  # cached once notebook 06 ran

@@ -24,10 +24,10 @@ from cptlib.core import paths
 from cptlib.config import Profile
 from cptlib.core.files import atomic_file
 from cptlib.core.provenance import code_version, library_versions
+from cptlib.evaluation.suite import suite_for
 from cptlib.study.labels import CPT_B, CPT_I, REST, SFT
 
 DPI = 200
-TESTBED = "Synthetic testbed (tiny LLaMA models on a generated world), not the paper's 8B models."
 STYLE = {
     "figure.figsize": (6.4, 4.0), "figure.dpi": 100, "savefig.dpi": DPI, "savefig.bbox": "tight",
     "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "axes.grid": True,
@@ -180,18 +180,8 @@ def outline_cells(ax, mask, color: str = "#ff3333") -> None:
 
 
 def scope(profile: Profile) -> str:
-    """What the figures are of: the synthetic testbed, or a real profile's checkpoints and corpus."""
-    m = profile.models
-    if m is None:
-        return TESTBED
-    from cptlib.family.pypi_gguf import dequantised, is_pypi
-
-    v1 = (f"{m.base_v1} / {m.instruct_v1} (v1)" if m.base_v1 and m.instruct_v1 else
-          f"{m.instruct_v1} (instruct only: no base model)" if m.instruct_v1 else f"{m.base_v1} (base only: no instruct model)")
-    v2 = f", {m.base_v2} / {m.instruct_v2} (v2)" if m.base_v2 else ""
-    deviation = "".join(f" {role} is {dequantised(getattr(m, role))}."
-                        for role in ("base_v1", "instruct_v1", "base_v2", "instruct_v2") if is_pypi(getattr(m, role)))
-    return f"Real models: {v1}{v2}; CPT on {profile.cpt_data.source}.{deviation}"
+    """What the figures are of: the synthetic testbed, or a real profile's checkpoints and corpus (its suite says)."""
+    return suite_for(profile).scope()
 
 
 def caption_for(profile: Profile, claims: str) -> str:
@@ -214,7 +204,7 @@ def save_figure(fig, name: str, data: pd.DataFrame, profile: Profile, caption: s
     """Write <name>.png (200 dpi), .pdf, .csv (the plotted data) and .json (provenance, caption)."""
     out = figures_dir(profile, create=True)
     # The caption goes into the report and the .json beside the figure; the image names only what it is of.
-    fig.text(1.0, 0.0, f"cptlib · profile {profile.name} · {'synthetic testbed' if profile.models is None else 'real models'}",
+    fig.text(1.0, 0.0, f"cptlib · profile {profile.name} · {suite_for(profile).kind}",
              ha="right", va="top", fontsize=6, color="#777777", transform=fig.transFigure)
     with style():
         _atomic(out / f"{name}.png", lambda p: fig.savefig(p, format="png", dpi=DPI, bbox_inches="tight",

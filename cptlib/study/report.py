@@ -23,7 +23,7 @@ from cptlib.study import stats
 from cptlib.study import verdicts as V
 from cptlib.study.criteria import (CALIBRATION_CHANGE, CRITERIA, EFFECT, FACTOR, NOT_TESTABLE_CHANGE, SIZE, SIZE_RULE,
                                    changed_criteria)
-from cptlib.study.experiments import TESTBED_ONLY, is_real
+from cptlib.evaluation.suite import suite_for
 from cptlib.study.labels import CPT_I, REST
 from cptlib.study.plots import DPI, figures_dir, markdown, styled
 
@@ -64,12 +64,11 @@ def verdicts_for(profile, r: dict[str, pd.DataFrame], fx: pd.DataFrame) -> list[
     from cptlib.study.experiments import calibration as calibrate, families
 
     calibration = calibrate(profile, families(profile))
-    not_run = {}  # claims a real profile cannot run by design; a claim whose model is absent says so itself
-    if is_real(profile):
-        not_run = {claim: ("testbed only", TESTBED_ONLY[part]) for claim, part in
-                   (("C5", "sizes"), ("Q1", "sizes"), ("N2", "shift"))}
-        if "costs" in r:
-            not_run["C6"] = ("testbed only", TESTBED_ONLY["sft"])
+    # Claims the profile's suite cannot run by design (a real profile: the size ladder, the data shift, SFT again);
+    # a claim whose model is absent says so itself (C6 has no costs table then).
+    not_run = suite_for(profile).claims_not_run()
+    if "costs" not in r:
+        not_run.pop("C6", None)
     fg = r["forgetting"]
     inst_if = float(fg[fg.model == "instruct_v1"].IF.mean())
     ctx = V.Context(fx, V.invalid_members(calibration), r.get("n4"), inst_if, profile.model.size, not_run,

@@ -1,70 +1,31 @@
-"""Models derived from the family without training, and their scores: each a cached, content-addressed stage.
+"""Models derived from the family without training (restored, low-rank, attached, milestones): cached stages.
 
-    from cptlib.study.restored import restored, scores
+    from cptlib.study.restored import restored
     model = restored(base, instruct, target, alpha=1.0)          # θ_target + α·(θ_instruct − θ_base)
-    table = scores({"restored": model, "instruct_v1": inst}, data_dir, processes=2)   # one row per model
 
-A rerun with the same inputs does no work: restored models are stages keyed by their inputs' keys, and
-evaluations are cached by model content (cptlib.evaluation.evaluate).
+A rerun with the same inputs does no work: restored models are stages keyed by their inputs' keys. Their scores are
+the profile's suite's (cptlib.evaluation.suite: `suite_for(profile).scores(...)`), cached by model content.
 """
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
-
 from cptlib.config import MergeSpec
-from cptlib.evaluation.evaluate import EvalSettings, evaluation_spec, model_content_hash, read_table, run_evaluation
-from cptlib.core.stages import MANIFEST, is_finished, read_manifest, run_stage, stage_dir
-
-# Short names of the metrics the study plots: (lm-eval task, metric).
-METRICS = {
-    "IF": ("testbed_ifeval", "prompt_level_strict_acc"),
-    "knowledge": ("testbed_chat_knowledge", "knowledge_acc"),
-    "era_a": ("testbed_mc_old", "acc"),
-    "era_b": ("testbed_mc_new", "acc"),
-    "era_b_heldout": ("testbed_mc_new_heldout", "acc"),
-    "updated": ("testbed_mc_updated", "acc"),
-    "bpb_a": ("testbed_ppl_a", "bits_per_byte"),
-    "bpb_b": ("testbed_ppl_b", "bits_per_byte"),
-}
-LABELS = {
-    "IF": "IFEval prompt-level strict accuracy", "knowledge": "era-B knowledge via chat (answer and format)",
-    "era_a": "era-A fact accuracy (MC)", "era_b": "era-B news accuracy (MC)",
-    "era_b_heldout": "era-B news accuracy, held-out phrasing (MC)", "updated": "prefers updated fact (MC)",
-    "bpb_a": "era-A held-out bits per byte", "bpb_b": "era-B held-out bits per byte",
-}
-
-
-PANELS = ("IF", "knowledge", "era_a", "era_b")  # the accuracies the notebooks show side by side
-# What the study evaluates: the tasks its metrics read (the calibration of the ancestors in notebook 00 runs
-# every testbed task; era-A via chat and the era-A news perplexity are only its), and for intermediate
-# checkpoints (milestones, N4 cells) the tasks the panels show.
-STUDY_TASKS = tuple(dict.fromkeys(task for task, _ in METRICS.values()))
-PANEL_TASKS = tuple(dict.fromkeys(METRICS[m][0] for m in PANELS))
-# A real profile's metric is whatever lm-eval task eval.metrics maps to it; its label says what it stands for.
-ROLES = {"IF": "instruction following", "knowledge": "new knowledge via chat", "era_a": "old knowledge",
-         "era_b": "new knowledge", "era_b_heldout": "new knowledge, asked in new words", "updated": "prefers updated fact", "bpb_a": "old-text bits per byte",
-         "bpb_b": "held-out CPT text bits per byte"}
+from cptlib.core.stages import MANIFEST, read_manifest, run_stage
+from cptlib.evaluation.evaluate import model_content_hash
+from cptlib.evaluation.suite import suite_for
 
 
 def labels(profile) -> dict[str, str]:
-    """Axis labels of the study metrics: the testbed's tasks, or a real profile's mapped tasks."""
-    if profile.models is None:
-        return dict(LABELS)
-    from cptlib.evaluation.real_profile import study_metrics
-
-    mapped = study_metrics(profile)
-    return {m: f"{ROLES[m]}: {mapped[m][0]} {mapped[m][1]}" if m in mapped else f"{ROLES[m]} (not measured)"
-            for m in METRICS}
+    """Axis labels of the study metrics: the testbed's tasks, or a real profile's mapped tasks (its suite's)."""
+    return suite_for(profile).labels()
 
 
 def panels(profile) -> list[str]:
-    """The accuracy panels of the notebooks' figures: PANELS, for a real profile those it measures (eval.metrics)."""
-    return [m for m in PANELS if profile.models is None or m in profile.eval.metrics]
+    """The accuracy panels of the notebooks' figures (its suite's): PANELS, for a real profile those it measures."""
+    return suite_for(profile).panels()
 
 
 def model_key(model: Path) -> str:
@@ -166,43 +127,3 @@ def drift(model: Path) -> float:
     model = Path(model)
     record = json.loads((model / "milestone.json").read_text()) if (model / "milestone.json").is_file() else read_manifest(model)
     return record["drift"]["total"]
-
-
-def result_settings(model: Path, data: Path, wanted: EvalSettings) -> EvalSettings:
-    """The settings to read `model`'s scores under: `wanted` if its evaluation is finished, else a finished one that
-    holds every task `wanted` asks for (the full suite, as notebook 00 leaves for the ancestors and the two
-    calibration CPT models, then STUDY_TASKS), else `wanted` itself (to be evaluated). The exact one first, so a
-    table names the same evaluation whatever else (a pilot, a test) has been evaluated since."""
-    for candidate in dict.fromkeys([wanted, replace(wanted, tasks=None), replace(wanted, tasks=STUDY_TASKS)]):
-        if candidate.covers(wanted) and is_finished(stage_dir("eval", evaluation_spec(model, data, candidate))):
-            return candidate
-    return wanted
-
-
-def scores(models: dict[str, Path], data: Path, processes: int = 1,
-           settings: EvalSettings = EvalSettings(tasks=STUDY_TASKS),
-           tasks: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
-    """One row per model (index: its label), one column per METRICS entry (NaN where the model's tasks do not
-    include the metric's) and `eval`, the name of the evaluation's stage directory (its per-item scores). Each model runs the tasks of `settings` (by default STUDY_TASKS), or `tasks[label]`
-    where given, unless a finished evaluation already holds them (result_settings). Models not yet evaluated
-    run `processes` at a time, each worker single-threaded and taking the next model when free (cptlib.core.pool;
-    2 cores: ~1.7x the throughput of one process)."""
-    from cptlib.core import pool
-
-    wanted = {label: replace(settings, tasks=(tasks or {}).get(label, settings.tasks)) for label in models}
-    chosen = {label: result_settings(Path(p), data, wanted[label]) for label, p in models.items()}
-    pool.build([(run_evaluation, (Path(p), data, chosen[label])) for label, p in models.items()],
-               processes, threads=settings.threads, what="evaluations")
-    results = {label: run_evaluation(Path(p), data, chosen[label]) for label, p in models.items()}  # cached now
-    tidy = pd.concat([read_table(d, label) for label, d in results.items()])
-    wide = {}
-    for short, (task, metric) in METRICS.items():
-        hit = tidy[(tidy.task == task) & (tidy.metric == metric)].set_index("model")["value"]
-        wide[short] = hit
-    out = pd.DataFrame(wide).reindex(list(models))[list(METRICS)]
-    for label in models:  # a wider evaluation's other metrics are not reported: the table is what was asked for
-        asked = wanted[label].tasks
-        if asked is not None:
-            out.loc[label, [m for m, (task, _) in METRICS.items() if task not in asked]] = float("nan")
-    out["eval"] = [results[label].name for label in models]  # the result's stage: its per-item scores, its provenance
-    return out

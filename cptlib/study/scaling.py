@@ -28,7 +28,8 @@ from cptlib.config import Profile
 from cptlib.family import resolve as fam
 from cptlib.study import stats
 from cptlib.study.labels import CPT_B, CPT_I, REST
-from cptlib.study.restored import METRICS, drift, residual_dir, restored
+from cptlib.evaluation.suite import METRICS, testbed_scores
+from cptlib.study.restored import drift, residual_dir, restored
 from cptlib.study.scoring import scored
 
 # The paper's sizes, where the trends are extrapolated (Qwen2.5 0.5B and 1.5B; LLaMA 3 8B).
@@ -238,7 +239,6 @@ def calibration(profile: Profile) -> pd.DataFrame:
     every size — every ancestor seed of the profile's own size — and ‖Θr‖/‖θ_base‖ of each instruct model."""
     from cptlib.evaluation import calibration as cal
     from cptlib.evaluation.evaluate import EvalSettings, evaluate_model
-    from cptlib.study.restored import scores
 
     data = fam.testbed_data(profile)
     models: dict[str, Path] = {}
@@ -250,7 +250,7 @@ def calibration(profile: Profile) -> pd.DataFrame:
             if base not in models.values():  # a shared release: one model for every seed
                 models[f"base_v1{suffix}"], models[f"instruct_v1{suffix}"] = base, inst
     full = EvalSettings()  # every testbed task: the targets read era-A via chat too
-    scores(models, data, profile.study.eval_processes, full)  # in parallel; then the cache
+    testbed_scores(models, data, profile.study.eval_processes, full)  # in parallel; then the cache
     table = pd.concat([evaluate_model(path, data, full, name=name) for name, path in models.items()])
     residual = {name: residual_norm(models[cal.base_of(name)], path) for name, path in models.items()
                 if name.startswith("instruct_v1")}

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from cptlib.config import Profile
+from cptlib.evaluation.suite import suite_for
 from cptlib.study import stats
-from cptlib.study.restored import scores
 
 
 def scored(rows: list[dict], profile: Profile, data: Path) -> pd.DataFrame:
@@ -21,12 +21,7 @@ def scored(rows: list[dict], profile: Profile, data: Path) -> pd.DataFrame:
     metrics are NaN there."""
     stats.use_profile(profile)  # the tables' intervals read per-item scores of the tasks this profile maps
     labels = {str(i): r["path"] for i, r in enumerate(rows)}
-    if profile.models is not None:  # a real profile: lm-eval's real tasks mapped to the study's metrics
-        from cptlib.evaluation import real_profile as real
-
-        metrics = real.scores(profile, labels, data)
-    else:
-        tasks = {str(i): r["tasks"] for i, r in enumerate(rows) if r.get("tasks")}
-        metrics = scores(labels, data, profile.study.eval_processes, tasks=tasks)
+    tasks = {str(i): r["tasks"] for i, r in enumerate(rows) if r.get("tasks")}
+    metrics = suite_for(profile).scores(labels, data, tasks=tasks)
     return pd.DataFrame([{**{k: v for k, v in r.items() if k not in ("path", "tasks")}, **metrics.loc[str(i)].to_dict()}
                          for i, r in enumerate(rows)])

