@@ -222,3 +222,16 @@ def test_training_drops_only_the_same_second_checkpoint_warning(tmp_path, caplog
             logger.warning("another warning")
         logger.warning(same)
     assert [r.getMessage() for r in caplog.records] == ["another warning", same]
+
+
+def test_fsdp_wraps_the_decoder_layer_class_found_through_public_apis():
+    """FSDP's unit is the class of the decoder's layers, found with transformers' public get_decoder() (it was read
+    from the private `_no_split_modules`, which names the same class for the families the study runs)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from cptlib.training.train import _layer_class
+
+    llama = new_model(llama_config("tiny", 512, 64, 1, 2, 0), seed=0)
+    qwen = Qwen2ForCausalLM(Qwen2Config(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                        num_attention_heads=2, num_key_value_heads=1, vocab_size=64))
+    assert (_layer_class(llama), _layer_class(qwen)) == ("LlamaDecoderLayer", "Qwen2DecoderLayer")

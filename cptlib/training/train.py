@@ -136,7 +136,7 @@ def _parallel_args(runtime: RuntimeConfig, layer_class: str | None) -> dict:
     checkpointing inside FSDP, as transformers asks), or DDP / one process with plain gradient checkpointing."""
     if runtime.strategy == "fsdp":
         if layer_class is None:
-            raise ValueError("FSDP auto-wrap needs the model's decoder layer class (model._no_split_modules is empty)")
+            raise ValueError("FSDP auto-wrap needs the model's decoder layer class (its decoder has no `layers` list)")
         return {"fsdp": "full_shard auto_wrap", "fsdp_config": {
             "transformer_layer_cls_to_wrap": [layer_class], "activation_checkpointing": runtime.activation_checkpointing,
             "state_dict_type": "FULL_STATE_DICT"}}
@@ -269,8 +269,10 @@ def _load_model(init: Path | PreTrainedModel, tokenizer, runtime: RuntimeConfig)
 
 
 def _layer_class(model: PreTrainedModel) -> str | None:
-    """The decoder layer class FSDP wraps one unit each (e.g. LlamaDecoderLayer, Qwen2DecoderLayer)."""
-    return next(iter(model._no_split_modules or []), None)
+    """The decoder layer class FSDP wraps one unit each (e.g. LlamaDecoderLayer, Qwen2DecoderLayer): the class of the
+    first of the decoder's `layers` (transformers' public get_decoder()); None for a model without such a list."""
+    layers = getattr(model.get_decoder(), "layers", None)
+    return type(layers[0]).__name__ if layers else None
 
 
 def train_causal_lm(
