@@ -29,3 +29,22 @@ def test_shown_paths_are_the_same_in_every_clone(tmp_path, monkeypatch):
     assert paths.shown(paths.REPO_ROOT / "models" / "default" / "base_v1") == "./models/default/base_v1"
     assert paths.shown(tmp_path / "build" / "stages" / "converted-1") == "<build>/stages/converted-1"
     assert paths.shown(tmp_path / "elsewhere") == str((tmp_path / "elsewhere").resolve())
+
+
+def test_each_committed_figures_folder_holds_one_runs_figures_only():
+    """Every figure of a committed figures/<profile>/ was drawn by the same code version: a figure an older design
+    wrote and the current notebooks no longer write is not left behind (figures/default kept a sizes figure of an
+    older code version for weeks, and its REPORT.md embedded it)."""
+    import json
+    import subprocess
+
+    from cptlib.core import paths
+
+    listed = subprocess.run(["git", "ls-files", "figures/*/*.json"], cwd=paths.REPO_ROOT, capture_output=True,
+                            text=True, check=True).stdout.split()
+    versions: dict[str, set[str]] = {}
+    for name in listed:
+        record = json.loads((paths.REPO_ROOT / name).read_text())
+        if "code_version" in record:  # a figure's provenance (tables have none)
+            versions.setdefault(name.split("/")[1], set()).add(record["code_version"])
+    assert versions and {p: v for p, v in versions.items() if len(v) > 1} == {}
