@@ -325,15 +325,32 @@ def _html(blocks: list[tuple], captions: dict[str, str], out: Path) -> str:
 
 def write_report(profile, verdicts: list[V.Verdict], run_times: dict[str, float]) -> dict[str, Path]:
     """figures/<profile>/REPORT.md (links the PNGs beside it) and report.html (PNGs embedded: one file)."""
-    from cptlib.core.files import write_text_atomic
-
     out = figures_dir(profile, create=True)
     shown = [f for f in FIGURES if (out / f"{f}.png").is_file()]
-    captions = {f: json.loads((out / f"{f}.json").read_text())["caption"] for f in shown}
-    blocks = _sections(profile, verdicts, run_times, shown)
+    return _write_report(out, _sections(profile, verdicts, run_times, shown))
+
+
+def _write_report(out: Path, blocks: list[tuple]) -> dict[str, Path]:
+    """REPORT.md (links the PNGs beside it) and report.html (PNGs embedded) in `out` from the blocks; a figure block
+    whose PNG is not there (a part that did not run) is left out, the others carry the caption of their .json."""
+    from cptlib.core.files import write_text_atomic
+
+    blocks = [b for b in blocks if b[0] != "figure" or (out / f"{b[1]}.png").is_file()]
+    captions = {b[1]: json.loads((out / f"{b[1]}.json").read_text())["caption"] for b in blocks if b[0] == "figure"}
     write_text_atomic(out / "REPORT.md", _markdown(blocks, captions))
     write_text_atomic(out / "report.html", _html(blocks, captions, out))
     return {"markdown": out / "REPORT.md", "html": out / "report.html"}
+
+
+def _alone_report(profile, title: str, blocks: list[tuple]) -> dict[str, Path]:
+    """The report of a profile that runs one notebook alone (the size ladder, the benchmarks, the drift curves): its
+    title and what its figures are of, the notebook's blocks, then provenance."""
+    from cptlib.study.plots import provenance_record, scope
+
+    head = [("h1", f"Report — profile `{profile.name}` ({title})"),
+            ("p", f"*{scope(profile)} Paper figures are approximate (secondary sources, BRIEF §1).*")]
+    tail = [("h2", "Provenance"), ("code", f"libraries: {provenance_record(profile)['libraries']}")]
+    return _write_report(figures_dir(profile, create=True), head + blocks + tail)
 
 
 LADDER_NOTE = ("Each size's number is the mean over its {n} study seeds (and the evaluation's items), with the study's "
@@ -350,12 +367,8 @@ def write_ladder_report(profile, verdicts: list[V.Verdict], res: dict) -> dict[s
     """The size ladder's figures/<profile>/REPORT.md and report.html (notebook 06 of a profile that runs only it,
     params/sizes.yaml): C5 and Q1 with their criteria, the figure, the calibration per size, the quantities per
     size and the fitted trends, and provenance."""
-    from cptlib.core.files import write_text_atomic
-    from cptlib.study.plots import provenance_record, scope
+    from cptlib.study.plots import provenance_record
 
-    out = figures_dir(profile, create=True)
-    shown = [f for f in ("sizes",) if (out / f"{f}.png").is_file()]
-    captions = {f: json.loads((out / f"{f}.json").read_text())["caption"] for f in shown}
     per_size = res["per_size"]
     sizes = list(dict.fromkeys(per_size["size"]))
     cells = per_size.assign(cell=[f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if lo == lo else f"{m:.3f}"
@@ -367,9 +380,7 @@ def write_ladder_report(profile, verdicts: list[V.Verdict], res: dict) -> dict[s
                           "at 0.5B hi", "at 8B", "at 8B lo", "at 8B hi"]]
     old = CRITERIA["C5"].old
     invalid = res["invalid"]
-    blocks = [
-        ("h1", f"Report — profile `{profile.name}` (the size ladder: Q1, C5)"),
-        ("p", f"*{scope(profile)} Paper figures are approximate (secondary sources, BRIEF §1).*"),
+    return _alone_report(profile, "the size ladder: Q1, C5", [
         ("p", f"Code version `{provenance_record(profile)['code_version']}`; training seeds {profile.train_seeds}; "
               f"sizes {', '.join(f'{s} ({params[s]:,} parameters)' for s in sizes)}."),
         ("p", LADDER_NOTE.format(n=len(profile.train_seeds))),
@@ -377,7 +388,7 @@ def write_ladder_report(profile, verdicts: list[V.Verdict], res: dict) -> dict[s
         ("list", [f"**{v.claim}**: {CRITERIA[v.claim].rule}" for v in verdicts]),
         ("p", f"C5's rule was changed when the ladder was designed (run 18), after the old ladder's numbers had been "
               f"seen; the rule before: {old}."),
-        ("h2", "Trends"), *[("figure", f) for f in shown],
+        ("h2", "Trends"), ("figure", "sizes"),
         ("h2", "Calibration per size"),
         ("p", "Sizes left out of the primary fits: " + ("; ".join(f"**{s}** ({'; '.join(w)})" for s, w in invalid.items())
                                                         or "none") + "."),
@@ -387,11 +398,7 @@ def write_ladder_report(profile, verdicts: list[V.Verdict], res: dict) -> dict[s
         ("h2", "The quantities per size (mean [95% CI])"), ("table", table.reset_index()),
         ("h2", "Fitted trends (slope per decade of parameters; extrapolations with 95% prediction intervals)"),
         ("table", fits),
-        ("h2", "Provenance"), ("code", f"libraries: {provenance_record(profile)['libraries']}"),
-    ]
-    write_text_atomic(out / "REPORT.md", _markdown(blocks, captions))
-    write_text_atomic(out / "report.html", _html(blocks, captions, out))
-    return {"markdown": out / "REPORT.md", "html": out / "report.html"}
+    ])
 
 
 BENCH_NOTE = ("Each benchmark is lm-eval's own task definition (prompt, answer choices, metric, zero shots) over the data "
@@ -412,27 +419,17 @@ def bench_note(profile) -> str:
 def write_bench_report(profile, verdicts: list[V.Verdict], res: dict) -> dict[str, Path]:
     """figures/<profile>/REPORT.md and report.html of a profile that runs the benchmarks alone (notebook 07 without
     05): the claims they judge (C1 and C2 across tasks), the figure, the tables and provenance."""
-    from cptlib.core.files import write_text_atomic
-    from cptlib.study.plots import provenance_record, scope
+    from cptlib.study.plots import provenance_record
 
-    out = figures_dir(profile, create=True)
-    shown = [f for f in ("benchmarks",) if (out / f"{f}.png").is_file()]
-    captions = {f: json.loads((out / f"{f}.json").read_text())["caption"] for f in shown}
-    blocks = [
-        ("h1", f"Report — profile `{profile.name}` (the paper's benchmarks)"),
-        ("p", f"*{scope(profile)} Paper figures are approximate (secondary sources, BRIEF §1).*"),
+    return _alone_report(profile, "the paper's benchmarks", [
         ("p", f"Code version `{provenance_record(profile)['code_version']}`; training seeds {profile.train_seeds}."),
         ("p", bench_note(profile)),
         ("h2", "Claims"), ("table", V.table(verdicts).drop(columns="criterion")),
         ("list", [f"**{v.claim}**: {CRITERIA[v.claim].rule}" for v in verdicts]),
-        ("h2", "Figure"), *[("figure", f) for f in shown],
+        ("h2", "Figure"), ("figure", "benchmarks"),
         ("h2", "Drops at the final budget (before − after, 95% CI)"), ("table", res["drops"]),
         ("h2", "Every model's accuracy (95% CI)"), ("table", res["per_model"]),
-        ("h2", "Provenance"), ("code", f"libraries: {provenance_record(profile)['libraries']}"),
-    ]
-    write_text_atomic(out / "REPORT.md", _markdown(blocks, captions))
-    write_text_atomic(out / "report.html", _html(blocks, captions, out))
-    return {"markdown": out / "REPORT.md", "html": out / "report.html"}
+    ])
 
 
 DRIFT_NOTE = ("Every point is the mean over the profile's {n} study seeds (ancestor seed s paired with CPT seed s: each "
@@ -448,28 +445,18 @@ DRIFT_NOTE = ("Every point is the mean over the profile's {n} study seeds (ances
 def write_drift_report(profile, curves) -> dict[str, Path]:
     """figures/<profile>/REPORT.md and report.html of the claims over the drift (notebook 08 of a profile that runs only
     it, params/drift.yaml): run 20's reading, the figure, the curves' table and provenance."""
-    from cptlib.core.files import write_text_atomic
     from cptlib.study.drift import reading
-    from cptlib.study.plots import provenance_record, scope
+    from cptlib.study.plots import provenance_record
 
-    out = figures_dir(profile, create=True)
-    shown = [f for f in ("drift_curves",) if (out / f"{f}.png").is_file()]
-    captions = {f: json.loads((out / f"{f}.json").read_text())["caption"] for f in shown}
     cells = curves.assign(value=[f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in zip(curves.value, curves.lo, curves.hi)],
                           drift=[f"{m:.2f} [{lo:.2f}, {hi:.2f}]" if lo == lo else f"{m:.2f}"
                                  for m, lo, hi in zip(curves.drift_ratio, curves.drift_lo, curves.drift_hi)])
-    blocks = [
-        ("h1", f"Report — profile `{profile.name}` (the claims over the drift)"),
-        ("p", f"*{scope(profile)} Paper figures are approximate (secondary sources, BRIEF §1).*"),
+    return _alone_report(profile, "the claims over the drift", [
         ("p", f"Code version `{provenance_record(profile)['code_version']}`; training seeds {profile.train_seeds}; CPT "
               f"learning rates {', '.join(f'{lr:g}' for lr in sorted(curves.lr.unique()))}."),
         ("p", DRIFT_NOTE.format(n=len(profile.train_seeds))),
         ("h2", "Run 20's reading"), ("list", reading(curves)),
-        ("h2", "Curves"), *[("figure", f) for f in shown],
+        ("h2", "Curves"), ("figure", "drift_curves"),
         ("h2", "Every point (mean [95% CI])"),
         ("table", cells[["curve", "lr", "tokens", "drift", "value", "n_seeds"]]),
-        ("h2", "Provenance"), ("code", f"libraries: {provenance_record(profile)['libraries']}"),
-    ]
-    write_text_atomic(out / "REPORT.md", _markdown(blocks, captions))
-    write_text_atomic(out / "report.html", _html(blocks, captions, out))
-    return {"markdown": out / "REPORT.md", "html": out / "report.html"}
+    ])
