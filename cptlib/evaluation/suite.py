@@ -68,7 +68,7 @@ TESTBED_ONLY = {
 # The reverse: parts only a real profile runs.
 REAL_ONLY = {"benchmarks": "the paper's benchmarks are English; the testbed's models read its synthetic language "
                            "(a real profile lists them in eval.benchmarks)"}
-# Claims a part stands behind: a part this suite cannot run leaves them "not testable" by design.
+# Claims a testbed-only part stands behind: a real profile leaves them "not testable" by design.
 CLAIM_PARTS = {"C5": "sizes", "Q1": "sizes", "N2": "shift", "C6": "sft"}
 
 
@@ -95,9 +95,8 @@ class Suite:
         return None
 
     def claims_not_run(self) -> dict[str, tuple[str, str]]:
-        """Claims this kind cannot test by design: {claim: ("<kind> only", why)}."""
-        return {claim: (f"{'testbed' if part in TESTBED_ONLY else 'real models'} only", self.cannot[part])
-                for claim, part in CLAIM_PARTS.items() if part in self.cannot}
+        """Claims this kind cannot test by design (each stands on a testbed-only part): {claim: ("testbed only", why)}."""
+        return {claim: ("testbed only", self.cannot[part]) for claim, part in CLAIM_PARTS.items() if part in self.cannot}
 
     def metric_tasks(self) -> dict[str, tuple[str, str]]:
         """study metric -> (lm-eval task, metric) whose per-item scores it averages."""
@@ -166,9 +165,6 @@ class RealSuite(Suite):
         mapped = self.metric_tasks()
         return {m: f"{ROLES[m]}: {mapped[m][0]} {mapped[m][1]}" if m in mapped else f"{ROLES[m]} (not measured)"
                 for m in METRICS}
-
-    def panels(self) -> list[str]:
-        return [m for m in PANELS if m in self.profile.eval.metrics]
 
     def scores(self, models, data, tasks=None, settings=None):
         from cptlib.evaluation.real_profile import scores

@@ -21,8 +21,10 @@ from cptlib.config import Profile, n4_cpt
 from cptlib.core.stages import read_manifest
 from cptlib.family import resolve as fam
 from cptlib.study import stats
+from cptlib.study.criteria import EFFECT
 from cptlib.study.labels import CPT_B, CPT_I, REST, SFT
-from cptlib.evaluation.suite import PANEL_TASKS, suite_for
+from cptlib.evaluation.suite import PANEL_TASKS
+from cptlib.study.experiments import instruct_drift, why_not
 from cptlib.study.restored import drift, milestones, restored
 from cptlib.study.scoring import scored
 
@@ -40,9 +42,7 @@ CURVES = (
 
 def cells(profile: Profile) -> pd.DataFrame:
     """Every seed × learning rate × milestone of the N4 grid, each recipe's model scored on the panels' tasks."""
-    from cptlib.study.experiments import instruct_drift
-
-    with_sft = suite_for(profile).why_not("sft") is None  # a real profile has no instruction data to fine-tune on again
+    with_sft = why_not(profile, "sft") is None  # a real profile has no instruction data to fine-tune on again
     rows = []
     for seed in profile.train_seeds:
         f = fam.build_family(profile, seed, other_family=False)
@@ -93,7 +93,6 @@ def reading(curves: pd.DataFrame) -> list[str]:
     """Run 20's reading, fixed before the numbers: per learning rate, the smallest budget at which C1's ΔIF interval
     lies above 0 and the smallest at which C3's ΔIF interval lies below −EFFECT; the largest era-B via chat a recipe
     reaches, with its interval."""
-    from cptlib.study.criteria import EFFECT
 
     def first(lr_rows: pd.DataFrame, hit) -> str:
         rows = lr_rows.sort_values("tokens")

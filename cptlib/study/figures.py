@@ -17,8 +17,8 @@ import pandas as pd
 import seaborn as sns
 
 from cptlib.study import plots, stats
-from cptlib.study.criteria import KEEP
-from cptlib.study.labels import CPT_B, CPT_I, REST
+from cptlib.study.criteria import EFFECT, KEEP
+from cptlib.study.labels import CPT_B, CPT_I, REST, SFT
 from cptlib.study.n4 import n4_threshold
 
 
@@ -118,9 +118,7 @@ def drift_curves(curves: pd.DataFrame):
     """Issue 30's claims over the drift (notebook 08): C1 ΔIF, C3 ΔIF and C3's news kept per learning rate, and era-B
     via chat of the three recipes, against each cell's drift ratio of CPT(base_v1). Each point: the mean over seeds
     (y: crossed seeds + items 95% CI; x: t over seeds), a line joining one learning rate's budgets."""
-    from cptlib.study.criteria import EFFECT
-    from cptlib.study.drift import CURVES
-    from cptlib.study.labels import SFT
+    from cptlib.study.drift import CURVES  # here: cptlib.study.drift imports the family's training code
 
     lrs = sorted(curves.lr.unique())
     color, marker = dict(zip(lrs, LR_COLORS)), dict(zip(lrs, LR_MARKERS))
