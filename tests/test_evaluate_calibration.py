@@ -103,5 +103,30 @@ def test_issue_30_targets_news_via_chat_and_held_out_phrasing_per_seed():
 
 
 def test_a_name_without_a_role_is_an_error_before_evaluation():
-    with pytest.raises(ValueError, match=r"model name 'mystery' says neither base, instruct nor cpt"):
+    with pytest.raises(ValueError, match=r"model 'mystery' has no calibration targets: the judged models are base_v1"):
         calibration.calibration_table({"base_v1": "unused", "mystery": "unused"}, "unused")
+
+
+@pytest.mark.parametrize("label,member,seed,size", [
+    ("base_v1", "base_v1", None, None), ("instruct_v1 (seed 2)", "instruct_v1", 2, None),
+    ("base_v1 (tiny)", "base_v1", None, "tiny"), ("instruct_v1 (base) (seed 1)", "instruct_v1", 1, "base"),
+    ("cpt_base_v1+sft", "cpt_base_v1+sft", None, None), ("other_instruct", "other_instruct", None, None),
+])
+def test_a_model_id_and_its_label_are_inverses(label, member, seed, size):
+    mid = calibration.ModelId.parse(label)
+    assert (mid.member, mid.seed, mid.size) == (member, seed, size) and mid.label == label
+
+
+def test_a_role_comes_from_the_member_not_from_a_word_in_the_name():
+    """The old rule read roles from substrings: "cpt" anywhere meant CPT, "base" a base. "base_v1 (seed 1)" and
+    "instruct_v1 (base)" (the size called base) are what the member says; a near-miss name is an error."""
+    ModelId, Role = calibration.ModelId, calibration.Role
+    assert ModelId.parse("instruct_v1 (base)").role is Role.INSTRUCT
+    assert ModelId.parse("other_family").role is Role.BASE and ModelId.parse("cpt_base_v1+sft").role is Role.CPT
+    assert ModelId.parse("instruct_v2 (seed 1)").base() == ModelId("base_v2", seed=1)
+    assert ModelId.parse("other_instruct").base().label == "other_family"
+    for bad in ("my_cpt_model", "base_v1 (seed x)", "instruct_v1(seed 1)"):
+        with pytest.raises(ValueError, match="calibration"):
+            ModelId.parse(bad)
+    with pytest.raises(ValueError, match="not an instruct model"):
+        ModelId("base_v1").base()

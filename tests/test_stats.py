@@ -2,6 +2,7 @@
 fallback t-interval, and the one aggregation rule's seed count."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -93,3 +94,47 @@ def test_two_rows_of_one_model_and_seed_are_an_error_not_an_average():
     table = pd.DataFrame({"seed": [0, 0], "model": "m", "IF": [0.1, 0.2]})
     with pytest.raises(ValueError, match="more than one row per seed"):
         stats.estimate(table, "IF")
+
+
+def _eval_stage(suite: str, key: str, scores: list[list[int]]) -> str:
+    """A finished evaluation stage of `suite` (testbed or real) holding the per-item IF scores `scores`."""
+    from cptlib.core.stages import run_stage
+
+    def build(work):
+        with open(work / "t.samples.jsonl", "w") as f:
+            for i, v in enumerate(scores):
+                f.write(json.dumps({"task": "testbed_ifeval" if suite == "testbed" else "real_if", "doc_id": i,
+                                    "metrics": ["prompt_level_strict_acc"], "prompt_level_strict_acc": v}) + "\n")
+        return {}
+
+    return run_stage("eval", {"suite": suite, "key": key}, build).name
+
+
+def test_an_interval_reads_its_items_from_the_rows_evaluations_whatever_was_scored_before(tmp_path, monkeypatch):
+    """Issue 31: which task a metric's items come from is a fact of each row's evaluation (a testbed stage: the
+    testbed's tasks; a real one: the eval.metrics it was scored under), not a module setting that the last profile
+    scored changes. A real evaluation nobody scored is an error, and two mappings of one evaluation are refused."""
+    from cptlib.core import paths
+    from cptlib.core.errors import InputError, MissingInputError
+    from cptlib.evaluation import suite
+
+    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
+    monkeypatch.setattr(suite, "_REAL_SOURCES", {})
+    items = [[1, 0, 1, 1, 0, 1, 1, 1], [1, 1, 0, 1, 0, 1, 0, 1]]
+    testbed = pd.DataFrame({"seed": [0, 1], "IF": [np.mean(r) for r in items],
+                            stats.EVAL: [_eval_stage("testbed", f"t{s}", r) for s, r in enumerate(items)]})
+    real = testbed.assign(**{stats.EVAL: [_eval_stage("real", f"r{s}", r) for s, r in enumerate(items)]})
+    before = stats.estimate(testbed, "IF")
+    assert before.method == stats.CROSSED and before.mean == pytest.approx(np.mean(items))
+
+    with pytest.raises(MissingInputError, match="was not scored in this process"):
+        stats.estimate(real, "IF")
+    suite.record_sources(real[stats.EVAL], {"IF": ("real_if", "prompt_level_strict_acc")})
+    assert stats.estimate(real, "IF") == before  # the same items, read through the real profile's mapping
+    assert stats.estimate(testbed, "IF") == before  # unchanged by the real profile scored since
+    # A metric that profile does not map to a task has no items to read: the interval over seeds.
+    assert stats.estimate(real.assign(era_a=[0.5, 0.6]), "era_a").method == stats.T_OVER_SEEDS
+    with pytest.raises(InputError, match="score each profile in its own process"):
+        suite.record_sources(real[stats.EVAL], {"IF": ("other_if", "acc")})
+    with pytest.raises(MissingInputError, match="not finished"):
+        stats.estimate(testbed.assign(**{stats.EVAL: ["eval-missing", "eval-missing2"]}), "IF")

@@ -16,13 +16,18 @@ Targets, fixed before looking at the claims (C1-C4) and never tuned towards them
 - CPT drift / residual norm ‖θ_cpt − θ_base‖/‖Θr‖: CPT(base_v1) <= 0.50;
 - news register shift: base_v1's bits per byte on held-out era-B news / on held-out era-A news <= 1.3;
 - pretrain tokens / CPT tokens: base_v1 >= 40 (pre-training >> CPT).
-A model's role comes from its name: "cpt" in it means after CPT, "instruct" an instruct model, "base" or
-"other_family" a base; " (seed s)" after an ancestor's name is another ancestor seed of a paired release.
+Which targets a model has follows from what it is, a `ModelId`: a family member or a CPT model (ROLES: base,
+instruct or CPT), of another ancestor seed of a paired release or another model size. Its label, "instruct_v1
+(seed 1)", "base_v1 (tiny)", is what the tables print; `ModelId.parse` is its exact inverse, and an unknown model
+is an error, never guessed from a word in its name.
 """
 from __future__ import annotations
 
 import json
 import math
+import re
+from dataclasses import dataclass, replace
+from enum import Enum
 from pathlib import Path
 
 import pandas as pd
@@ -47,15 +52,55 @@ RESIDUAL_MAX, DRIFT_RATIO_MAX, REGISTER_MAX, TOKEN_RATIO_MIN = 0.10, 0.50, 1.3, 
 COLUMNS = ["metric", "model", "value", "target", "met", "n"]  # n: items behind the value (empty for a ratio)
 
 
-def role(name: str) -> str:
-    lowered = name.lower()
-    for key in ("cpt", "instruct", "base"):
-        if key in lowered:
-            return key
-    if "other_family" in lowered:
-        return "base"
-    raise InputError(f"model name {name!r} says neither base, instruct nor cpt; name it e.g. base_v1, "
-                     f"instruct_v1 or cpt_base_v1 so its calibration targets are known")
+class Role(str, Enum):
+    BASE = "base"
+    INSTRUCT = "instruct"
+    CPT = "cpt"  # after continued pre-training (CPT(base_v1)+SFT included)
+
+
+ROLES = {"base_v1": Role.BASE, "base_v2": Role.BASE, "other_family": Role.BASE,
+         "instruct_v1": Role.INSTRUCT, "instruct_v2": Role.INSTRUCT, "other_instruct": Role.INSTRUCT,
+         CPT_BASE: Role.CPT, CPT_INSTRUCT: Role.CPT, CPT_SFT: Role.CPT}
+BASE_OF = {"instruct_v1": "base_v1", "instruct_v2": "base_v2", "other_instruct": "other_family"}
+_LABEL = re.compile(r"(?P<member>\S+)(?: \((?P<size>[a-z0-9_]+)\))?(?: \(seed (?P<seed>\d+)\))?")
+
+
+@dataclass(frozen=True)
+class ModelId:
+    """A model the calibration judges: `member` (a family member or a CPT model, ROLES) of ancestor seed `seed`
+    (None: the first, or one release shared by every seed) at model size `size` (None: the profile's own)."""
+    member: str
+    seed: int | None = None
+    size: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.member not in ROLES:
+            raise InputError(f"model {self.member!r} has no calibration targets: the judged models are "
+                             f"{', '.join(ROLES)}")
+
+    @property
+    def role(self) -> Role:
+        return ROLES[self.member]
+
+    @property
+    def label(self) -> str:
+        """What the tables print: "instruct_v1", "base_v1 (tiny)", "instruct_v1 (seed 2)"."""
+        return self.member + (f" ({self.size})" if self.size else "") + (f" (seed {self.seed})" if self.seed is not None else "")
+
+    def base(self) -> ModelId:
+        """The base an instruct model was tuned from (of the same seed and size)."""
+        if self.member not in BASE_OF:
+            raise InputError(f"{self.label} is not an instruct model: it has no base")
+        return replace(self, member=BASE_OF[self.member])
+
+    @classmethod
+    def parse(cls, label: str) -> ModelId:
+        """The model a table's label names (the inverse of .label)."""
+        m = _LABEL.fullmatch(label)
+        if m is None:
+            raise InputError(f"{label!r} is not a calibration model's label (e.g. base_v1, instruct_v1 (seed 1), "
+                             f"base_v1 (tiny))")
+        return cls(m["member"], None if m["seed"] is None else int(m["seed"]), m["size"])
 
 
 def chance_level(data_dir: Path) -> tuple[float, float]:
@@ -75,19 +120,13 @@ def _row(metric: str, model: str, value_n: tuple[float, int | None], op: str, bo
             "n": n}
 
 
-def base_of(instruct: str) -> str:
-    """The base an instruct model was tuned from, by name: instruct_v1 -> base_v1, "instruct_v1 (tiny)" ->
-    "base_v1 (tiny)", other_instruct -> other_family."""
-    return "other_family" if instruct == "other_instruct" else instruct.replace("instruct", "base")
-
-
 def _instruct_if(model: str, value_n: tuple[float, int | None], base_if: float | None) -> dict:
     """instruct IF >= INSTRUCT_IF_MIN and >= its base's + INSTRUCT_IF_GAIN (the floor alone where the base is not
     in the table)."""
     row = _row(IF[2], model, value_n, ">=", INSTRUCT_IF_MIN)
     if base_if is not None:
         row["met"] = row["met"] and value_n[0] >= base_if + INSTRUCT_IF_GAIN - 1e-12
-        row["target"] += f" and >= {base_of(model)} + {INSTRUCT_IF_GAIN:.2f}"
+        row["target"] += f" and >= {ModelId.parse(model).base().label} + {INSTRUCT_IF_GAIN:.2f}"
     return row
 
 
@@ -105,24 +144,24 @@ def judge(table: pd.DataFrame, chance: float, margin: float) -> pd.DataFrame:
 
     rows = []
     for model in dict.fromkeys(table.model):
-        kind = role(model)
-        if kind == "cpt":
-            if model != CPT_SFT:
+        mid = ModelId.parse(model)
+        if mid.role is Role.CPT:
+            if mid.member != CPT_SFT:
                 rows.append(_row(ERA_B[2], model, lookup(model, ERA_B), ">=", KNOWN_MIN))
-            if model == CPT_BASE and has(model, ERA_B_HELD):
+            if mid.member == CPT_BASE and has(model, ERA_B_HELD):
                 rows.append(_row(ERA_B_HELD[2], model, lookup(model, ERA_B_HELD), ">=", HELD_MIN))
-            if model in (CPT_INSTRUCT, CPT_SFT) and has(model, ERA_B_CHAT):
+            if mid.member in (CPT_INSTRUCT, CPT_SFT) and has(model, ERA_B_CHAT):
                 rows.append(_row(ERA_B_CHAT[2], model, lookup(model, ERA_B_CHAT), ">=", CHAT_B_MIN))
             continue
-        if kind == "base":
+        if mid.role is Role.BASE:
             rows.append(_row(IF[2], model, lookup(model, IF), "<=", BASE_IF_MAX))
         else:
-            base = base_of(model)
+            base = mid.base().label
             base_if = lookup(base, IF)[0] if (table.model == base).any() else None
             rows.append(_instruct_if(model, lookup(model, IF), base_if))
-        if kind == "base":
+        if mid.role is Role.BASE:
             rows.append(_row(ERA_A[2], model, lookup(model, ERA_A), ">=", ERA_A_MIN))
-        elif model == "instruct_v1" or model.startswith("instruct_v1 ("):  # every seed's and size's
+        elif mid.member == "instruct_v1":  # every seed's and size's
             rows.append(_row(ERA_A_CHAT[2], model, lookup(model, ERA_A_CHAT), ">=", CHAT_A_MIN))
         rows.append(_row(ERA_B[2], model, lookup(model, ERA_B), "<=", chance + margin, f" (chance {chance:.2f} + 2 SE)"))
         if has(model, ERA_B_CHAT):
@@ -152,7 +191,7 @@ def calibration_table(models: dict[str, Path], data_dir: Path, settings: EvalSet
     """Evaluate the models (cached per content) and judge them against the evaluation targets; the ratio
     targets need the family's stages (cptlib.study.calibration adds them)."""
     for name in models:
-        role(name)  # a name without a role is an error before any evaluation runs
+        ModelId.parse(name)  # a model without calibration targets is an error before any evaluation runs
     table = pd.concat([evaluate_model(path, data_dir, settings, name=name) for name, path in models.items()])
     return judge(table, *chance_level(data_dir))
 

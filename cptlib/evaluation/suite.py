@@ -3,6 +3,7 @@
     suite = suite_for(profile)             # TestbedSuite or RealSuite: the only place the profile's kind is tested
     table = suite.scores({"cpt": path}, data, tasks={"cpt": PANEL_TASKS})   # a row per model, a column per metric
     suite.metric_tasks()                   # study metric -> (lm-eval task, metric) whose items it averages
+    item_source(table.eval[0], "IF")       # the same, for a row's own evaluation (the intervals' per-item scores)
     suite.labels(), suite.panels()         # what each metric is called, which the figures show side by side
     suite.why_not("sft")                   # None if that part of the study runs, else why not
 
@@ -14,11 +15,13 @@ benchmarks). How models are found and continued is the family's (cptlib.family.r
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from cptlib.config import Profile
+from cptlib.core.errors import InputError, MissingInputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -169,7 +172,9 @@ class RealSuite(Suite):
     def scores(self, models, data, tasks=None, settings=None):
         from cptlib.evaluation.real_profile import scores
 
-        return scores(self.profile, models, data)  # the profile's eval.tasks, whatever the row
+        table = scores(self.profile, models, data)  # the profile's eval.tasks, whatever the row
+        record_sources(table["eval"], self.metric_tasks())
+        return table
 
     def scope(self) -> str:
         from cptlib.family.pypi_gguf import dequantised, is_pypi
@@ -182,6 +187,51 @@ class RealSuite(Suite):
         deviation = "".join(f" {role} is {dequantised(getattr(m, role))}."
                             for role in ("base_v1", "instruct_v1", "base_v2", "instruct_v2") if is_pypi(getattr(m, role)))
         return f"Real models: {v1}{v2}; CPT on {self.profile.cpt_data.source}.{deviation}"
+
+
+# What a real evaluation's study metrics read, recorded as RealSuite.scores makes its rows: {(stage, study metric):
+# (lm-eval task, metric)}. A fact about a table's rows, not a setting: an entry is never replaced (a different
+# mapping for the same evaluation and metric is an error), so no call order changes an interval.
+_REAL_SOURCES: dict[tuple[str, str], tuple[str, str]] = {}
+
+
+@functools.lru_cache(maxsize=4096)
+def _suite_of(stage: str) -> str | None:
+    """The `suite` a finished evaluation stage was run on (its manifest's spec: immutable once finished)."""
+    from cptlib.core.stages import is_finished, read_manifest
+
+    if not is_finished(Path(stage)):
+        raise MissingInputError(f"the evaluation {Path(stage).name} named by the table is not finished in "
+                                f"{Path(stage).parent}: score the models again (the study's notebooks do) or point "
+                                "CPTLIB_BUILD_DIR at the build that scored them")
+    return read_manifest(Path(stage))["spec"].get("suite")
+
+
+def record_sources(evaluations, mapped: dict[str, tuple[str, str]]) -> None:
+    """Record that each real evaluation's study metrics read `mapped` (RealSuite.scores, as it makes the rows)."""
+    for name in evaluations:
+        for metric, source in mapped.items():
+            known = _REAL_SOURCES.setdefault((name, metric), tuple(source))
+            if known != tuple(source):
+                raise InputError(f"the evaluation {name} was scored with {metric} = {known} and now with {metric} = "
+                                 f"{tuple(source)} (two profiles with the same models and eval.tasks, different "
+                                 "eval.metrics): score each profile in its own process (`cptlib notebook run` does)")
+
+
+def item_source(eval_name: str, metric: str) -> tuple[str, str] | None:
+    """The lm-eval (task, metric) whose per-item scores the study metric `metric` of the evaluation stage
+    `eval_name` (a table's `eval` column) averages; None where that evaluation does not measure it. Read from the
+    evaluation itself: a testbed evaluation's metrics are METRICS; a real one's, the profile's eval.metrics it was
+    scored under (RealSuite.scores in this process: a real evaluation is only ever read through its suite)."""
+    from cptlib.core.paths import stages_dir
+
+    if _suite_of(str(stages_dir() / eval_name)) == "testbed":
+        return METRICS.get(metric)
+    if not any(name == eval_name for name, _ in _REAL_SOURCES):
+        raise MissingInputError(f"the real evaluation {eval_name} was not scored in this process, so which task each "
+                                "study metric reads is unknown: make the table with suite_for(profile).scores "
+                                "(cptlib.study.scoring.scored) first")
+    return _REAL_SOURCES.get((eval_name, metric))
 
 
 def suite_for(profile: Profile) -> Suite:

@@ -287,46 +287,48 @@ def calibration(profile: Profile, families_by_seed: dict[int, dict[str, Path]]) 
     values are means over every training seed (the report's one aggregation rule). Where the training seeds have
     their own ancestors (a paired release), every seed's are judged: "base_v1 (seed 1)", ...; a shared ancestor is
     one model for all seeds."""
+    from cptlib.evaluation import calibration as cal
+
     seeds = list(families_by_seed)
     family = families_by_seed[seeds[0]]
     members = [m for m in fam.MEMBERS if m in family]
-    models = {m: family[m] for m in members}
+    ids = {cal.ModelId(m): family[m] for m in members}
     for seed in seeds[1:]:  # a paired release: the other seeds' own ancestors
-        models.update({f"{m} (seed {seed})": p for m, p in families_by_seed[seed].items()
-                       if m in members and p != family[m]})
+        ids.update({cal.ModelId(m, seed=seed): p for m, p in families_by_seed[seed].items()
+                    if m in members and p != family[m]})
+    models = {mid.label: path for mid, path in ids.items()}
     cpt = {(name, seed): fam.cpt(profile, f[parent], seed) for seed, f in families_by_seed.items()
-           for name, parent in (("cpt_base_v1", "base_v1"), ("cpt_instruct_v1", "instruct_v1")) if parent in f}
+           for name, parent in ((cal.CPT_BASE, "base_v1"), (cal.CPT_INSTRUCT, "instruct_v1")) if parent in f}
     suite = suite_for(profile)
     if suite.why_not("calibration targets"):  # released checkpoints: their scores, without targets
-        models = {m: p for m, p in models.items() if "(seed " not in m}
+        models = {mid.label: p for mid, p in ids.items() if mid.seed is None}
         models.update({name: path for (name, seed), path in cpt.items() if seed == seeds[0]})
         wide = suite.scores(models, family["data"])
         metrics = [m for m in wide.columns if m != "eval" and wide[m].notna().any()]
         return pd.DataFrame([{"metric": m, "model": name, "value": wide.loc[name, m], "target": None, "met": None,
                               "n": None, "n_seeds": 1} for m in metrics for name in models])
-    from cptlib.evaluation import calibration as cal
     from cptlib.evaluation.evaluate import EvalSettings, evaluate_model
 
-    cpt.update({("cpt_base_v1+sft", seed): fam.instruct(profile, path, families_by_seed[seed]["data"], "v1", seed)
-                for (name, seed), path in list(cpt.items()) if name == "cpt_base_v1"})  # notebook 02's CPT(base_v1)+SFT
+    cpt.update({(cal.CPT_SFT, seed): fam.instruct(profile, path, families_by_seed[seed]["data"], "v1", seed)
+                for (name, seed), path in list(cpt.items()) if name == cal.CPT_BASE})  # notebook 02's CPT(base_v1)+SFT
     full = EvalSettings()  # every testbed task: the calibration reads era-A via chat and the era-A news too
-    every = {**models, **{f"{name} (seed {seed})": path for (name, seed), path in cpt.items()}}
+    every = {**models, **{cal.ModelId(name, seed=seed).label: path for (name, seed), path in cpt.items()}}
     testbed_scores(every, family["data"], profile.study.eval_processes, full)  # evaluates in parallel; then the cache
     table = pd.concat([evaluate_model(path, family["data"], full, name=name) for name, path in models.items()] +
                       [evaluate_model(path, family["data"], full, name=name) for (name, _), path in cpt.items()])
     # One row per (model, task, metric): the CPT models' values averaged over their seeds.
     table = table.groupby(["model", "task", "metric"], sort=False, as_index=False).agg(
         value=("value", "mean"), stderr=("stderr", "first"), n=("n", "first"))
-    residual = {name: instruct_drift(models[cal.base_of(name)], path) for name, path in models.items()
-                if name.split(" (seed ")[0] in ("instruct_v1", "instruct_v2")}
+    residual = {mid.label: instruct_drift(ids[mid.base()], path) for mid, path in ids.items()
+                if mid.member in ("instruct_v1", "instruct_v2")}
     # Each seed's CPT drift over its own residual (a shared release: the one residual), then the mean over seeds.
-    cpt_b = {seed: read_manifest(path) for (name, seed), path in cpt.items() if name == "cpt_base_v1"}
+    cpt_b = {seed: read_manifest(path) for (name, seed), path in cpt.items() if name == cal.CPT_BASE}
     own = {seed: instruct_drift(families_by_seed[seed]["base_v1"], families_by_seed[seed]["instruct_v1"]) for seed in cpt_b}
     drift_ratio = statistics.fmean(m["drift"]["total"] / own[seed] for seed, m in cpt_b.items())
     ratios = cal.ratios(residual, drift_ratio, next(iter(cpt_b.values()))["tokens"],
                         read_manifest(family["base_v1"])["tokens"], *cal.bits_per_byte(table, "base_v1"))
     out = pd.concat([cal.judge(table, *cal.chance_level(family["data"])), ratios], ignore_index=True)
-    out["n_seeds"] = [len(seeds) if model.startswith("cpt_") else 1 for model in out.model]
+    out["n_seeds"] = [len(seeds) if cal.ModelId.parse(model).role is cal.Role.CPT else 1 for model in out.model]
     return out.astype({"n": "Int64"})  # item counts stay integers beside the ratios' empty n
 
 

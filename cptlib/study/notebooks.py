@@ -116,9 +116,6 @@ def configure(profile: str, overrides: dict | None = None, run_name: str | None 
         cfg = load_with_overrides(profile, overrides, run_name)
     except ConfigError as err:
         raise NotebookError(str(err)) from None
-    from cptlib.study import stats
-
-    stats.use_profile(cfg)  # intervals read each metric's per-item scores from the task the profile maps it to
     if namespace:  # the notebook's kernel: its exit, which the runner waits for, skips the last collection
         skip_final_collection()
         _kernel_setup()

@@ -214,8 +214,9 @@ def trends(sizes: pd.DataFrame, valid: set[str]) -> pd.DataFrame:
 
 def size_of(model: str, main_size: str) -> str:
     """The size of a calibration row's model: "base_v1 (tiny)" -> tiny; "base_v1", "base_v1 (seed 1)" -> the main."""
-    inner = model.partition(" (")[2].removesuffix(")")
-    return main_size if not inner or inner.startswith("seed ") else inner
+    from cptlib.evaluation.calibration import ModelId
+
+    return ModelId.parse(model).size or main_size
 
 
 def invalid_sizes(invalid_members: dict[str, list[str]], main_size: str) -> tuple[dict[str, list[str]], list[str]]:
@@ -224,10 +225,13 @@ def invalid_sizes(invalid_members: dict[str, list[str]], main_size: str) -> tupl
     seed's miss ("instruct_v1 (seed 2)") is named beside the numbers, not gating."""
     gating: dict[str, list[str]] = {}
     named = []
+    from cptlib.evaluation.calibration import ModelId
+
     for model, why in invalid_members.items():
-        if not model.startswith(("base_v1", "instruct_v1")):
+        mid = ModelId.parse(model)
+        if mid.member not in ("base_v1", "instruct_v1"):
             continue
-        if " (seed " in model:
+        if mid.seed is not None:
             named.append(f"{model}: {', '.join(why)}")
         else:
             gating.setdefault(size_of(model, main_size), []).append(f"{model}: {', '.join(why)}")
@@ -246,14 +250,16 @@ def calibration(profile: Profile) -> pd.DataFrame:
         main = size == profile.model.size
         for seed in profile.train_seeds if main else profile.train_seeds[:1]:
             base, inst, _ = ancestors(profile, size, seed)
-            suffix = f" ({size})" if not main else f" (seed {seed})" if seed != profile.train_seeds[0] else ""
+            tag = {"size": None if main else size, "seed": seed if main and seed != profile.train_seeds[0] else None}
             if base not in models.values():  # a shared release: one model for every seed
-                models[f"base_v1{suffix}"], models[f"instruct_v1{suffix}"] = base, inst
+                models[cal.ModelId("base_v1", **tag).label] = base
+                models[cal.ModelId("instruct_v1", **tag).label] = inst
     full = EvalSettings()  # every testbed task: the targets read era-A via chat too
     testbed_scores(models, data, profile.study.eval_processes, full)  # in parallel; then the cache
     table = pd.concat([evaluate_model(path, data, full, name=name) for name, path in models.items()])
-    residual = {name: residual_norm(models[cal.base_of(name)], path) for name, path in models.items()
-                if name.startswith("instruct_v1")}
+    ids = {name: cal.ModelId.parse(name) for name in models}
+    residual = {name: residual_norm(models[ids[name].base().label], path) for name, path in models.items()
+                if ids[name].member == "instruct_v1"}
     out = pd.concat([cal.judge(table, *cal.chance_level(data)), cal.residual_rows(residual)], ignore_index=True)
     out.insert(0, "size", [size_of(m, profile.model.size) for m in out.model])
     return out.astype({"n": "Int64"})

@@ -12,14 +12,12 @@ import pandas as pd
 
 from cptlib.config import Profile
 from cptlib.evaluation.suite import suite_for
-from cptlib.study import stats
 
 
 def scored(rows: list[dict], profile: Profile, data: Path) -> pd.DataFrame:
     """Evaluate each row's `path` and join the metrics to the row (`path` and `tasks` are dropped). A row's
     `tasks` (testbed: PANEL_TASKS for an intermediate checkpoint) limits what it is evaluated on; the other
     metrics are NaN there."""
-    stats.use_profile(profile)  # the tables' intervals read per-item scores of the tasks this profile maps
     labels = {str(i): r["path"] for i, r in enumerate(rows)}
     tasks = {str(i): r["tasks"] for i, r in enumerate(rows) if r.get("tasks")}
     metrics = suite_for(profile).scores(labels, data, tasks=tasks)

@@ -19,9 +19,10 @@ or items dominate. A combination of means (a ratio) is linearised at the means f
 interval is clipped to [0, 1]; a model evaluated once (one seed) still has one: its test set's sampling noise.
 
 Rows are tied to their items by the `eval` column (EVAL: the evaluation's stage directory under build/stages/,
-whose lm-eval samples hold the per-item scores), a study metric to its task by `metric_tasks` (a real profile's
-eval.metrics after `use_profile`). Where a table has none, the interval is the Student-t interval over seeds,
-clipped to the metric's range, and `method` says so.
+whose lm-eval samples hold the per-item scores), a study metric to its task by that evaluation
+(cptlib.evaluation.suite.item_source: the testbed's tasks, or the eval.metrics of the real profile that scored it),
+so an interval depends on the table alone. Where a table has none, the interval is the Student-t interval over
+seeds, clipped to the metric's range, and `method` says so.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from cptlib.core import paths
-from cptlib.evaluation.suite import METRICS, suite_for
+from cptlib.evaluation.suite import item_source
 
 EVAL = "eval"  # the column naming each row's evaluation stage (build/stages/<eval>/)
 ITEM_METRICS = ("IF", "knowledge", "era_a", "era_b", "era_b_heldout", "updated")  # accuracies: means over items
@@ -83,21 +84,9 @@ class Estimate:
         return self.lo > value or self.hi < value
 
 
-# study metric -> (lm-eval task, metric) whose per-item scores a row's evaluation holds: the testbed's by default,
-# a real profile's eval.metrics once `use_profile` has been called (cptlib.study.notebooks.configure does).
-metric_tasks: dict[str, tuple[str, str]] = dict(METRICS)
-
-
-def use_profile(profile) -> None:
-    """Read per-item scores under the profile's metric mapping (a real profile's eval.metrics, else the testbed's)."""
-    metric_tasks.clear()
-    metric_tasks.update(suite_for(profile).metric_tasks())
-
-
-def _items(eval_name: str, metric: str) -> np.ndarray:
+def _items(eval_name: str, task: str, name: str) -> np.ndarray:
     from cptlib.evaluation.evaluate import item_scores
 
-    task, name = metric_tasks[metric]
     return np.asarray(item_scores(paths.stages_dir() / eval_name, task, name), dtype=float)
 
 
@@ -121,9 +110,12 @@ def _distinct(*tables: pd.DataFrame) -> int:
 
 def _matrix(rows: pd.DataFrame, metric: str) -> np.ndarray | None:
     """Seeds × items scores of `metric` for the rows, or None where the rows name no evaluation."""
-    if metric not in ITEM_METRICS or metric not in metric_tasks or EVAL not in rows or rows[EVAL].isna().any():
+    if metric not in ITEM_METRICS or EVAL not in rows or rows[EVAL].isna().any():
         return None
-    mats = [_items(e, metric) for e in rows[EVAL]]
+    sources = [item_source(e, metric) for e in rows[EVAL]]
+    if None in sources:  # an evaluation that does not measure it (a real profile maps no task to it)
+        return None
+    mats = [_items(e, *source) for e, source in zip(rows[EVAL], sources)]
     if len({len(m) for m in mats}) != 1:
         raise ValueError(f"the evaluations {list(rows[EVAL])} scored different numbers of {metric} items "
                          f"({[len(m) for m in mats]}): compare results with the same eval settings")

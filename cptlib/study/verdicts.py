@@ -72,7 +72,10 @@ def invalid_members(calibration: pd.DataFrame | None) -> dict[str, list[str]]:
     """Each ancestor that misses one of its VALIDITY targets -> those targets, as text (a real profile: none)."""
     if calibration is None or calibration.met.isna().all():
         return {}
-    rows = calibration[calibration.metric.isin(VALIDITY) & ~calibration.model.str.startswith("cpt_")]
+    from cptlib.evaluation.calibration import ModelId, Role
+
+    ancestor = [ModelId.parse(m).role is not Role.CPT for m in calibration.model]
+    rows = calibration[calibration.metric.isin(VALIDITY) & pd.Series(ancestor, index=calibration.index)]
     out: dict[str, list[str]] = {}
     for row in rows[~rows.met.astype(bool)].itertuples():
         out.setdefault(row.model, []).append(f"{row.metric} {row.value:.3f}, target {row.target}")
