@@ -1,4 +1,5 @@
-"""cptlib.core.pool: stages built side by side in spawned single-threaded workers equal those built in-process."""
+"""cptlib.core.pool: stages built side by side in single-threaded loky workers equal those built in-process; the
+workers are reused, restarted when the context changed, and do not run the caller's script again."""
 import os
 
 import pytest
@@ -70,16 +71,41 @@ def test_workers_are_reused_by_the_next_build_and_restarted_when_the_environment
     assert _pids(["b1", "b2"]) <= first  # the same two processes: no second start-up
     monkeypatch.setenv("CPTLIB_POOL_TEST", "another context")  # a worker reads its environment when it starts
     assert pool.build([(whoami, (n,)) for n in ("c1", "c2")], processes=2) == 2
-    assert not _pids(["c1", "c2"]) & first
-    kept = list(pool._IDLE)
+    second = _pids(["c1", "c2"])
+    assert not second & first and not any(_alive(p) for p in first)  # the old workers ended
     pool.close_idle()
-    assert pool._IDLE == [] and all(w.proc.poll() is not None for w in kept)
+    assert not any(_alive(p) for p in second)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_a_build_with_a_failure_keeps_no_worker(build_dir):
     with pytest.raises(RuntimeError, match="1 of 2 stages failed"):
         pool.build([(whoami, ("ok",)), (fail, ("bad",))], processes=2)
-    assert pool._IDLE == []
+    assert not _alive(_pids(["ok"]).pop())  # its worker ended with the build (the next build starts new ones)
+
+
+def test_a_script_without_a_main_guard_builds_in_workers_once(tmp_path):
+    """The standard library's spawn start runs the caller's script again in every worker: a script that builds at
+    its top level (no `if __name__ == "__main__":`) then fails while bootstrapping. loky's workers do not run it."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(f"import sys\nsys.path.insert(0, {str(paths.REPO_ROOT / 'tests')!r})\n"
+                      "from _pool_jobs import whoami\nfrom cptlib.core import pool\n"
+                      "print('script ran', flush=True)\n"
+                      "print(pool.build([(whoami, (n,)) for n in ('s1', 's2')], processes=2))\n")
+    env = {**os.environ, "CPTLIB_BUILD_DIR": str(tmp_path / "build")}
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.count("script ran") == 1, proc.stdout + proc.stderr[-3000:]
+    assert proc.stdout.rstrip().endswith("2") and "building 2 stages in 2 processes" in proc.stdout
 
 
 def test_workers_print_to_stdout_warn_to_stderr_and_draw_no_bar_after_quiet_library_bars(build_dir, monkeypatch,
