@@ -67,7 +67,7 @@ def test_c3_the_committed_default_is_not_reproduced_and_says_which_checks_fail()
     v = V.c3(ctx({E.C3_IF: (-0.087, -0.153, -0.020), E.C3_IF_NAIVE: (0.131, 0.081, 0.183),
                   E.C3_NEWS_KEPT: (-0.064, -0.103, -0.023), E.C3_NEWS_GAINED: (0.341, 0.288, 0.397)}))
     assert v.outcome == N
-    assert v.why == f"fails: {E.C3_IF[1]}, {E.C3_NEWS_KEPT[1]}"
+    assert v.why == f"fails: {E.C3_IF.text}, {E.C3_NEWS_KEPT.text}"
     assert [c.passed for c in v.checks] == [False, True, False, True]  # the figure colours these
     assert v.in_size == "no (paper +0.00 to +0.05)"
 
@@ -145,7 +145,7 @@ def test_ladder_effects_put_recovery_under_c5_and_the_rest_under_q1():
                             "slope_hi": 0.2} for c, q in (("C5", scaling.RECOVERY), ("Q1", scaling.DRIFT))
                            for on in ("valid sizes", "all sizes")])
     fx = E.ladder_effects(trends)
-    assert list(fx.claim) == ["C5", "C5", "Q1", "Q1"] and list(fx.quantity[:2]) == [E.C5_SLOPE[1], E.C5_SLOPE[1] + E.BESIDE]
+    assert list(fx.claim) == ["C5", "C5", "Q1", "Q1"] and list(fx.quantity[:2]) == [E.C5_SLOPE.text, E.C5_SLOPE.text + E.BESIDE]
     assert fx.quantity.iloc[2] == E.slope_quantity(scaling.DRIFT)[1] and fx.ci.iloc[0] == "OLS on 4 size means, t with 2 df"
     assert set(fx.scale) == {"slope per decade"} and list(fx.n_seeds) == [4, 4, 4, 4]
 
@@ -239,7 +239,7 @@ def test_effects_figure_colours_come_from_the_same_verdicts():
         drawn += list(zip(g.quantity, colours))
     expected = {c.quantity[1]: report.CHECK_COLORS[c.passed] for v in verdicts for c in v.checks}
     assert dict(drawn) == expected
-    assert expected[E.C3_IF_NAIVE[1]] == report.CHECK_COLORS[True] and expected[E.C6_FLOPS[1]] == report.CHECK_COLORS[None]
+    assert expected[E.C3_IF_NAIVE.text] == report.CHECK_COLORS[True] and expected[E.C6_FLOPS.text] == report.CHECK_COLORS[None]
     assert set(rows[rows.claim == "C3"].verdict) == {"not reproduced"}
 
 
@@ -288,7 +288,7 @@ def test_a_not_testable_claim_still_shows_its_numbers_unjudged():
     c = ctx({E.C1_DROP: (0.2, 0.1, 0.3)}, invalid={"instruct_v1": ["IF prompt-level strict 0.500"]})
     v = V.judge(c)[0]
     assert v.outcome == V.Outcome.NOT_TESTABLE and [ch.passed for ch in v.checks] == [None]
-    assert v.measured.startswith(f"{E.C1_DROP[1]} +0.200 [+0.100, +0.300] (3 seeds) — not judged: instruct_v1")
+    assert v.measured.startswith(f"{E.C1_DROP.text} +0.200 [+0.100, +0.300] (3 seeds) — not judged: instruct_v1")
 
 
 
@@ -306,7 +306,7 @@ def test_another_ancestor_seed_that_misses_calibration_is_named_beside_the_numbe
 def test_with_no_valid_sizes_c5_and_q1_show_the_fit_over_every_size_beside_unjudged():
     from cptlib.study import scaling
 
-    beside = {(E.C5_SLOPE[0], E.C5_SLOPE[1] + E.BESIDE): (0.19, 0.01, 0.37, 5),
+    beside = {E.C5_SLOPE.beside(): (0.19, 0.01, 0.37, 5),
               ("Q1", E.slope_quantity(scaling.DRIFT)[1] + E.BESIDE): (0.16, 0.13, 0.20, 5)}
     c5 = V.c5(ctx(beside))
     assert c5.outcome == V.Outcome.NOT_TESTABLE and "beside, over all 5 sizes: +0.190 [+0.010, +0.370]" in c5.measured

@@ -9,46 +9,58 @@ constants below; the verdicts, the figure and the tests read them from here, nev
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import pandas as pd
 
 from cptlib.study import stats
 from cptlib.study.labels import CPT_B, CPT_I, REST
 
-# Quantities (claim, name). The names are what the claims table and the figure print.
-C1_DROP = ("C1", "ΔIF = IF(instruct_v1) − IF(CPT(instruct_v1))")
-C1_GROWS = ("C1", "IF(CPT(instruct_v1)) final − first milestone")
-C2_DROP = ("C2", "Δ era-A = base_v1 − CPT(base_v1)")
+class Quantity(NamedTuple):
+    """One measured effect: the claim it stands behind and its text, which the claims table, the figure and the
+    effects table print. Code names the constants below and reads `.claim` / `.text`; the text is never retyped."""
+    claim: str
+    text: str
+
+    def beside(self) -> Quantity:
+        """The same quantity fitted over every size, shown beside the judged one (BESIDE)."""
+        return Quantity(self.claim, self.text + BESIDE)
+
+
+# The quantities, by claim.
+C1_DROP = Quantity("C1", "ΔIF = IF(instruct_v1) − IF(CPT(instruct_v1))")
+C1_GROWS = Quantity("C1", "IF(CPT(instruct_v1)) final − first milestone")
+C2_DROP = Quantity("C2", "Δ era-A = base_v1 − CPT(base_v1)")
 # The paper's benchmark families (notebook 07_benchmarks, a profile with eval.benchmarks): the average over tasks.
-C1_BENCH = ("C1", "Δ benchmarks (average over tasks) = instruct_v1 − CPT(instruct_v1)")
-C2_BENCH = ("C2", "Δ benchmarks (average over tasks) = base_v1 − CPT(base_v1)")
-C3_IF = ("C3", "ΔIF vs instruct_v1")
-C3_IF_NAIVE = ("C3", "ΔIF vs CPT(instruct_v1)")
-C3_NEWS_KEPT = ("C3", "Δ era-B vs CPT(base_v1)")
-C3_NEWS_GAINED = ("C3", "Δ era-B vs instruct_v1")
+C1_BENCH = Quantity("C1", "Δ benchmarks (average over tasks) = instruct_v1 − CPT(instruct_v1)")
+C2_BENCH = Quantity("C2", "Δ benchmarks (average over tasks) = base_v1 − CPT(base_v1)")
+C3_IF = Quantity("C3", "ΔIF vs instruct_v1")
+C3_IF_NAIVE = Quantity("C3", "ΔIF vs CPT(instruct_v1)")
+C3_NEWS_KEPT = Quantity("C3", "Δ era-B vs CPT(base_v1)")
+C3_NEWS_GAINED = Quantity("C3", "Δ era-B vs instruct_v1")
 # Beside the default CPT, not judged (issue 30 step 5): the aggressive cell, cpt.lr at the N4 map's budget (first seed).
-C1_AGGRESSIVE = ("C1", "ΔIF at the aggressive cell (cpt.lr, N4 budget)")
-C3_IF_AGGRESSIVE = ("C3", "ΔIF vs instruct_v1 at the aggressive cell")
-C3_NEWS_AGGRESSIVE = ("C3", "Δ era-B vs instruct_v1 at the aggressive cell")
-C4_A = ("C4", "(a) IF(base_v1+Θr(v2)) − IF(instruct_v1)")
-C4_B = ("C4", "(b) IF(base_v2+Θr(v1)) − IF(base_v2)")
-C4_B_SIZE = ("C4", "(b) IF(base_v2+Θr(v1)) − IF(instruct_v2)")
-C5_SLOPE = ("C5", "slope of recovery per decade of parameters (valid sizes)")
-C6_WALL = ("C6", "wall time SFT / add Θr")
-C6_FLOPS = ("C6", "FLOPs SFT / add Θr (by construction)")
-N1_OWN = ("N1", "own-family residual's IF gain")
-N1_OTHER = ("N1", "other family's residual's IF gain")
+C1_AGGRESSIVE = Quantity("C1", "ΔIF at the aggressive cell (cpt.lr, N4 budget)")
+C3_IF_AGGRESSIVE = Quantity("C3", "ΔIF vs instruct_v1 at the aggressive cell")
+C3_NEWS_AGGRESSIVE = Quantity("C3", "Δ era-B vs instruct_v1 at the aggressive cell")
+C4_A = Quantity("C4", "(a) IF(base_v1+Θr(v2)) − IF(instruct_v1)")
+C4_B = Quantity("C4", "(b) IF(base_v2+Θr(v1)) − IF(base_v2)")
+C4_B_SIZE = Quantity("C4", "(b) IF(base_v2+Θr(v1)) − IF(instruct_v2)")
+C5_SLOPE = Quantity("C5", "slope of recovery per decade of parameters (valid sizes)")
+C6_WALL = Quantity("C6", "wall time SFT / add Θr")
+C6_FLOPS = Quantity("C6", "FLOPs SFT / add Θr (by construction)")
+N1_OWN = Quantity("N1", "own-family residual's IF gain")
+N1_OTHER = Quantity("N1", "other family's residual's IF gain")
 COLUMNS = ["claim", "quantity", "mean", "lo", "hi", "n_seeds", "ci", "scale"]
 SCALES = ("Δ accuracy", "recovery (ratio)", "cost ratio", "slope per decade")
 
 
-def slope_quantity(quantity: str) -> tuple[str, str]:
+def slope_quantity(quantity: str) -> Quantity:
     """Q1: the trend of a size-ladder quantity (cptlib.study.scaling), per decade of parameters."""
-    return "Q1", f"slope of {quantity} per decade of parameters"
+    return Quantity("Q1", f"slope of {quantity} per decade of parameters")
 
 
-def shift_quantity(corpus: str, shift_bpb: float) -> tuple[str, str]:
-    return "N2", f"ΔIF on {corpus.removesuffix('.jsonl')} (shift {shift_bpb:.2f} bpb)"
+def shift_quantity(corpus: str, shift_bpb: float) -> Quantity:
+    return Quantity("N2", f"ΔIF on {corpus.removesuffix('.jsonl')} (shift {shift_bpb:.2f} bpb)")
 
 
 def _point(value: float, n_seeds: int) -> stats.Estimate:
@@ -73,8 +85,8 @@ def effects(r: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Every effect a verdict uses: claim, quantity, mean, lo, hi (95% CI), n_seeds, ci (how), scale."""
     rows = []
 
-    def add(quantity: tuple[str, str], est: stats.Estimate, scale: str = "Δ accuracy") -> None:
-        rows.append({"claim": quantity[0], "quantity": quantity[1], "mean": est.mean, "lo": est.lo, "hi": est.hi,
+    def add(quantity: Quantity, est: stats.Estimate, scale: str = "Δ accuracy") -> None:
+        rows.append({"claim": quantity.claim, "quantity": quantity.text, "mean": est.mean, "lo": est.lo, "hi": est.hi,
                      "n_seeds": est.n_seeds, "ci": est.method, "scale": scale})
 
     if "benchmarks" in r:  # the average drop over the paper's benchmark families (cptlib.study.benchmarks.drops)
@@ -145,7 +157,7 @@ def ladder_effects(trends: pd.DataFrame) -> pd.DataFrame:
     """C5 and Q1's effects from the size ladder's trends (cptlib.study.scaling.trends): each quantity's OLS slope per
     decade of parameters with its 95% interval over the valid sizes (the primary fit), and over every size with
     BESIDE in its name; n_seeds is the sizes behind it."""
-    rows = [{"claim": r.claim, "quantity": (C5_SLOPE[1] if r.claim == "C5" else slope_quantity(r.quantity)[1])
+    rows = [{"claim": r.claim, "quantity": (C5_SLOPE.text if r.claim == "C5" else slope_quantity(r.quantity).text)
              + ("" if r.fit_on == "valid sizes" else BESIDE),
              "mean": r.slope, "lo": r.slope_lo, "hi": r.slope_hi, "n_seeds": int(r.k),
              "ci": f"OLS on {int(r.k)} size means, t with {int(r.dof)} df", "scale": "slope per decade"}
@@ -153,9 +165,15 @@ def ladder_effects(trends: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def get(fx: pd.DataFrame, quantity: tuple[str, str]) -> stats.Estimate | None:
+def rows_of(fx: pd.DataFrame, quantity: Quantity) -> pd.DataFrame:
+    """The effects table's row of one quantity (empty where it was not measured)."""
+    claim, text = quantity
+    return fx[(fx.claim == claim) & (fx.quantity == text)]
+
+
+def get(fx: pd.DataFrame, quantity: Quantity) -> stats.Estimate | None:
     """The estimate of one quantity from the effects table (None where it was not measured)."""
-    hit = fx[(fx.claim == quantity[0]) & (fx.quantity == quantity[1])]
+    hit = rows_of(fx, quantity)
     if hit.empty:
         return None
     row = hit.iloc[0]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cptlib.study import effects as E
 from cptlib.study import stats
 from cptlib.study import verdicts as V
 from cptlib.study.criteria import (CALIBRATION_CHANGE, CRITERIA, EFFECT, FACTOR, NOT_TESTABLE_CHANGE, SIZE, SIZE_RULE,
@@ -82,13 +83,13 @@ def effect_rows(fx: pd.DataFrame, verdicts: list[V.Verdict]) -> pd.DataFrame:
     rows, drawn = [], set()
     for v in verdicts:
         for c in v.checks:
-            if c.quantity[1] in drawn:  # Q1 restates C5's recoveries: drawn once
+            if c.quantity.text in drawn:  # Q1 restates C5's recoveries: drawn once
                 continue
-            drawn.add(c.quantity[1])
-            scale = fx[(fx.claim == c.quantity[0]) & (fx.quantity == c.quantity[1])].scale
+            drawn.add(c.quantity.text)
+            scale = E.rows_of(fx, c.quantity).scale
             low, high, _ = SIZE.get(c.quantity, (math.nan, math.nan, ""))
             e = c.estimate
-            rows.append({"claim": v.claim, "quantity": c.quantity[1], "mean": e.mean, "lo": e.lo, "hi": e.hi,
+            rows.append({"claim": v.claim, "quantity": c.quantity.text, "mean": e.mean, "lo": e.lo, "hi": e.hi,
                          "n_seeds": e.n_seeds, "ci": e.method, "scale": scale.iloc[0] if len(scale) else "Δ accuracy",
                          "rule": c.rule, "passed": c.passed, "verdict": v.label, "paper_lo": low, "paper_hi": high})
     return pd.DataFrame(rows, columns=["claim", "quantity", "mean", "lo", "hi", "n_seeds", "ci", "scale", "rule",

@@ -35,7 +35,7 @@ class Outcome(str, Enum):
 
 @dataclass(frozen=True)
 class Check:
-    quantity: tuple[str, str]
+    quantity: E.Quantity
     estimate: Estimate
     rule: str
     passed: bool | None  # None: shown beside the verdict, not judged
@@ -82,7 +82,7 @@ def invalid_members(calibration: pd.DataFrame | None) -> dict[str, list[str]]:
     return out
 
 
-def _in_size(quantity: tuple[str, str], est: Estimate) -> str:
+def _in_size(quantity: E.Quantity, est: Estimate) -> str:
     low, high, how = SIZE[quantity]
     if how == "factor":
         times = est.mean / low
@@ -132,16 +132,16 @@ def _absent(claim: str) -> Verdict:
     return Verdict(claim, Outcome.NOT_RUN, ABSENT, "a model it needs is absent", "n/a (not run)", note="model absent")
 
 
-def _check(ctx: Context, q: tuple[str, str], rule: str, test) -> Check | None:
+def _check(ctx: Context, q: E.Quantity, rule: str, test) -> Check | None:
     est = E.get(ctx.fx, q)
     return None if est is None else Check(q, est, rule, None if test is None else bool(test(est)))
 
 
 def _measured(*checks: Check) -> str:
-    return "; ".join(f"{c.quantity[1]} {c.estimate.text()}" for c in checks)
+    return "; ".join(f"{c.quantity.text} {c.estimate.text()}" for c in checks)
 
 
-def _beside(ctx: Context, *quantities: tuple[str, str]) -> tuple[Check, ...]:
+def _beside(ctx: Context, *quantities: E.Quantity) -> tuple[Check, ...]:
     """The aggressive cell's numbers, shown beside a claim's judged ones (passed None), where the study has them."""
     return tuple(c for q in quantities if (c := _check(ctx, q, "shown beside the default CPT, not judged", None)))
 
@@ -204,7 +204,7 @@ def c3(ctx: Context) -> Verdict:
     judged = (dif, naive, kept, gained)
     checks = judged + _beside(ctx, E.C3_IF_AGGRESSIVE, E.C3_NEWS_AGGRESSIVE)
     out = _grade(dif.passed and kept.passed and gained.passed, naive.passed and kept.passed)
-    failed = [c.quantity[1] for c in judged if not c.passed]
+    failed = [c.quantity.text for c in judged if not c.passed]
     why = "every check passes" if not failed else "fails: " + ", ".join(failed)
     return Verdict("C3", out, _measured(*checks), why, _in_size(E.C3_IF, dif.estimate), checks, _seeds(*checks))
 
@@ -238,8 +238,8 @@ def c5(ctx: Context) -> Verdict:
     if (gated := _gate(ctx, "C5", ())) is not None:
         return gated
     slope = E.get(ctx.fx, E.C5_SLOPE)
-    beside = E.get(ctx.fx, (E.C5_SLOPE[0], E.C5_SLOPE[1] + E.BESIDE))
-    shown = () if beside is None else (Check((E.C5_SLOPE[0], E.C5_SLOPE[1] + E.BESIDE), beside, "not judged: sizes "
+    beside = E.get(ctx.fx, E.C5_SLOPE.beside())
+    shown = () if beside is None else (Check(E.C5_SLOPE.beside(), beside, "not judged: sizes "
                                              "that miss their calibration included", None),)
     also = "" if beside is None else f"; beside, over all {beside.n_seeds} sizes: {_slope_text(beside)}"
     if slope is None or slope.n_seeds < 3:
@@ -262,16 +262,16 @@ def q1(ctx: Context) -> Verdict:
     its interval; where fewer than 2 sizes are valid, the slopes over every size, shown beside and marked so."""
     if (gated := _gate(ctx, "Q1", ())) is not None:
         return gated
-    slopes = ctx.fx[(ctx.fx.claim == "Q1") | (ctx.fx.quantity.str.startswith(E.C5_SLOPE[1]))]
+    slopes = ctx.fx[(ctx.fx.claim == "Q1") | (ctx.fx.quantity.str.startswith(E.C5_SLOPE.text))]
     valid = slopes[~slopes.quantity.str.endswith(E.BESIDE)]
     rows = valid if len(valid) else slopes
     if rows.empty:
         return Verdict("Q1", Outcome.NOT_TESTABLE, "no trend: fewer than 2 sizes meet their calibration in this profile",
                        ONE_SIZE, note="< 2 valid sizes")
-    checks = tuple(Check((r.claim, r.quantity), E.get(ctx.fx, (r.claim, r.quantity)), "the answer (not judged)", None)
-                   for r in rows.itertuples())
+    checks = tuple(Check(q, E.get(ctx.fx, q), "the answer (not judged)", None)
+                   for q in (E.Quantity(r.claim, r.quantity) for r in rows.itertuples()))
     short = lambda q: q.removeprefix("slope of ").split(" per decade")[0]  # noqa: E731
-    text = "; ".join(f"{short(c.quantity[1])}: {_slope_text(c.estimate)}" for c in checks)
+    text = "; ".join(f"{short(c.quantity.text)}: {_slope_text(c.estimate)}" for c in checks)
     n = checks[0].estimate.n_seeds
     if not len(valid):
         return Verdict("Q1", Outcome.NOT_TESTABLE, f"fewer than 2 sizes meet their calibration; beside, over all {n} "
@@ -315,10 +315,11 @@ def n1(ctx: Context) -> Verdict:
 def n2(ctx: Context) -> Verdict:
     if (gated := _gate(ctx, "N2")) is not None:
         return gated
-    drops = [Check(("N2", q), E.get(ctx.fx, ("N2", q)), "shown", None) for q in ctx.fx[ctx.fx.claim == "N2"].quantity]
+    drops = [Check(q, E.get(ctx.fx, q), "shown", None)
+             for q in (E.Quantity("N2", text) for text in ctx.fx[ctx.fx.claim == "N2"].quantity)]
     if not drops:
         return _absent("N2")
-    text = "; ".join(f"{c.quantity[1]}: {c.estimate.text()}" for c in drops)
+    text = "; ".join(f"{c.quantity.text}: {c.estimate.text()}" for c in drops)
     if len(drops) < 2:
         return Verdict("N2", Outcome.NOT_TESTABLE, text, "one corpus", checks=tuple(drops), note="one corpus")
     lo, hi = drops[0].estimate.mean, drops[-1].estimate.mean  # sorted by shift
@@ -364,7 +365,7 @@ def judge(ctx: Context) -> list[Verdict]:
     out = []
     for claim in CRITERIA:
         v = JUDGES[claim](ctx)
-        shown = tuple(Check((claim, q), E.get(ctx.fx, (claim, q)), "not judged", None)
+        shown = tuple(Check(E.Quantity(claim, q), E.get(ctx.fx, E.Quantity(claim, q)), "not judged", None)
                       for q in ctx.fx[ctx.fx.claim == claim].quantity)
         if v.outcome is Outcome.NOT_TESTABLE and not v.checks and shown:
             v = replace(v, measured=f"{_measured(*shown)} — not judged: {v.measured}", checks=shown)
