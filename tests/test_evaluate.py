@@ -288,6 +288,36 @@ def test_real_suite_pipeline_on_a_local_task(testbed, tmp_path, monkeypatch):
     assert context.count("was born in") == 2  # one shot, then the question
 
 
+def test_a_group_is_scored_as_lm_eval_aggregates_it_and_its_items_are_its_leaves(testbed, tmp_path, monkeypatch):
+    """Issue 31: a group (mmlu in params/qwen2_0.5b.yaml) was re-aggregated from its leaves by a name pattern, and
+    its interval asked for per-item samples of the group, which lm-eval writes only per leaf. Now the table holds
+    lm-eval's own group row and the group's items are its leaves' (mean = the group's item-weighted value)."""
+    from cptlib.evaluation.real_profile import metric_value
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "tasks").mkdir()
+    for leaf, n in (("leaf_a", 3), ("leaf_b", 5)):
+        _write(tmp_path / leaf / "test.jsonl", _mc(n, 4, prefix=f"{leaf} "))
+        (tmp_path / "tasks" / f"{leaf}.yaml").write_text(
+            f"task: {leaf}\ndataset_path: {tmp_path / leaf}\ntest_split: test\noutput_type: multiple_choice\n"
+            "doc_to_text: query\ndoc_to_choice: choices\ndoc_to_target: gold\ntarget_delimiter: ''\n"
+            "metric_list:\n  - metric: acc\nmetadata:\n  version: 1.0\n")
+    (tmp_path / "tasks" / "both.yaml").write_text(
+        "group: both\ntask: [leaf_a, leaf_b]\naggregate_metric_list:\n  - metric: acc\n    weight_by_size: true\n"
+        "metadata:\n  version: 1.0\n")
+    settings = real_suite.RealSuiteSettings(tasks=("both",), shots={"both": 0}, batch_size=4, chat_template_tasks=(),
+                                            dtype="float32")
+    out = real_suite.run_real_suite(testbed["model"], settings, include_path=[tmp_path / "tasks"])
+    table = evaluate.read_table(out, "tiny").set_index("task")
+    a, b = table.loc["leaf_a"], table.loc["leaf_b"]
+    assert (a.n, b.n, table.loc["both"].n) == (3, 5, 8)
+    assert table.loc["both"].value == pytest.approx((3 * a.value + 5 * b.value) / 8)
+    assert metric_value(table.reset_index(), "both", "acc") == table.loc["both"].value
+    items = evaluate.item_scores(out, "both", "acc")
+    assert len(items) == 8 and sum(items) / 8 == pytest.approx(table.loc["both"].value)
+    assert items == evaluate.item_scores(out, "leaf_a", "acc") + evaluate.item_scores(out, "leaf_b", "acc")
+
+
 def test_a_corrupt_checkpoint_or_a_missing_tokenizer_is_one_error_naming_the_file(testbed, tmp_path, capsys):
     """The [reliability] cases: a truncated safetensors file used to be a 37-line traceback that did not name it; a
     folder without a tokenizer said "build the testbed first", which is not the fix."""

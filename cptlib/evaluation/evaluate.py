@@ -24,7 +24,7 @@ import yaml
 
 from cptlib.core.files import hash_file, hash_json, write_json_atomic
 from cptlib.core.provenance import library_versions
-from cptlib.core.stages import run_stage
+from cptlib.core.stages import MANIFEST, run_stage
 from cptlib.core.errors import InputError, MissingInputError
 
 if TYPE_CHECKING:
@@ -174,19 +174,25 @@ def load_tasks(group: str, data_dir: Path) -> dict:
 
 
 def tidy(results: dict, chat_template: bool) -> list[dict]:
-    """lm-eval's `results` as rows (task, metric, value, stderr, n, chat_template, version); leaf tasks only."""
+    """lm-eval's `results` as rows (task, metric, value, stderr, n, chat_template, version): every leaf task, then
+    every group lm-eval aggregates (e.g. mmlu: its leaves' accuracy weighted by their items), n its leaves' items."""
+    def leaves(task: str) -> list[str]:
+        return [leaf for sub in results.get("group_subtasks", {}).get(task, []) for leaf in leaves(sub)] or [task]
+
     rows = []
-    for task in sorted(results["configs"]):
-        n = results["n-samples"][task]["effective"]
-        for key, value in results["results"][task].items():
+    scored = [(t, results["results"][t], results["n-samples"][t]["effective"]) for t in sorted(results["configs"])]
+    scored += [(g, metrics, sum(results["n-samples"][leaf]["effective"] for leaf in leaves(g)))
+               for g, metrics in sorted(results.get("groups", {}).items())]
+    for task, metrics, n in scored:
+        for key, value in metrics.items():
             name, _, filt = key.partition(",")
-            if not filt or "_stderr" in name:
+            if not filt or "_stderr" in name or not isinstance(value, (int, float)):
                 continue
-            stderr = results["results"][task].get(f"{name}_stderr,{filt}")
+            stderr = metrics.get(f"{name}_stderr,{filt}")
             rows.append({
                 "task": task, "metric": name if filt == "none" else key, "value": float(value),
                 "stderr": float(stderr) if isinstance(stderr, (int, float)) else float("nan"), "n": n,
-                "chat_template": chat_template, "version": results["versions"][task],
+                "chat_template": chat_template, "version": results["versions"].get(task),
             })
     return rows
 
@@ -423,10 +429,26 @@ def ifeval_by_constraints(result_dir: Path, data_dir: Path) -> tuple[dict[int, t
     return {n: (len(v), fmean(v)) for n, v in sorted(by_n.items())}, {k: fmean(v) for k, v in by_kind.items()}
 
 
+@functools.lru_cache(maxsize=4096)
+def _leaves(result_dir: str, task: str) -> tuple[str, ...]:
+    """A group's leaf tasks in a finished result directory (lm-eval's group_subtasks in its saved output), by name;
+    (task,) for a task that is not a group."""
+    subtasks: dict[str, list[str]] = {}
+    for f in sorted(Path(result_dir).glob("*.json")):
+        subtasks.update(json.loads(f.read_text()).get("group_subtasks", {}) if f.name not in (TABLE, MANIFEST) else {})
+
+    def walk(t: str) -> list[str]:
+        return [leaf for sub in subtasks[t] for leaf in walk(sub)] if subtasks.get(t) else [t]
+
+    return tuple(sorted(walk(task)))
+
+
 def item_scores(result_dir: Path, task: str, metric: str) -> list[float]:
     """The per-item values of a mean-aggregated metric (an accuracy: 1.0 / 0.0 per item, by doc_id) in a finished
-    evaluation; their mean is the table's value. For the intervals over the evaluation's items."""
-    items = _samples(str(result_dir)).get(task)
+    evaluation; their mean is the table's value. For the intervals over the evaluation's items. A group (mmlu) is
+    its leaves' items one after the other, leaves by name: their mean is lm-eval's item-weighted group value."""
+    samples = _samples(str(result_dir))
+    items = samples.get(task) or [r for leaf in _leaves(str(result_dir), task) for r in samples.get(leaf, [])]
     if not items:
         raise MissingInputError(f"no per-item samples of task {task!r} in {result_dir}: evaluate the model again "
                                 "(`cptlib clean-partial` removes unfinished results; samples are written since lm-eval's log_samples)")

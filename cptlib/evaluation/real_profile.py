@@ -6,7 +6,6 @@ a task, and the study's metrics read from lm-eval's real tasks (`eval.metrics`).
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,11 +42,6 @@ HEADLINE_METRICS = {
     "piqa": ("piqa", "acc_norm"),
     "truthfulqa": ("truthfulqa_mc2", "acc"),
 }
-
-
-# Groups are reported by their leaf tasks only (tidy keeps leaves): these patterns pick a group's leaves,
-# averaged weighted by items, as lm-eval aggregates a group.
-GROUP_LEAVES = {"mmlu": re.compile(r"^mmlu_(?!pro_)"), "mmlu_pro": re.compile(r"^mmlu_pro_")}
 
 
 def heldout_task(data: Path) -> Path:
@@ -132,11 +126,9 @@ def include_path(profile: Profile, data: Path | None = None) -> list[Path]:
 
 
 def metric_value(table: pd.DataFrame, task: str, metric: str) -> float:
-    """A task's metric from a tidy table; a group (mmlu, mmlu_pro) is its leaves averaged weighted by items,
-    as lm-eval aggregates it. NaN when the table has no such row."""
-    leaf = GROUP_LEAVES.get(task)
-    rows = table[(table["metric"] == metric) & (table["task"].str.match(leaf.pattern) if leaf else table["task"] == task)]
-    return float((rows["value"] * rows["n"]).sum() / rows["n"].sum()) if len(rows) else float("nan")
+    """A task's metric from a tidy table (a group, e.g. mmlu, as lm-eval aggregates it); NaN when it has none."""
+    rows = table[(table["metric"] == metric) & (table["task"] == task)]
+    return float(rows["value"].iloc[0]) if len(rows) else float("nan")
 
 
 def study_metrics(profile: Profile) -> dict[str, tuple[str, str]]:
