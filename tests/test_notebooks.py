@@ -33,6 +33,17 @@ def _parameters_cell(nb):
     return tagged[0]
 
 
+def test_every_code_cell_is_at_most_ten_lines():
+    """Issue 31: a notebook cell is a call or two into cptlib (the figures are functions of cptlib.study.figures
+    and plots), not a 20-30-line plotting block."""
+    long = {}
+    for name in notebooks.NOTEBOOKS:
+        nb = nbformat.read(notebooks.notebook_path(name), as_version=4)
+        long.update({f"{name} cell {i}": len(c.source.splitlines()) for i, c in enumerate(nb.cells)
+                     if c.cell_type == "code" and len(c.source.splitlines()) > 10})
+    assert not long, long
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_committed_notebook_has_no_outputs_and_uses_the_cptlib_kernel(name):
     nb = _read(name)

@@ -284,7 +284,6 @@ def run_times(profile: Profile | str) -> dict[str, float]:
 def setup_source() -> str:
     """The cell after the parameters: imports and the validated profile."""
     return "\n".join([
-        "import numpy as np",
         "import pandas as pd",
         "from cptlib import config",
         "from cptlib.study import (benchmarks, drift, effects, experiments, figures, notebooks, plots, report, restored,",
