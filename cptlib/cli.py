@@ -22,7 +22,7 @@ COMMANDS = {
     "residual": ("cptlib.residual.cli", "extract, apply and inspect instruction residuals"),
     "eval": ("cptlib.evaluation.cli", "evaluate a model with lm-evaluation-harness (testbed or real suite)"),
     "notebook": ("cptlib.study.notebooks", "run the study's notebooks (papermill) for a profile"),
-    "plan": ("cptlib.training.plan", "memory, GPUs and time of a profile's CPT (no GPU, no network needed)"),
+    "plan": ("cptlib.family.plan", "memory, GPUs and time of a profile's CPT (no GPU, no network needed)"),
     "cost": ("cptlib.study.costs", "the measured cost model of a profile's last run (per notebook and stage)"),
     "clean-partial": ("cptlib.core.stages", "remove unfinished stages and idle lock files left by failed runs"),
 }

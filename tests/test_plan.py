@@ -2,7 +2,7 @@
 import pytest
 
 from cptlib.config import load_profile
-from cptlib.training.plan import KNOWN_SHAPES, model_shape, n_parameters, report
+from cptlib.family.plan import KNOWN_SHAPES, model_shape, n_parameters, report
 from tiny_hub import tiny_family
 
 
@@ -12,7 +12,7 @@ from tiny_hub import tiny_family
 ])
 def test_parameter_count_matches_the_published_one(repo, published):
     shape, origin = model_shape(repo)  # no cache here: the stated table
-    assert origin == "cptlib.training.plan.KNOWN_SHAPES"
+    assert origin == "cptlib.family.plan.KNOWN_SHAPES"
     assert n_parameters(shape) == published
 
 

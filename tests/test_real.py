@@ -164,18 +164,27 @@ def test_real_profile_family_cpt_and_restore_on_tiny_checkpoints(families, tmp_p
     assert tok.apply_chat_template(CHAT, tokenize=False) == ref.apply_chat_template(CHAT, tokenize=False)
 
 
-def test_headline_metrics_average_a_group_by_items():
-    """MMLU = (0.5 x 100 + 0.8 x 300) / 400 = 0.725; MMLU-Pro's leaves (mmlu_pro_*) are not MMLU's."""
+def test_headline_metrics_read_a_group_as_lm_eval_aggregates_it():
+    """A group's row is lm-eval's own (results['groups']), n its leaves' items (nested subgroups included): MMLU =
+    (0.5 x 100 + 0.8 x 300) / 400 = 0.725 as lm-eval reports it, not re-averaged from leaves picked by name."""
     import pandas as pd
 
+    from cptlib.evaluation.evaluate import tidy
     from cptlib.evaluation.real_profile import headline
 
-    rows = [("ifeval", "prompt_level_strict_acc", 0.6, 541), ("mmlu_abstract_algebra", "acc", 0.5, 100),
-            ("mmlu_anatomy", "acc", 0.8, 300), ("mmlu_pro_biology", "exact_match,custom-extract", 0.3, 717),
-            ("gsm8k", "exact_match,flexible-extract", 0.9, 1319)]
-    table = pd.DataFrame([{"task": t, "metric": m, "value": v, "n": n} for t, m, v, n in rows])
-    assert headline(table) == pytest.approx({"instruction_following": 0.6, "old_knowledge": 0.725,
-                                             "old_knowledge_pro": 0.3})  # gsm8k: only strict-match is headline
+    leaves = {"ifeval": ("prompt_level_strict_acc,none", 0.6, 541), "mmlu_abstract_algebra": ("acc,none", 0.5, 100),
+              "mmlu_anatomy": ("acc,none", 0.8, 300)}
+    results = {
+        "configs": dict.fromkeys(leaves, {}), "versions": {**dict.fromkeys(leaves, 1.0), "mmlu": 2.0},
+        "results": {t: {k: v, "alias": t} for t, (k, v, _) in leaves.items()},
+        "n-samples": {t: {"effective": n, "original": n} for t, (_, _, n) in leaves.items()},
+        "groups": {"mmlu": {"acc,none": 0.725, "acc_stderr,none": 0.02, "alias": "mmlu"}},
+        "group_subtasks": {"mmlu": ["mmlu_stem"], "mmlu_stem": ["mmlu_abstract_algebra", "mmlu_anatomy"]},
+    }
+    table = pd.DataFrame(tidy(results, chat_template=False))
+    group = table[table.task == "mmlu"].iloc[0]
+    assert (group.metric, group.value, group.stderr, group.n, group.version) == ("acc", 0.725, 0.02, 400, 2.0)
+    assert headline(table) == pytest.approx({"instruction_following": 0.6, "old_knowledge": 0.725})
 
 
 def test_sft_is_refused_for_a_real_profile(tmp_path):

@@ -1,6 +1,6 @@
 """The one interface between the study and what it evaluates: the synthetic testbed, or a real profile's checkpoints.
 
-    suite = suite_for(profile)             # TestbedSuite or RealSuite: the only place the profile's kind is tested
+    suite = suite_for(profile)             # TestbedSuite or RealSuite, by the kind of cptlib.family.kind.family_for
     table = suite.scores({"cpt": path}, data, tasks={"cpt": PANEL_TASKS})   # a row per model, a column per metric
     suite.metric_tasks()                   # study metric -> (lm-eval task, metric) whose items it averages
     item_source(table.eval[0], "IF")       # the same, for a row's own evaluation (the intervals' per-item scores)
@@ -235,8 +235,11 @@ def item_source(eval_name: str, metric: str) -> tuple[str, str] | None:
 
 
 def suite_for(profile: Profile) -> Suite:
-    """The profile's suite: real checkpoints (`models:` set) or the synthetic testbed."""
-    return RealSuite(profile) if profile.models is not None else TestbedSuite(profile)
+    """The profile's suite: real checkpoints (`models:` set) or the synthetic testbed, by the kind of its family
+    (cptlib.family.kind.family_for, the one place the kind is chosen)."""
+    from cptlib.family.kind import RealFamily, TestbedFamily, family_for
+
+    return {TestbedFamily: TestbedSuite, RealFamily: RealSuite}[type(family_for(profile))](profile)
 
 
 def result_settings(model: Path, data: Path, wanted: EvalSettings) -> EvalSettings:

@@ -27,7 +27,6 @@ from cptlib.core.stages import read_manifest, run_stage
 from cptlib.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
 from cptlib.training.train import runtime_spec
 from cptlib.training.launch import run_causal_lm, run_sft
-from cptlib.core.errors import InputError
 
 
 
@@ -117,9 +116,8 @@ def continue_lm(profile: Profile, parent: Path, data: Path, corpus: str, cfg: Tr
 
 
 def instruct(profile: Profile, parent: Path, data: Path, version: str, seed: int) -> Path:
-    if profile.models is not None:
-        raise InputError(f"profile {profile.name!r} uses real models: SFT would need the family's original instruction "
-                         "data (v1), which is not public, so CPT(base)+SFT is a testbed-only recipe")
+    """SFT of `parent` on the testbed's instruction data `sft_<version>.jsonl` (cptlib.family.resolve.instruct
+    refuses a real profile, which has none)."""
     cfg = profile.sft if version == "v1" else profile.sft_v2
     sft_file = f"sft_{version}.jsonl"
     spec = {

@@ -77,10 +77,10 @@ def _ancestors_command(args) -> int:
 
 def _build_command(args) -> int:
     from cptlib.config import load_profile
-    from cptlib.family.released import check_sources
+    from cptlib.family.kind import family_for
 
     profile = load_profile(args.profile)
-    check_sources(profile)  # before torch is imported: an unreachable checkpoint fails in about a second
+    family_for(profile).check_sources()  # before torch is imported: an unreachable checkpoint fails in about a second
     from cptlib.family.resolve import build_family
     from cptlib.family.build import testbed_data, tokenizer_stage
 
@@ -96,10 +96,10 @@ def _build_command(args) -> int:
 
 def _cpt_command(args) -> int:
     from cptlib.config import load_profile
-    from cptlib.family.released import check_sources
+    from cptlib.family.kind import family_for
 
     profile = load_profile(args.profile)
-    check_sources(profile)
+    family_for(profile).check_sources()
     from cptlib.family.resolve import build_family, cpt
 
     seed = profile.train_seeds[0] if args.seed is None else args.seed

@@ -170,9 +170,7 @@ def _local_version_tree(folder: Path) -> dict:
 def check_sources(profile: Profile, other_family: bool = True) -> None:
     """`preflight` without resolving anything: each member is a local folder with config.json or in the hub cache,
     else the hub must answer, and the corpus likewise. Imports no torch, so the command line and the notebook
-    runner fail in about a second, before a kernel or a stage starts. A testbed profile passes."""
-    if profile.models is None:
-        return
+    runner fail in about a second, before a kernel or a stage starts (RealFamily.check_sources)."""
     from huggingface_hub import try_to_load_from_cache
 
     missing = []

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from cptlib.config import Profile, TrainConfig
 from cptlib.family import MEMBERS  # noqa: F401 -- re-exported with the rest of the family's API
+from cptlib.family.kind import family_for
 from cptlib.family.build import (  # noqa: F401 -- re-exported: the family's API in one module
     continue_lm,
-    instruct,
     pretrain,
     testbed_data,
     tokenizer_stage,
@@ -33,16 +33,8 @@ def build_family(profile: Profile, seed: int, other_family: bool = True) -> dict
     """The testbed data, tokenizer and family members for one training seed: resolved from the released ancestors
     (`profile.released_ancestors`, cptlib.family.ancestors), or trained (`train_family`); a real profile's are resolved
     from its checkpoints (cptlib.family.released). `other_family=False` leaves out the members only the cross-family check
-    (N1) needs."""
-    if profile.models is not None:
-        from cptlib.family.released import build_real_family
-
-        return build_real_family(profile, seed, other_family)
-    if profile.released_ancestors:
-        from cptlib.family.ancestors import released_family
-
-        return released_family(profile, other_family, seed)
-    return train_family(profile, seed, other_family)
+    (N1) needs. The kind is chosen by cptlib.family.kind.family_for."""
+    return family_for(profile).members(seed, other_family)
 
 
 def size_members(profile: Profile, size: str, seed: int) -> tuple[Path, Path]:
@@ -57,8 +49,9 @@ def size_members(profile: Profile, size: str, seed: int) -> tuple[Path, Path]:
 def cpt(profile: Profile, model: Path, seed: int, cfg: TrainConfig | None = None) -> Path:
     """Continued pre-training of `model` on the era-B news corpus (profile.cpt unless `cfg` is given);
     for a real profile, on its `cpt_data` corpus."""
-    if profile.models is not None:
-        from cptlib.family.released import cpt_real
+    return family_for(profile).cpt(model, seed, cfg)
 
-        return cpt_real(profile, model, seed, cfg)
-    return continue_lm(profile, model, testbed_data(profile), "corpus_b.jsonl", cfg or profile.cpt, seed, "cpt")
+
+def instruct(profile: Profile, parent: Path, data: Path, version: str, seed: int) -> Path:
+    """SFT of `parent` on the testbed's instruction data of `version`; a real profile has none (an error)."""
+    return family_for(profile).instruct(parent, data, version, seed)

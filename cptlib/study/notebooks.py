@@ -224,9 +224,9 @@ def run(name: str, profile: str | Path, kernel: str = KERNEL, overrides: dict | 
     source = str(Path(profile).resolve()) if str(profile).endswith((".yaml", ".yml")) else str(profile)
     params = {"profile": source, "overrides": dict(overrides or {}), "run_name": run_name}
     cfg = configure(**params)
-    from cptlib.family.released import check_sources
+    from cptlib.family.kind import family_for
 
-    check_sources(cfg)  # a real profile whose checkpoints are unreachable: now, not in the notebook's third cell
+    family_for(cfg).check_sources()  # a real profile whose checkpoints are unreachable: now, not in the notebook's third cell
     check_parameters(nb)
     check_kernel(kernel)
     papermill = _papermill()  # late: the checks above fail fast without it (and without torch)

@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 
 from cptlib.config import Profile, load_profile
+from cptlib.family.kind import family_for
 
 KNOWN_SHAPES = {  # from each repository's config.json (hidden, intermediate, layers, heads, kv heads, vocab, tied, qkv bias)
     "Qwen/Qwen2-0.5B": (896, 4864, 24, 14, 2, 151936, True, True),
@@ -67,7 +68,7 @@ def model_shape(source: str) -> tuple[dict | None, str]:
         return shape, "config.json"
     if source in KNOWN_SHAPES:
         h, i, L, heads, kv, V, tied, bias = KNOWN_SHAPES[source]
-        return dict(h=h, i=i, L=L, heads=heads, kv_heads=kv, V=V, tied=tied, bias=bias), "cptlib.training.plan.KNOWN_SHAPES"
+        return dict(h=h, i=i, L=L, heads=heads, kv_heads=kv, V=V, tied=tied, bias=bias), "cptlib.family.plan.KNOWN_SHAPES"
     return None, (f"no config.json for {source!r} (not a local folder, not in the HF cache) and not in "
                   f"KNOWN_SHAPES; download its config.json (`hf download {source} config.json`)")
 
@@ -116,7 +117,7 @@ def _duration(hours: float) -> str:
 
 def report(profile: Profile) -> str:
     r, c, p = profile.runtime, profile.cpt, profile.plan
-    source = (profile.models.base_v1 or profile.models.instruct_v1) if profile.models else None
+    source = family_for(profile).plan_source()
     lines = [f"plan for profile {profile.name!r}"]
     if source is None:
         return lines[0] + ": a testbed profile (no models:); its models are built on this machine (docs/training.md)"
