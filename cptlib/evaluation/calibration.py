@@ -120,13 +120,13 @@ def _row(metric: str, model: str, value_n: tuple[float, int | None], op: str, bo
             "n": n}
 
 
-def _instruct_if(model: str, value_n: tuple[float, int | None], base_if: float | None) -> dict:
-    """instruct IF >= INSTRUCT_IF_MIN and >= its base's + INSTRUCT_IF_GAIN (the floor alone where the base is not
-    in the table)."""
+def _instruct_if(model: str, value_n: tuple[float, int | None], base: str, base_if: float | None) -> dict:
+    """instruct IF >= INSTRUCT_IF_MIN and >= its base's (`base`, a label) + INSTRUCT_IF_GAIN (the floor alone where
+    the base is not in the table)."""
     row = _row(IF[2], model, value_n, ">=", INSTRUCT_IF_MIN)
     if base_if is not None:
         row["met"] = row["met"] and value_n[0] >= base_if + INSTRUCT_IF_GAIN - 1e-12
-        row["target"] += f" and >= {ModelId.parse(model).base().label} + {INSTRUCT_IF_GAIN:.2f}"
+        row["target"] += f" and >= {base} + {INSTRUCT_IF_GAIN:.2f}"
     return row
 
 
@@ -158,7 +158,7 @@ def judge(table: pd.DataFrame, chance: float, margin: float) -> pd.DataFrame:
         else:
             base = mid.base().label
             base_if = lookup(base, IF)[0] if (table.model == base).any() else None
-            rows.append(_instruct_if(model, lookup(model, IF), base_if))
+            rows.append(_instruct_if(model, lookup(model, IF), base, base_if))
         if mid.role is Role.BASE:
             rows.append(_row(ERA_A[2], model, lookup(model, ERA_A), ">=", ERA_A_MIN))
         elif mid.member == "instruct_v1":  # every seed's and size's

@@ -173,15 +173,18 @@ def load_tasks(group: str, data_dir: Path) -> dict:
     return task_manager().load([group_spec(group, data_dir)])["tasks"]
 
 
+def group_leaves(subtasks: dict[str, list[str]], task: str) -> list[str]:
+    """The leaf tasks of `task` under lm-eval's `group_subtasks` (subgroups expanded); [task] for a leaf."""
+    return [leaf for sub in subtasks.get(task) or [] for leaf in group_leaves(subtasks, sub)] or [task]
+
+
 def tidy(results: dict, chat_template: bool) -> list[dict]:
     """lm-eval's `results` as rows (task, metric, value, stderr, n, chat_template, version): every leaf task, then
     every group lm-eval aggregates (e.g. mmlu: its leaves' accuracy weighted by their items), n its leaves' items."""
-    def leaves(task: str) -> list[str]:
-        return [leaf for sub in results.get("group_subtasks", {}).get(task, []) for leaf in leaves(sub)] or [task]
-
+    subtasks = results.get("group_subtasks", {})
     rows = []
     scored = [(t, results["results"][t], results["n-samples"][t]["effective"]) for t in sorted(results["configs"])]
-    scored += [(g, metrics, sum(results["n-samples"][leaf]["effective"] for leaf in leaves(g)))
+    scored += [(g, metrics, sum(results["n-samples"][leaf]["effective"] for leaf in group_leaves(subtasks, g)))
                for g, metrics in sorted(results.get("groups", {}).items())]
     for task, metrics, n in scored:
         for key, value in metrics.items():
@@ -436,11 +439,7 @@ def _leaves(result_dir: str, task: str) -> tuple[str, ...]:
     subtasks: dict[str, list[str]] = {}
     for f in sorted(Path(result_dir).glob("*.json")):
         subtasks.update(json.loads(f.read_text()).get("group_subtasks", {}) if f.name not in (TABLE, MANIFEST) else {})
-
-    def walk(t: str) -> list[str]:
-        return [leaf for sub in subtasks[t] for leaf in walk(sub)] if subtasks.get(t) else [t]
-
-    return tuple(sorted(walk(task)))
+    return tuple(sorted(group_leaves(subtasks, task)))
 
 
 def item_scores(result_dir: Path, task: str, metric: str) -> list[float]:

@@ -189,10 +189,10 @@ class RealSuite(Suite):
         return f"Real models: {v1}{v2}; CPT on {self.profile.cpt_data.source}.{deviation}"
 
 
-# What a real evaluation's study metrics read, recorded as RealSuite.scores makes its rows: {(stage, study metric):
-# (lm-eval task, metric)}. A fact about a table's rows, not a setting: an entry is never replaced (a different
-# mapping for the same evaluation and metric is an error), so no call order changes an interval.
-_REAL_SOURCES: dict[tuple[str, str], tuple[str, str]] = {}
+# What a real evaluation's study metrics read, recorded as RealSuite.scores makes its rows: {stage: {study metric:
+# (lm-eval task, metric)}}. A fact about a table's rows, not a setting: a mapping is never replaced (a different one
+# for the same evaluation is an error), so no call order changes an interval.
+_REAL_SOURCES: dict[str, dict[str, tuple[str, str]]] = {}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -209,13 +209,13 @@ def _suite_of(stage: str) -> str | None:
 
 def record_sources(evaluations, mapped: dict[str, tuple[str, str]]) -> None:
     """Record that each real evaluation's study metrics read `mapped` (RealSuite.scores, as it makes the rows)."""
+    mapped = {metric: tuple(source) for metric, source in mapped.items()}
     for name in evaluations:
-        for metric, source in mapped.items():
-            known = _REAL_SOURCES.setdefault((name, metric), tuple(source))
-            if known != tuple(source):
-                raise InputError(f"the evaluation {name} was scored with {metric} = {known} and now with {metric} = "
-                                 f"{tuple(source)} (two profiles with the same models and eval.tasks, different "
-                                 "eval.metrics): score each profile in its own process (`cptlib notebook run` does)")
+        known = _REAL_SOURCES.setdefault(name, mapped)
+        if known != mapped:
+            raise InputError(f"the evaluation {name} was scored with the study metrics {known} and now with {mapped} "
+                             "(two profiles with the same models and eval.tasks, different eval.metrics): score "
+                             "each profile in its own process (`cptlib notebook run` does)")
 
 
 def item_source(eval_name: str, metric: str) -> tuple[str, str] | None:
@@ -227,11 +227,11 @@ def item_source(eval_name: str, metric: str) -> tuple[str, str] | None:
 
     if _suite_of(str(stages_dir() / eval_name)) == "testbed":
         return METRICS.get(metric)
-    if not any(name == eval_name for name, _ in _REAL_SOURCES):
+    if eval_name not in _REAL_SOURCES:
         raise MissingInputError(f"the real evaluation {eval_name} was not scored in this process, so which task each "
                                 "study metric reads is unknown: make the table with suite_for(profile).scores "
                                 "(cptlib.study.scoring.scored) first")
-    return _REAL_SOURCES.get((eval_name, metric))
+    return _REAL_SOURCES[eval_name].get(metric)
 
 
 def suite_for(profile: Profile) -> Suite:

@@ -223,10 +223,10 @@ def invalid_sizes(invalid_members: dict[str, list[str]], main_size: str) -> tupl
     """(size -> the calibration misses of its base_v1 / instruct_v1, for the sizes that miss one; the other ancestor
     seeds' misses). As for every claim (calibration log run 17), the first seed's members gate a size and another
     seed's miss ("instruct_v1 (seed 2)") is named beside the numbers, not gating."""
-    gating: dict[str, list[str]] = {}
-    named = []
     from cptlib.evaluation.calibration import ModelId
 
+    gating: dict[str, list[str]] = {}
+    named = []
     for model, why in invalid_members.items():
         mid = ModelId.parse(model)
         if mid.member not in ("base_v1", "instruct_v1"):
@@ -234,7 +234,7 @@ def invalid_sizes(invalid_members: dict[str, list[str]], main_size: str) -> tupl
         if mid.seed is not None:
             named.append(f"{model}: {', '.join(why)}")
         else:
-            gating.setdefault(size_of(model, main_size), []).append(f"{model}: {', '.join(why)}")
+            gating.setdefault(mid.size or main_size, []).append(f"{model}: {', '.join(why)}")
     return gating, named
 
 
@@ -245,21 +245,20 @@ def calibration(profile: Profile) -> pd.DataFrame:
     from cptlib.evaluation.evaluate import EvalSettings, evaluate_model
 
     data = fam.testbed_data(profile)
-    models: dict[str, Path] = {}
+    ids: dict[cal.ModelId, Path] = {}
     for size in dict.fromkeys(profile.model.sizes):
         main = size == profile.model.size
         for seed in profile.train_seeds if main else profile.train_seeds[:1]:
             base, inst, _ = ancestors(profile, size, seed)
             tag = {"size": None if main else size, "seed": seed if main and seed != profile.train_seeds[0] else None}
-            if base not in models.values():  # a shared release: one model for every seed
-                models[cal.ModelId("base_v1", **tag).label] = base
-                models[cal.ModelId("instruct_v1", **tag).label] = inst
+            if base not in ids.values():  # a shared release: one model for every seed
+                ids[cal.ModelId("base_v1", **tag)], ids[cal.ModelId("instruct_v1", **tag)] = base, inst
+    models = {mid.label: path for mid, path in ids.items()}
     full = EvalSettings()  # every testbed task: the targets read era-A via chat too
     testbed_scores(models, data, profile.study.eval_processes, full)  # in parallel; then the cache
     table = pd.concat([evaluate_model(path, data, full, name=name) for name, path in models.items()])
-    ids = {name: cal.ModelId.parse(name) for name in models}
-    residual = {name: residual_norm(models[ids[name].base().label], path) for name, path in models.items()
-                if ids[name].member == "instruct_v1"}
+    residual = {mid.label: residual_norm(ids[mid.base()], path) for mid, path in ids.items()
+                if mid.member == "instruct_v1"}
     out = pd.concat([cal.judge(table, *cal.chance_level(data)), cal.residual_rows(residual)], ignore_index=True)
     out.insert(0, "size", [size_of(m, profile.model.size) for m in out.model])
     return out.astype({"n": "Int64"})
