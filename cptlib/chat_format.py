@@ -32,3 +32,26 @@ CHAT_TEMPLATE = (
 def render_chat(messages: list[dict]) -> str:
     """CHAT_TEMPLATE applied to `messages` (no generation prompt), without Jinja or a tokenizer."""
     return BOS + "".join(f"<|{m['role']}|>\n{m['content']}{EOS}\n" for m in messages)
+
+
+# Turn formats a real base checkpoint is given when it has none (a base release ships no chat template), by
+# `sft.chat_template`. Gemma's (the format of its own instruction-tuned models): user and model turns between
+# <start_of_turn>role and <end_of_turn>, a system message folded into the first user turn (Gemma has no system
+# role). The {% generation %} markers cover the model's reply and its <end_of_turn>, which SFT trains on, so the
+# model learns to stop there (its tokenizer's eos, set by cptlib.family.real_sft).
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% if messages[0]['role'] == 'system' %}{% set system = messages[0]['content'] + '\n\n' %}"
+    "{% set turns = messages[1:] %}{% else %}{% set system = '' %}{% set turns = messages %}{% endif %}"
+    "{% for message in turns %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{{ '<start_of_turn>model\n' }}{% generation %}{{ message['content'] + '<end_of_turn>' }}{% endgeneration %}"
+    "{{ '\n' }}"
+    "{% else %}"
+    "{{ '<start_of_turn>user\n' + (system if loop.first else '') + message['content'] + '<end_of_turn>\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+# name -> (template, the token that ends a reply)
+TURN_FORMATS = {"gemma": (GEMMA_TEMPLATE, "<end_of_turn>")}

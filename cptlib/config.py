@@ -95,6 +95,11 @@ class WorldConfig(Section):
                                 "entity document")
     chat_share: float = Field(0.0, ge=0, description="era-A corpora: chat transcripts in the chat template (questions "
                               "and free answers, never a constraint), per entity document")
+    instructions: Literal["closed_book", "in_context"] = Field(
+        "closed_book", description="instruction data and probes: 'closed_book' = the testbed's (questions about era-A "
+        "facts its models pre-trained on); 'in_context' = for a real base that never read the world: every question "
+        "with a note that holds its answer, or open writing, and the era-B chat probe in held-out question wordings "
+        "(cptlib.testbed.incontext)")
     n_sft_v1: int = Field(2000, ge=1, description="instruction conversations for instruct_v1")
     n_sft_v2: int = Field(3000, ge=1, description="instruction conversations for instruct_v2")
     n_eval_ifeval: int = Field(240, ge=1, description="held-out IFEval-format prompts")
@@ -184,6 +189,9 @@ class RuntimeConfig(Section):
         "auto", description="auto = bf16 autocast where the hardware has bf16 units, else fp32"
     )
     compile: bool = Field(False, description="torch.compile the model (faster after ~30 s warm-up)")
+    sft_logits: Literal["all", "labelled"] = Field(
+        "all", description="SFT's output layer: 'all' positions (the model's own forward), or only the 'labelled' ones "
+        "(the replies: the same loss, ~2.7x faster for a 262k-entry vocabulary on a CPU, bench/real_pair_cost.py)")
     progress: bool = Field(True, description="progress bars")
     nproc: int = Field(1, ge=1, description="training processes (GPUs); > 1 launches each training stage under "
                        "torchrun (nccl on GPUs, gloo on a CPU) and streams its output")
@@ -202,6 +210,9 @@ class RuntimeConfig(Section):
         return self
 
 
+TRAINED_HERE = "sft"  # models.instruct_v1: the instruct model is SFT of base_v1, trained here
+
+
 class RealModelsConfig(Section):
     """Real checkpoints (BRIEF §5), each a hub id ("Qwen/Qwen2-0.5B") or a local directory in the hub's layout.
     When this section is set, the family is resolved (located in the cache or a folder), not trained."""
@@ -210,7 +221,9 @@ class RealModelsConfig(Section):
     # cptlib.family.pypi_gguf); null = not released / not available: the claims that need it are not run.
     base_v1: str | None = Field(description="base model, version 1 (θ_base(d1)); null = absent (no residual claims)")
     instruct_v1: str | None = Field(description="instruct model of base_v1 (its residual is Θr(v1)); null = absent: "
-                                    "a base model alone runs only the benchmarks (notebooks: [07_benchmarks], C2)")
+                                    "a base model alone runs only the benchmarks (notebooks: [07_benchmarks], C2); "
+                                    f"{TRAINED_HERE!r} = SFT of base_v1 here, on the world's instruction data (sft:, "
+                                    "world.instructions: in_context; cptlib.family.real_sft)")
     base_v2: str | None = Field(description="base model, version 2 of the same family (the '3.1' / '2.5'); null = absent")
     instruct_v2: str | None = Field(description="instruct model of base_v2; null = absent (set with base_v2)")
     other_family: str | None = Field(
@@ -219,6 +232,9 @@ class RealModelsConfig(Section):
         None, description="the instruct model of other_family (its residual is the N1 residual); set with other_family")
     revisions: dict[str, str] = Field(
         {}, description="member -> hub revision (commit hash or tag) to pin; absent = the default branch")
+    chat_template: Literal["gemma"] | None = Field(
+        None, description="the turn format SFT gives a base that has no chat template (cptlib.chat_format.TURN_FORMATS); "
+        "null = the checkpoint's own")
 
 
     def absent(self) -> list[str]:
@@ -232,6 +248,8 @@ class RealModelsConfig(Section):
                              "base_v2): set both or neither")
         if self.base_v1 is None and self.instruct_v1 is None:
             raise ValueError("models: base_v1 and instruct_v1 are both null: the study needs at least one of them")
+        if self.instruct_v1 == TRAINED_HERE and self.base_v1 is None:
+            raise ValueError(f"models.instruct_v1: {TRAINED_HERE} is SFT of base_v1 here: set models.base_v1")
         if self.base_v1 is None and self.base_v2 is not None:
             raise ValueError("models.base_v2 without models.base_v1: the version-transfer claims need both bases")
         if (self.other_family is None) != (self.other_instruct is None):

@@ -235,3 +235,45 @@ def test_fsdp_wraps_the_decoder_layer_class_found_through_public_apis():
     qwen = Qwen2ForCausalLM(Qwen2Config(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                                         num_attention_heads=2, num_key_value_heads=1, vocab_size=64))
     assert (_layer_class(llama), _layer_class(qwen)) == ("LlamaDecoderLayer", "Qwen2DecoderLayer")
+
+
+def test_sft_on_labelled_logits_is_the_models_own_loss_and_gradient(tiny_corpus, tmp_path):
+    """runtime.sft_logits: labelled computes the output layer on the reply tokens only; its loss must be the model's
+    own mean cross-entropy over them, and its gradient the same up to float rounding. (Trained weights are not
+    compared: Adam turns a 1e-12 rounding difference in a near-zero gradient into a full-size step.)"""
+    import json
+
+    from transformers import DataCollatorForSeq2Seq
+
+    from cptlib.training.train import _LabelledLogitsTrainer, train_sft
+
+    tok = load_tokenizer(tiny_corpus / "tokenizer")
+    convs = [[{"role": "user", "content": f"the company {i}"},
+              {"role": "assistant", "content": "born in the north " * (i + 1)}] for i in range(4)]
+    (tmp_path / "chat.jsonl").write_text("".join(json.dumps({"messages": c}) + "\n" for c in convs))
+    ds = sft_dataset(tmp_path / "chat.jsonl", tok, 128, seed=0)
+    model = new_model(llama_config("tiny", len(tok), 128, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id), seed=0)
+    batch = DataCollatorForSeq2Seq(tok, padding="longest", label_pad_token_id=-100)([ds[i] for i in range(4)])
+    grads = {}
+    for way in ("own", "labelled"):
+        model.zero_grad()
+        loss = model(**batch).loss if way == "own" else _LabelledLogitsTrainer.compute_loss(None, model, batch)
+        loss.backward()
+        grads[way] = (loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()})
+    assert torch.allclose(grads["own"][0], grads["labelled"][0], rtol=1e-6)
+    for name, g in grads["own"][1].items():
+        assert torch.allclose(g, grads["labelled"][1][name], rtol=1e-4, atol=1e-7), name
+
+    model.save_pretrained(tmp_path / "init")
+    fields = train_sft(tmp_path / "init", ds, tok, SFTConfig(epochs=1, lr=1e-3, batch_size=2, max_len=128),
+                       RuntimeConfig(progress=False, threads=1, sft_logits="labelled"), 0, tmp_path / "out")
+    assert fields["steps"] == 2 and fields["final_loss"] < 6.5
+
+
+def test_labelled_logits_refuse_gradient_accumulation(tiny_corpus, tmp_path):
+    from cptlib.core.errors import InputError
+    from cptlib.training.train import train_sft
+
+    runtime = RuntimeConfig(progress=False, threads=1, sft_logits="labelled", gradient_accumulation=2)
+    with pytest.raises(InputError, match="sft_logits: all"):
+        train_sft(tmp_path / "none", [], load_tokenizer(tiny_corpus / "tokenizer"), SFTConfig(), runtime, 0, tmp_path)

@@ -94,8 +94,15 @@ class RealFamily(Family):
         return cpt_real(self.profile, model, seed, cfg)
 
     def instruct(self, parent, data, version, seed):
-        raise InputError(f"profile {self.profile.name!r} uses real models: SFT would need the family's original "
-                         "instruction data (v1), which is not public, so CPT(base)+SFT is a testbed-only recipe")
+        from cptlib.config import TRAINED_HERE
+
+        if self.profile.models.instruct_v1 != TRAINED_HERE or version != "v1":
+            raise InputError(f"profile {self.profile.name!r} uses released instruct models: SFT would need the "
+                             "family's original instruction data, which is not public. CPT(base)+SFT runs where the "
+                             f"profile trains its own instruct model: models.instruct_v1: {TRAINED_HERE}")
+        from cptlib.family.real_sft import sft_real
+
+        return sft_real(self.profile, parent, seed)
 
     def plan_source(self):
         return self.profile.models.base_v1 or self.profile.models.instruct_v1

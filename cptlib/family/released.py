@@ -17,7 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
-from cptlib.config import Profile, TrainConfig, stable_dict
+from cptlib.config import TRAINED_HERE, Profile, TrainConfig, stable_dict
 from cptlib.core.hub import (
     HubUnavailableError,
     _is_path,
@@ -36,12 +36,13 @@ CORPUS, HELDOUT = "corpus.jsonl", "heldout.jsonl"
 
 
 def members(profile: Profile, other_family: bool = True) -> dict[str, str]:
-    """{member: source} of the members the profile has (a member it declares absent, null, is left out)."""
+    """{member: source} of the released members the profile has (a member it declares absent, null, or trains here,
+    `sft`, is left out)."""
     m = profile.models
     out = {"base_v1": m.base_v1, "base_v2": m.base_v2, "instruct_v1": m.instruct_v1, "instruct_v2": m.instruct_v2}
     if other_family and m.other_family:
         out["other_family"], out["other_instruct"] = m.other_family, m.other_instruct
-    return {k: v for k, v in out.items() if v is not None}
+    return {k: v for k, v in out.items() if v is not None and v != TRAINED_HERE}
 
 
 def _checkpoint(source: str, revision: str | None) -> Path:
@@ -205,6 +206,11 @@ def build_real_family(profile: Profile, seed: int, other_family: bool = True) ->
     members the profile declares absent; the members do not depend on `seed` (they are released checkpoints),
     CPT does."""
     family = preflight(profile, other_family)
+    if profile.models.instruct_v1 == TRAINED_HERE:  # one instruct model for every CPT seed, as the paper has
+        from cptlib.family.real_sft import sft_real
+
+        sft_seed = seed if profile.instruct_seed is None else profile.instruct_seed
+        family["instruct_v1"] = sft_real(profile, family["base_v1"], sft_seed)
     return {"data": corpus_stage(profile), "tokenizer": family.get("base_v1") or family["instruct_v1"], **family}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from cptlib.core.errors import InputError
 from cptlib.config import WorldConfig, stable_dict
 from cptlib.testbed import constraints as C
-from cptlib.testbed import corpora, evalsets, instructions, prose
+from cptlib.testbed import corpora, evalsets, incontext, instructions, prose
 from cptlib.testbed.world import build_world
 
 
@@ -49,15 +49,21 @@ def build_testbed(world_cfg: WorldConfig, seed: int, out_dir: Path) -> dict:
         "eval/heldout_a_news.jsonl": evalsets.heldout_a_news(world, cfg.n_eval_heldout_docs, seed),
     }
     records = {name: [{"text": t} for t in docs] for name, docs in texts.items()}
-    sft = {v: instructions.sft(world, n, v, seed, kinds) for v, n in (("v1", cfg.n_sft_v1), ("v2", cfg.n_sft_v2))}
+    # A real base model's instruction data and probes (incontext) or the testbed models' (instructions, evalsets).
+    in_context = cfg.instructions == "in_context"
+    make_sft = incontext.sft if in_context else instructions.sft
+    sft = {v: make_sft(world, n, v, seed, kinds) for v, n in (("v1", cfg.n_sft_v1), ("v2", cfg.n_sft_v2))}
     sft_prompts = {m["content"] for convs in sft.values() for c in convs for m in c["messages"] if m["role"] == "user"}
+    relations = tuple(cfg.news_chat_relations)
+    ifeval = incontext.ifeval_items(world, cfg.n_eval_ifeval, seed, sft_prompts, kinds) if in_context else \
+        evalsets.ifeval_items(world, cfg.n_eval_ifeval, seed, cfg.eval_phrasings, exclude=sft_prompts, kinds=kinds)
+    chat = incontext.chat_items(world, cfg.n_eval_knowledge, seed, relations, kinds) if in_context else \
+        evalsets.knowledge_items(world, cfg.n_eval_knowledge, seed, kinds, relations=relations)
     records.update({
         "sft_v1.jsonl": sft["v1"],
         "sft_v2.jsonl": sft["v2"],
-        "eval/ifeval.jsonl": [r for r, _ in evalsets.ifeval_items(world, cfg.n_eval_ifeval, seed, cfg.eval_phrasings,
-                                                                  exclude=sft_prompts, kinds=kinds)],
-        "eval/chat_knowledge.jsonl": [r for r, _ in evalsets.knowledge_items(world, cfg.n_eval_knowledge, seed, kinds,
-                                                                             relations=tuple(cfg.news_chat_relations))],
+        "eval/ifeval.jsonl": [r for r, _ in ifeval],
+        "eval/chat_knowledge.jsonl": [r for r, _ in chat],
         "eval/chat_knowledge_a.jsonl": [r for r, _ in evalsets.knowledge_items(world, cfg.n_eval_knowledge, seed, kinds,
                                                                                "A", exclude=sft_prompts)],
         "eval/mc_old.jsonl": evalsets.mc_old(world, cfg.n_eval_mc_old, seed),
