@@ -61,18 +61,12 @@ def module_group(name: str) -> str:
 
 
 @torch.no_grad()
-def weight_drift(model: torch.nn.Module, parent: dict[str, torch.Tensor]) -> dict[str, float]:
-    """‖θ − θ_parent‖ / ‖θ_parent‖ overall and per module group (embed, attention, mlp, norm, lm_head).
-
-    The residual recipe works only while CPT moves the weights little relative to the residual (BRIEF §2),
-    so every stage records this. Computed in fp64 over the model's distinct parameters.
-    """
+def _drift_of(pairs) -> dict[str, float]:
+    """‖θ − θ_parent‖ / ‖θ_parent‖ overall and per module group, from (name, θ tensor, θ_parent tensor) pairs, in fp64."""
     diff_sq: dict[str, float] = {}
     ref_sq: dict[str, float] = {}
-    for name, p in model.named_parameters():
-        if name not in parent:
-            raise KeyError(f"parameter {name!r} has no counterpart in the parent model")
-        ref = parent[name].to(device=p.device, dtype=torch.float64)
+    for name, p, ref in pairs:
+        ref = ref.to(device=p.device, dtype=torch.float64)
         if ref.shape != p.shape:
             raise ValueError(f"parameter {name!r}: shape {tuple(p.shape)} vs parent {tuple(ref.shape)}")
         group = module_group(name)
@@ -82,3 +76,34 @@ def weight_drift(model: torch.nn.Module, parent: dict[str, torch.Tensor]) -> dic
             diff_sq[key] = diff_sq.get(key, 0.0) + d
             ref_sq[key] = ref_sq.get(key, 0.0) + r
     return {k: (diff_sq[k] / ref_sq[k]) ** 0.5 if ref_sq[k] > 0 else float("nan") for k in sorted(diff_sq)}
+
+
+def weight_drift(model: torch.nn.Module, parent: dict[str, torch.Tensor]) -> dict[str, float]:
+    """‖θ − θ_parent‖ / ‖θ_parent‖ overall and per module group (embed, attention, mlp, norm, lm_head).
+
+    The residual recipe works only while CPT moves the weights little relative to the residual (docs/testbed.md),
+    so every stage records this. Computed in fp64 over the model's distinct parameters.
+    """
+    def pairs():
+        for name, p in model.named_parameters():
+            if name not in parent:
+                raise KeyError(f"parameter {name!r} has no counterpart in the parent model")
+            yield name, p, parent[name]
+
+    return _drift_of(pairs())
+
+
+def checkpoint_drift(model_dir, parent_dir) -> dict[str, float]:
+    """weight_drift between two saved checkpoints, one tensor at a time: under FSDP no process holds the whole
+    model, so the drift is read from the checkpoint rank 0 has just written and the parent's files."""
+    from cptlib.residual.checkpoint import Checkpoint
+
+    model, parent = Checkpoint(model_dir), Checkpoint(parent_dir)
+
+    def pairs():
+        for name in model.names:
+            if name not in parent.tensors:
+                raise KeyError(f"tensor {name!r} of {model_dir} has no counterpart in {parent_dir}")
+            yield name, model.get(name), parent.get(name)
+
+    return _drift_of(pairs())

@@ -193,3 +193,63 @@ def test_sft_is_refused_for_a_real_profile(tmp_path):
 
     with pytest.raises(ValueError, match="SFT would need the family's original instruction data"):
         instruct(load_profile("qwen2_0.5b"), tmp_path, tmp_path, "v1", 0)
+
+
+PAIR = """
+import json, sys
+from pathlib import Path
+from cptlib.config import load_profile
+from cptlib.evaluation.suite import suite_for
+from cptlib.family import build_family, cpt, instruct
+from cptlib.residual import restore
+from cptlib.core.stages import read_manifest
+profile = load_profile(sys.argv[1])
+family = build_family(profile, 0)
+cpt_base, cpt_inst = cpt(profile, family["base_v1"], 0), cpt(profile, family["instruct_v1"], 0)
+restored = restore(family["base_v1"], family["instruct_v1"], cpt_base, Path(sys.argv[2]), progress=False)
+sft = instruct(profile, cpt_base, family["data"], "v1", 0)
+suite = suite_for(profile)
+table = suite.scores({"instruct_v1": family["instruct_v1"], "restored": restored}, family["data"])
+print(json.dumps({"family": {k: str(v) for k, v in family.items()}, "sft": str(sft), "restored": str(restored),
+                  "sft_manifest": read_manifest(sft), "why_not_sft": suite.why_not("sft"),
+                  "scores": table.drop(columns="eval").to_dict(orient="index")}))
+"""
+
+
+@pytest.mark.slow
+def test_real_pair_chain_sft_cpt_restore_evaluate_on_a_tiny_gemma(tmp_path):
+    """The real pair's whole chain (params/gemma3_270m_pair.yaml) on a tiny Gemma 3 base laid out as its release:
+    SFT writes Gemma's turn format into instruct_v1 with <end_of_turn> as a stop token; CPT of base and instruct;
+    the restored model; CPT(base)+SFT (refused for released instruct models, run here); the suite's scores on the
+    world's in-context IF prompts, era-B multiple choice and chat questions."""
+    from tiny_hub import tiny_gemma_base
+
+    base = tiny_gemma_base(tmp_path / "hub")
+    profile = tmp_path / "pair.yaml"
+    profile.write_text(
+        f"extends: {paths.params_file('gemma3_270m_pair')}\n"
+        f"models: {{base_v1: {base}, instruct_v1: sft, base_v2: null, instruct_v2: null, chat_template: gemma}}\n"
+        "world: {n_people: 8, n_orgs: 4, n_cities: 4, n_prizes: 4, n_news: 4, news_mentions: 3, n_sft_v1: 8,\n"
+        "        n_sft_v2: 1, n_eval_ifeval: 3, n_eval_knowledge: 3, n_eval_mc_old: 4, n_eval_heldout_docs: 2}\n"
+        "sft: {epochs: 1, batch_size: 4, max_len: 2048}\nmodel: {max_len: 2048}\n"
+        "cpt_data: {source: 'testbed:corpus_b.jsonl', heldout_docs: 2}\n"
+        "cpt: {tokens: 256, batch_size: 2, seq_len: 64, milestones: []}\n"
+        "eval: {limit: 2, max_gen_toks: 16, benchmarks: {}}\n"
+        "runtime: {precision: fp32, threads: 1, progress: false, sft_logits: labelled}\n")
+    proc, seconds = _run(PAIR, {"HF_HUB_OFFLINE": "1", "CPTLIB_BUILD_DIR": str(tmp_path / "build")},
+                         str(profile), str(tmp_path / "restored"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    print(f"tiny pair chain in {seconds:.1f} s")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    inst = Path(out["family"]["instruct_v1"])
+    tok = AutoTokenizer.from_pretrained(str(inst))
+    assert tok.apply_chat_template(CHAT, tokenize=False, add_generation_prompt=True) == (
+        "<bos><start_of_turn>user\nWho opened the market?<end_of_turn>\n<start_of_turn>model\n")
+    eos = json.loads((inst / "generation_config.json").read_text())["eos_token_id"]
+    assert eos == [tok.convert_tokens_to_ids("<eos>"), tok.convert_tokens_to_ids("<end_of_turn>")]
+    # The restored model and CPT(base)+SFT chat as instruct_v1 does; SFT after CPT records its drift from CPT(base).
+    for model in (out["restored"], out["sft"]):
+        assert AutoTokenizer.from_pretrained(model).chat_template == tok.chat_template
+    assert out["why_not_sft"] is None and out["sft_manifest"]["drift"]["total"] > 0
+    for row in out["scores"].values():
+        assert all(0.0 <= row[m] <= 1.0 for m in ("IF", "era_b_heldout", "knowledge")), row

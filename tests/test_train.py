@@ -277,3 +277,26 @@ def test_labelled_logits_refuse_gradient_accumulation(tiny_corpus, tmp_path):
     runtime = RuntimeConfig(progress=False, threads=1, sft_logits="labelled", gradient_accumulation=2)
     with pytest.raises(InputError, match="sft_logits: all"):
         train_sft(tmp_path / "none", [], load_tokenizer(tiny_corpus / "tokenizer"), SFTConfig(), runtime, 0, tmp_path)
+
+
+def test_drift_from_checkpoints_equals_the_in_process_drift(tiny_corpus, tmp_path):
+    """Under FSDP no process holds the whole model, so the drift is read from the saved checkpoint and the parent's
+    files (models.checkpoint_drift); it must be the in-process drift (weight_drift) exactly, group by group."""
+    from cptlib.models import checkpoint_drift, weight_drift
+    from cptlib.training.train import _drift
+
+    tok = load_tokenizer(tiny_corpus / "tokenizer")
+    config = llama_config("tiny", len(tok), 128, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
+    parent, child = new_model(config, seed=0), new_model(config, seed=0)
+    with torch.no_grad():
+        for p in child.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    parent.save_pretrained(tmp_path / "parent")
+    child.save_pretrained(tmp_path / "child")
+    weights = {k: v.detach().clone() for k, v in parent.named_parameters()}
+    expected = weight_drift(child, weights)
+    assert set(expected) >= {"total", "embed", "attention", "mlp"} and expected["total"] > 0
+    assert checkpoint_drift(tmp_path / "child", tmp_path / "parent") == pytest.approx(expected, rel=1e-12)
+    assert _drift(child, tmp_path / "child", tmp_path / "parent") == pytest.approx(expected, rel=1e-12)
+    assert _drift(child, tmp_path / "child", weights) == expected
+    assert _drift(child, tmp_path / "child", None) is None

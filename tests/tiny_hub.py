@@ -105,6 +105,30 @@ def tiny_family(arch: str, root: Path, seed: int = 0, max_len: int = 256) -> dic
     return out
 
 
+def tiny_gemma_base(root: Path, seed: int = 0, max_len: int = 2048) -> Path:
+    """A Gemma 3 base laid out as its release is: Gemma3ForCausalLM (tied embeddings), <bos>/<eos>/<pad> and the turn
+    markers <start_of_turn>/<end_of_turn> in the vocabulary, and no chat template (a base release has none)."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    tok = PreTrainedTokenizerFast(tokenizer_object=train_tokenizer(TEXTS, vocab_size=300).backend_tokenizer,
+                                  clean_up_tokenization_spaces=False)
+    tok.add_special_tokens({"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>",
+                            "additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"]})
+    ids = tok.convert_tokens_to_ids
+    config = Gemma3TextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=4, num_key_value_heads=1, head_dim=8, sliding_window=64,
+                              max_position_embeddings=max_len, bos_token_id=ids("<bos>"), eos_token_id=ids("<eos>"),
+                              pad_token_id=ids("<pad>"), tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    model = Gemma3ForCausalLM(config)
+    model.generation_config = GenerationConfig(bos_token_id=ids("<bos>"), eos_token_id=ids("<eos>"),
+                                               pad_token_id=ids("<pad>"))
+    out = Path(root) / "gemma3" / "base_v1"
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
 def tiny_families(root: Path) -> dict[str, dict[str, Path]]:
     return {arch: tiny_family(arch, Path(root)) for arch in HUB_IDS}
 

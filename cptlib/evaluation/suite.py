@@ -154,7 +154,15 @@ TESTBED = "Synthetic testbed (tiny LLaMA models on a generated world), not the p
 class RealSuite(Suite):
     """A real profile (`models:` set): lm-eval's tasks of `eval.tasks`, mapped to the study's metrics by `eval.metrics`."""
     kind: ClassVar[str] = "real models"
-    cannot: ClassVar[dict[str, str]] = TESTBED_ONLY
+
+    @property
+    def cannot(self) -> dict[str, str]:
+        """TESTBED_ONLY, but a profile that trains its own instruct model (models.instruct_v1: sft) has its
+        instruction data, so it runs CPT(base_v1)+SFT (and C6) too."""
+        from cptlib.config import TRAINED_HERE
+
+        trained = self.profile.models.instruct_v1 == TRAINED_HERE
+        return {k: v for k, v in TESTBED_ONLY.items() if not (trained and k == "sft")}
 
     def absent(self) -> set[str]:
         return set(self.profile.models.absent())
@@ -179,8 +187,12 @@ class RealSuite(Suite):
     def scope(self) -> str:
         from cptlib.family.pypi_gguf import dequantised, is_pypi
 
+        from cptlib.config import TRAINED_HERE
+
         m = self.profile.models
-        v1 = (f"{m.base_v1} / {m.instruct_v1} (v1)" if m.base_v1 and m.instruct_v1 else
+        v1 = (f"{m.base_v1} / its SFT here on the world's in-context instruction data (v1)"
+              if m.instruct_v1 == TRAINED_HERE else
+              f"{m.base_v1} / {m.instruct_v1} (v1)" if m.base_v1 and m.instruct_v1 else
               f"{m.instruct_v1} (instruct only: no base model)" if m.instruct_v1 else
               f"{m.base_v1} (base only: no instruct model)")
         v2 = f", {m.base_v2} / {m.instruct_v2} (v2)" if m.base_v2 else ""

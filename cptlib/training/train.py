@@ -32,7 +32,7 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from cptlib.config import Profile, RuntimeConfig, SFTConfig, TrainConfig
-from cptlib.models import n_params, weight_drift
+from cptlib.models import checkpoint_drift, n_params, weight_drift
 from cptlib.core.errors import CptlibError, InputError
 from cptlib.core.pool import env_threads
 from cptlib.core.files import write_json_atomic
@@ -90,7 +90,7 @@ class _MilestoneSaver(TrainerCallback):
     `trainer.save_model` is called in every process (under FSDP it gathers the shards, a collective), and
     writes in rank 0 only; which milestones exist is read once at the start, so all ranks agree."""
 
-    def __init__(self, step_tokens: dict[int, int], out: Path, tokenizer, parent: dict | None):
+    def __init__(self, step_tokens: dict[int, int], out: Path, tokenizer, parent: dict | Path | None):
         self.step_tokens, self.out, self.tokenizer, self.parent = step_tokens, out, tokenizer, parent
         self.trainer: Trainer | None = None  # set once the Trainer exists
         self.done = {p.name for p in out.glob("tokens-*") if not p.name.endswith(".tmp")} if out.is_dir() else set()
@@ -106,7 +106,7 @@ class _MilestoneSaver(TrainerCallback):
         self.trainer.save_model(str(tmp))
         if state.is_world_process_zero:
             save_tokenizer(self.tokenizer, tmp)
-            drift = weight_drift(model, self.parent) if self.parent is not None and _full_model(args) else None
+            drift = _drift(model, tmp, self.parent)
             write_json_atomic(tmp / "milestone.json", {"tokens": tokens, "step": state.global_step, "drift": drift})
             os.rename(tmp, final)
         self.done.add(final.name)
@@ -123,9 +123,12 @@ class _NoFinalCheckpoint(TrainerCallback):
             control.should_save = False
 
 
-def _full_model(args: TrainingArguments) -> bool:
-    """Whether each process holds the whole model (not FSDP shards), so drift can be computed in-process."""
-    return not args.fsdp
+def _drift(model, saved: Path, parent: dict | Path | None) -> dict | None:
+    """The drift from the parent (rank 0): from the live model where each process holds it whole (`parent`: its
+    weights), else (FSDP, `parent`: its folder) from the checkpoint just saved; None for a model trained from scratch."""
+    if parent is None:
+        return None
+    return weight_drift(model, parent) if isinstance(parent, dict) else checkpoint_drift(saved, parent)
 
 
 
@@ -230,7 +233,7 @@ def _quiet_rotation():
         logger.removeFilter(rule)
 
 
-def _run(trainer: Trainer, out: Path, tokenizer, parent: dict | None, n_parameters: int) -> dict:
+def _run(trainer: Trainer, out: Path, tokenizer, parent: dict | Path | None, n_parameters: int) -> dict:
     """Train (resuming from the newest complete checkpoint in `out`), save the final model into `out`.
     In every process; files are written by rank 0 (`save_model` gathers FSDP shards in all of them)."""
     ckpt_dir = out / CHECKPOINTS
@@ -242,14 +245,13 @@ def _run(trainer: Trainer, out: Path, tokenizer, parent: dict | None, n_paramete
     with _quiet_rotation():
         result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.save_model(str(out))
-    full = _full_model(trainer.args)
     fields = {
         "steps": trainer.state.global_step,
         "final_loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None),
         "train_seconds": round(result.metrics["train_runtime"], 2),
         "resumed_from": Path(resume).name if resume else None,
         "n_params": n_parameters,
-        "drift": weight_drift(trainer.model, parent) if parent is not None and full and rank0 else None,
+        "drift": _drift(trainer.model, out, parent) if rank0 else None,
         "world_size": trainer.args.world_size,
     }
     if rank0:
@@ -272,15 +274,15 @@ def _generation_config(tokenizer: PreTrainedTokenizerBase) -> GenerationConfig:
     )
 
 
-def _load_model(init: Path | PreTrainedModel, tokenizer, runtime: RuntimeConfig) -> tuple[PreTrainedModel, dict | None]:
+def _load_model(init: Path | PreTrainedModel, tokenizer, runtime: RuntimeConfig) -> tuple[PreTrainedModel, dict | Path | None]:
     """The model to train (fp32 master weights; bf16 is autocast) and, when it continues a saved one, that
-    parent's weights (for the drift; not kept under FSDP, where no process holds the whole model)."""
+    parent for the drift: its weights, or under FSDP, where no process holds the whole model, its folder."""
     if isinstance(init, PreTrainedModel):
         model, parent = init, None
     else:
         model = AutoModelForCausalLM.from_pretrained(str(init), dtype=torch.float32, local_files_only=True)
         keep = runtime.strategy != "fsdp"
-        parent = {k: v.detach().clone() for k, v in model.named_parameters()} if keep else None
+        parent = {k: v.detach().clone() for k, v in model.named_parameters()} if keep else Path(init)
     if isinstance(init, PreTrainedModel) or not (Path(init) / "generation_config.json").is_file():
         model.generation_config = _generation_config(tokenizer)  # a real checkpoint keeps its own
     return model, parent
