@@ -387,3 +387,50 @@ def test_heldout_era_a_news_mirrors_era_b_in_form_with_known_content(regime_buil
     assert all(d.split(" — ")[0] in {month_name(m) for m in corpora.ERA_A_DATES} for d in docs)
     # The same held-out templates as era B's articles: e.g. a change of employer reads the same in both.
     assert any("switched from" in d for d in docs) and any("switched from" in d for d in b)
+
+
+IN_CONTEXT = SMALL.model_copy(update={"instructions": "in_context", "news_phrasings": "many", "news_chat_relations":
+                                      ["works_for", "ceo", "based_in", "won", "launched", "role"]})
+
+
+@pytest.fixture(scope="module")
+def in_context_built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("in_context")
+    build_testbed(IN_CONTEXT, SEED, out)
+    return out
+
+
+def test_in_context_sft_answers_only_from_the_prompt_and_passes_lm_evals_checker(in_context_built):
+    """A real base never read the world: every fact an SFT reply states about the world is in its prompt (the note),
+    so SFT teaches the format and the turn-taking, not invented answers; and every reply is compliant."""
+    world = build_world(IN_CONTEXT, SEED)
+    names = [s for kind in ("person", "org") for s in world.entities[kind]]
+    rows = _read(in_context_built / "sft_v1.jsonl")
+    for row in rows:
+        prompt, reply = row["messages"][-2]["content"], row["messages"][-1]["content"]
+        named = [n for n in names if n.lower() in reply.lower()]
+        assert all(n.lower() in prompt.lower() for n in named), (prompt, reply)
+        for fact in (f for n in named for f in world.stable(n)):
+            if fact.value.lower() in reply.lower():
+                assert fact.value.lower() in prompt.lower(), (fact, prompt, reply)
+        assert all(C.check(reply, row["instruction_id_list"], row["kwargs"]))
+    assert {i for r in rows for i in r["instruction_id_list"]} == set(C.KINDS)
+
+
+def test_in_context_chat_probe_asks_era_b_in_a_wording_no_training_file_holds(in_context_built):
+    """The news asked in chat (eval/chat_knowledge.jsonl): every question is about an era-B fact, with no note, in a
+    held-out wording; none of those wordings (their words around the subject) occurs in the SFT set or the CPT
+    corpus, so answering is recall of the news through the instruction interface, not of a training sentence."""
+    world = build_world(IN_CONTEXT, SEED)
+    era_b = {(f.subject, f.value) for f in world.era("B")}
+    items = _read(in_context_built / "eval/chat_knowledge.jsonl")
+    assert len(items) == IN_CONTEXT.n_eval_knowledge
+    training = "\n".join([m["content"] for r in _read(in_context_built / "sft_v1.jsonl") for m in r["messages"]]
+                         + [r["text"] for r in _read(in_context_built / "corpus_b.jsonl")]).lower()
+    for item in items:
+        assert any(s in item["prompt"] and v == item["answer"] for s, v in era_b), item
+    for relation, wordings in instructions.QUESTIONS.items():
+        for wording in wordings["heldout"]:
+            for part in (p.strip(" ?.").lower() for p in wording.split("{s}")):
+                if len(part.split()) >= 3:
+                    assert part not in training, (relation, part)
