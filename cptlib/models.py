@@ -60,18 +60,35 @@ def module_group(name: str) -> str:
     return "other"
 
 
+CHUNK_ROWS_ABOVE = 1 << 24  # elements: a larger tensor's drift is summed over row blocks (Gemma's 168M-entry embedding
+#                             took ~5 GB of fp64 temporaries at once); smaller ones in one piece, as they always were
+
+
+def _squares(p: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
+    """(Σ (p − ref)², Σ ref²) in fp64, over row blocks of at most CHUNK_ROWS_ABOVE elements for a large tensor."""
+    if p.numel() <= CHUNK_ROWS_ABOVE:
+        blocks = [(p, ref)]
+    else:
+        step = max(1, CHUNK_ROWS_ABOVE // p[0].numel())
+        blocks = [(p[i:i + step], ref[i:i + step]) for i in range(0, p.shape[0], step)]
+    d = r = 0.0
+    for a, b in blocks:
+        b = b.to(device=a.device, dtype=torch.float64)
+        d += (a.detach().to(torch.float64) - b).pow(2).sum().item()
+        r += b.pow(2).sum().item()
+    return d, r
+
+
 @torch.no_grad()
 def _drift_of(pairs) -> dict[str, float]:
     """‖θ − θ_parent‖ / ‖θ_parent‖ overall and per module group, from (name, θ tensor, θ_parent tensor) pairs, in fp64."""
     diff_sq: dict[str, float] = {}
     ref_sq: dict[str, float] = {}
     for name, p, ref in pairs:
-        ref = ref.to(device=p.device, dtype=torch.float64)
         if ref.shape != p.shape:
             raise ValueError(f"parameter {name!r}: shape {tuple(p.shape)} vs parent {tuple(ref.shape)}")
         group = module_group(name)
-        d = (p.detach().to(torch.float64) - ref).pow(2).sum().item()
-        r = ref.pow(2).sum().item()
+        d, r = _squares(p, ref)
         for key in (group, "total"):
             diff_sq[key] = diff_sq.get(key, 0.0) + d
             ref_sq[key] = ref_sq.get(key, 0.0) + r

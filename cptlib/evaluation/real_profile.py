@@ -142,16 +142,21 @@ def study_metrics(profile: Profile) -> dict[str, tuple[str, str]]:
 
 def scores(profile: Profile, models: dict[str, Path], data: Path) -> pd.DataFrame:
     """As cptlib.evaluation.suite.testbed_scores for the testbed (RealSuite.scores): one row per model (index: its label), one column per study
-    metric (NaN where the profile maps none, eval.metrics) and `eval` (the result's stage directory); models run
-    one after the other (on the GPU)."""
+    metric (NaN where the profile maps none, eval.metrics) and `eval` (the result's stage directory). Models not yet
+    evaluated run `study.eval_processes` at a time on a CPU, each worker single-threaded (cptlib.core.pool: a real
+    model's evaluation there is ~30 min), one after the other on a GPU."""
     import pandas as pd
 
+    from cptlib.core import pool
     from cptlib.evaluation.evaluate import read_table
     from cptlib.evaluation.real_suite import run_real_suite
 
     metrics = study_metrics(profile)
     settings = real_suite_settings(profile)
     tasks = include_path(profile, data)
+    processes = 1 if settings.device != "cpu" else profile.study.eval_processes
+    pool.build([(run_real_suite, (Path(path), settings, tasks)) for path in models.values()], processes, threads=1,
+               what="evaluations")
     rows = {}
     for label, path in models.items():
         result = run_real_suite(Path(path), settings, tasks)
