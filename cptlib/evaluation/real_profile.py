@@ -1,4 +1,4 @@
-"""A real profile's evaluation (BRIEF §5): its `eval:` section as lm-eval settings, the held-out CPT documents as
+"""A real profile's evaluation (docs/paper.md §5): its `eval:` section as lm-eval settings, the held-out CPT documents as
 a task, and the study's metrics read from lm-eval's real tasks (`eval.metrics`).
 
     wide = scores(profile, {"cpt_base": cpt_base}, family["data"])    # one column per study metric

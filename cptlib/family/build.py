@@ -1,4 +1,4 @@
-"""The testbed's model family trained here (BRIEF §2), each member a content-addressed stage.
+"""The testbed's model family trained here (docs/paper.md §2), each member a content-addressed stage.
 
     from cptlib.family import build_family, cpt                  # cptlib.family.resolve: the family's API
     family = build_family(load_profile("default"), seed=0)      # {"base_v1": Path, ...}

@@ -1,4 +1,4 @@
-"""Merge methods for residuals (BRIEF Q3) and module filters: pure functions of fp32 tensors.
+"""Merge methods for residuals (docs/paper.md §1, Q3) and module filters: pure functions of fp32 tensors.
 
 Each method takes the list of task vectors τ_1..τ_k of one tensor (k = 1 for a single residual) and returns
 the merged τ; the caller adds α·τ to the target. `MergeMethod(name="ties", density=0.2)(name, taus)`.

@@ -22,7 +22,7 @@ VALIDITY = ("IF prompt-level strict", "era-A accuracy", "era-A via chat", "era-B
 
 @dataclass(frozen=True)
 class Criterion:
-    paper: str  # what the paper says (approximate: secondary sources, BRIEF §1)
+    paper: str  # what the paper says (approximate: secondary sources, docs/paper.md §1)
     rule: str  # the in-kind rule
     needs: tuple[str, ...] = ()  # the ancestors whose calibration the claim rests on
     old: str | None = None  # the rule before it was changed after some results were seen (and why: the text says)

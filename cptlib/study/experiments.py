@@ -1,4 +1,4 @@
-"""The experiments of notebooks 01–04 (BRIEF §3), each returning a tidy table with one row per model scored.
+"""The experiments of notebooks 01–04 (docs/paper.md §3), each returning a tidy table with one row per model scored.
 
     profile = load_profile("smoke")
     curve = forgetting(profile)        # seed, tokens, model, drift, drift_ratio, IF, knowledge, era_a, ...
@@ -7,7 +7,7 @@ Everything is cached (training and restored models as stages, evaluations by mod
 that is run again does no work. The key results (forgetting endpoints, recipes, the transfer diagonal) run
 every seed of `profile.train_seeds`; every other experiment runs the first seed only.
 
-A real profile (`models:` set, BRIEF §5) runs the same functions: its members are released checkpoints, its
+A real profile (`models:` set, docs/paper.md §5) runs the same functions: its members are released checkpoints, its
 scores come from its suite (cptlib.evaluation.suite: lm-eval's real tasks mapped to the study's metrics by
 `eval.metrics`), and the parts its suite cannot run (the testbed's own data or training recipes) are skipped with
 the reason.

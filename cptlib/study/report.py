@@ -264,7 +264,7 @@ def _sections(profile, verdicts: list[V.Verdict], run_times: dict[str, float], s
                         "earlier in the same run, so the times above are a cold run's.")
     return [
         ("h1", f"Report — profile `{profile.name}`"),
-        ("p", f"*{scope(profile)} Paper figures are approximate (secondary sources, BRIEF §1).*"),
+        ("p", f"*{scope(profile)} Paper figures are approximate (secondary sources, docs/paper.md §1).*"),
         ("p", f"Code version `{prov['code_version']}`; training seeds {profile.train_seeds}; {numerics}."),
         ("p", STATS_NOTE),
         ("h2", "Claims at a glance"), *[("figure", f) for f in shown if f == "effects"],
@@ -349,7 +349,7 @@ def _alone_report(profile, title: str, blocks: list[tuple]) -> dict[str, Path]:
     from cptlib.study.plots import provenance_record, scope
 
     head = [("h1", f"Report — profile `{profile.name}` ({title})"),
-            ("p", f"*{scope(profile)} Paper figures are approximate (secondary sources, BRIEF §1).*")]
+            ("p", f"*{scope(profile)} Paper figures are approximate (secondary sources, docs/paper.md §1).*")]
     tail = [("h2", "Provenance"), ("code", f"libraries: {provenance_record(profile)['libraries']}")]
     return _write_report(figures_dir(profile, create=True), head + blocks + tail)
 

@@ -1,4 +1,4 @@
-"""The synthetic world: entities with made-up names, era-A facts and dated era-B events (BRIEF §2).
+"""The synthetic world: entities with made-up names, era-A facts and dated era-B events (docs/paper.md §2).
 
     world = build_world(WorldConfig(), seed=0); world.to_json()   # the ground truth, written as world.json
 
