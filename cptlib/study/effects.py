@@ -51,7 +51,6 @@ C6_FLOPS = Quantity("C6", "FLOPs SFT / add Θr (by construction)")
 N1_OWN = Quantity("N1", "own-family residual's IF gain")
 N1_OTHER = Quantity("N1", "other family's residual's IF gain")
 COLUMNS = ["claim", "quantity", "mean", "lo", "hi", "n_seeds", "ci", "scale"]
-SCALES = ("Δ accuracy", "recovery (ratio)", "cost ratio", "slope per decade")
 
 
 def slope_quantity(quantity: str) -> Quantity:

@@ -27,7 +27,6 @@ VALUE_TYPE = {"born_in": "city", "birth_year": "year", "works_for": "org", "role
               "founded_in": "year", "makes": "product", "ceo": "person", "won": "prize", "launched": "product"}
 PERSON_RELATIONS = ("born_in", "birth_year", "works_for", "role")
 ORG_RELATIONS = ("based_in", "founded_in", "makes", "ceo")
-CHANGED_RELATIONS = ("ceo", "works_for", "based_in")
 # Which relation the i-th change is, in turn: each subject has one event, and people outnumber organisations.
 CHANGE_CYCLE = ("works_for", "ceo", "works_for", "based_in", "works_for", "works_for")
 
