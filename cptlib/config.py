@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cptlib.core import paths
 from cptlib.core.errors import InputError
 from cptlib.presets import PRESETS
+# The residual engine owns its merge methods and module subsets; a profile is validated against them (no torch).
+from cptlib.residual.options import METHODS as MERGE_METHODS
+from cptlib.residual.options import MODULE_SUBSETS
 
 
 class ConfigError(InputError):
@@ -334,12 +337,6 @@ class PlanConfig(Section):
     gpu_memory_gib: float = Field(80.0, gt=0, description="memory of one GPU")
     peak_tflops: float = Field(989.0, gt=0, description="dense bf16 peak of one GPU, TFLOP/s (H100 SXM: 989)")
     mfu: float = Field(0.35, gt=0, le=1, description="assumed model FLOPs utilisation (training at 6·N FLOPs/token)")
-
-
-# The merge methods and module subsets of the residual engine (cptlib.residual.merge), defined here, where a profile
-# is validated without importing torch.
-MERGE_METHODS = ("task_arithmetic", "ties", "dare", "breadcrumbs")
-MODULE_SUBSETS = ("attention", "mlp", "no-embeddings", "no-norms")  # the names of merge.FILTER_PRESETS
 
 
 class MergeSpec(Section):
