@@ -250,7 +250,8 @@ def recipes(summary: pd.DataFrame, panels: list[str], labels: dict[str, str], to
 
 @plots.styled
 def costs(cost: pd.DataFrame, n_seeds: int):
-    """C6: FLOPs and wall time of each recipe's step after CPT (log scale), mean over seeds."""
+    """C6: FLOPs and wall time of each recipe's step after CPT (log scale), mean over seeds; a recipe with no step
+    after CPT (0 FLOPs) has no bar. Returns the figure and the whole table (costs.csv)."""
     shown = cost[cost.flops > 0]
     fig, axes = plots.new_figure(2, width=8, height=3.2)
     for ax, col, label in zip(axes, ["flops", "wall_seconds"], ["FLOPs after CPT (log scale)", "wall time after CPT (s, log scale)"]):
@@ -258,7 +259,7 @@ def costs(cost: pd.DataFrame, n_seeds: int):
         ax.bar_label(bars, labels=[plots.compact(v) if col == "flops" else f"{v:.3g} s" for v in shown[col]], fontsize=7)
         plots.log_axis(ax, label, axis="y"); ax.tick_params(axis="x", labelsize=7); ax.margins(y=0.2)
     fig.suptitle(f"Cost of each recipe after CPT (mean over {_seeds(n_seeds)})", fontsize=10)
-    return fig, shown
+    return fig, cost
 
 
 @plots.styled

@@ -200,8 +200,9 @@ def provenance_record(profile: Profile, **extra) -> dict:
             **extra}
 
 
-def save_figure(fig, name: str, data: pd.DataFrame, profile: Profile, caption: str) -> Path:
-    """Write <name>.png (200 dpi), .pdf, .csv (the plotted data) and .json (provenance, caption)."""
+def save_figure(fig, name: str, data: pd.DataFrame, profile: Profile, caption: str, write_data: bool = True) -> Path:
+    """Write <name>.png (200 dpi), .pdf, .csv (the plotted data) and .json (provenance, caption). `write_data=False`
+    where save_table already wrote <name>.csv with the figure's data (one file, written once)."""
     out = figures_dir(profile, create=True)
     # The caption goes into the report and the .json beside the figure; the image names only what it is of.
     fig.text(1.0, 0.0, f"cptlib · profile {profile.name} · {suite_for(profile).kind}",
@@ -211,7 +212,8 @@ def save_figure(fig, name: str, data: pd.DataFrame, profile: Profile, caption: s
                                                           metadata={"Software": None}))
         _atomic(out / f"{name}.pdf", lambda p: fig.savefig(p, format="pdf", bbox_inches="tight", metadata={
             "CreationDate": None, "Creator": None, "Producer": None}))
-    _atomic(out / f"{name}.csv", lambda p: data.to_csv(p, index=False))
+    if write_data:
+        _atomic(out / f"{name}.csv", lambda p: data.to_csv(p, index=False))
     record = provenance_record(profile, figure=name, caption=caption, columns=list(data.columns))
     _atomic(out / f"{name}.json", lambda p: p.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n"))
     return out / f"{name}.png"
