@@ -277,8 +277,8 @@ def test_markdown_and_html_render_the_same_blocks():
     blocks = [("h2", "Claims"), ("p", "C3 is **not** reproduced in `default`"), ("table", pd.DataFrame({"claim": ["C1"],
               "in kind": ["partly (1 seed)"]})), ("list", ["**C1**: rule"]), ("code", "libraries: {}")]
     md, page = report._markdown(blocks, {}), report._html(blocks, {}, None)
-    assert md == ("## Claims\n\nC3 is **not** reproduced in `default`\n\n| claim | in kind |\n| --- | --- |\n"
-                  "| C1 | partly (1 seed) |\n\n\n- **C1**: rule\n\n```\nlibraries: {}\n```\n")
+    assert md == ("## Claims\n\nC3 is **not** reproduced in `default`\n\n| claim   | in kind         |\n"
+                  "|---------|-----------------|\n| C1      | partly (1 seed) |\n\n\n- **C1**: rule\n\n```\nlibraries: {}\n```\n")
     for part in ["<h2>Claims</h2>", "C3 is <b>not</b> reproduced in <code>default</code>", "<td>partly (1 seed)</td>",
                  "<li><b>C1</b>: rule</li>", "<pre>libraries: {}</pre>"]:
         assert part in page

@@ -220,15 +220,15 @@ def save_figure(fig, name: str, data: pd.DataFrame, profile: Profile, caption: s
 
 
 def markdown(table: pd.DataFrame, digits: int = 3) -> str:
-    """A GitHub Markdown table (no extra dependency), floats rounded to `digits`."""
+    """A GitHub Markdown table (pandas' to_markdown, by tabulate); floats rounded to `digits` decimals, in
+    scientific notation where that would hide them (≥ 1000 or < 0.001), missing values blank."""
     def cell(v):
         if isinstance(v, float):
             return "" if v != v else f"{v:.{digits}g}" if abs(v) >= 1000 or (v != 0 and abs(v) < 1e-3) else f"{v:.{digits}f}"
         if v is None or v is pd.NA:
             return ""
-        return str(v).replace("|", "\\|")
-    head = "| " + " | ".join(map(str, table.columns)) + " |\n| " + " | ".join("---" for _ in table.columns) + " |\n"
-    return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in table.itertuples(index=False))
+        return str(v).replace("|", "\\|")  # a pipe inside a cell would end it
+    return table.map(cell).to_markdown(index=False, tablefmt="github", disable_numparse=True) + "\n"
 
 
 def save_table(table: pd.DataFrame, name: str, profile: Profile, caption: str = "") -> Path:

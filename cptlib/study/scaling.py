@@ -172,12 +172,14 @@ def fit(x: np.ndarray, y: np.ndarray) -> dict:
     k = len(x)
     if k < 2 or np.ptp(x) == 0:
         raise ValueError(f"a trend needs at least two different sizes, got {k}")
+    from scipy.stats import linregress
+
+    line, dof = linregress(x, y), k - 2
+    slope, intercept = float(line.slope), float(line.intercept)
     xbar, sxx = x.mean(), float(((x - x.mean()) ** 2).sum())
-    slope = float(((x - xbar) * (y - y.mean())).sum() / sxx)
-    intercept = float(y.mean() - slope * xbar)
-    dof = k - 2
-    s = math.sqrt(float(((y - intercept - slope * x) ** 2).sum()) / dof) if dof > 0 else math.nan
-    half = stats.t975(dof) * s / math.sqrt(sxx) if dof > 0 else math.nan
+    # The residual standard deviation, which predict() needs, is the slope's standard error times √Sxx.
+    s = float(line.stderr) * math.sqrt(sxx) if dof > 0 else math.nan
+    half = stats.t975(dof) * float(line.stderr) if dof > 0 else math.nan
     return {"k": k, "dof": dof, "slope": slope, "slope_lo": slope - half, "slope_hi": slope + half,
             "intercept": intercept, "resid_sd": s, "xbar": float(xbar), "sxx": sxx}
 
