@@ -71,8 +71,6 @@ TESTBED_ONLY = {
 # The reverse: parts only a real profile runs.
 REAL_ONLY = {"benchmarks": "the paper's benchmarks are English; the testbed's models read its synthetic language "
                            "(a real profile lists them in eval.benchmarks)"}
-# Claims a testbed-only part stands behind: a real profile leaves them "not testable" by design.
-CLAIM_PARTS = {"C5": "sizes", "Q1": "sizes", "N2": "shift", "C6": "sft"}
 
 
 @dataclass(frozen=True)
@@ -96,10 +94,6 @@ class Suite:
         if missing:
             return f"it needs {' and '.join(missing)}, which the profile declares absent (models: null)"
         return None
-
-    def claims_not_run(self) -> dict[str, tuple[str, str]]:
-        """Claims this kind cannot test by design (each stands on a testbed-only part): {claim: ("testbed only", why)}."""
-        return {claim: ("testbed only", self.cannot[part]) for claim, part in CLAIM_PARTS.items() if part in self.cannot}
 
     def metric_tasks(self) -> dict[str, tuple[str, str]]:
         """study metric -> (lm-eval task, metric) whose per-item scores it averages."""
