@@ -214,9 +214,13 @@ def save_figure(fig, name: str, data: pd.DataFrame, profile: Profile, caption: s
             "CreationDate": None, "Creator": None, "Producer": None}))
     if write_data:
         _atomic(out / f"{name}.csv", lambda p: data.to_csv(p, index=False))
-    record = provenance_record(profile, figure=name, caption=caption, columns=list(data.columns))
-    _atomic(out / f"{name}.json", lambda p: p.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n"))
+    _write_record(out / f"{name}.json", provenance_record(profile, figure=name, caption=caption,
+                                                          columns=list(data.columns), **({} if write_data else {"table": name})))
     return out / f"{name}.png"
+
+
+def _write_record(path: Path, record: dict) -> None:
+    _atomic(path, lambda p: p.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n"))
 
 
 def markdown(table: pd.DataFrame, digits: int = 3) -> str:
@@ -232,9 +236,12 @@ def markdown(table: pd.DataFrame, digits: int = 3) -> str:
 
 
 def save_table(table: pd.DataFrame, name: str, profile: Profile, caption: str = "") -> Path:
-    """Write <name>.csv and <name>.md (caption line, then the table)."""
+    """Write <name>.csv, <name>.md (caption line, then the table) and <name>.json: its provenance, as a figure's —
+    the code version, the libraries and the profile's every value (the CPT learning rate among them)."""
     out = figures_dir(profile, create=True)
     _atomic(out / f"{name}.csv", lambda p: table.to_csv(p, index=False))
+    _write_record(out / f"{name}.json", provenance_record(profile, table=name, caption=caption,
+                                                         columns=[str(c) for c in table.columns]))
     text = (f"{caption}\n\n" if caption else "") + markdown(table)
     _atomic(out / f"{name}.md", lambda p: p.write_text(text))
     return out / f"{name}.csv"
