@@ -22,6 +22,7 @@ from cptlib.presets import PRESETS
 # The residual engine owns its merge methods and module subsets; a profile is validated against them (no torch).
 from cptlib.residual.options import METHODS as MERGE_METHODS
 from cptlib.residual.options import MODULE_SUBSETS
+from cptlib.members import Member
 
 
 class ConfigError(InputError):
@@ -226,7 +227,8 @@ class RealModelsConfig(Section):
 
     def absent(self) -> list[str]:
         """The members the profile declares absent (null)."""
-        return [m for m in ("base_v1", "instruct_v1", "base_v2", "instruct_v2") if getattr(self, m) is None]
+        return [m for m in (Member.BASE_V1, Member.INSTRUCT_V1, Member.BASE_V2, Member.INSTRUCT_V2)
+                if getattr(self, m) is None]
 
     @model_validator(mode="after")
     def _other_family_pair(self) -> "RealModelsConfig":

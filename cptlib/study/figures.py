@@ -20,6 +20,7 @@ from cptlib.study import plots, stats
 from cptlib.study.criteria import EFFECT, KEEP
 from cptlib.study.labels import CPT_B, CPT_I, REST, SFT
 from cptlib.study.n4 import n4_threshold
+from cptlib.members import Member
 
 
 def _seeds(n: int) -> str:
@@ -340,7 +341,7 @@ def shift(shift_table: pd.DataFrame, instruct_if: float, labels: dict[str, str])
         for _, row in g.iterrows():
             ax.annotate(row.corpus.removesuffix(".jsonl"), (row.shift_bpb, row.IF), fontsize=7, xytext=(4, 4),
                         textcoords="offset points")
-    ax.axhline(instruct_if, ls="--", lw=1, color=plots.COLORS["instruct_v1"], label="instruct_v1 (before CPT)")
+    ax.axhline(instruct_if, ls="--", lw=1, color=plots.COLORS[Member.INSTRUCT_V1], label="instruct_v1 (before CPT)")
     ax.set_xlabel("shift: base_v1 bits per byte on the corpus' era"); plots.fraction_axis(ax, labels["IF"])
     ax.set_title("Data shift vs forgetting (first seed; 95% CI over items)", fontsize=9)
     plots.legend_below(fig, ax, ncol=2)

@@ -26,6 +26,7 @@ from cptlib.core.files import atomic_file
 from cptlib.core.provenance import code_version, library_versions
 from cptlib.evaluation.suite import suite_for
 from cptlib.study.labels import CPT_B, CPT_I, REST, SFT
+from cptlib.members import Member
 
 DPI = 200
 STYLE = {
@@ -35,7 +36,7 @@ STYLE = {
     "errorbar.capsize": 3, "svg.hashsalt": "cptlib", "pdf.fonttype": 42,
 }
 # One colour per model role, the same in every figure.
-COLORS = {"instruct_v1": "#1b9e77", "instruct_v2": "#66a61e", "base_v1": "#7570b3", CPT_I: "#d95f02",
+COLORS = {Member.INSTRUCT_V1: "#1b9e77", Member.INSTRUCT_V2: "#66a61e", Member.BASE_V1: "#7570b3", CPT_I: "#d95f02",
           CPT_B: "#666666", REST: "#e7298a", SFT: "#e6ab02"}
 
 

@@ -25,6 +25,7 @@ from cptlib.study import verdicts as V
 from cptlib.study.criteria import CALIBRATION_CHANGE, EFFECT, FACTOR, NOT_TESTABLE_CHANGE, SIZE_RULE
 from cptlib.evaluation.suite import suite_for
 from cptlib.study.plots import DPI, figures_dir, markdown, styled
+from cptlib.members import Member
 
 # Colour of an effect in the figure: whether the check that uses it passed (None: shown beside, not judged).
 CHECK_COLORS = {True: "#1b9e77", False: "#d95f02", None: "#377eb8"}
@@ -43,7 +44,7 @@ def verdicts_for(profile, r: dict[str, pd.DataFrame], fx: pd.DataFrame) -> list[
     if "costs" not in r:
         not_run.pop("C6", None)
     fg = r["forgetting"]
-    inst_if = float(fg[fg.model == "instruct_v1"].IF.mean())
+    inst_if = float(fg[fg.model == Member.INSTRUCT_V1].IF.mean())
     ctx = V.Context(fx, V.invalid_members(calibration), r.get("n4"), inst_if, profile.model.size, not_run,
                     claims.answers(r))
     return claims.judge(ctx)

@@ -9,6 +9,7 @@ from cptlib.study.claims.measures import aggressive, bench_drop, cpt_instruct_fi
 from cptlib.study.criteria import EFFECT
 from cptlib.study.effects import Quantity, row
 from cptlib.study.labels import CPT_I
+from cptlib.members import Member
 
 DROP = Quantity("C1", "ΔIF = IF(instruct_v1) − IF(CPT(instruct_v1))")
 GROWS = Quantity("C1", "IF(CPT(instruct_v1)) final − first milestone")
@@ -22,14 +23,14 @@ def measure(r: Results) -> list[dict]:
     rows = [] if (bench := bench_drop(r, CPT_I)) is None else [row(BENCH, bench)]
     if "forgetting" not in r:  # a profile of the benchmarks alone (notebook 07 without 01-05)
         return rows
-    rows.append(row(DROP, stats.paired(endpoints(r), "model", "instruct_v1", CPT_I, "IF")))
+    rows.append(row(DROP, stats.paired(endpoints(r), "model", Member.INSTRUCT_V1, CPT_I, "IF")))
     final, cpt_i = r["forgetting"].tokens.max(), cpt_instruct_first_seed(r)
     first = cpt_i[cpt_i.tokens > 0].tokens.min()
     if first != final:  # the horizon part of C1: the first seed is the one with every milestone
         both = cpt_i[cpt_i.tokens.isin([first, final])]
         rows.append(row(GROWS, stats.paired(both.assign(seed=first_seed(r)), "tokens", final, first, "IF")))
     if (cell := aggressive(r)) is not None and (cell.model == CPT_I).any():
-        rows.append(row(AGGRESSIVE, stats.paired(cell, "model", "instruct_v1", CPT_I, "IF")))
+        rows.append(row(AGGRESSIVE, stats.paired(cell, "model", Member.INSTRUCT_V1, CPT_I, "IF")))
     return rows
 
 
@@ -61,7 +62,7 @@ CLAIM = Claim(
     "Δ = IF(instruct_v1) − IF(CPT(instruct_v1)) at the final budget. reproduced: the CI of Δ above 0, Δ ≥ 0.05 and "
     "IF at the final budget below IF at the first milestone (first seed), and where the profile scores the paper's "
     "benchmarks (eval.benchmarks) the CI of their average drop above 0; partly: Δ > 0 but not all of these; else not.",
-    judge, measure, needs=("instruct_v1",),
+    judge, measure, needs=(Member.INSTRUCT_V1,),
     old="the same without the benchmarks' clause (added before any benchmark number after CPT, calibration log run "
         "19; a profile without eval.benchmarks is judged as before)",
     size={DROP: (0.057, 0.057, "factor"),  # "a maximum drop of 5.7 points" after 100M tokens

@@ -9,6 +9,7 @@ from cptlib.study.claims.measures import bench_drop, endpoints
 from cptlib.study.criteria import EFFECT
 from cptlib.study.effects import Quantity, row
 from cptlib.study.labels import CPT_B
+from cptlib.members import Member
 
 DROP = Quantity("C2", "Δ era-A = base_v1 − CPT(base_v1)")
 BENCH = Quantity("C2", "Δ benchmarks (average over tasks) = base_v1 − CPT(base_v1)")
@@ -17,7 +18,7 @@ BENCH = Quantity("C2", "Δ benchmarks (average over tasks) = base_v1 − CPT(bas
 def measure(r: Results) -> list[dict]:
     rows = [] if (bench := bench_drop(r, CPT_B)) is None else [row(BENCH, bench)]
     if "forgetting" in r and (endpoints(r).model == CPT_B).any():  # absent where the profile has no base model
-        rows.append(row(DROP, stats.paired(endpoints(r), "model", "base_v1", CPT_B, "era_a")))
+        rows.append(row(DROP, stats.paired(endpoints(r), "model", Member.BASE_V1, CPT_B, "era_a")))
     return rows
 
 
@@ -38,5 +39,5 @@ CLAIM = Claim(
     "C2", "small degradation of base abilities",
     "Δ = era-A acc(base_v1) − era-A acc(CPT(base_v1)), and where the profile scores the paper's benchmarks the "
     "average over them of acc(base_v1) − acc(CPT(base_v1)). reproduced: each CI's upper end ≤ 0.05; partly: each "
-    "Δ ≤ 0.05; else not.", judge, measure, needs=("base_v1",),
+    "Δ ≤ 0.05; else not.", judge, measure, needs=(Member.BASE_V1,),
     old="era-A only (the benchmarks' average added before any benchmark number after CPT, calibration log run 19)")

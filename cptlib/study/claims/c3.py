@@ -9,6 +9,7 @@ from cptlib.study.claims.measures import aggressive
 from cptlib.study.criteria import EFFECT
 from cptlib.study.effects import Quantity, row
 from cptlib.study.labels import CPT_B, CPT_I, REST
+from cptlib.members import Member
 
 IF = Quantity("C3", "ΔIF vs instruct_v1")
 IF_NAIVE = Quantity("C3", "ΔIF vs CPT(instruct_v1)")
@@ -23,15 +24,15 @@ def measure(r: Results) -> list[dict]:
     rows = []
     if "recipes" in r:
         rc = r["recipes"]
-        rows += [row(IF, stats.paired(rc, "recipe", REST, "instruct_v1", "IF")),
+        rows += [row(IF, stats.paired(rc, "recipe", REST, Member.INSTRUCT_V1, "IF")),
                  row(IF_NAIVE, stats.paired(rc, "recipe", REST, CPT_I, "IF"))]
         if rc.era_b.notna().any():  # a real profile measures new knowledge only if it maps era_b to a task
             rows += [row(NEWS_KEPT, stats.paired(rc, "recipe", REST, CPT_B, "era_b")),
-                     row(NEWS_GAINED, stats.paired(rc, "recipe", REST, "instruct_v1", "era_b"))]
+                     row(NEWS_GAINED, stats.paired(rc, "recipe", REST, Member.INSTRUCT_V1, "era_b"))]
     if "forgetting" in r and (cell := aggressive(r)) is not None and (cell.model == REST).any():
-        rows.append(row(IF_AGGRESSIVE, stats.paired(cell, "model", REST, "instruct_v1", "IF")))
+        rows.append(row(IF_AGGRESSIVE, stats.paired(cell, "model", REST, Member.INSTRUCT_V1, "IF")))
         if cell.era_b.notna().all():
-            rows.append(row(NEWS_AGGRESSIVE, stats.paired(cell, "model", REST, "instruct_v1", "era_b")))
+            rows.append(row(NEWS_AGGRESSIVE, stats.paired(cell, "model", REST, Member.INSTRUCT_V1, "era_b")))
     return rows
 
 
@@ -61,5 +62,5 @@ CLAIM = Claim(
     "ΔIF = IF(CPT(base_v1)+Θr) − IF(instruct_v1), ΔB = era-B acc(CPT(base_v1)+Θr) − era-B acc(CPT(base_v1)). "
     "reproduced: ΔIF ≥ −0.05, ΔB ≥ −0.05 and the restored model knows more news than instruct_v1 (era-B higher by "
     "≥ 0.05); partly: it beats CPT(instruct_v1) on IF by ≥ 0.05 and ΔB ≥ −0.05; else not.",
-    judge, measure, needs=("base_v1", "instruct_v1"),
+    judge, measure, needs=(Member.BASE_V1, Member.INSTRUCT_V1),
     size={IF: (0.0, 0.05, "range")})  # "about as good as, sometimes 4–5 points better"

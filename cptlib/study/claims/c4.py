@@ -8,6 +8,7 @@ from cptlib.study import verdicts as V
 from cptlib.study.claims.base import Claim, Results
 from cptlib.study.criteria import EFFECT
 from cptlib.study.effects import Quantity, row
+from cptlib.members import Member
 
 A = Quantity("C4", "(a) IF(base_v1+Θr(v2)) − IF(instruct_v1)")
 B = Quantity("C4", "(b) IF(base_v2+Θr(v1)) − IF(base_v2)")
@@ -48,7 +49,7 @@ CLAIM = Claim(
     "C4", "3.1 residual on 3 base beats 3 Instruct; 3 residual on 3.1 base below 3.1 Instruct, above base",
     "(a) the v2 residual on base_v1 is at least as good as instruct_v1: mean Δ ≥ 0 and the CI's lower end > −0.05; "
     "(b) the v1 residual improves base_v2: Δ ≥ 0.05 and the CI's lower end > 0. reproduced: both; partly: one; "
-    "else not.", judge, measure, needs=("base_v1", "instruct_v1", "base_v2", "instruct_v2"),
+    "else not.", judge, measure, needs=(Member.BASE_V1, Member.INSTRUCT_V1, Member.BASE_V2, Member.INSTRUCT_V2),
     old="(a) mean IF(base_v1+Θr(v2)) ≥ IF(instruct_v1) − 0.05 (it passed a loss of 0.027); (b) mean gain ≥ 0.05",
     size={A: (0.0, 0.05, "range"),  # "beats 3 Instruct" by a few points
           B_SIZE: (-0.05, 0.0, "range")})  # "slightly below 3.1 Instruct"

@@ -6,6 +6,7 @@ import pandas as pd
 from cptlib.study import stats
 from cptlib.study.claims.base import Results
 from cptlib.study.labels import CPT_I
+from cptlib.members import Member
 
 
 def bench_drop(r: Results, model: str) -> stats.Estimate | None:
@@ -39,7 +40,7 @@ def aggressive(r: Results) -> pd.DataFrame | None:
         return None
     fg, s0 = r["forgetting"], first_seed(r)
     cell = n4[n4.cpt_lr & (n4.tokens == n4[n4.cpt_lr].tokens.max())]
-    ref = fg[(fg.model == "instruct_v1") & (fg.seed == s0) & (fg.tokens == 0)]
+    ref = fg[(fg.model == Member.INSTRUCT_V1) & (fg.seed == s0) & (fg.tokens == 0)]
     return pd.concat([ref, cell]).assign(seed=s0)
 
 

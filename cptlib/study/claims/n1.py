@@ -7,6 +7,7 @@ from cptlib.study.claims.base import Claim, Results
 from cptlib.study.claims.c4 import cells
 from cptlib.study.criteria import EFFECT
 from cptlib.study.effects import Quantity, get, row
+from cptlib.members import Member
 
 OWN = Quantity("N1", "own-family residual's IF gain")
 OTHER = Quantity("N1", "other family's residual's IF gain")
@@ -17,7 +18,7 @@ def measure(r: Results) -> list[dict]:
         return []
     tr = cells(r)
     rows = [row(OWN, stats.paired(tr, "cell", "v1→CPT(base_v1)", "none→CPT(base_v1)", "IF"))]
-    if (tr.source == "other_family").any():
+    if (tr.source == Member.OTHER_FAMILY).any():
         rows.append(row(OTHER, stats.paired(tr, "cell", "other_family→CPT(base_v1)", "none→CPT(base_v1)", "IF")))
     return rows
 
@@ -43,4 +44,4 @@ CLAIM = Claim(
     "N1", "(suggested check; expected to fail)",
     "expected to fail. ΔIF = IF(CPT(base_v1)+Θr(other_family)) − IF(CPT(base_v1)). reproduced (it fails): ΔIF < 0.05 "
     "and below the own-family residual's gain by ≥ 0.05; partly: only the second; else not.",
-    judge, measure, needs=("base_v1", "instruct_v1", "other_family", "other_instruct"))
+    judge, measure, needs=(Member.BASE_V1, Member.INSTRUCT_V1, Member.OTHER_FAMILY, Member.OTHER_INSTRUCT))

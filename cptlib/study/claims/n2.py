@@ -12,6 +12,7 @@ from cptlib.study.claims.measures import first_seed
 from cptlib.study.criteria import EFFECT
 from cptlib.study.effects import Quantity, get, row
 from cptlib.study.labels import CPT_I
+from cptlib.members import Member
 
 
 def shift_quantity(corpus: str, shift_bpb: float) -> Quantity:
@@ -24,11 +25,12 @@ def measure(r: Results) -> list[dict]:
         return []
     fg, s0 = r["forgetting"], first_seed(r)
     sh = r["shift"][r["shift"].model == CPT_I].sort_values("shift_bpb")
-    inst = fg[(fg.model == "instruct_v1") & (fg.seed == s0)]
+    inst = fg[(fg.model == Member.INSTRUCT_V1) & (fg.seed == s0)]
     rows = []
     for cell in sh.itertuples():
-        both = pd.concat([inst.assign(arm="instruct_v1"), sh[sh.corpus == cell.corpus].assign(arm="cpt", seed=s0)])
-        rows.append(row(shift_quantity(cell.corpus, cell.shift_bpb), stats.paired(both, "arm", "instruct_v1", "cpt", "IF")))
+        both = pd.concat([inst.assign(arm=Member.INSTRUCT_V1), sh[sh.corpus == cell.corpus].assign(arm="cpt", seed=s0)])
+        drop = stats.paired(both, "arm", Member.INSTRUCT_V1, "cpt", "IF")
+        rows.append(row(shift_quantity(cell.corpus, cell.shift_bpb), drop))
     return rows
 
 
@@ -54,4 +56,4 @@ CLAIM = Claim(
     "N2", "(suggested check)",
     "forgetting Δ = IF(instruct_v1) − IF(CPT(instruct_v1)) per CPT corpus against the corpus' shift (base_v1 bits per "
     "byte). reproduced: Δ is larger on the corpus with the larger shift by ≥ 0.05; partly: larger; else not; not "
-    "testable with one corpus.", judge, measure, needs=("base_v1", "instruct_v1"), part="shift")
+    "testable with one corpus.", judge, measure, needs=(Member.BASE_V1, Member.INSTRUCT_V1), part="shift")

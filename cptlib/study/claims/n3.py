@@ -4,6 +4,7 @@ from __future__ import annotations
 from cptlib.study import verdicts as V
 from cptlib.study.claims.base import Claim, Results
 from cptlib.study.claims.q3 import settings_text
+from cptlib.members import Member
 
 
 def answer(r: Results) -> str | None:
@@ -16,4 +17,4 @@ def judge(ctx: V.Context) -> V.Verdict:
 
 CLAIM = Claim(
     "N3", "(suggested check)", "open question: the module with the largest ‖Θr‖/‖θ_base‖, and IF with the "
-    "attention-only and MLP-only residual.", judge, needs=("base_v1", "instruct_v1"), answer=answer)
+    "attention-only and MLP-only residual.", judge, needs=(Member.BASE_V1, Member.INSTRUCT_V1), answer=answer)

@@ -6,6 +6,7 @@ import math
 from cptlib.study import verdicts as V
 from cptlib.study.claims.base import Claim
 from cptlib.study.n4 import n4_threshold, regime
+from cptlib.members import Member
 
 
 def judge(ctx: V.Context) -> V.Verdict:
@@ -28,5 +29,5 @@ CLAIM = Claim(
     "N4", "(our question; paper's regime = small drift)",
     "open question: the threshold is the largest drift ratio ‖θ_cpt − θ_base‖/‖Θr‖ below which every cell of the "
     "budget × learning-rate grid keeps restored IF ≥ 0.8 × IF(instruct_v1), beside the drift where a least-squares "
-    "line of IF / IF(instruct_v1) on log10 drift crosses 0.8.", judge, needs=("base_v1", "instruct_v1"),
+    "line of IF / IF(instruct_v1) on log10 drift crosses 0.8.", judge, needs=(Member.BASE_V1, Member.INSTRUCT_V1),
     old="the largest drift ratio of any cell that kept the criterion, though smaller drifts failed")

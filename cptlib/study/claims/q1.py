@@ -7,6 +7,7 @@ from cptlib.study import verdicts as V
 from cptlib.study.claims import c5
 from cptlib.study.claims.base import Claim, Results
 from cptlib.study.effects import BESIDE, Quantity, get, ladder_rows
+from cptlib.members import Member
 
 
 def slope_quantity(quantity: str) -> Quantity:
@@ -60,5 +61,5 @@ CLAIM = Claim(
     "Q1", "(open)",
     "open question: the trend with size of every quantity of the regime (C1 and C3 ΔIF, news kept, era-B via chat, "
     "recovery, drift ratio, ‖Θr‖/‖θ_base‖, the overlap cos(Θr, θ_cpt − θ_base)): each one's OLS slope per decade of "
-    "parameters over the valid sizes, with its 95% interval.", judge, measure, needs=("base_v1", "instruct_v1"),
-    part="sizes")
+    "parameters over the valid sizes, with its 95% interval.", judge, measure,
+    needs=(Member.BASE_V1, Member.INSTRUCT_V1), part="sizes")

@@ -6,6 +6,7 @@ from cptlib.study import stats
 from cptlib.study import verdicts as V
 from cptlib.study.claims.base import Claim, Results
 from cptlib.study.labels import CPT_I, REST
+from cptlib.members import Member
 
 
 def answer(r: Results) -> str | None:
@@ -32,5 +33,5 @@ def judge(ctx: V.Context) -> V.Verdict:
 CLAIM = Claim(
     "Q2", "(open)",
     "open question: IF of CPT(instruct_v1) and of CPT(base_v1)+Θr at the first milestone and the final budget (first "
-    "seed, every milestone), and at the final budget over every seed.", judge, needs=("base_v1", "instruct_v1"),
-    answer=answer)
+    "seed, every milestone), and at the final budget over every seed.", judge,
+    needs=(Member.BASE_V1, Member.INSTRUCT_V1), answer=answer)

@@ -6,6 +6,7 @@ import pandas as pd
 from cptlib.study import stats
 from cptlib.study import verdicts as V
 from cptlib.study.claims.base import Claim, Results
+from cptlib.members import Member
 
 
 def settings_text(ab: pd.DataFrame, kind: str) -> str:
@@ -28,4 +29,4 @@ def judge(ctx: V.Context) -> V.Verdict:
 
 CLAIM = Claim(
     "Q3", "(open)", "open question: IF and era-B acc of each merge method on CPT(base_v1); the best by IF is named.",
-    judge, needs=("base_v1", "instruct_v1"), answer=answer)
+    judge, needs=(Member.BASE_V1, Member.INSTRUCT_V1), answer=answer)
