@@ -124,7 +124,7 @@ NOTEBOOKS := $(STUDY_NOTEBOOKS)
 endif
 # The notebooks call cptlib, and the testbed profiles start from their released ancestors: any of them changing
 # reruns the notebooks (quickly: trained models and evaluations are cached by content).
-SOURCES := $(PROFILE_FILES) $(wildcard cptlib/*.py cptlib/*/*.py cptlib/evaluation/tasks/*/*) \
+SOURCES := $(PROFILE_FILES) $(wildcard cptlib/*.py cptlib/*/*.py cptlib/*/*/*.py cptlib/evaluation/tasks/*/*) \
            $(wildcard models/$(PROFILE)/*/release.json models/$(PROFILE)/sizes/*/*/release.json)
 
 reproduce: $(NB_OUT)/$(lastword $(NOTEBOOKS)).ipynb  ## run every notebook for PROFILE (default: the embedded synthetic testbed)

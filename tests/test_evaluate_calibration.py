@@ -1,4 +1,4 @@
-"""Calibration targets (BRIEF §2) on hand-made evaluation tables, numbers worked out by hand."""
+"""Calibration targets (docs/paper.md §2) on hand-made evaluation tables, numbers worked out by hand."""
 from __future__ import annotations
 
 import json

@@ -56,6 +56,12 @@ def _write(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+
+def _load_chat_tasks(data_dir):
+    """{task name: lm-eval Task} of the testbed's chat group, built the way `evaluate_model` builds them."""
+    return evaluate.task_manager().load([evaluate.group_spec("testbed_chat", data_dir)])["tasks"]
+
+
 @pytest.fixture(scope="module")
 def chat_tasks(tmp_path_factory):
     """The chat group's tasks over one IFEval item per instruction id (all in one file, as the testbed
@@ -68,7 +74,7 @@ def chat_tasks(tmp_path_factory):
     ])
     _write(data / "eval" / "chat_knowledge.jsonl", [KNOWLEDGE])
     _write(data / "eval" / "chat_knowledge_a.jsonl", [KNOWLEDGE])  # the era-A probe: the same task code
-    tasks = evaluate.load_tasks("testbed_chat", data)
+    tasks = _load_chat_tasks(data)
     docs = {doc["instruction_id_list"][0]: doc for doc in tasks["testbed_ifeval"].test_docs()}
     return tasks, docs
 
@@ -125,4 +131,4 @@ def test_bad_items_fail_when_the_task_is_built_before_generation(tmp_path, ifeva
     _write(tmp_path / "eval" / "chat_knowledge.jsonl", [{**KNOWLEDGE, **knowledge}])
     _write(tmp_path / "eval" / "chat_knowledge_a.jsonl", [KNOWLEDGE])
     with pytest.raises(ValueError, match=message):
-        evaluate.load_tasks("testbed_chat", tmp_path)
+        _load_chat_tasks(tmp_path)

@@ -164,13 +164,13 @@ def test_real_profile_family_cpt_and_restore_on_tiny_checkpoints(families, tmp_p
     assert tok.apply_chat_template(CHAT, tokenize=False) == ref.apply_chat_template(CHAT, tokenize=False)
 
 
-def test_headline_metrics_read_a_group_as_lm_eval_aggregates_it():
+def test_a_group_is_read_as_lm_eval_aggregates_it():
     """A group's row is lm-eval's own (results['groups']), n its leaves' items (nested subgroups included): MMLU =
     (0.5 x 100 + 0.8 x 300) / 400 = 0.725 as lm-eval reports it, not re-averaged from leaves picked by name."""
     import pandas as pd
 
     from cptlib.evaluation.evaluate import tidy
-    from cptlib.evaluation.real_profile import headline
+    from cptlib.evaluation.real_profile import metric_value
 
     leaves = {"ifeval": ("prompt_level_strict_acc,none", 0.6, 541), "mmlu_abstract_algebra": ("acc,none", 0.5, 100),
               "mmlu_anatomy": ("acc,none", 0.8, 300)}
@@ -184,7 +184,8 @@ def test_headline_metrics_read_a_group_as_lm_eval_aggregates_it():
     table = pd.DataFrame(tidy(results, chat_template=False))
     group = table[table.task == "mmlu"].iloc[0]
     assert (group.metric, group.value, group.stderr, group.n, group.version) == ("acc", 0.725, 0.02, 400, 2.0)
-    assert headline(table) == pytest.approx({"instruction_following": 0.6, "old_knowledge": 0.725})
+    assert (metric_value(table, "ifeval", "prompt_level_strict_acc"), metric_value(table, "mmlu", "acc")) == \
+        pytest.approx((0.6, 0.725))
 
 
 def test_sft_is_refused_for_a_real_profile(tmp_path):

@@ -6,6 +6,7 @@ from cptlib.config import load_profile
 from cptlib.core import paths
 from cptlib.evaluation import suite as S  # the module, not its classes: pytest would collect a class named Test*
 from cptlib.evaluation.suite import METRICS, PANELS, REAL_ONLY, TESTBED_ONLY, suite_for
+from cptlib.study import claims
 
 
 def _kind_tests(path) -> list[str]:
@@ -59,7 +60,7 @@ def test_a_testbed_profile_gets_the_testbed_suite():
     assert set(s.labels()) == set(METRICS)
     assert s.why_not("sft") is None and s.why_not("shift") is None and s.why_not("drift") is None
     assert s.why_not("benchmarks") == REAL_ONLY["benchmarks"]
-    assert s.claims_not_run() == {}
+    assert claims.not_run(s.cannot) == {}
     assert s.scope().startswith("Synthetic testbed")
 
 
@@ -72,7 +73,7 @@ def test_a_real_profile_gets_the_real_suite_with_its_mapping_and_absent_members(
     assert "testbed_ifeval" in s.labels()["IF"] and s.labels()["era_b"].endswith("(not measured)")
     assert s.why_not("sft") == TESTBED_ONLY["sft"] and s.why_not("sizes") == TESTBED_ONLY["sizes"]
     assert "base_v1" in s.why_not("n4") and "absent" in s.why_not("drift")
-    assert set(s.claims_not_run()) == {"C5", "Q1", "N2", "C6"}
+    assert set(claims.not_run(s.cannot)) == {"C5", "Q1", "N2", "C6"}  # each stands on a testbed-only part
     assert "SmolLM2-135M-Instruct" in s.scope()
 
 

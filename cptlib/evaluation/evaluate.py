@@ -168,11 +168,6 @@ def task_manager():
     return TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
 
 
-def load_tasks(group: str, data_dir: Path) -> dict:
-    """{task name: lm-eval Task} for a testbed group, built the way `evaluate_model` builds them."""
-    return task_manager().load([group_spec(group, data_dir)])["tasks"]
-
-
 def group_leaves(subtasks: dict[str, list[str]], task: str) -> list[str]:
     """The leaf tasks of `task` under lm-eval's `group_subtasks` (subgroups expanded); [task] for a leaf."""
     return [leaf for sub in subtasks.get(task) or [] for leaf in group_leaves(subtasks, sub)] or [task]

@@ -1,4 +1,4 @@
-"""A real profile's evaluation (BRIEF §5): its `eval:` section as lm-eval settings, the held-out CPT documents as
+"""A real profile's evaluation (docs/paper.md §5): its `eval:` section as lm-eval settings, the held-out CPT documents as
 a task, and the study's metrics read from lm-eval's real tasks (`eval.metrics`).
 
     wide = scores(profile, {"cpt_base": cpt_base}, family["data"])    # one column per study metric
@@ -26,22 +26,6 @@ dataset_kwargs:
   data_files:
     test: {data}
 """
-
-
-# The notebooks' headline metrics -> (lm-eval task, metric as cptlib.evaluation.evaluate.tidy names it) of the real suite.
-# "New knowledge" has no public benchmark for the chosen news window, so none is claimed here.
-HEADLINE_METRICS = {
-    "instruction_following": ("ifeval", "prompt_level_strict_acc"),
-    "instruction_following_loose": ("ifeval", "prompt_level_loose_acc"),
-    "old_knowledge": ("mmlu", "acc"),
-    "old_knowledge_pro": ("mmlu_pro", "exact_match,custom-extract"),
-    "math": ("gsm8k", "exact_match,strict-match"),
-    "winogrande": ("winogrande", "acc"),
-    "hellaswag": ("hellaswag", "acc_norm"),
-    "arc_easy": ("arc_easy", "acc_norm"),
-    "piqa": ("piqa", "acc_norm"),
-    "truthfulqa": ("truthfulqa_mc2", "acc"),
-}
 
 
 def heldout_task(data: Path) -> Path:
@@ -165,9 +149,3 @@ def scores(profile: Profile, models: dict[str, Path], data: Path) -> pd.DataFram
         rows[label]["eval"] = result.name  # the result's stage: its per-item scores (lm-eval samples), its provenance
     # Every study metric is a column (as in the testbed's table); one the profile does not map is NaN.
     return pd.DataFrame.from_dict(rows, orient="index", columns=[*STUDY_METRICS, "eval"]).loc[list(models)]
-
-
-def headline(table: pd.DataFrame) -> dict[str, float]:
-    """The headline metrics (HEADLINE_METRICS) present in a real-suite table, by name."""
-    values = {key: metric_value(table, task, metric) for key, (task, metric) in HEADLINE_METRICS.items()}
-    return {k: v for k, v in values.items() if v == v}

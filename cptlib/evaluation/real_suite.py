@@ -1,4 +1,4 @@
-"""The real-model suite (BRIEF §4-5): lm-eval's own tasks by name, with shots, limits, batch size and the
+"""The real-model suite (docs/paper.md §4–5): lm-eval's own tasks by name, with shots, limits, batch size and the
 chat-template policy given by the caller (a profile sets them to the paper's).
 
     cptlib eval --suite real --model DIR --out results.json --tasks ifeval,mmlu --shots mmlu=5 --limit 200

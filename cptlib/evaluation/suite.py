@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from cptlib.config import Profile
 from cptlib.core.errors import InputError, MissingInputError
+from cptlib.members import Member
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,8 +59,8 @@ ROLES = {"IF": "instruction following", "knowledge": "new knowledge via chat", "
 
 # The members each part of the study needs beyond instruct_v1; a real profile may declare them absent (models:
 # null, e.g. a released instruct model whose base is not available): those parts are then not run.
-NEEDS = {"n4": ("base_v1",), "recipes": ("base_v1",), "transfer": ("base_v1", "base_v2"),
-         "ablations": ("base_v1",), "residual_norms": ("base_v1",), "sft": ("base_v1",), "drift": ("base_v1",)}
+NEEDS = {"transfer": (Member.BASE_V1, Member.BASE_V2),
+         **dict.fromkeys(("n4", "recipes", "ablations", "residual_norms", "sft", "drift"), (Member.BASE_V1,))}
 # What a real profile cannot run, and why (printed by the notebooks, recorded in the claims table).
 TESTBED_ONLY = {
     "calibration targets": "the targets are the synthetic testbed's (released checkpoints are not calibrated); "
@@ -71,8 +72,6 @@ TESTBED_ONLY = {
 # The reverse: parts only a real profile runs.
 REAL_ONLY = {"benchmarks": "the paper's benchmarks are English; the testbed's models read its synthetic language "
                            "(a real profile lists them in eval.benchmarks)"}
-# Claims a testbed-only part stands behind: a real profile leaves them "not testable" by design.
-CLAIM_PARTS = {"C5": "sizes", "Q1": "sizes", "N2": "shift", "C6": "sft"}
 
 
 @dataclass(frozen=True)
@@ -96,10 +95,6 @@ class Suite:
         if missing:
             return f"it needs {' and '.join(missing)}, which the profile declares absent (models: null)"
         return None
-
-    def claims_not_run(self) -> dict[str, tuple[str, str]]:
-        """Claims this kind cannot test by design (each stands on a testbed-only part): {claim: ("testbed only", why)}."""
-        return {claim: ("testbed only", self.cannot[part]) for claim, part in CLAIM_PARTS.items() if part in self.cannot}
 
     def metric_tasks(self) -> dict[str, tuple[str, str]]:
         """study metric -> (lm-eval task, metric) whose per-item scores it averages."""
@@ -197,7 +192,8 @@ class RealSuite(Suite):
               f"{m.base_v1} (base only: no instruct model)")
         v2 = f", {m.base_v2} / {m.instruct_v2} (v2)" if m.base_v2 else ""
         deviation = "".join(f" {role} is {dequantised(getattr(m, role))}."
-                            for role in ("base_v1", "instruct_v1", "base_v2", "instruct_v2") if is_pypi(getattr(m, role)))
+                            for role in (Member.BASE_V1, Member.INSTRUCT_V1, Member.BASE_V2, Member.INSTRUCT_V2)
+                            if is_pypi(getattr(m, role)))
         return f"Real models: {v1}{v2}; CPT on {self.profile.cpt_data.source}.{deviation}"
 
 

@@ -6,8 +6,10 @@ The family's API is importable from here without loading torch until it is used:
 """
 import importlib
 
+from cptlib.members import Member
+
 # The family's members, here (not in build) so that the command line can name them without loading torch.
-MEMBERS = ("base_v1", "base_v2", "instruct_v1", "instruct_v2", "other_family", "other_instruct")
+MEMBERS = tuple(Member)
 _API = ("build_family", "continue_lm", "cpt", "instruct", "pretrain", "size_members", "testbed_data",
         "tokenizer_stage", "train_family", "train_size", "with_size")
 

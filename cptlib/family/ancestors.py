@@ -29,6 +29,7 @@ from cptlib.presets import PRESETS
 from cptlib.core.files import atomic_dir, hash_file, write_json_atomic
 from cptlib.core.provenance import provenance
 from cptlib.core.stages import read_manifest
+from cptlib.members import Member
 
 RELEASE = "release.json"
 # The testbed files an ancestor is trained on; a change in any of them means a new release.
@@ -85,7 +86,7 @@ def size_member(size: str, role: str) -> str:
 
 # The members every seed of a paired release has (C1-C4 use them); other_family (N1) and the other sizes come from
 # the first training seed only.
-SEED_MEMBERS = ("base_v1", "base_v2", "instruct_v1", "instruct_v2")
+SEED_MEMBERS = (Member.BASE_V1, Member.BASE_V2, Member.INSTRUCT_V1, Member.INSTRUCT_V2)
 
 
 def paired(profile: Profile) -> bool:
@@ -114,7 +115,7 @@ def member_names(profile: Profile) -> list[str]:
     `seeds/<seed>/...` members of every other seed, then `sizes/<size>/base_v1` and `.../instruct_v1` per other size."""
     other_sizes = [s for s in dict.fromkeys(profile.model.sizes) if s != profile.model.size]
     seeds = [seed_member(profile, s, m) for s in profile.train_seeds[1:] for m in SEED_MEMBERS] if paired(profile) else []
-    return list(MEMBERS) + seeds + [size_member(s, m) for s in other_sizes for m in ("base_v1", "instruct_v1")]
+    return list(MEMBERS) + seeds + [size_member(s, m) for s in other_sizes for m in (Member.BASE_V1, Member.INSTRUCT_V1)]
 
 
 def recipe(profile: Profile) -> dict:
@@ -207,7 +208,7 @@ def train_members(profile: Profile) -> tuple[Path, dict[str, Path]]:
     for size in dict.fromkeys(profile.model.sizes):
         if size != profile.model.size:
             base, inst = fam.train_size(profile, size, seed)
-            members[size_member(size, "base_v1")], members[size_member(size, "instruct_v1")] = base, inst
+            members[size_member(size, Member.BASE_V1)], members[size_member(size, Member.INSTRUCT_V1)] = base, inst
     return data, members
 
 
@@ -332,9 +333,9 @@ def released_family(profile: Profile, other_family: bool = True, seed: int | Non
     data = fam.testbed_data(profile)
     seed = profile.train_seeds[0] if seed is None else seed
     first = not paired(profile) or seed == profile.train_seeds[0]
-    members = [m for m in fam.MEMBERS if (other_family and first) or m not in ("other_family", "other_instruct")]
+    members = [m for m in fam.MEMBERS if (other_family and first) or m not in (Member.OTHER_FAMILY, Member.OTHER_INSTRUCT)]
     family = {m: resolve(profile, seed_member(profile, seed, m), data) for m in members}
-    return {"data": data, "tokenizer": family["base_v1"], **family}
+    return {"data": data, "tokenizer": family[Member.BASE_V1], **family}
 
 
 def released_size(profile: Profile, size: str) -> tuple[Path, Path]:
@@ -342,7 +343,7 @@ def released_size(profile: Profile, size: str) -> tuple[Path, Path]:
     from cptlib.family import build as fam
 
     data = fam.testbed_data(profile)
-    roles = ("base_v1", "instruct_v1")
+    roles = (Member.BASE_V1, Member.INSTRUCT_V1)
     names = roles if size == profile.model.size else tuple(size_member(size, r) for r in roles)
     return resolve(profile, names[0], data), resolve(profile, names[1], data)
 

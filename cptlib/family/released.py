@@ -1,4 +1,4 @@
-"""Real checkpoints as the family (BRIEF §5): the same `build_family` / `cpt` calls as the testbed, for a profile
+"""Real checkpoints as the family (docs/paper.md §5): the same `build_family` / `cpt` calls as the testbed, for a profile
 whose `models:` names released checkpoints (hub ids or local folders); their evaluation: cptlib.evaluation.real_profile.
 
     family = build_family(load_profile("qwen2_0.5b"), seed=0)   # cptlib.family.resolve dispatches here

@@ -1,4 +1,4 @@
-"""Where the residual lives and how far a model drifted (BRIEF N3, N4): `cptlib residual inspect R`.
+"""Where the residual lives and how far a model drifted (docs/paper.md §1, N3, N4): `cptlib residual inspect R`.
 
 Relative norms ‖Θr‖/‖θ_base‖ per tensor, layer and module come from the residual's manifest (no tensor is
 read); cosine similarity between two residuals and the drift ‖θ_T − θ_base‖/‖Θr‖ stream the tensors.
@@ -85,7 +85,7 @@ def cosine(a, b, progress: bool = True) -> dict:
 
 
 def drift(residual, target: str | Path, base: str | Path | None = None, progress: bool = True) -> dict:
-    """‖θ_T − θ_base‖ / ‖Θr‖ (BRIEF N4) per tensor, layer, module and overall.
+    """‖θ_T − θ_base‖ / ‖Θr‖ (docs/paper.md §1, N4) per tensor, layer, module and overall.
 
     θ_base is the base the residual was extracted from; its files must hash as the manifest recorded, so a
     drift is never measured from the wrong base by accident. `base` overrides the recorded path.

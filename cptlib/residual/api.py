@@ -35,7 +35,7 @@ def restore(base: str | Path, instruct: str | Path, target: str | Path, out: str
 def inspect(residual: str | Path, against: str | Path | None = None, target: str | Path | None = None,
             base: str | Path | None = None, progress: bool = True) -> dict:
     """Relative norms ‖Θr‖/‖θ_base‖ (per tensor, layer, module, total); with `against`, the cosine similarity
-    of the two residuals; with `target`, the drift ‖θ_T − θ_base‖/‖Θr‖ (BRIEF N4)."""
+    of the two residuals; with `target`, the drift ‖θ_T − θ_base‖/‖Θr‖ (docs/paper.md §1, N4)."""
     res = Residual.load(residual)
     manifest = res.terms[0][1].manifest
     report = {"residual": str(Path(residual).resolve()), "kind": manifest["kind"], "rank": manifest["rank"],

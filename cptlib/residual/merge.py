@@ -1,4 +1,4 @@
-"""Merge methods for residuals (BRIEF Q3) and module filters: pure functions of fp32 tensors.
+"""Merge methods for residuals (docs/paper.md §1, Q3) and module filters: pure functions of fp32 tensors.
 
 Each method takes the list of task vectors τ_1..τ_k of one tensor (k = 1 for a single residual) and returns
 the merged τ; the caller adds α·τ to the target. `MergeMethod(name="ties", density=0.2)(name, taus)`.
@@ -12,16 +12,16 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from cptlib.residual.options import METHODS, MODULE_SUBSETS
+from cptlib.residual.options import METHODS
 from cptlib.core.errors import InputError
 
+# One filter per name of options.MODULE_SUBSETS, in its order (tests/test_config.py checks).
 FILTER_PRESETS = {
     "attention": {"include": ("*.self_attn.*",), "exclude": ()},
     "mlp": {"include": ("*.mlp.*",), "exclude": ()},
     "no-embeddings": {"include": (), "exclude": ("*embed_tokens*", "*lm_head*")},
     "no-norms": {"include": (), "exclude": ("*norm*",)},  # what a PEFT adapter without its vectors changes
 }
-assert tuple(FILTER_PRESETS) == MODULE_SUBSETS, "each module subset a profile may name has its filter here"
 
 
 def keep_top(t: torch.Tensor, density: float) -> torch.Tensor:

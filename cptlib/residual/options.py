@@ -1,7 +1,8 @@
 """The residual engine's choices, without torch: what the command line offers (`cptlib residual --help` loads this
 module alone) and what the engine's modules accept."""
-from cptlib.config import MERGE_METHODS as METHODS  # defined once, where profiles validate them
-from cptlib.config import MODULE_SUBSETS
+# Defined here, in the engine, and imported by cptlib.config, where profiles validate them without torch.
+METHODS = ("task_arithmetic", "ties", "dare", "breadcrumbs")
+MODULE_SUBSETS = ("attention", "mlp", "no-embeddings", "no-norms")  # the names of merge.FILTER_PRESETS (tests check)
 
 EMBED_POLICIES = ("error", "skip", "slice")  # vocabulary rows that differ: refuse, keep the target's, or the shared rows
 DEFAULT_SHARD_SIZE = "5GB"  # transformers' own default for save_pretrained

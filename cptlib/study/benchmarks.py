@@ -29,8 +29,9 @@ from cptlib.evaluation import benchmarks as B
 from cptlib.study.labels import CPT_B, CPT_I
 from cptlib.study.restored import milestones
 from cptlib.study.stats import CROSSED, Estimate, crossed_t, t975
+from cptlib.members import Member
 
-BEFORE_AFTER = {CPT_I: "instruct_v1", CPT_B: "base_v1"}  # a CPT model -> the model it continued
+BEFORE_AFTER = {CPT_I: Member.INSTRUCT_V1, CPT_B: Member.BASE_V1}  # a CPT model -> the model it continued
 
 
 def settings(profile: Profile):

@@ -27,11 +27,12 @@ from cptlib.evaluation.suite import PANEL_TASKS
 from cptlib.study.experiments import instruct_drift, why_not
 from cptlib.study.restored import drift, milestones, restored
 from cptlib.study.scoring import scored
+from cptlib.members import Member
 
 # The curves, each (name, what it is, model a, model b or None, metric): a − b paired by seed and item, or a's mean.
 CURVES = (
-    ("C1 ΔIF", "IF(instruct_v1) − IF(CPT(instruct_v1))", "instruct_v1", CPT_I, "IF"),
-    ("C3 ΔIF", "IF(CPT(base_v1)+Θr) − IF(instruct_v1)", REST, "instruct_v1", "IF"),
+    ("C1 ΔIF", "IF(instruct_v1) − IF(CPT(instruct_v1))", Member.INSTRUCT_V1, CPT_I, "IF"),
+    ("C3 ΔIF", "IF(CPT(base_v1)+Θr) − IF(instruct_v1)", REST, Member.INSTRUCT_V1, "IF"),
     ("C3 news kept", "era-B acc(CPT(base_v1)+Θr) − era-B acc(CPT(base_v1))", REST, CPT_B, "era_b"),
     (f"era-B via chat: {CPT_I}", "era-B via chat of CPT(instruct_v1)", CPT_I, None, "knowledge"),
     (f"era-B via chat: {SFT}", "era-B via chat of CPT(base_v1)+SFT (each learning rate's final budget)", SFT, None,
@@ -46,12 +47,12 @@ def cells(profile: Profile) -> pd.DataFrame:
     rows = []
     for seed in profile.train_seeds:
         f = fam.build_family(profile, seed, other_family=False)
-        inst_drift = instruct_drift(f["base_v1"], f["instruct_v1"])
-        rows.append({"seed": seed, "lr": math.nan, "tokens": 0, "model": "instruct_v1", "drift_ratio": 0.0,
-                     "own_drift_ratio": 0.0, "path": f["instruct_v1"], "tasks": PANEL_TASKS})
+        inst_drift = instruct_drift(f[Member.BASE_V1], f[Member.INSTRUCT_V1])
+        rows.append({"seed": seed, "lr": math.nan, "tokens": 0, "model": Member.INSTRUCT_V1, "drift_ratio": 0.0,
+                     "own_drift_ratio": 0.0, "path": f[Member.INSTRUCT_V1], "tasks": PANEL_TASKS})
         for lr in dict.fromkeys([profile.cpt.lr, *profile.study.n4_lrs]):
             cfg = n4_cpt(profile, lr)
-            cpt_b, cpt_i = fam.cpt(profile, f["base_v1"], seed, cfg), fam.cpt(profile, f["instruct_v1"], seed, cfg)
+            cpt_b, cpt_i = fam.cpt(profile, f[Member.BASE_V1], seed, cfg), fam.cpt(profile, f[Member.INSTRUCT_V1], seed, cfg)
             final = read_manifest(cpt_b)["tokens"]
             of_instruct = milestones(cpt_i)
             for tokens, model in milestones(cpt_b).items():
@@ -59,7 +60,7 @@ def cells(profile: Profile) -> pd.DataFrame:
                         "tasks": PANEL_TASKS}
                 rows += [{**cell, "model": CPT_B, "own_drift_ratio": cell["drift_ratio"], "path": model},
                          {**cell, "model": REST, "own_drift_ratio": cell["drift_ratio"],
-                          "path": restored(f["base_v1"], f["instruct_v1"], model)},
+                          "path": restored(f[Member.BASE_V1], f[Member.INSTRUCT_V1], model)},
                          {**cell, "model": CPT_I, "own_drift_ratio": drift(of_instruct[tokens]) / inst_drift,
                           "path": of_instruct[tokens]}]
                 if with_sft and tokens == final:
@@ -72,8 +73,8 @@ def claim_curves(table: pd.DataFrame) -> pd.DataFrame:
     """Per curve and grid cell (learning rate × budget): the mean over seeds of the cell's drift ratio (with its t
     interval over seeds) and the curve's value, mean and crossed 95% interval, with the seeds it rests on."""
     rows = []
-    reference = table[table.model == "instruct_v1"].assign(lr=math.nan, tokens=0)
-    for (lr, tokens), cell in table[table.model != "instruct_v1"].groupby(["lr", "tokens"], sort=True):
+    reference = table[table.model == Member.INSTRUCT_V1].assign(lr=math.nan, tokens=0)
+    for (lr, tokens), cell in table[table.model != Member.INSTRUCT_V1].groupby(["lr", "tokens"], sort=True):
         x = stats.over_seeds(cell.drop_duplicates("seed").drift_ratio.reset_index(drop=True))
         both = pd.concat([cell, reference])
         for name, what, a, b, metric in CURVES:

@@ -1,4 +1,4 @@
-"""The experiments of notebooks 01–04 (BRIEF §3), each returning a tidy table with one row per model scored.
+"""The experiments of notebooks 01–04 (docs/paper.md §3), each returning a tidy table with one row per model scored.
 
     profile = load_profile("smoke")
     curve = forgetting(profile)        # seed, tokens, model, drift, drift_ratio, IF, knowledge, era_a, ...
@@ -7,7 +7,7 @@ Everything is cached (training and restored models as stages, evaluations by mod
 that is run again does no work. The key results (forgetting endpoints, recipes, the transfer diagonal) run
 every seed of `profile.train_seeds`; every other experiment runs the first seed only.
 
-A real profile (`models:` set, BRIEF §5) runs the same functions: its members are released checkpoints, its
+A real profile (`models:` set, docs/paper.md §5) runs the same functions: its members are released checkpoints, its
 scores come from its suite (cptlib.evaluation.suite: lm-eval's real tasks mapped to the study's metrics by
 `eval.metrics`), and the parts its suite cannot run (the testbed's own data or training recipes) are skipped with
 the reason.
@@ -27,6 +27,7 @@ from cptlib.study.restored import adapter, attached, drift, milestones, restored
 from cptlib.core.stages import read_manifest
 from cptlib.study.labels import CPT_B, CPT_B2, CPT_I, REST, SFT
 from cptlib.study.scoring import scored
+from cptlib.members import Member
 
 def why_not(profile: Profile, part: str) -> str | None:
     """Why `part` does not run for `profile` (None: it runs): its suite cannot run it, or a member it needs is
@@ -64,10 +65,10 @@ def forgetting(profile: Profile) -> pd.DataFrame:
     at the final budget (every seed), with instruct_v1 and base_v1 at 0 tokens."""
     rows = []
     for seed, f in families(profile).items():
-        has_base = "base_v1" in f  # a released instruct model without its base: CPT(instruct_v1) only (C1)
+        has_base = Member.BASE_V1 in f  # a released instruct model without its base: CPT(instruct_v1) only (C1)
         rows += [{"seed": seed, "tokens": 0, "model": m, "drift": 0.0, "drift_ratio": 0.0, "path": f[m]}
-                 for m in ("instruct_v1", "base_v1") if m in f]
-        cpt_i = fam.cpt(profile, f["instruct_v1"], seed)
+                 for m in (Member.INSTRUCT_V1, Member.BASE_V1) if m in f]
+        cpt_i = fam.cpt(profile, f[Member.INSTRUCT_V1], seed)
         first = seed == profile.train_seeds[0]
         # The final budget as trained: cpt.tokens rounded to whole optimizer steps (e.g. 499,712 of 500,000).
         final = read_manifest(cpt_i)["tokens"]
@@ -77,15 +78,15 @@ def forgetting(profile: Profile) -> pd.DataFrame:
                              "drift_ratio": float("nan"), "path": model, "tasks": _panel_only(tokens, final)})
         if not has_base:
             continue
-        inst_drift = instruct_drift(f["base_v1"], f["instruct_v1"])
-        cpt_b = fam.cpt(profile, f["base_v1"], seed)
+        inst_drift = instruct_drift(f[Member.BASE_V1], f[Member.INSTRUCT_V1])
+        cpt_b = fam.cpt(profile, f[Member.BASE_V1], seed)
         for tokens, model in milestones(cpt_b).items():
             if first or tokens == final:
                 d = drift(model)
                 rows.append({"seed": seed, "tokens": tokens, "model": CPT_B, "drift": d,
                              "drift_ratio": d / inst_drift, "path": model, "tasks": _panel_only(tokens, final)})
                 rows.append({"seed": seed, "tokens": tokens, "model": REST, "drift": d, "drift_ratio": d / inst_drift,
-                             "path": restored(f["base_v1"], f["instruct_v1"], model), "tasks": _panel_only(tokens, final)})
+                             "path": restored(f[Member.BASE_V1], f[Member.INSTRUCT_V1], model), "tasks": _panel_only(tokens, final)})
     return scored(rows, profile, f["data"])
 
 
@@ -100,15 +101,15 @@ def n4_map(profile: Profile) -> pd.DataFrame:
     (first seed); CPT(instruct_v1) at each learning rate's final budget for reference."""
     seed = profile.train_seeds[0]
     f = fam.build_family(profile, seed)
-    inst_drift = instruct_drift(f["base_v1"], f["instruct_v1"])
+    inst_drift = instruct_drift(f[Member.BASE_V1], f[Member.INSTRUCT_V1])
     rows = []
     for lr in dict.fromkeys([profile.cpt.lr, *profile.study.n4_lrs]):
         cfg = n4_cpt(profile, lr)
-        for tokens, model in milestones(fam.cpt(profile, f["base_v1"], seed, cfg)).items():
+        for tokens, model in milestones(fam.cpt(profile, f[Member.BASE_V1], seed, cfg)).items():
             d = drift(model)
             rows.append({"lr": lr, "cpt_lr": lr == profile.cpt.lr, "tokens": tokens, "model": REST, "drift_ratio": d / inst_drift,
-                         "path": restored(f["base_v1"], f["instruct_v1"], model), "tasks": PANEL_TASKS})
-        cpt_i = fam.cpt(profile, f["instruct_v1"], seed, cfg)
+                         "path": restored(f[Member.BASE_V1], f[Member.INSTRUCT_V1], model), "tasks": PANEL_TASKS})
+        cpt_i = fam.cpt(profile, f[Member.INSTRUCT_V1], seed, cfg)
         rows.append({"lr": lr, "cpt_lr": lr == profile.cpt.lr, "tokens": read_manifest(cpt_i)["tokens"], "model": CPT_I,
                      "drift_ratio": (read_manifest(cpt_i).get("drift") or {}).get("total", float("nan")) / inst_drift,
                      "path": cpt_i, "tasks": PANEL_TASKS})
@@ -128,10 +129,10 @@ def recipes(profile: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, costs = [], []
     with_sft = runs(profile, "sft")  # a real profile: prints why not
     for seed, f in families(profile).items():
-        cpt_i, cpt_b = fam.cpt(profile, f["instruct_v1"], seed), fam.cpt(profile, f["base_v1"], seed)
-        rest = restored(f["base_v1"], f["instruct_v1"], cpt_b)
+        cpt_i, cpt_b = fam.cpt(profile, f[Member.INSTRUCT_V1], seed), fam.cpt(profile, f[Member.BASE_V1], seed)
+        rest = restored(f[Member.BASE_V1], f[Member.INSTRUCT_V1], cpt_b)
         # CPT(base_v1) is no recipe for instructions; it is what C3's news comparison is against.
-        models = {"base_v1": f["base_v1"], "instruct_v1": f["instruct_v1"], CPT_B: cpt_b, CPT_I: cpt_i}
+        models = {Member.BASE_V1: f[Member.BASE_V1], Member.INSTRUCT_V1: f[Member.INSTRUCT_V1], CPT_B: cpt_b, CPT_I: cpt_i}
         if with_sft:
             models[SFT] = sft = fam.instruct(profile, cpt_b, f["data"], "v1", seed)
         models[REST] = rest
@@ -153,12 +154,12 @@ def transfer(profile: Profile) -> pd.DataFrame:
     rows = []
     for seed, f in families(profile).items():
         first = seed == profile.train_seeds[0]
-        sources = {"v1": (f["base_v1"], f["instruct_v1"]), "v2": (f["base_v2"], f["instruct_v2"])}
-        if first and "other_family" in f:  # the other family's own instruct model (the N1 residual)
-            sources["other_family"] = (f["other_family"], f["other_instruct"])
-        targets = {"base_v1": ("v1", f["base_v1"]), "base_v2": ("v2", f["base_v2"]),
-                   CPT_B: ("v1", fam.cpt(profile, f["base_v1"], seed)),
-                   CPT_B2: ("v2", fam.cpt(profile, f["base_v2"], seed))}
+        sources = {"v1": (f[Member.BASE_V1], f[Member.INSTRUCT_V1]), "v2": (f[Member.BASE_V2], f[Member.INSTRUCT_V2])}
+        if first and Member.OTHER_FAMILY in f:  # the other family's own instruct model (the N1 residual)
+            sources[Member.OTHER_FAMILY] = (f[Member.OTHER_FAMILY], f[Member.OTHER_INSTRUCT])
+        targets = {Member.BASE_V1: ("v1", f[Member.BASE_V1]), Member.BASE_V2: ("v2", f[Member.BASE_V2]),
+                   CPT_B: ("v1", fam.cpt(profile, f[Member.BASE_V1], seed)),
+                   CPT_B2: ("v2", fam.cpt(profile, f[Member.BASE_V2], seed))}
         for src, (base, inst) in sources.items():
             for tgt, (version, target) in targets.items():
                 diagonal = src == version
@@ -166,7 +167,7 @@ def transfer(profile: Profile) -> pd.DataFrame:
                     rows.append({"seed": seed, "source": src, "target": tgt, "diagonal": diagonal,
                                  "path": restored(base, inst, target)})
         rows += [{"seed": seed, "source": "native", "target": m, "diagonal": True, "path": f[m]}
-                 for m in ("instruct_v1", "instruct_v2")]
+                 for m in (Member.INSTRUCT_V1, Member.INSTRUCT_V2)]
         if first:  # the targets without a residual, the baseline each cell improves on
             rows += [{"seed": seed, "source": "none", "target": t, "diagonal": False, "path": path}
                      for t, (_, path) in targets.items()]
@@ -176,14 +177,14 @@ def transfer(profile: Profile) -> pd.DataFrame:
 def _first(profile: Profile) -> tuple[int, dict[str, Path], Path]:
     seed = profile.train_seeds[0]
     f = fam.build_family(profile, seed)
-    return seed, f, fam.cpt(profile, f["base_v1"], seed)
+    return seed, f, fam.cpt(profile, f[Member.BASE_V1], seed)
 
 
 def ablations(profile: Profile) -> pd.DataFrame:
     """Q3, N3, low rank (first seed, CPT(base_v1) at the final budget as the target): α sweep, merge methods,
     module subsets, residual ranks. Columns: ablation, setting, value, residual_mb, metrics."""
     seed, f, cpt_b = _first(profile)
-    base, inst, study = f["base_v1"], f["instruct_v1"], profile.study
+    base, inst, study = f[Member.BASE_V1], f[Member.INSTRUCT_V1], profile.study
     full_mb = read_manifest(residual_dir(base, inst))["bytes"] / 1e6
     rows = [{"ablation": "alpha", "setting": f"α={a:g}", "value": a, "path": restored(base, inst, cpt_b, alpha=a)}
             for a in study.alphas]
@@ -231,15 +232,15 @@ def data_shift(profile: Profile) -> pd.DataFrame:
     """N2: CPT of instruct_v1 (and base_v1 + Θr) on each corpus of `study.shift_corpora` with the CPT recipe;
     the shift is base_v1's bits per byte on held-out text of that era (higher = further from what it knows)."""
     seed, f, _ = _first(profile)
-    base_scores = testbed_scores({"base_v1": f["base_v1"]}, f["data"]).loc["base_v1"]
+    base_scores = testbed_scores({Member.BASE_V1: f[Member.BASE_V1]}, f["data"]).loc[Member.BASE_V1]
     rows = []
     for corpus in profile.study.shift_corpora:
         shift = base_scores["bpb_a" if corpus.startswith("corpus_a") else "bpb_b"]
-        cpt_i = fam.continue_lm(profile, f["instruct_v1"], f["data"], corpus, profile.cpt, seed, "cpt")
-        cpt_b = fam.continue_lm(profile, f["base_v1"], f["data"], corpus, profile.cpt, seed, "cpt")
+        cpt_i = fam.continue_lm(profile, f[Member.INSTRUCT_V1], f["data"], corpus, profile.cpt, seed, "cpt")
+        cpt_b = fam.continue_lm(profile, f[Member.BASE_V1], f["data"], corpus, profile.cpt, seed, "cpt")
         rows.append({"corpus": corpus, "shift_bpb": shift, "model": CPT_I, "drift": drift(cpt_i), "path": cpt_i})
         rows.append({"corpus": corpus, "shift_bpb": shift, "model": REST, "drift": drift(cpt_b),
-                     "path": restored(f["base_v1"], f["instruct_v1"], cpt_b)})
+                     "path": restored(f[Member.BASE_V1], f[Member.INSTRUCT_V1], cpt_b)})
     return scored(rows, profile, f["data"])
 
 
@@ -249,7 +250,7 @@ def residual_norms(profile: Profile) -> pd.DataFrame:
     from cptlib.residual import inspect
 
     _, f, _ = _first(profile)
-    norms = inspect(residual_dir(f["base_v1"], f["instruct_v1"]), progress=False)["relative_norms"]
+    norms = inspect(residual_dir(f[Member.BASE_V1], f[Member.INSTRUCT_V1]), progress=False)["relative_norms"]
     return pd.DataFrame([{"level": level, "group": g, **v} for level in ("layer", "module")
                          for g, v in norms[level].items()])
 
@@ -298,7 +299,7 @@ def calibration(profile: Profile, families_by_seed: dict[int, dict[str, Path]]) 
                     if m in members and p != family[m]})
     models = {mid.label: path for mid, path in ids.items()}
     cpt = {(name, seed): fam.cpt(profile, f[parent], seed) for seed, f in families_by_seed.items()
-           for name, parent in ((cal.CPT_BASE, "base_v1"), (cal.CPT_INSTRUCT, "instruct_v1")) if parent in f}
+           for name, parent in ((cal.CPT_BASE, Member.BASE_V1), (cal.CPT_INSTRUCT, Member.INSTRUCT_V1)) if parent in f}
     suite = suite_for(profile)
     if suite.why_not("calibration targets"):  # released checkpoints: their scores, without targets
         models = {mid.label: p for mid, p in ids.items() if mid.seed is None}
@@ -320,13 +321,14 @@ def calibration(profile: Profile, families_by_seed: dict[int, dict[str, Path]]) 
     table = table.groupby(["model", "task", "metric"], sort=False, as_index=False).agg(
         value=("value", "mean"), stderr=("stderr", "first"), n=("n", "first"))
     residual = {mid.label: instruct_drift(ids[mid.base()], path) for mid, path in ids.items()
-                if mid.member in ("instruct_v1", "instruct_v2")}
+                if mid.member in (Member.INSTRUCT_V1, Member.INSTRUCT_V2)}
     # Each seed's CPT drift over its own residual (a shared release: the one residual), then the mean over seeds.
     cpt_b = {seed: read_manifest(path) for (name, seed), path in cpt.items() if name == cal.CPT_BASE}
-    own = {seed: instruct_drift(families_by_seed[seed]["base_v1"], families_by_seed[seed]["instruct_v1"]) for seed in cpt_b}
+    own = {seed: instruct_drift(families_by_seed[seed][Member.BASE_V1], families_by_seed[seed][Member.INSTRUCT_V1])
+           for seed in cpt_b}
     drift_ratio = statistics.fmean(m["drift"]["total"] / own[seed] for seed, m in cpt_b.items())
     ratios = cal.ratios(residual, drift_ratio, next(iter(cpt_b.values()))["tokens"],
-                        read_manifest(family["base_v1"])["tokens"], *cal.bits_per_byte(table, "base_v1"))
+                        read_manifest(family[Member.BASE_V1])["tokens"], *cal.bits_per_byte(table, Member.BASE_V1))
     out = pd.concat([cal.judge(table, *cal.chance_level(family["data"])), ratios], ignore_index=True)
     out["n_seeds"] = [len(seeds) if cal.ModelId.parse(model).role is cal.Role.CPT else 1 for model in out.model]
     return out.astype({"n": "Int64"})  # item counts stay integers beside the ratios' empty n

@@ -20,6 +20,7 @@ from cptlib.study import plots, stats
 from cptlib.study.criteria import EFFECT, KEEP
 from cptlib.study.labels import CPT_B, CPT_I, REST, SFT
 from cptlib.study.n4 import n4_threshold
+from cptlib.members import Member
 
 
 def _seeds(n: int) -> str:
@@ -250,7 +251,8 @@ def recipes(summary: pd.DataFrame, panels: list[str], labels: dict[str, str], to
 
 @plots.styled
 def costs(cost: pd.DataFrame, n_seeds: int):
-    """C6: FLOPs and wall time of each recipe's step after CPT (log scale), mean over seeds."""
+    """C6: FLOPs and wall time of each recipe's step after CPT (log scale), mean over seeds; a recipe with no step
+    after CPT (0 FLOPs) has no bar. Returns the figure and the whole table (costs.csv)."""
     shown = cost[cost.flops > 0]
     fig, axes = plots.new_figure(2, width=8, height=3.2)
     for ax, col, label in zip(axes, ["flops", "wall_seconds"], ["FLOPs after CPT (log scale)", "wall time after CPT (s, log scale)"]):
@@ -258,7 +260,7 @@ def costs(cost: pd.DataFrame, n_seeds: int):
         ax.bar_label(bars, labels=[plots.compact(v) if col == "flops" else f"{v:.3g} s" for v in shown[col]], fontsize=7)
         plots.log_axis(ax, label, axis="y"); ax.tick_params(axis="x", labelsize=7); ax.margins(y=0.2)
     fig.suptitle(f"Cost of each recipe after CPT (mean over {_seeds(n_seeds)})", fontsize=10)
-    return fig, shown
+    return fig, cost
 
 
 @plots.styled
@@ -339,7 +341,7 @@ def shift(shift_table: pd.DataFrame, instruct_if: float, labels: dict[str, str])
         for _, row in g.iterrows():
             ax.annotate(row.corpus.removesuffix(".jsonl"), (row.shift_bpb, row.IF), fontsize=7, xytext=(4, 4),
                         textcoords="offset points")
-    ax.axhline(instruct_if, ls="--", lw=1, color=plots.COLORS["instruct_v1"], label="instruct_v1 (before CPT)")
+    ax.axhline(instruct_if, ls="--", lw=1, color=plots.COLORS[Member.INSTRUCT_V1], label="instruct_v1 (before CPT)")
     ax.set_xlabel("shift: base_v1 bits per byte on the corpus' era"); plots.fraction_axis(ax, labels["IF"])
     ax.set_title("Data shift vs forgetting (first seed; 95% CI over items)", fontsize=9)
     plots.legend_below(fig, ax, ncol=2)

@@ -286,7 +286,7 @@ def setup_source() -> str:
     return "\n".join([
         "import pandas as pd",
         "from cptlib import config",
-        "from cptlib.study import (benchmarks, drift, effects, experiments, figures, notebooks, plots, report, restored,",
+        "from cptlib.study import (benchmarks, claims, drift, experiments, figures, notebooks, plots, report, restored,",
         "                          scaling, stats, verdicts)",
         "",
         "cfg = notebooks.configure(profile, overrides, run_name, namespace=globals())",

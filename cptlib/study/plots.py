@@ -26,6 +26,7 @@ from cptlib.core.files import atomic_file
 from cptlib.core.provenance import code_version, library_versions
 from cptlib.evaluation.suite import suite_for
 from cptlib.study.labels import CPT_B, CPT_I, REST, SFT
+from cptlib.members import Member
 
 DPI = 200
 STYLE = {
@@ -35,7 +36,7 @@ STYLE = {
     "errorbar.capsize": 3, "svg.hashsalt": "cptlib", "pdf.fonttype": 42,
 }
 # One colour per model role, the same in every figure.
-COLORS = {"instruct_v1": "#1b9e77", "instruct_v2": "#66a61e", "base_v1": "#7570b3", CPT_I: "#d95f02",
+COLORS = {Member.INSTRUCT_V1: "#1b9e77", Member.INSTRUCT_V2: "#66a61e", Member.BASE_V1: "#7570b3", CPT_I: "#d95f02",
           CPT_B: "#666666", REST: "#e7298a", SFT: "#e6ab02"}
 
 
@@ -200,8 +201,9 @@ def provenance_record(profile: Profile, **extra) -> dict:
             **extra}
 
 
-def save_figure(fig, name: str, data: pd.DataFrame, profile: Profile, caption: str) -> Path:
-    """Write <name>.png (200 dpi), .pdf, .csv (the plotted data) and .json (provenance, caption)."""
+def save_figure(fig, name: str, data: pd.DataFrame, profile: Profile, caption: str, write_data: bool = True) -> Path:
+    """Write <name>.png (200 dpi), .pdf, .csv (the plotted data) and .json (provenance, caption). `write_data=False`
+    where save_table already wrote <name>.csv with the figure's data (one file, written once)."""
     out = figures_dir(profile, create=True)
     # The caption goes into the report and the .json beside the figure; the image names only what it is of.
     fig.text(1.0, 0.0, f"cptlib · profile {profile.name} · {suite_for(profile).kind}",
@@ -211,28 +213,36 @@ def save_figure(fig, name: str, data: pd.DataFrame, profile: Profile, caption: s
                                                           metadata={"Software": None}))
         _atomic(out / f"{name}.pdf", lambda p: fig.savefig(p, format="pdf", bbox_inches="tight", metadata={
             "CreationDate": None, "Creator": None, "Producer": None}))
-    _atomic(out / f"{name}.csv", lambda p: data.to_csv(p, index=False))
-    record = provenance_record(profile, figure=name, caption=caption, columns=list(data.columns))
-    _atomic(out / f"{name}.json", lambda p: p.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n"))
+    if write_data:
+        _atomic(out / f"{name}.csv", lambda p: data.to_csv(p, index=False))
+    _write_record(out / f"{name}.json", provenance_record(profile, figure=name, caption=caption,
+                                                          columns=list(data.columns), **({} if write_data else {"table": name})))
     return out / f"{name}.png"
 
 
+def _write_record(path: Path, record: dict) -> None:
+    _atomic(path, lambda p: p.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n"))
+
+
 def markdown(table: pd.DataFrame, digits: int = 3) -> str:
-    """A GitHub Markdown table (no extra dependency), floats rounded to `digits`."""
+    """A GitHub Markdown table (pandas' to_markdown, by tabulate); floats rounded to `digits` decimals, in
+    scientific notation where that would hide them (≥ 1000 or < 0.001), missing values blank."""
     def cell(v):
         if isinstance(v, float):
             return "" if v != v else f"{v:.{digits}g}" if abs(v) >= 1000 or (v != 0 and abs(v) < 1e-3) else f"{v:.{digits}f}"
         if v is None or v is pd.NA:
             return ""
-        return str(v).replace("|", "\\|")
-    head = "| " + " | ".join(map(str, table.columns)) + " |\n| " + " | ".join("---" for _ in table.columns) + " |\n"
-    return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in table.itertuples(index=False))
+        return str(v).replace("|", "\\|")  # a pipe inside a cell would end it
+    return table.map(cell).to_markdown(index=False, tablefmt="github", disable_numparse=True) + "\n"
 
 
 def save_table(table: pd.DataFrame, name: str, profile: Profile, caption: str = "") -> Path:
-    """Write <name>.csv and <name>.md (caption line, then the table)."""
+    """Write <name>.csv, <name>.md (caption line, then the table) and <name>.json: its provenance, as a figure's —
+    the code version, the libraries and the profile's every value (the CPT learning rate among them)."""
     out = figures_dir(profile, create=True)
     _atomic(out / f"{name}.csv", lambda p: table.to_csv(p, index=False))
+    _write_record(out / f"{name}.json", provenance_record(profile, table=name, caption=caption,
+                                                         columns=[str(c) for c in table.columns]))
     text = (f"{caption}\n\n" if caption else "") + markdown(table)
     _atomic(out / f"{name}.md", lambda p: p.write_text(text))
     return out / f"{name}.csv"

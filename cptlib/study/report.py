@@ -1,8 +1,8 @@
 """The claims of notebook 05 and the report: verdicts from the study's tables, the effects figure, REPORT.md/HTML.
 
-    fx = effects.effects(results)                 # cptlib.study.effects: every measured effect
-    v = verdicts_for(profile, results, fx)        # cptlib.study.verdicts: one Verdict per claim
-    table = verdicts.table(v)                     # the claims table
+    fx = claims.effects(results)                  # cptlib.study.claims: every measured effect
+    v = verdicts_for(profile, results, fx)        # one Verdict per claim of claims.CLAIMS
+    table = claims.table(v)                       # the claims table
     fig = claims_figure(effect_rows(fx, v))       # the effects figure, coloured by the same verdicts' checks
     write_report(profile, v, run_times)           # figures/<profile>/REPORT.md and report.html, from one structure
 
@@ -19,44 +19,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from cptlib.study import claims
 from cptlib.study import effects as E
-from cptlib.study import stats
 from cptlib.study import verdicts as V
-from cptlib.study.criteria import (CALIBRATION_CHANGE, CRITERIA, EFFECT, FACTOR, NOT_TESTABLE_CHANGE, SIZE, SIZE_RULE,
-                                   changed_criteria)
+from cptlib.study.criteria import CALIBRATION_CHANGE, EFFECT, FACTOR, NOT_TESTABLE_CHANGE, SIZE_RULE
 from cptlib.evaluation.suite import suite_for
-from cptlib.study.labels import CPT_I, REST
 from cptlib.study.plots import DPI, figures_dir, markdown, styled
+from cptlib.members import Member
 
 # Colour of an effect in the figure: whether the check that uses it passed (None: shown beside, not judged).
 CHECK_COLORS = {True: "#1b9e77", False: "#d95f02", None: "#377eb8"}
 CHECK_WORDS = {True: "meets its rule", False: "misses its rule", None: "shown, not judged"}
-
-
-def _open_texts(r: dict[str, pd.DataFrame]) -> dict[str, str]:
-    """The numbers that answer Q2, Q3 and N3."""
-    fg, final = r["forgetting"], r["forgetting"].tokens.max()
-    s0 = fg.seed.min()
-    first = fg[(fg.model == CPT_I) & (fg.tokens > 0)].tokens.min()
-
-    def at(model: str, tokens: int, seeds=None) -> str:
-        rows = fg[(fg.model == model) & (fg.tokens == tokens) & (fg.seed.isin(seeds) if seeds else True)]
-        return stats.estimate(rows, "IF").text(signed=False, digits=2)
-
-    models = [CPT_I] + ([REST] if (fg.model == REST).any() else [])
-    q2 = "; ".join(f"{m}: {at(m, first, [s0])} → {at(m, final, [s0])} ({first:,} → {final:,} tokens, first seed), "
-                   f"{at(m, final)} at {final:,} over every seed" for m in models)
-    out = {"Q2": q2 + ("" if REST in models else "; restored: not run (no base model)")}
-    ab = r.get("ablations")
-    if ab is not None:
-        def text(kind: str) -> str:
-            g = ab[ab.ablation == kind]
-            return "; ".join(f"{row.setting} IF {stats.estimate(g[g.setting == row.setting], 'IF').text(signed=False, digits=2)}"
-                             for row in g.itertuples())
-        merges = ab[ab.ablation == "merge"]
-        out["Q3"] = f"{text('merge')} — best: {merges.loc[merges.IF.idxmax()].setting}"
-        out["N3"] = text("modules")
-    return out
 
 
 def verdicts_for(profile, r: dict[str, pd.DataFrame], fx: pd.DataFrame) -> list[V.Verdict]:
@@ -67,19 +40,19 @@ def verdicts_for(profile, r: dict[str, pd.DataFrame], fx: pd.DataFrame) -> list[
     calibration = calibrate(profile, families(profile))
     # Claims the profile's suite cannot run by design (a real profile: the size ladder, the data shift, SFT again);
     # a claim whose model is absent says so itself (C6 has no costs table then).
-    not_run = suite_for(profile).claims_not_run()
+    not_run = claims.not_run(suite_for(profile).cannot)
     if "costs" not in r:
         not_run.pop("C6", None)
     fg = r["forgetting"]
-    inst_if = float(fg[fg.model == "instruct_v1"].IF.mean())
+    inst_if = float(fg[fg.model == Member.INSTRUCT_V1].IF.mean())
     ctx = V.Context(fx, V.invalid_members(calibration), r.get("n4"), inst_if, profile.model.size, not_run,
-                    _open_texts(r))
-    return V.judge(ctx)
+                    claims.answers(r))
+    return claims.judge(ctx)
 
 
 def effect_rows(fx: pd.DataFrame, verdicts: list[V.Verdict]) -> pd.DataFrame:
     """What the effects figure draws: every check of every verdict with its estimate, the rule, whether it passed,
-    the claim's verdict and the paper's number (from SIZE) beside it."""
+    the claim's verdict and the paper's number (the claim's `size`) beside it."""
     rows, drawn = [], set()
     for v in verdicts:
         for c in v.checks:
@@ -87,13 +60,18 @@ def effect_rows(fx: pd.DataFrame, verdicts: list[V.Verdict]) -> pd.DataFrame:
                 continue
             drawn.add(c.quantity.text)
             scale = E.rows_of(fx, c.quantity).scale
-            low, high, _ = SIZE.get(c.quantity, (math.nan, math.nan, ""))
+            low, high, _ = claims.paper_number(c.quantity) or (math.nan, math.nan, "")
             e = c.estimate
             rows.append({"claim": v.claim, "quantity": c.quantity.text, "mean": e.mean, "lo": e.lo, "hi": e.hi,
                          "n_seeds": e.n_seeds, "ci": e.method, "scale": scale.iloc[0] if len(scale) else "Δ accuracy",
                          "rule": c.rule, "passed": c.passed, "verdict": v.label, "paper_lo": low, "paper_hi": high})
     return pd.DataFrame(rows, columns=["claim", "quantity", "mean", "lo", "hi", "n_seeds", "ci", "scale", "rule",
                                        "passed", "verdict", "paper_lo", "paper_hi"])
+
+
+def rules(ids) -> list[str]:
+    """The report's list of criteria: each claim's rule, from the registry."""
+    return [f"**{k}**: {claims.CLAIMS[k].rule}" for k in ids]
 
 
 def _tick(row) -> str:
@@ -249,8 +227,8 @@ def _sections(profile, verdicts: list[V.Verdict], run_times: dict[str, float], s
     prov, here = provenance_record(profile), cpu()
     numerics = (f"precision {profile.runtime.precision}; this run's CPU {here['model']} "
                 f"({', '.join(here['features']) or 'no listed features'}; PyTorch kernels {here['torch_kernels']})")
-    summary = V.table(verdicts).drop(columns="criterion")
-    changed = pd.DataFrame([{"claim": c, "rule now": now, "rule before": old} for c, now, old in changed_criteria()]
+    summary = claims.table(verdicts).drop(columns="criterion")
+    changed = pd.DataFrame([{"claim": c, "rule now": now, "rule before": old} for c, now, old in claims.changed()]
                            + [{"claim": "every claim", "rule now": NOT_TESTABLE_CHANGE[0],
                                "rule before": NOT_TESTABLE_CHANGE[1]},
                               {"claim": "calibration", "rule now": CALIBRATION_CHANGE.split("; was")[0],
@@ -264,7 +242,7 @@ def _sections(profile, verdicts: list[V.Verdict], run_times: dict[str, float], s
                         "earlier in the same run, so the times above are a cold run's.")
     return [
         ("h1", f"Report — profile `{profile.name}`"),
-        ("p", f"*{scope(profile)} Paper figures are approximate (secondary sources, BRIEF §1).*"),
+        ("p", f"*{scope(profile)} Paper figures are approximate (secondary sources, docs/paper.md §1).*"),
         ("p", f"Code version `{prov['code_version']}`; training seeds {profile.train_seeds}; {numerics}."),
         ("p", STATS_NOTE),
         ("h2", "Claims at a glance"), *[("figure", f) for f in shown if f == "effects"],
@@ -272,7 +250,7 @@ def _sections(profile, verdicts: list[V.Verdict], run_times: dict[str, float], s
         ("p", f"Verdict criteria — in kind: fixed before the results unless listed under \"Criteria changed after "
               f"the results\"; a claim whose models miss their own calibration target is not testable. In size: "
               f"{SIZE_RULE}"),
-        ("list", [f"**{k}**: {c.rule}" for k, c in CRITERIA.items()]),
+        ("list", rules(claims.CLAIMS)),
         ("h3", "Criteria changed after the results were first seen"),
         ("p", "C4, C6 and N4 were changed on 2026-12-03 (issue 29) after a reviewer's read of the committed figures; C5 "
               "when the size ladder was designed (calibration log run 18), after the old ladder's numbers; C1 and C2 "
@@ -349,7 +327,7 @@ def _alone_report(profile, title: str, blocks: list[tuple]) -> dict[str, Path]:
     from cptlib.study.plots import provenance_record, scope
 
     head = [("h1", f"Report — profile `{profile.name}` ({title})"),
-            ("p", f"*{scope(profile)} Paper figures are approximate (secondary sources, BRIEF §1).*")]
+            ("p", f"*{scope(profile)} Paper figures are approximate (secondary sources, docs/paper.md §1).*")]
     tail = [("h2", "Provenance"), ("code", f"libraries: {provenance_record(profile)['libraries']}")]
     return _write_report(figures_dir(profile, create=True), head + blocks + tail)
 
@@ -379,14 +357,14 @@ def write_ladder_report(profile, verdicts: list[V.Verdict], res: dict) -> dict[s
     table.columns = [f"{s} ({params[s] / 1e6:.2f}M)" for s in sizes]
     fits = res["trends"][["quantity", "fit_on", "sizes", "k", "slope", "slope_lo", "slope_hi", "at 0.5B", "at 0.5B lo",
                           "at 0.5B hi", "at 8B", "at 8B lo", "at 8B hi"]]
-    old = CRITERIA["C5"].old
+    old = claims.CLAIMS["C5"].old
     invalid = res["invalid"]
     return _alone_report(profile, "the size ladder: Q1, C5", [
         ("p", f"Code version `{provenance_record(profile)['code_version']}`; training seeds {profile.train_seeds}; "
               f"sizes {', '.join(f'{s} ({params[s]:,} parameters)' for s in sizes)}."),
         ("p", LADDER_NOTE.format(n=len(profile.train_seeds))),
-        ("h2", "Claims"), ("table", V.table(verdicts).drop(columns="criterion")),
-        ("list", [f"**{v.claim}**: {CRITERIA[v.claim].rule}" for v in verdicts]),
+        ("h2", "Claims"), ("table", claims.table(verdicts).drop(columns="criterion")),
+        ("list", rules(v.claim for v in verdicts)),
         ("p", f"C5's rule was changed when the ladder was designed (run 18), after the old ladder's numbers had been "
               f"seen; the rule before: {old}."),
         ("h2", "Trends"), ("figure", "sizes"),
@@ -425,8 +403,8 @@ def write_bench_report(profile, verdicts: list[V.Verdict], res: dict) -> dict[st
     return _alone_report(profile, "the paper's benchmarks", [
         ("p", f"Code version `{provenance_record(profile)['code_version']}`; training seeds {profile.train_seeds}."),
         ("p", bench_note(profile)),
-        ("h2", "Claims"), ("table", V.table(verdicts).drop(columns="criterion")),
-        ("list", [f"**{v.claim}**: {CRITERIA[v.claim].rule}" for v in verdicts]),
+        ("h2", "Claims"), ("table", claims.table(verdicts).drop(columns="criterion")),
+        ("list", rules(v.claim for v in verdicts)),
         ("h2", "Figure"), ("figure", "benchmarks"),
         ("h2", "Drops at the final budget (before − after, 95% CI)"), ("table", res["drops"]),
         ("h2", "Every model's accuracy (95% CI)"), ("table", res["per_model"]),

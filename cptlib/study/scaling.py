@@ -31,6 +31,7 @@ from cptlib.study.labels import CPT_B, CPT_I, REST
 from cptlib.evaluation.suite import METRICS, testbed_scores
 from cptlib.study.restored import drift, residual_dir, restored
 from cptlib.study.scoring import scored
+from cptlib.members import Member
 
 # The paper's sizes, where the trends are extrapolated (Qwen2.5 0.5B and 1.5B; LLaMA 3 8B).
 PAPER_SIZES = {"0.5B": 0.5e9, "1.5B": 1.5e9, "8B": 8e9}
@@ -48,7 +49,7 @@ COS = "cos(Θr, θ_cpt − θ_base)"
 QUANTITIES = (C1, C3_IF, C3_NEWS, CHAT, RECOVERY, DRIFT, RESIDUAL, COS, *(f"{COS}, {g}" for g in GROUPS))
 # What each model of a cell is scored on: only what the quantities read (generation is most of the cost; the
 # ancestors' full evaluation, from the calibration, is reused).
-TASKS = {"instruct_v1": ("IF", "era_b"), CPT_I: ("IF",), CPT_B: ("era_b",), REST: ("IF", "knowledge", "era_b")}
+TASKS = {Member.INSTRUCT_V1: ("IF", "era_b"), CPT_I: ("IF",), CPT_B: ("era_b",), REST: ("IF", "knowledge", "era_b")}
 
 
 def ancestors(profile: Profile, size: str, seed: int) -> tuple[Path, Path, str]:
@@ -56,7 +57,7 @@ def ancestors(profile: Profile, size: str, seed: int) -> tuple[Path, Path, str]:
     if size == profile.model.size:
         f = fam.build_family(profile, seed, other_family=False)
         vary = "ancestors + CPT" if profile.base_seed is None else "SFT + CPT" if profile.instruct_seed is None else "CPT"
-        return f["base_v1"], f["instruct_v1"], vary
+        return f[Member.BASE_V1], f[Member.INSTRUCT_V1], vary
     base, inst = fam.size_members(profile, size, profile.train_seeds[0])
     return base, inst, "CPT"
 
@@ -85,7 +86,7 @@ def ladder(profile: Profile) -> pd.DataFrame:
     CPT, each scored on the metrics of TASKS (the others NaN), with its `eval`."""
     rows = []
     for size, n, seed, vary, base, inst, cpt_b, cpt_i in _cells(profile):
-        models = {"instruct_v1": inst, CPT_I: cpt_i, CPT_B: cpt_b, REST: restored(base, inst, cpt_b)}
+        models = {Member.INSTRUCT_V1: inst, CPT_I: cpt_i, CPT_B: cpt_b, REST: restored(base, inst, cpt_b)}
         rows += [{"size": size, "n_params": n, "seed": seed, "seeds_vary": vary, "model": m, "path": path,
                   "tasks": tuple(METRICS[metric][0] for metric in TASKS[m])} for m, path in models.items()]
     return scored(rows, profile, fam.testbed_data(profile))
@@ -136,11 +137,11 @@ def per_size(table: pd.DataFrame, geo: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (size, n), t in table.groupby(["size", "n_params"], sort=False):
         g = geo[geo["size"] == size]
-        ests = {C1: stats.paired(t, "model", "instruct_v1", CPT_I, "IF"),
-                C3_IF: stats.paired(t, "model", REST, "instruct_v1", "IF"),
+        ests = {C1: stats.paired(t, "model", Member.INSTRUCT_V1, CPT_I, "IF"),
+                C3_IF: stats.paired(t, "model", REST, Member.INSTRUCT_V1, "IF"),
                 C3_NEWS: stats.paired(t, "model", REST, CPT_B, "era_b"),
                 CHAT: stats.estimate(t[t.model == REST], "knowledge"),
-                RECOVERY: stats.ratio(t, "model", REST, "instruct_v1", "IF")}
+                RECOVERY: stats.ratio(t, "model", REST, Member.INSTRUCT_V1, "IF")}
         ests.update({q: stats.over_seeds(g[q].reset_index(drop=True)) for q in QUANTITIES if q not in ests})
         for q in QUANTITIES:
             e = ests[q]
@@ -157,11 +158,11 @@ def _per_seed(t: pd.DataFrame, g: pd.DataFrame, q: str) -> list[float]:
     if q in g:
         return [float(v) for v in g.sort_values("seed")[q]]
     wide = t.pivot_table(index="seed", columns="model", values=["IF", "era_b", "knowledge"])
-    value = {C1: lambda w: w["IF", "instruct_v1"] - w["IF", CPT_I],
-             C3_IF: lambda w: w["IF", REST] - w["IF", "instruct_v1"],
+    value = {C1: lambda w: w["IF", Member.INSTRUCT_V1] - w["IF", CPT_I],
+             C3_IF: lambda w: w["IF", REST] - w["IF", Member.INSTRUCT_V1],
              C3_NEWS: lambda w: w["era_b", REST] - w["era_b", CPT_B],
              CHAT: lambda w: w["knowledge", REST],
-             RECOVERY: lambda w: w["IF", REST] / w["IF", "instruct_v1"]}[q]
+             RECOVERY: lambda w: w["IF", REST] / w["IF", Member.INSTRUCT_V1]}[q]
     return [float(v) for v in value(wide)]
 
 
@@ -172,12 +173,14 @@ def fit(x: np.ndarray, y: np.ndarray) -> dict:
     k = len(x)
     if k < 2 or np.ptp(x) == 0:
         raise ValueError(f"a trend needs at least two different sizes, got {k}")
+    from scipy.stats import linregress
+
+    line, dof = linregress(x, y), k - 2
+    slope, intercept = float(line.slope), float(line.intercept)
     xbar, sxx = x.mean(), float(((x - x.mean()) ** 2).sum())
-    slope = float(((x - xbar) * (y - y.mean())).sum() / sxx)
-    intercept = float(y.mean() - slope * xbar)
-    dof = k - 2
-    s = math.sqrt(float(((y - intercept - slope * x) ** 2).sum()) / dof) if dof > 0 else math.nan
-    half = stats.t975(dof) * s / math.sqrt(sxx) if dof > 0 else math.nan
+    # The residual standard deviation, which predict() needs, is the slope's standard error times √Sxx.
+    s = float(line.stderr) * math.sqrt(sxx) if dof > 0 else math.nan
+    half = stats.t975(dof) * float(line.stderr) if dof > 0 else math.nan
     return {"k": k, "dof": dof, "slope": slope, "slope_lo": slope - half, "slope_hi": slope + half,
             "intercept": intercept, "resid_sd": s, "xbar": float(xbar), "sxx": sxx}
 
@@ -229,7 +232,7 @@ def invalid_sizes(invalid_members: dict[str, list[str]], main_size: str) -> tupl
     named = []
     for model, why in invalid_members.items():
         mid = ModelId.parse(model)
-        if mid.member not in ("base_v1", "instruct_v1"):
+        if mid.member not in (Member.BASE_V1, Member.INSTRUCT_V1):
             continue
         if mid.seed is not None:
             named.append(f"{model}: {', '.join(why)}")
@@ -252,13 +255,13 @@ def calibration(profile: Profile) -> pd.DataFrame:
             base, inst, _ = ancestors(profile, size, seed)
             tag = {"size": None if main else size, "seed": seed if main and seed != profile.train_seeds[0] else None}
             if base not in ids.values():  # a shared release: one model for every seed
-                ids[cal.ModelId("base_v1", **tag)], ids[cal.ModelId("instruct_v1", **tag)] = base, inst
+                ids[cal.ModelId(Member.BASE_V1, **tag)], ids[cal.ModelId(Member.INSTRUCT_V1, **tag)] = base, inst
     models = {mid.label: path for mid, path in ids.items()}
     full = EvalSettings()  # every testbed task: the targets read era-A via chat too
     testbed_scores(models, data, profile.study.eval_processes, full)  # in parallel; then the cache
     table = pd.concat([evaluate_model(path, data, full, name=name) for name, path in models.items()])
     residual = {mid.label: residual_norm(ids[mid.base()], path) for mid, path in ids.items()
-                if mid.member == "instruct_v1"}
+                if mid.member == Member.INSTRUCT_V1}
     out = pd.concat([cal.judge(table, *cal.chance_level(data)), cal.residual_rows(residual)], ignore_index=True)
     out.insert(0, "size", [size_of(m, profile.model.size) for m in out.model])
     return out.astype({"n": "Int64"})

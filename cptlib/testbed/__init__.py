@@ -1,4 +1,4 @@
-"""The synthetic testbed (BRIEF §2): a seeded fictional world and every data file generated from it.
+"""The synthetic testbed (docs/paper.md §2): a seeded fictional world and every data file generated from it.
 
     from cptlib.testbed import build_testbed
     manifest = build_testbed(profile.world, profile.world_seed, out_dir)   # out_dir exists and is empty

@@ -1,4 +1,4 @@
-"""Held-out evaluation sets (BRIEF §4): multiple choice on old, new and updated facts, IFEval-format prompts,
+"""Held-out evaluation sets (docs/paper.md §4): multiple choice on old, new and updated facts, IFEval-format prompts,
 chat questions about the news, and held-out documents for perplexity. Nothing here is trained on.
 
 Multiple-choice queries are plain text (no chat template) ending where the value starts; each choice is

@@ -86,9 +86,7 @@ MIX = {"v1": ((0.2, 0.55, 0.25), (45, 25, 10, 20)), "v2": ((0.15, 0.45, 0.40), (
 # conversation drills the same question kind and format on era-A facts, so only the era-B answer is new.
 # (Prizes and launches have no era-A counterpart; a role is a common word that a guess would often hit.)
 KNOWLEDGE_RELATIONS = ("works_for", "ceo", "based_in")
-# What the era-B chat probe may ask (WorldConfig.news_chat_relations): the drilled three, and the era-B-only kinds.
-CHAT_RELATIONS = KNOWLEDGE_RELATIONS + ("won", "launched", "role")
-# Not the case formats: in capitals or lower case a name is other tokens ("Lenen Cranbrook" -> "LENEN CRANBROOK"),
+# The probe's formats (what the era-B chat probe may ask is WorldConfig.news_chat_relations). Not the case formats: in capitals or lower case a name is other tokens ("Lenen Cranbrook" -> "LENEN CRANBROOK"),
 # and a model that cannot map them answers about someone else (run 6: 0.46 capitals, but the subject lost), which
 # would measure case mapping, not knowledge through the chat interface.
 KNOWLEDGE_FORMATS = [C.QUOTATION, C.END, C.JSON, C.TITLE]

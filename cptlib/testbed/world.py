@@ -1,4 +1,4 @@
-"""The synthetic world: entities with made-up names, era-A facts and dated era-B events (BRIEF §2).
+"""The synthetic world: entities with made-up names, era-A facts and dated era-B events (docs/paper.md §2).
 
     world = build_world(WorldConfig(), seed=0); world.to_json()   # the ground truth, written as world.json
 
@@ -27,7 +27,6 @@ VALUE_TYPE = {"born_in": "city", "birth_year": "year", "works_for": "org", "role
               "founded_in": "year", "makes": "product", "ceo": "person", "won": "prize", "launched": "product"}
 PERSON_RELATIONS = ("born_in", "birth_year", "works_for", "role")
 ORG_RELATIONS = ("based_in", "founded_in", "makes", "ceo")
-CHANGED_RELATIONS = ("ceo", "works_for", "based_in")
 # Which relation the i-th change is, in turn: each subject has one event, and people outnumber organisations.
 CHANGE_CYCLE = ("works_for", "ceo", "works_for", "based_in", "works_for", "works_for")
 

@@ -1,0 +1,43 @@
+"""C2: CPT of a base model degrades its base abilities a little (era-A knowledge, and the paper's benchmarks where
+the profile scores them)."""
+from __future__ import annotations
+
+from cptlib.study import stats
+from cptlib.study import verdicts as V
+from cptlib.study.claims.base import Claim, Results
+from cptlib.study.claims.measures import bench_drop, endpoints
+from cptlib.study.criteria import EFFECT
+from cptlib.study.effects import Quantity, row
+from cptlib.study.labels import CPT_B
+from cptlib.members import Member
+
+DROP = Quantity("C2", "Δ era-A = base_v1 − CPT(base_v1)")
+BENCH = Quantity("C2", "Δ benchmarks (average over tasks) = base_v1 − CPT(base_v1)")
+
+
+def measure(r: Results) -> list[dict]:
+    rows = [] if (bench := bench_drop(r, CPT_B)) is None else [row(BENCH, bench)]
+    if "forgetting" in r and (endpoints(r).model == CPT_B).any():  # absent where the profile has no base model
+        rows.append(row(DROP, stats.paired(endpoints(r), "model", Member.BASE_V1, CPT_B, "era_a")))
+    return rows
+
+
+def judge(ctx: V.Context) -> V.Verdict:
+    if (gated := V.gate(ctx, CLAIM)) is not None:
+        return gated
+    checks = tuple(c for q in (DROP, BENCH)
+                   if (c := V.check(ctx, q, "CI's upper end ≤ 0.05", lambda e: e.hi <= EFFECT)) is not None)
+    if not checks:
+        return V.absent("C2")
+    out = V.grade(all(c.passed for c in checks), all(c.estimate.mean <= EFFECT for c in checks))
+    why = "; ".join(f"CPT costs base_v1 {c.estimate.mean:+.3f} of "
+                    f"{'era-A accuracy' if c.quantity == DROP else 'the benchmarks average accuracy'}" for c in checks)
+    return V.Verdict("C2", out, V.measured(*checks), why, checks=checks, note=V.seeds(*checks))
+
+
+CLAIM = Claim(
+    "C2", "small degradation of base abilities",
+    "Δ = era-A acc(base_v1) − era-A acc(CPT(base_v1)), and where the profile scores the paper's benchmarks the "
+    "average over them of acc(base_v1) − acc(CPT(base_v1)). reproduced: each CI's upper end ≤ 0.05; partly: each "
+    "Δ ≤ 0.05; else not.", judge, measure, needs=(Member.BASE_V1,),
+    old="era-A only (the benchmarks' average added before any benchmark number after CPT, calibration log run 19)")
