@@ -652,17 +652,43 @@ def stable_dict(section: BaseModel) -> dict:
     return section.model_dump(mode="json")
 
 
-if __name__ == "__main__":  # `python -m cptlib.config <profile> [--notebooks]`: for the Makefile (one line, or one error)
+def make_info(source: str, out_dir: str) -> str:
+    """What the Makefile needs of a profile, in one line of tagged words: its files (`file:`, what the notebooks are
+    rerun for), the notebooks it runs in order (`nb:`) and those executed ones in `out_dir` that are not whole
+    notebooks (`unfinished:`, rebuilt whatever their time stamps). Validates the profile (a ConfigError otherwise)."""
+    import json
+
+    cfg = load_profile(source)
+    files = [str(p.relative_to(paths.REPO_ROOT)) if p.is_relative_to(paths.REPO_ROOT) else str(p)
+             for p in profile_files(source)]
+    unfinished = []
+    for name in cfg.notebooks:
+        executed = Path(out_dir) / f"{name}.ipynb"
+        try:
+            whole = "cells" in json.loads(executed.read_bytes())
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            whole = False
+        if not whole:
+            unfinished.append(f"{out_dir}/{name}.ipynb")
+    return " ".join([*(f"file:{f}" for f in files), *(f"nb:{n}" for n in cfg.notebooks),
+                     *(f"unfinished:{u}" for u in unfinished)])
+
+
+if __name__ == "__main__":  # `python -m cptlib.config <profile> [--notebooks | --make OUT]`: one line, or one error
     import sys
 
     if not _profile_path(sys.argv[1]).is_file():  # the Makefile's own rule names a missing profile and the fix
         sys.exit(0)
     try:
-        if sys.argv[2:] == ["--notebooks"]:  # the notebooks `make reproduce` runs for it, in order
+        if sys.argv[2:3] == ["--make"]:
+            print(make_info(sys.argv[1], sys.argv[3]))
+        elif sys.argv[2:] == ["--notebooks"]:  # the notebooks `make reproduce` runs for it, in order
             print(" ".join(load_profile(sys.argv[1]).notebooks))
-            sys.exit(0)
-        print(" ".join(str(p.relative_to(paths.REPO_ROOT)) if p.is_relative_to(paths.REPO_ROOT) else str(p)
-                       for p in profile_files(sys.argv[1])))
+        else:
+            print(" ".join(str(p.relative_to(paths.REPO_ROOT)) if p.is_relative_to(paths.REPO_ROOT) else str(p)
+                           for p in profile_files(sys.argv[1])))
     except ConfigError as err:
         print(f"error: {err}")
         sys.exit(2)
