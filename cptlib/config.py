@@ -10,11 +10,12 @@ names the file and the key (with a suggestion), never a silent default.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cptlib.core import paths
 from cptlib.core.errors import InputError
@@ -457,6 +458,12 @@ class Profile(Section):
     eval: EvalConfig = EvalConfig()
     plan: PlanConfig = PlanConfig()
 
+    @field_validator("name")
+    @classmethod
+    def _a_folder_name(cls, name: str) -> str:
+        check_run_name(name, "profile name")
+        return name
+
     @model_validator(mode="after")
     def _real_profile_is_complete(self) -> "Profile":
         if self.models is not None and self.cpt_data is None:
@@ -545,6 +552,8 @@ def _chain(source: str | Path) -> list[tuple[Path, dict]]:
         data = _read_yaml(path)
         chain.append((path, data))
         source = data.get("extends")
+        if isinstance(source, str) and source.endswith((".yaml", ".yml")) and not Path(source).is_absolute():
+            source = str(path.parent / source)  # beside the profile that names it, wherever the command runs
     return chain
 
 
@@ -620,6 +629,19 @@ def expand_overrides(overrides: dict[str, Any]) -> dict:
     return nested
 
 
+# A run's name is a folder under build/ and figures/: one plain word, so that it stays inside them (`../x` would not)
+# and make can name it; build/stages/ holds every profile's content-addressed stages.
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+RESERVED_NAMES = ("stages",)
+
+
+def check_run_name(name: str, what: str = "run name") -> None:
+    if not RUN_NAME.fullmatch(name) or ".." in name or name in RESERVED_NAMES:
+        reserved = f" (build/{name}/ holds every profile's stages)" if name in RESERVED_NAMES else ""
+        raise ValueError(f"{what} {name!r} is a folder under build/ and figures/{reserved}: use letters, digits, '.', "
+                         "'_' and '-', starting with a letter or digit, no '..' (e.g. mine-lr3e-4)")
+
+
 def load_with_overrides(source: str | Path, overrides: dict[str, Any] | None = None,
                         run_name: str | None = None) -> Profile:
     """A profile with `overrides` merged over it, validated. A run that differs from the profile file gets its own
@@ -631,6 +653,15 @@ def load_with_overrides(source: str | Path, overrides: dict[str, Any] | None = N
     if "name" in nested or "extends" in nested:
         raise ConfigError("overrides may not set 'name' or 'extends': pass run_name, or another profile")
     own = data["name"]
+    if run_name is not None:
+        try:
+            check_run_name(run_name)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    if overrides and run_name == own:
+        raise ConfigError(f"run name {own!r} is the profile's own name: a run with overrides must not write into the "
+                          f"profile's folders (build/{own}/, figures/{own}/); choose another run_name, or none for "
+                          f"{own}-<hash of the overrides>")
     if overrides:
         from cptlib.core.files import hash_json
 

@@ -160,3 +160,18 @@ def test_a_bad_thread_count_is_one_line_before_any_work(tmp_path, value):
                                         "whole number of torch threads per process (e.g. 1), or unset it to use the "
                                         "machine's cores"]
     assert not (tmp_path / "build").exists()
+
+
+@pytest.mark.parametrize("run_name", ["smoke", "../escape"])
+def test_a_run_that_would_write_into_a_shipped_profile_or_outside_is_one_line_and_writes_nothing(run_name, tmp_path):
+    """Issue 49, 3: `--run-name smoke` with an override overwrote figures/smoke/; `../escape` wrote escape/ beside
+    the build folder."""
+    import os
+
+    env = {**os.environ, "CPTLIB_BUILD_DIR": str(tmp_path / "build"), "CPTLIB_FIGURES_DIR": str(tmp_path / "figures")}
+    proc = subprocess.run([sys.executable, "-m", "cptlib.cli", "notebook", "run", "05_report", "--profile", "smoke",
+                           "--set", "cpt.lr=3e-4", "--run-name", run_name], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith(f"cptlib notebook: error: run name {run_name!r} ")
+    assert list(tmp_path.iterdir()) == []
