@@ -43,6 +43,10 @@ endif
 ifneq ($(words $(PROFILE)),1)
 $(error PROFILE="$(PROFILE)" must be one profile name, e.g. PROFILE=default (params/<name>.yaml; make help lists the targets))
 endif
+# A path would put the executed notebooks outside the build folder (build/../x/), where make never finds them built.
+ifneq ($(findstring /,$(PROFILE)),)
+$(error PROFILE=$(PROFILE) is a path; PROFILE is the name of a file in params/ (PROFILE=smoke for params/smoke.yaml): copy your profile there, or run it with `.venv/bin/cptlib notebook run <notebook> --profile <file.yaml>`)
+endif
 
 .PHONY: help setup lock reproduce cost family ancestors notebooks-check lab smoke test bench clean clean-partial
 
@@ -152,7 +156,7 @@ $(NB_OUT)/%.ipynb: $(NB_SRC)/%.ipynb $(PARAMS) $(SOURCES) | $(SETUP)
 # A profile that does not exist: one message naming it and the known ones (before any notebook rule runs).
 .PRECIOUS: params/%.yaml
 params/%.yaml:
-	@echo "make: profile file params/$*.yaml does not exist (PROFILE=$*)$(if $(filter %.yaml %.yml,$*),; PROFILE is the name without .yaml: PROFILE=$(basename $*)); known profiles: $(sort $(basename $(notdir $(wildcard params/*.yaml))))" >&2; exit 2
+	@echo "make: profile file params/$*.yaml does not exist (PROFILE=$*)$(if $(filter %.yaml %.yml,$*),; PROFILE is the name without .yaml: PROFILE=$(basename $*))$(if $(wildcard params/$*.yml),; params/$*.yml is there: a profile's file ends in .yaml: rename it params/$*.yaml); known profiles: $(sort $(basename $(notdir $(wildcard params/*.yaml))))" >&2; exit 2
 
 # Dependency order: each notebook of the profile's list after the one before it.
 $(foreach nb,$(NOTEBOOKS),$(if $(PREV_NB),$(eval $(NB_OUT)/$(nb).ipynb: $(NB_OUT)/$(PREV_NB).ipynb))$(eval PREV_NB := $(nb)))

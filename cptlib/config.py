@@ -512,14 +512,32 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping: PyYAML keeps the last silently, so a second `cpt:` section
+    added at the end of a copied profile would drop the first one's keys."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice in one section (YAML would keep only the last): merge "
+                    "them into one", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         known = sorted(p.stem for p in paths.PARAMS_DIR.glob("*.yaml"))
         hint = (f" (a path is read from the current folder; the shipped profile is `{path.stem}`, without .yaml)"
                 if path.stem in known and path.resolve() != paths.params_file(path.stem).resolve() else "")
+        if path.suffix == ".yaml" and path.with_suffix(".yml").is_file():
+            hint = f" ({path.with_suffix('.yml').name} is there: a profile's file ends in .yaml; rename it {path.name})"
         raise ConfigError(f"profile file {path} does not exist{hint}; known profiles: {known}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeys)
     except yaml.YAMLError as err:  # one line: the file, where, and what (PyYAML's message spans five)
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""

@@ -214,3 +214,29 @@ def test_extends_a_yaml_file_is_read_beside_the_profile_not_in_the_working_folde
     child = _write(tmp_path, "extends: base.yaml\ntrain_seeds: [0]\n", name="child.yaml")
     monkeypatch.chdir(paths.REPO_ROOT)
     assert load_profile(child).cpt.lr == 2e-3 and load_profile(child).cpt.tokens == load_profile("smoke").cpt.tokens
+
+
+def test_a_key_given_twice_is_refused_naming_the_line(tmp_path):
+    """A second `cpt:` section appended to a copied profile silently dropped the first one's keys (PyYAML keeps the
+    last); the same key twice inside a section too."""
+    path = _write(tmp_path, "extends: smoke\ncpt: {lr: 1.0e-3}\ntrain_seeds: [0]\ncpt:\n  tokens: 4096\n")
+    with pytest.raises(ConfigError) as err:
+        load_profile(path)
+    assert str(err.value) == (f"{path}: line 4, column 1: not valid YAML: key 'cpt' is given twice in one section (YAML "
+                              "would keep only the last): merge them into one")
+    inner = _write(tmp_path, "extends: smoke\ncpt:\n  lr: 1.0e-3\n  lr: 2.0e-3\n", name="inner.yaml")
+    with pytest.raises(ConfigError, match=r"line 4, column 3: not valid YAML: key 'lr' is given twice"):
+        load_profile(inner)
+
+
+def test_a_profile_saved_as_yml_is_named_with_the_rename():
+    path = paths.PARAMS_DIR / "zz_saved_as.yml"
+    try:
+        path.write_text("extends: smoke\n")
+        with pytest.raises(ConfigError) as err:
+            load_profile("zz_saved_as")
+    finally:
+        path.unlink(missing_ok=True)
+    assert str(err.value).startswith(f"profile file {paths.PARAMS_DIR / 'zz_saved_as.yaml'} does not exist "
+                                     "(zz_saved_as.yml is there: a profile's file ends in .yaml; rename it "
+                                     "zz_saved_as.yaml); known profiles: ['default'")

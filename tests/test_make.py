@@ -126,3 +126,29 @@ def test_make_clean_refuses_a_build_folder_that_is_the_clone_a_home_or_a_reposit
     assert proc.stderr.splitlines()[0] == (f"make clean: CPTLIB_BUILD_DIR={folder} {why}, not a build folder; point "
                                            "CPTLIB_BUILD_DIR at the folder cptlib builds in (default build/)")
     assert (clone / "Makefile").is_file() and (home / "keep").is_dir() and (git / ".git").is_dir()
+
+
+@pytest.mark.parametrize("profile", ["params/smoke", "../x", "/tmp/mine"])
+def test_a_profile_given_as_a_path_is_one_line_before_anything_runs(profile, tmp_path):
+    """PROFILE=params/smoke put the executed notebooks at build/params/smoke/, which `cptlib notebook run` never
+    writes: every make ran every notebook again."""
+    proc = _make("reproduce", f"PROFILE={profile}", f"CPTLIB_BUILD_DIR={tmp_path / 'build'}")
+    assert proc.returncode == 2 and proc.stderr.count("***") == 1, proc.stderr
+    assert (f"*** PROFILE={profile} is a path; PROFILE is the name of a file in params/ (PROFILE=smoke for "
+            "params/smoke.yaml): copy your profile there, or run it with `.venv/bin/cptlib notebook run <notebook> "
+            "--profile <file.yaml>`.  Stop.") in proc.stderr
+    assert not (tmp_path / "build").exists()
+
+
+def test_make_names_a_profile_saved_as_yml(tmp_path):
+    path = paths.PARAMS_DIR / "zz_saved_as_yml.yml"
+    try:
+        path.write_text("extends: smoke\n")
+        proc = _make("reproduce", "PROFILE=zz_saved_as_yml", f"CPTLIB_BUILD_DIR={tmp_path / 'build'}")
+    finally:
+        path.unlink(missing_ok=True)
+    assert proc.returncode == 2
+    assert ("make: profile file params/zz_saved_as_yml.yaml does not exist (PROFILE=zz_saved_as_yml); "
+            "params/zz_saved_as_yml.yml is there: a profile's file ends in .yaml: rename it "
+            "params/zz_saved_as_yml.yaml; known profiles: default") in proc.stderr, proc.stderr
+    assert not (tmp_path / "build").exists()
