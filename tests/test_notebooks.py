@@ -443,3 +443,11 @@ def test_papermill_with_a_misspelt_parameter_stops_before_any_work(tmp_path):
     outputs = json.dumps([c.get("outputs") for c in json.loads((tmp_path / "out.ipynb").read_text())["cells"]])
     assert "the notebook ran for" not in outputs and "did you mean 'profile'" in outputs
     assert not (tmp_path / "build").exists()
+
+
+def test_an_override_given_twice_with_two_values_is_refused():
+    """`--set cpt.lr=3e-4 ... --set cpt.lr=1e-3` (an edited command line) ran with the last value, unnoticed."""
+    with pytest.raises(NotebookError) as err:
+        notebooks.parse_overrides(["cpt.lr=3e-4", "train_seeds=[0]", "cpt.lr=1e-3"])
+    assert str(err.value) == "--set cpt.lr is given twice (0.0003, then 0.001); give it once"
+    assert notebooks.parse_overrides(["cpt.lr=3e-4", "cpt.lr=3.0e-4"]) == {"cpt.lr": 3e-4}

@@ -280,3 +280,29 @@ def test_an_output_where_no_folder_can_be_made_is_one_line_exit_2(tmp_path, out,
     assert proc.stderr.splitlines() == [f"cptlib residual: error: --out {out}: cannot create a folder in "
                                         f"{out.rsplit('/', 1)[0]} ({why}); choose a writable folder for the output"]
     assert not __import__("os").path.exists(out)
+
+
+@pytest.mark.parametrize("command", [["extract"], ["extract", "--format", "peft"], ["restore", "--target", "T"]])
+def test_the_same_folder_as_base_and_instruct_is_refused(tmp_path, capsys, command):
+    """`--base M --instruct M` (a slip when editing a command) wrote a residual of zeros and exited 0."""
+    from cptlib import cli
+
+    base, _ = pair(tmp_path, {"a.weight": torch.ones(2)}, {"a.weight": torch.full((2,), 2.0)})
+    argv = ["residual", command[0], "--base", str(base), "--instruct", f"{base}/", *command[1:],
+            "--out", str(tmp_path / "o")]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == (f"cptlib residual: error: --base and --instruct are the same folder ({base}): the "
+                                       "residual would be zero; pass the instruct model's folder as --instruct\n")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_peft_adapter_with_an_embed_policy_is_one_line_exit_2(tmp_path, capsys):
+    """It was a bare SystemExit: the message without `cptlib residual: error:`, exit 1."""
+    from cptlib import cli
+
+    base, inst = pair(tmp_path, {"a.weight": torch.ones(2)}, {"a.weight": torch.full((2,), 2.0)})
+    assert cli.main(["residual", "extract", "--base", str(base), "--instruct", str(inst), "--out", str(tmp_path / "o"),
+                     "--format", "peft", "--embed-policy", "skip"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cptlib residual: error: --embed-policy skip is for cptlib's own format") and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()

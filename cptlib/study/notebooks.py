@@ -375,6 +375,8 @@ def parse_overrides(items: list[str]) -> dict:
         parsed = yaml.safe_load(value)
         if isinstance(parsed, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", parsed.strip()):
             parsed = float(parsed)  # YAML 1.1 reads 3e-4 (no dot) as a string
+        if key.strip() in out and out[key.strip()] != parsed:  # the last would win unnoticed
+            raise NotebookError(f"--set {key.strip()} is given twice ({out[key.strip()]!r}, then {parsed!r}); give it once")
         out[key.strip()] = parsed
     return out
 
