@@ -40,7 +40,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         description="Continued pre-training and the instruction residual: build the testbed, train, "
         "extract/apply residuals, evaluate.",
     )
-    parser.add_argument("--debug", action="store_true", default=os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no", "off"),
+    debug = os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+    parser.add_argument("--debug", action="store_true", default=debug,
                         help=f"show the traceback of an error, not only its one-line message (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None

@@ -701,6 +701,10 @@ def stable_dict(section: BaseModel) -> dict:
     return section.model_dump(mode="json")
 
 
+def _from_root(files: list[Path]) -> list[str]:
+    return [str(p.relative_to(paths.REPO_ROOT)) if p.is_relative_to(paths.REPO_ROOT) else str(p) for p in files]
+
+
 def make_info(source: str, out_dir: str) -> str:
     """What the Makefile needs of a profile, in one line of tagged words: its files (`file:`, what the notebooks are
     rerun for), the notebooks it runs in order (`nb:`) and those executed ones in `out_dir` that are not whole
@@ -708,8 +712,7 @@ def make_info(source: str, out_dir: str) -> str:
     import json
 
     cfg = load_profile(source)
-    files = [str(p.relative_to(paths.REPO_ROOT)) if p.is_relative_to(paths.REPO_ROOT) else str(p)
-             for p in profile_files(source)]
+    files = _from_root(profile_files(source))
     unfinished = []
     for name in cfg.notebooks:
         executed = Path(out_dir) / f"{name}.ipynb"
@@ -725,7 +728,7 @@ def make_info(source: str, out_dir: str) -> str:
                      *(f"unfinished:{u}" for u in unfinished)])
 
 
-if __name__ == "__main__":  # `python -m cptlib.config <profile> [--notebooks | --make OUT]`: one line, or one error
+if __name__ == "__main__":  # `python -m cptlib.config <profile> [--make OUT]`: one line, or one error
     import sys
 
     if not _profile_path(sys.argv[1]).is_file():  # the Makefile's own rule names a missing profile and the fix
@@ -733,11 +736,8 @@ if __name__ == "__main__":  # `python -m cptlib.config <profile> [--notebooks | 
     try:
         if sys.argv[2:3] == ["--make"]:
             print(make_info(sys.argv[1], sys.argv[3]))
-        elif sys.argv[2:] == ["--notebooks"]:  # the notebooks `make reproduce` runs for it, in order
-            print(" ".join(load_profile(sys.argv[1]).notebooks))
         else:
-            print(" ".join(str(p.relative_to(paths.REPO_ROOT)) if p.is_relative_to(paths.REPO_ROOT) else str(p)
-                           for p in profile_files(sys.argv[1])))
+            print(" ".join(_from_root(profile_files(sys.argv[1]))))
     except ConfigError as err:
         print(f"error: {err}")
         sys.exit(2)

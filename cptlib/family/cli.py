@@ -27,7 +27,8 @@ def register(subparsers) -> None:
         "from models/<profile>/ when the profile sets released_ancestors (see `cptlib ancestors`), else trained.",
     )
     build.add_argument("--profile", default="default", help="params/<profile>.yaml or a YAML path (default: default)")
-    build.add_argument("--seed", type=_seed, action="append", help="training seed(s); default: the profile's train_seeds")
+    build.add_argument("--seed", type=_seed, action="append",
+                       help="training seed(s); default: the profile's train_seeds")
     build.add_argument("--data-only", action="store_true", help="only the testbed data and tokenizer")
     build.set_defaults(func=_build_command)
 

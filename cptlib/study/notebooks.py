@@ -112,8 +112,8 @@ def configure(profile: str, overrides: dict | None = None, run_name: str | None 
                             "`papermill <nb> <out> -p profile <name>` or `cptlib notebook run <nb> --profile <name>`")
     unknown = sorted(_papermill_parameters(namespace) - set(PARAMETERS) - {"extends"} - set(Profile.model_fields))
     if unknown:
-        hints = [f"{name!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(name, PARAMETERS, n=1))
-                                else "") for name in unknown]
+        close = {name: difflib.get_close_matches(name, PARAMETERS, n=1) for name in unknown}
+        hints = [f"{name!r}" + (f" (did you mean {close[name][0]!r}?)" if close[name] else "") for name in unknown]
         raise NotebookError(f"this notebook received the parameter {', '.join(hints)}, which it does not have (papermill "
                             f"only warns, and the run would go on with profile {profile!r}); its parameters are "
                             f"{', '.join(PARAMETERS)}: e.g. `papermill <nb> <out> -p profile smoke`")
@@ -140,7 +140,8 @@ def _papermill_parameters(namespace: dict) -> set[str]:
                 body = ast.parse(source).body
             except SyntaxError:
                 return set()
-            return {t.id for stmt in body if isinstance(stmt, ast.Assign) for t in stmt.targets if isinstance(t, ast.Name)}
+            assigned = [t for stmt in body if isinstance(stmt, ast.Assign) for t in stmt.targets]
+            return {t.id for t in assigned if isinstance(t, ast.Name)}
     return set()
 
 
@@ -375,9 +376,10 @@ def parse_overrides(items: list[str]) -> dict:
         parsed = yaml.safe_load(value)
         if isinstance(parsed, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", parsed.strip()):
             parsed = float(parsed)  # YAML 1.1 reads 3e-4 (no dot) as a string
-        if key.strip() in out and out[key.strip()] != parsed:  # the last would win unnoticed
-            raise NotebookError(f"--set {key.strip()} is given twice ({out[key.strip()]!r}, then {parsed!r}); give it once")
-        out[key.strip()] = parsed
+        key = key.strip()
+        if key in out and out[key] != parsed:  # the last would win unnoticed
+            raise NotebookError(f"--set {key} is given twice ({out[key]!r}, then {parsed!r}); give it once")
+        out[key] = parsed
     return out
 
 
