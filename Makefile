@@ -43,6 +43,10 @@ endif
 ifneq ($(words $(PROFILE)),1)
 $(error PROFILE="$(PROFILE)" must be one profile name, e.g. PROFILE=default (params/<name>.yaml; make help lists the targets))
 endif
+# A path would put the executed notebooks outside the build folder (build/../x/), where make never finds them built.
+ifneq ($(findstring /,$(PROFILE)),)
+$(error PROFILE=$(PROFILE) is a path; PROFILE is the name of a file in params/ (PROFILE=smoke for params/smoke.yaml): copy your profile there, or run it with `.venv/bin/cptlib notebook run <notebook> --profile <file.yaml>`)
+endif
 
 .PHONY: help setup lock reproduce cost family ancestors notebooks-check lab smoke test bench clean clean-partial
 
@@ -56,7 +60,10 @@ setup: $(SETUP)  ## create .venv, install requirements.lock (hash-checked) and c
 # Nothing is byte-compiled at install (pip would compile every file, one at a time: ~60 s here; compileall of all
 # 18,700 modules took 37 s on both cores): Python caches the ~4,200 modules the study imports the first time they
 # are imported (PYTHONDONTWRITEBYTECODE is unexported below for that: ~13 s once, then every process reads them).
+# No stamp at all means the set-up never finished (interrupted: a half-installed .venv): it starts again from an
+# empty .venv. A stamp older than the lock is a finished set-up that updates in place.
 $(STAMP): pyproject.toml $(LOCK)
+	test -f $@ || rm -rf $(VENV)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --no-compile --require-hashes --no-deps -r $(LOCK)
@@ -95,16 +102,30 @@ NB_OUT := $(BUILD_ROOT)/$(PROFILE)/notebooks
 NB_SRC := $(or $(CPTLIB_NOTEBOOKS_DIR),notebooks)
 PARAMS := params/$(PROFILE).yaml
 # The profile's file and those it extends (`extends: <name>` lines, followed to the root), not every params file:
-# a new, unrelated profile leaves the others' notebooks up to date.
-# Resolved by cptlib.config, the code the CLI uses (a cycle or a missing parent: one message, before any rule runs);
-# before the first set-up there is no interpreter for it, and every notebook is built anyway.
-ifneq ($(wildcard $(PY)),)
-PROFILE_FILES := $(shell $(PY) -m cptlib.config '$(PROFILE)' 2>&1)
-ifeq ($(firstword $(PROFILE_FILES)),error:)
-$(error make: PROFILE=$(PROFILE): $(wordlist 2,999,$(PROFILE_FILES)))
+# a new, unrelated profile leaves the others' notebooks up to date; and the notebooks the profile runs, in order (its
+# `notebooks:` key: the study's six by default; params/sizes.yaml runs the size ladder's 06_sizes only).
+# Resolved and validated by cptlib.config, the code the CLI uses, while make reads this file: an invalid profile is its
+# own one-line message before any rule runs. Only a finished set-up (its stamp is written last) runs that Python, and
+# only for the goals that run notebooks: an interrupted set-up's half-built .venv leaves `make help`, `make clean` and
+# `make setup` working, and `make setup` starts it again.
+STUDY_NOTEBOOKS := 00_build 01_forgetting 02_recipes 03_transfer 04_ablations 05_report
+PROFILE_GOALS := $(filter-out help setup lock clean test bench lab smoke clean-partial cost family ancestors notebooks-check,$(MAKECMDGOALS))
+ifneq ($(and $(PROFILE_GOALS),$(wildcard $(STAMP))),)
+RESOLVED := $(shell $(PY) -m cptlib.config '$(PROFILE)' --make '$(NB_OUT)' 2>&1)
+ifeq ($(firstword $(RESOLVED)),error:)
+$(error make: PROFILE=$(PROFILE): $(wordlist 2,999,$(RESOLVED)))
 endif
+ifneq ($(.SHELLSTATUS),0)
+$(error make: $(PY) failed (exit $(.SHELLSTATUS)) reading PROFILE=$(PROFILE): the .venv is broken; rebuild it with `rm -rf $(VENV) && make setup`)
+endif
+PROFILE_FILES := $(patsubst file:%,%,$(filter file:%,$(RESOLVED)))
+# A missing profile prints nothing: the study's list, whose rules name the missing file (params/%.yaml below).
+NOTEBOOKS := $(or $(patsubst nb:%,%,$(filter nb:%,$(RESOLVED))),$(STUDY_NOTEBOOKS))
+# An executed notebook that is not a whole notebook (truncated, emptied) is not built, whatever its time stamp says.
+$(patsubst unfinished:%,%,$(filter unfinished:%,$(RESOLVED))): FORCE
 else
 PROFILE_FILES := $(wildcard params/$(PROFILE).yaml)
+NOTEBOOKS := $(STUDY_NOTEBOOKS)
 # Before the first set-up there is no interpreter to resolve a profile; one whose file does not exist is named now,
 # not after the ~80 s of set-up (a fresh clone's `make reproduce PROFILE=typo`).
 ifneq ($(filter reproduce cost family ancestors,$(MAKECMDGOALS)),)
@@ -113,21 +134,21 @@ $(error make: profile file params/$(PROFILE).yaml does not exist (PROFILE=$(PROF
 endif
 endif
 endif
-# The notebooks the profile runs, in order (its `notebooks:` key: the study's six by default; params/sizes.yaml runs
-# the size ladder's 06_sizes only).
-STUDY_NOTEBOOKS := 00_build 01_forgetting 02_recipes 03_transfer 04_ablations 05_report
-ifneq ($(wildcard $(PY)),)
-# A missing profile prints nothing: the study's list, whose rules name the missing file (params/%.yaml below).
-NOTEBOOKS := $(or $(shell $(PY) -m cptlib.config '$(PROFILE)' --notebooks 2>&1),$(STUDY_NOTEBOOKS))
-else
-NOTEBOOKS := $(STUDY_NOTEBOOKS)
-endif
+.PHONY: FORCE
+FORCE:
 # The notebooks call cptlib, and the testbed profiles start from their released ancestors: any of them changing
 # reruns the notebooks (quickly: trained models and evaluations are cached by content).
 SOURCES := $(PROFILE_FILES) $(wildcard cptlib/*.py cptlib/*/*.py cptlib/*/*/*.py cptlib/evaluation/tasks/*/*) \
            $(wildcard models/$(PROFILE)/*/release.json models/$(PROFILE)/sizes/*/*/release.json)
 
+ifneq ($(wildcard $(STAMP)),)
 reproduce: $(NB_OUT)/$(lastword $(NOTEBOOKS)).ipynb  ## run every notebook for PROFILE (default: the embedded synthetic testbed)
+else
+# Set up first, then make reads this file again with an interpreter that resolves the profile's own notebook list
+# (`make -n` runs a $(MAKE) line even so: without the stamp it would call itself for ever).
+reproduce: $(SETUP)
+	if test -f $(STAMP); then $(MAKE) reproduce; fi
+endif
 
 $(NB_OUT)/%.ipynb: $(NB_SRC)/%.ipynb $(PARAMS) $(SOURCES) | $(SETUP)
 	CPTLIB_PUBLISH=1 $(VENV)/bin/cptlib notebook run $* --profile $(PROFILE)
@@ -135,7 +156,7 @@ $(NB_OUT)/%.ipynb: $(NB_SRC)/%.ipynb $(PARAMS) $(SOURCES) | $(SETUP)
 # A profile that does not exist: one message naming it and the known ones (before any notebook rule runs).
 .PRECIOUS: params/%.yaml
 params/%.yaml:
-	@echo "make: profile file params/$*.yaml does not exist (PROFILE=$*)$(if $(filter %.yaml %.yml,$*),; PROFILE is the name without .yaml: PROFILE=$(basename $*)); known profiles: $(sort $(basename $(notdir $(wildcard params/*.yaml))))" >&2; exit 2
+	@echo "make: profile file params/$*.yaml does not exist (PROFILE=$*)$(if $(filter %.yaml %.yml,$*),; PROFILE is the name without .yaml: PROFILE=$(basename $*))$(if $(wildcard params/$*.yml),; params/$*.yml is there: a profile's file ends in .yaml: rename it params/$*.yaml); known profiles: $(sort $(basename $(notdir $(wildcard params/*.yaml))))" >&2; exit 2
 
 # Dependency order: each notebook of the profile's list after the one before it.
 $(foreach nb,$(NOTEBOOKS),$(if $(PREV_NB),$(eval $(NB_OUT)/$(nb).ipynb: $(NB_OUT)/$(PREV_NB).ipynb))$(eval PREV_NB := $(nb)))
@@ -174,5 +195,9 @@ bench: $(SETUP)  ## training throughput benchmark (bench/train_throughput.py)
 clean-partial: $(SETUP)  ## remove unfinished stages and idle lock files left by failed or killed runs (says what)
 	$(VENV)/bin/cptlib clean-partial
 
+# CPTLIB_BUILD_DIR=. or =$HOME (a typo, or a variable set for something else) would remove the clone or the home folder.
 clean:  ## remove build outputs: trained stages, evaluations, executed notebooks (keeps .venv and figures)
+	@root=$$(realpath -m -- '$(BUILD_ROOT)'); case "$(CURDIR)/" in "$${root%/}/"*) bad="holds this clone";; *) \
+	  if [ "$$root" = "$$(realpath -m -- "$$HOME")" ] || [ -e "$$root/.git" ]; then bad="is a home folder or a git clone"; fi;; esac; \
+	  if [ -n "$$bad" ]; then echo "make clean: CPTLIB_BUILD_DIR=$(BUILD_ROOT) $$bad, not a build folder; point CPTLIB_BUILD_DIR at the folder cptlib builds in (default build/)" >&2; exit 2; fi
 	rm -rf $(BUILD_ROOT)

@@ -40,7 +40,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         description="Continued pre-training and the instruction residual: build the testbed, train, "
         "extract/apply residuals, evaluate.",
     )
-    parser.add_argument("--debug", action="store_true", default=os.environ.get(DEBUG_ENV, "") not in ("", "0"),
+    debug = os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+    parser.add_argument("--debug", action="store_true", default=debug,
                         help=f"show the traceback of an error, not only its one-line message (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
@@ -80,12 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cptlib {args.command}: interrupted; finished stages are kept, and {resume} resumes from them",
               file=sys.stderr)
         return 130
-    except Exception as err:  # noqa: BLE001 - only a full disk is turned into one line; the rest re-raises
+    except Exception as err:  # noqa: BLE001 - a full disk or a folder it may not write is one line; the rest re-raises
         from cptlib.core.stages import disk_full
 
-        if args.debug or not disk_full(err):
+        message = disk_full_message(err) if disk_full(err) else not_writable_message(err)
+        if args.debug or message is None:
             raise
-        print(f"cptlib {args.command}: error: {disk_full_message(err)}", file=sys.stderr)
+        print(f"cptlib {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 
@@ -97,6 +99,20 @@ def _check_build_dir() -> None:
     if paths.BUILD_DIR.exists() and not paths.BUILD_DIR.is_dir():
         raise InputError(f"CPTLIB_BUILD_DIR={os.environ.get('CPTLIB_BUILD_DIR', paths.BUILD_DIR)} is a file, not a folder; "
                          "point it at a folder (it is created if missing), or unset it to build in build/")
+
+
+def not_writable_message(err: BaseException) -> str | None:
+    """A write refused by the file system (read-only, or permission denied): the machine's state, not a bug, wherever
+    it happens (the build folder, HF_HOME, an output). None for any other error."""
+    import errno
+
+    while err is not None and not (isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS)):
+        err = err.__cause__ or err.__context__  # a library's own error raised from the file system's
+    if err is None:
+        return None
+    where = err.filename or "a file"
+    return (f"cannot write {where}: {err.strerror}; make it writable, or point the command elsewhere (its --out, "
+            "CPTLIB_BUILD_DIR for stages, HF_HOME for the Hugging Face cache): finished stages are kept")
 
 
 def disk_full_message(err: BaseException) -> str:

@@ -10,11 +10,12 @@ names the file and the key (with a suggestion), never a silent default.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cptlib.core import paths
 from cptlib.core.errors import InputError
@@ -474,6 +475,12 @@ class Profile(Section):
     eval: EvalConfig = EvalConfig()
     plan: PlanConfig = PlanConfig()
 
+    @field_validator("name")
+    @classmethod
+    def _a_folder_name(cls, name: str) -> str:
+        check_run_name(name, "profile name")
+        return name
+
     @model_validator(mode="after")
     def _real_profile_is_complete(self) -> "Profile":
         if self.models is not None and self.cpt_data is None:
@@ -522,14 +529,32 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping: PyYAML keeps the last silently, so a second `cpt:` section
+    added at the end of a copied profile would drop the first one's keys."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice in one section (YAML would keep only the last): merge "
+                    "them into one", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         known = sorted(p.stem for p in paths.PARAMS_DIR.glob("*.yaml"))
         hint = (f" (a path is read from the current folder; the shipped profile is `{path.stem}`, without .yaml)"
                 if path.stem in known and path.resolve() != paths.params_file(path.stem).resolve() else "")
+        if path.suffix == ".yaml" and path.with_suffix(".yml").is_file():
+            hint = f" ({path.with_suffix('.yml').name} is there: a profile's file ends in .yaml; rename it {path.name})"
         raise ConfigError(f"profile file {path} does not exist{hint}; known profiles: {known}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeys)
     except yaml.YAMLError as err:  # one line: the file, where, and what (PyYAML's message spans five)
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
@@ -562,6 +587,8 @@ def _chain(source: str | Path) -> list[tuple[Path, dict]]:
         data = _read_yaml(path)
         chain.append((path, data))
         source = data.get("extends")
+        if isinstance(source, str) and source.endswith((".yaml", ".yml")) and not Path(source).is_absolute():
+            source = str(path.parent / source)  # beside the profile that names it, wherever the command runs
     return chain
 
 
@@ -637,6 +664,19 @@ def expand_overrides(overrides: dict[str, Any]) -> dict:
     return nested
 
 
+# A run's name is a folder under build/ and figures/: one plain word, so that it stays inside them (`../x` would not)
+# and make can name it; build/stages/ holds every profile's content-addressed stages.
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+RESERVED_NAMES = ("stages",)
+
+
+def check_run_name(name: str, what: str = "run name") -> None:
+    if not RUN_NAME.fullmatch(name) or ".." in name or name in RESERVED_NAMES:
+        reserved = f" (build/{name}/ holds every profile's stages)" if name in RESERVED_NAMES else ""
+        raise ValueError(f"{what} {name!r} is a folder under build/ and figures/{reserved}: use letters, digits, '.', "
+                         "'_' and '-', starting with a letter or digit, no '..' (e.g. mine-lr3e-4)")
+
+
 def load_with_overrides(source: str | Path, overrides: dict[str, Any] | None = None,
                         run_name: str | None = None) -> Profile:
     """A profile with `overrides` merged over it, validated. A run that differs from the profile file gets its own
@@ -648,6 +688,15 @@ def load_with_overrides(source: str | Path, overrides: dict[str, Any] | None = N
     if "name" in nested or "extends" in nested:
         raise ConfigError("overrides may not set 'name' or 'extends': pass run_name, or another profile")
     own = data["name"]
+    if run_name is not None:
+        try:
+            check_run_name(run_name)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    if overrides and run_name == own:
+        raise ConfigError(f"run name {own!r} is the profile's own name: a run with overrides must not write into the "
+                          f"profile's folders (build/{own}/, figures/{own}/); choose another run_name, or none for "
+                          f"{own}-<hash of the overrides>")
     if overrides:
         from cptlib.core.files import hash_json
 
@@ -669,17 +718,43 @@ def stable_dict(section: BaseModel) -> dict:
     return section.model_dump(mode="json")
 
 
-if __name__ == "__main__":  # `python -m cptlib.config <profile> [--notebooks]`: for the Makefile (one line, or one error)
+def _from_root(files: list[Path]) -> list[str]:
+    return [str(p.relative_to(paths.REPO_ROOT)) if p.is_relative_to(paths.REPO_ROOT) else str(p) for p in files]
+
+
+def make_info(source: str, out_dir: str) -> str:
+    """What the Makefile needs of a profile, in one line of tagged words: its files (`file:`, what the notebooks are
+    rerun for), the notebooks it runs in order (`nb:`) and those executed ones in `out_dir` that are not whole
+    notebooks (`unfinished:`, rebuilt whatever their time stamps). Validates the profile (a ConfigError otherwise)."""
+    import json
+
+    cfg = load_profile(source)
+    files = _from_root(profile_files(source))
+    unfinished = []
+    for name in cfg.notebooks:
+        executed = Path(out_dir) / f"{name}.ipynb"
+        try:
+            whole = "cells" in json.loads(executed.read_bytes())
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            whole = False
+        if not whole:
+            unfinished.append(f"{out_dir}/{name}.ipynb")
+    return " ".join([*(f"file:{f}" for f in files), *(f"nb:{n}" for n in cfg.notebooks),
+                     *(f"unfinished:{u}" for u in unfinished)])
+
+
+if __name__ == "__main__":  # `python -m cptlib.config <profile> [--make OUT]`: one line, or one error
     import sys
 
     if not _profile_path(sys.argv[1]).is_file():  # the Makefile's own rule names a missing profile and the fix
         sys.exit(0)
     try:
-        if sys.argv[2:] == ["--notebooks"]:  # the notebooks `make reproduce` runs for it, in order
-            print(" ".join(load_profile(sys.argv[1]).notebooks))
-            sys.exit(0)
-        print(" ".join(str(p.relative_to(paths.REPO_ROOT)) if p.is_relative_to(paths.REPO_ROOT) else str(p)
-                       for p in profile_files(sys.argv[1])))
+        if sys.argv[2:3] == ["--make"]:
+            print(make_info(sys.argv[1], sys.argv[3]))
+        else:
+            print(" ".join(_from_root(profile_files(sys.argv[1]))))
     except ConfigError as err:
         print(f"error: {err}")
         sys.exit(2)

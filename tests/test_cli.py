@@ -160,3 +160,79 @@ def test_a_bad_thread_count_is_one_line_before_any_work(tmp_path, value):
                                         "whole number of torch threads per process (e.g. 1), or unset it to use the "
                                         "machine's cores"]
     assert not (tmp_path / "build").exists()
+
+
+@pytest.mark.parametrize("run_name", ["smoke", "../escape"])
+def test_a_run_that_would_write_into_a_shipped_profile_or_outside_is_one_line_and_writes_nothing(run_name, tmp_path):
+    """Issue 49, 3: `--run-name smoke` with an override overwrote figures/smoke/; `../escape` wrote escape/ beside
+    the build folder."""
+    import os
+
+    env = {**os.environ, "CPTLIB_BUILD_DIR": str(tmp_path / "build"), "CPTLIB_FIGURES_DIR": str(tmp_path / "figures")}
+    proc = subprocess.run([sys.executable, "-m", "cptlib.cli", "notebook", "run", "05_report", "--profile", "smoke",
+                           "--set", "cpt.lr=3e-4", "--run-name", run_name], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith(f"cptlib notebook: error: run name {run_name!r} ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_build_folder_that_cannot_be_written_is_one_line(tmp_path):
+    """Issue 49, 5: a read-only CPTLIB_BUILD_DIR was an OSError traceback, rc 1 (/sys: no folder may be made there)."""
+    import os
+
+    env = {**os.environ, "CPTLIB_BUILD_DIR": "/sys/cptlib-build"}
+    proc = subprocess.run([sys.executable, "-m", "cptlib.cli", "build", "--profile", "smoke", "--data-only"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "cptlib build: error: cannot write /sys/cptlib-build: Operation not permitted; make it writable, or point the "
+        "command elsewhere (its --out, CPTLIB_BUILD_DIR for stages, HF_HOME for the Hugging Face cache): finished "
+        "stages are kept"]
+    assert not os.path.exists("/sys/cptlib-build")
+
+
+def test_a_read_only_cache_behind_a_librarys_own_error_is_one_line(monkeypatch, capsys):
+    """A read-only HF_HOME surfaces as a library's error raised from the file system's (datasets, huggingface_hub);
+    the file system's refusal is named. Any other exception with a cause stays a bug, with its traceback."""
+    import errno
+
+    def read_only_cache(args):
+        try:
+            raise OSError(errno.EROFS, "Read-only file system", "/ro/huggingface/datasets")
+        except OSError as err:
+            raise RuntimeError("could not prepare the dataset") from err
+
+    monkeypatch.setattr(cli, "build_parser", _parser_running(read_only_cache))
+    assert cli.main([]) == 2
+    assert capsys.readouterr().err == (
+        "cptlib demo: error: cannot write /ro/huggingface/datasets: Read-only file system; make it writable, or point "
+        "the command elsewhere (its --out, CPTLIB_BUILD_DIR for stages, HF_HOME for the Hugging Face cache): finished "
+        "stages are kept\n")
+
+    def missing_file_bug(args):
+        try:
+            open("/nonexistent/cptlib/file")
+        except OSError as err:
+            raise RuntimeError("a bug") from err
+
+    monkeypatch.setattr(cli, "build_parser", _parser_running(missing_file_bug))
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main([])
+
+
+@pytest.mark.parametrize("value, debug", [("false", False), ("False", False), ("no", False), ("off", False), ("0", False),
+                                          ("", False), ("1", True), ("true", True), ("yes", True)])
+def test_cptlib_debug_false_means_off(value, debug, monkeypatch):
+    """Issue 49, 6: CPTLIB_DEBUG=false turned debug on (any value but "" and "0" did)."""
+    monkeypatch.setenv("CPTLIB_DEBUG", value)
+    assert cli.build_parser(["build"]).parse_args(["build"]).debug is debug
+
+
+@pytest.mark.parametrize("seed", ["-1", "x"])
+def test_a_negative_seed_is_refused_by_the_option_not_sent_to_train_seeds(seed):
+    """`cptlib build --seed -1` suggested adding -1 to train_seeds, which validation forbids."""
+    proc = _cptlib("build", "--profile", "smoke", "--seed", seed)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == ("cptlib build: error: argument --seed: must be a whole number >= 0 (a "
+                                            f"training seed, e.g. --seed 0), got {seed!r}")

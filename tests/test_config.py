@@ -168,3 +168,75 @@ def test_a_shipped_profiles_file_name_given_from_another_folder_names_the_profil
         load_profile("smoke.yaml")
     assert str(err.value).startswith(f"profile file {tmp_path / 'smoke.yaml'} does not exist (a path is read from the "
                                      "current folder; the shipped profile is `smoke`, without .yaml); known profiles: ")
+
+
+NAME_RULE = ("is a folder under build/ and figures/{why}: use letters, digits, '.', '_' and '-', starting with a letter "
+             "or digit, no '..' (e.g. mine-lr3e-4)")
+
+
+def test_a_run_with_overrides_named_as_its_own_profile_is_refused():
+    """Issue 49, 3: `--set cpt.lr=3e-4 --run-name smoke` skipped the refusal (the name was the profile's own) and
+    overwrote figures/smoke/ with lr 3e-4 while make went on trusting the rest."""
+    from cptlib.config import load_with_overrides
+
+    for profile in ("smoke", "default"):
+        with pytest.raises(ConfigError) as err:
+            load_with_overrides(profile, {"cpt.lr": 3e-4}, run_name=profile)
+        assert str(err.value) == (f"run name {profile!r} is the profile's own name: a run with overrides must not write "
+                                  f"into the profile's folders (build/{profile}/, figures/{profile}/); choose another "
+                                  f"run_name, or none for {profile}-<hash of the overrides>")
+    assert load_with_overrides("smoke", run_name="smoke").name == "smoke"  # no overrides: the profile itself
+
+
+@pytest.mark.parametrize("name, why", [("../escape", ""), ("a/b", ""), ("/tmp/x", ""), ("", ""), (".hidden", ""),
+                                       ("x..y", ""), ("my run", ""),
+                                       ("stages", " (build/stages/ holds every profile's stages)")])
+def test_a_run_name_that_is_not_one_plain_folder_is_refused(name, why):
+    """`--run-name ../escape` wrote escape/ in the repository root; `stages` would have mixed a run's notebooks into
+    the content-addressed stages."""
+    from cptlib.config import load_with_overrides
+
+    with pytest.raises(ConfigError) as err:
+        load_with_overrides("smoke", {"cpt.lr": 3e-4}, run_name=name)
+    assert str(err.value) == f"run name {name!r} " + NAME_RULE.format(why=why)
+
+
+def test_a_profile_whose_own_name_is_not_a_plain_folder_is_refused(tmp_path):
+    path = _write(tmp_path, "extends: smoke\nname: ../../x\n", name="up.yaml")
+    with pytest.raises(ConfigError) as err:
+        load_profile(path)
+    assert str(err.value) == f"{path}: name: profile name '../../x' " + NAME_RULE.format(why="")
+
+
+def test_extends_a_yaml_file_is_read_beside_the_profile_not_in_the_working_folder(tmp_path, monkeypatch):
+    """`extends: smoke.yaml` in params/mine.yaml said "profile file smoke.yaml does not exist" unless run from params/."""
+    (tmp_path / "base.yaml").write_text("extends: smoke\ncpt: {lr: 2.0e-3}\n")
+    child = _write(tmp_path, "extends: base.yaml\ntrain_seeds: [0]\n", name="child.yaml")
+    monkeypatch.chdir(paths.REPO_ROOT)
+    assert load_profile(child).cpt.lr == 2e-3 and load_profile(child).cpt.tokens == load_profile("smoke").cpt.tokens
+
+
+def test_a_key_given_twice_is_refused_naming_the_line(tmp_path):
+    """A second `cpt:` section appended to a copied profile silently dropped the first one's keys (PyYAML keeps the
+    last); the same key twice inside a section too."""
+    path = _write(tmp_path, "extends: smoke\ncpt: {lr: 1.0e-3}\ntrain_seeds: [0]\ncpt:\n  tokens: 4096\n")
+    with pytest.raises(ConfigError) as err:
+        load_profile(path)
+    assert str(err.value) == (f"{path}: line 4, column 1: not valid YAML: key 'cpt' is given twice in one section (YAML "
+                              "would keep only the last): merge them into one")
+    inner = _write(tmp_path, "extends: smoke\ncpt:\n  lr: 1.0e-3\n  lr: 2.0e-3\n", name="inner.yaml")
+    with pytest.raises(ConfigError, match=r"line 4, column 3: not valid YAML: key 'lr' is given twice"):
+        load_profile(inner)
+
+
+def test_a_profile_saved_as_yml_is_named_with_the_rename():
+    path = paths.PARAMS_DIR / "zz_saved_as.yml"
+    try:
+        path.write_text("extends: smoke\n")
+        with pytest.raises(ConfigError) as err:
+            load_profile("zz_saved_as")
+    finally:
+        path.unlink(missing_ok=True)
+    assert str(err.value).startswith(f"profile file {paths.PARAMS_DIR / 'zz_saved_as.yaml'} does not exist "
+                                     "(zz_saved_as.yml is there: a profile's file ends in .yaml; rename it "
+                                     "zz_saved_as.yaml); known profiles: ['default'")

@@ -418,3 +418,38 @@ def test_a_profile_of_the_ladder_alone_runs_06_and_reports_c5_and_q1(smoke_study
     assert {"ladder", "scaling", "ladder_calibration", "ladder_claims", "sizes"} <= {p.stem for p in out.glob("*.csv")}
     fits = pd.read_csv(out / "scaling.csv")
     assert set(fits.fit_on) == {"all sizes"} and set(fits.claim) == {"C5", "Q1"}  # no smoke size meets calibration
+
+
+def test_a_parameter_the_notebook_does_not_have_is_an_error_naming_the_close_one():
+    """papermill injects `-p profil smoke` as a variable and only warns: the run went on with the default profile."""
+    injected = ["", notebooks.PARAMETERS_SOURCE, '# Parameters\nprofil = "smoke"\nrun_name = "mine"\n']
+    with pytest.raises(NotebookError) as err:
+        notebooks.configure("default", namespace={"In": injected, "profil": "smoke"})
+    assert str(err.value) == ("this notebook received the parameter 'profil' (did you mean 'profile'?), which it does "
+                              "not have (papermill only warns, and the run would go on with profile 'default'); its "
+                              "parameters are profile, overrides, run_name: e.g. `papermill <nb> <out> -p profile smoke`")
+    assert notebooks.configure("smoke", namespace={"In": ["", notebooks.PARAMETERS_SOURCE,
+                                                          '# Parameters\nprofile = "smoke"\n']}).name == "smoke"
+
+
+def test_papermill_with_a_misspelt_parameter_stops_before_any_work(tmp_path):
+    """The same through papermill's own command: it exits non-zero, the executed notebook shows the error in the setup
+    cell, the notebook's own code never ran, and no stage or build folder of the default profile was started."""
+    nb = _stand_in(tmp_path, "01_forgetting", body="print('the notebook ran for', cfg.name)")
+    env = {**os.environ, "CPTLIB_BUILD_DIR": str(tmp_path / "build")}
+    proc = subprocess.run([str(paths.REPO_ROOT / ".venv" / "bin" / "papermill"), str(nb), str(tmp_path / "out.ipynb"),
+                           "-p", "profil", "smoke", "-k", notebooks.KERNEL], capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert proc.returncode == 1
+    assert "NotebookError: this notebook received the parameter 'profil' (did you mean 'profile'?)" in proc.stderr
+    outputs = json.dumps([c.get("outputs") for c in json.loads((tmp_path / "out.ipynb").read_text())["cells"]])
+    assert "the notebook ran for" not in outputs and "did you mean 'profile'" in outputs
+    assert not (tmp_path / "build").exists()
+
+
+def test_an_override_given_twice_with_two_values_is_refused():
+    """`--set cpt.lr=3e-4 ... --set cpt.lr=1e-3` (an edited command line) ran with the last value, unnoticed."""
+    with pytest.raises(NotebookError) as err:
+        notebooks.parse_overrides(["cpt.lr=3e-4", "train_seeds=[0]", "cpt.lr=1e-3"])
+    assert str(err.value) == "--set cpt.lr is given twice (0.0003, then 0.001); give it once"
+    assert notebooks.parse_overrides(["cpt.lr=3e-4", "cpt.lr=3.0e-4"]) == {"cpt.lr": 3e-4}

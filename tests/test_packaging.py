@@ -241,7 +241,7 @@ def test_a_new_unrelated_profile_leaves_the_others_notebooks_up_to_date():
     """A notebook depends on its profile's extends chain (smoke -> default), not on every params file."""
     import subprocess
 
-    proc = subprocess.run(["make", "-C", str(paths.REPO_ROOT), "-p", "-n", "help", "PROFILE=smoke"],
+    proc = subprocess.run(["make", "-C", str(paths.REPO_ROOT), "-p", "-n", "reproduce", "PROFILE=smoke"],
                           capture_output=True, text=True, timeout=60)
     line = next(x for x in proc.stdout.splitlines() if x.startswith("PROFILE_FILES :="))
     assert line.split(":=")[1].split() == ["params/smoke.yaml", "params/default.yaml"]

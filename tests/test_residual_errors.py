@@ -224,3 +224,85 @@ def test_a_killed_run_leaves_a_temporary_folder_that_the_next_run_removes(tmp_pa
     restore(base, inst, base, tmp_path / "o", progress=False)
     assert not stale.exists() and alive.is_dir() and (tmp_path / "o" / "model.safetensors").is_file()
     assert f"removed {stale}, the unfinished output of a run (pid {dead.stdout.strip()}) that was killed" in capsys.readouterr().err
+
+
+def _damage(model, tensor_bytes=4096):
+    """0xFF over the last bytes of the weights (a bad download or disk): the header still parses, the floats are NaN."""
+    file = model / "model.safetensors"
+    data = bytearray(file.read_bytes())
+    data[-tensor_bytes:] = b"\xff" * tensor_bytes
+    file.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("which", ["instruct", "base", "target"])
+def test_non_finite_weights_are_refused_naming_the_file_and_the_tensor(tmp_path, which):
+    """Issue 49, 5: 4 KB of 0xFF in an instruct model's weights gave exit 0 and a residual with ‖Θr‖/‖θ_base‖ = nan."""
+    base, inst = pair(tmp_path, {"a.weight": torch.ones(2), "b.weight": torch.ones(1024)},
+                      {"a.weight": torch.ones(2), "b.weight": torch.full((1024,), 2.0)})
+    target = write_model(tmp_path / "target", {"a.weight": torch.ones(2), "b.weight": torch.ones(1024)})
+    _damage({"instruct": inst, "base": base, "target": target}[which])
+    damaged = {"instruct": inst, "base": base, "target": target}[which] / "model.safetensors"
+    with pytest.raises(ResidualError) as err:
+        restore(base, inst, target, tmp_path / "o", progress=False)
+    assert str(err.value) == (f"{damaged}: tensor b.weight holds NaN or inf; the file is damaged: re-download or "
+                              "re-save the model")
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o*"))
+    if which != "target":
+        with pytest.raises(ResidualError, match="tensor b.weight holds NaN or inf"):
+            extract(base, inst, tmp_path / "r", progress=False)
+        assert not (tmp_path / "r").exists()
+
+
+def test_a_corrupt_config_json_is_one_error_naming_it(tmp_path):
+    """A config.json replaced by `{"broken` was a JSONDecodeError traceback."""
+    base, inst = pair(tmp_path, {"a.weight": torch.ones(2)}, {"a.weight": torch.full((2,), 2.0)})
+    (inst / "config.json").write_text('{"broken')
+    with pytest.raises(ResidualError, match=rf"^{inst}/config.json: not valid JSON \(Unterminated string .*\); "
+                                            r"re-download or re-save the model$"):
+        extract(base, inst, tmp_path / "r", progress=False)
+    (inst / "config.json").write_text("[1, 2]")
+    with pytest.raises(ResidualError, match=r"config.json: a model config is a JSON object, got list"):
+        extract(base, inst, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("out, why", [("/proc/cptlib-x", "No such file or directory"),
+                                      ("/sys/cptlib-x", "Operation not permitted")])
+def test_an_output_where_no_folder_can_be_made_is_one_line_exit_2(tmp_path, out, why):
+    """`--out /proc/x` was a FileNotFoundError traceback from mkdtemp, rc 1 (`/sys`: a file system root may not write)."""
+    import subprocess
+    import sys
+
+    base, inst = pair(tmp_path, {"a.weight": torch.ones(2)}, {"a.weight": torch.full((2,), 2.0)})
+    proc = subprocess.run([sys.executable, "-m", "cptlib.cli", "residual", "extract", "--base", str(base), "--instruct",
+                           str(inst), "--out", out, "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [f"cptlib residual: error: --out {out}: cannot create a folder in "
+                                        f"{out.rsplit('/', 1)[0]} ({why}); choose a writable folder for the output"]
+    assert not __import__("os").path.exists(out)
+
+
+@pytest.mark.parametrize("command", [["extract"], ["extract", "--format", "peft"], ["restore", "--target", "T"]])
+def test_the_same_folder_as_base_and_instruct_is_refused(tmp_path, capsys, command):
+    """`--base M --instruct M` (a slip when editing a command) wrote a residual of zeros and exited 0."""
+    from cptlib import cli
+
+    base, _ = pair(tmp_path, {"a.weight": torch.ones(2)}, {"a.weight": torch.full((2,), 2.0)})
+    argv = ["residual", command[0], "--base", str(base), "--instruct", f"{base}/", *command[1:],
+            "--out", str(tmp_path / "o")]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == (f"cptlib residual: error: --base and --instruct are the same folder ({base}): the "
+                                       "residual would be zero; pass the instruct model's folder as --instruct\n")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_peft_adapter_with_an_embed_policy_is_one_line_exit_2(tmp_path, capsys):
+    """It was a bare SystemExit: the message without `cptlib residual: error:`, exit 1."""
+    from cptlib import cli
+
+    base, inst = pair(tmp_path, {"a.weight": torch.ones(2)}, {"a.weight": torch.full((2,), 2.0)})
+    assert cli.main(["residual", "extract", "--base", str(base), "--instruct", str(inst), "--out", str(tmp_path / "o"),
+                     "--format", "peft", "--embed-policy", "skip"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cptlib residual: error: --embed-policy skip is for cptlib's own format") and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()

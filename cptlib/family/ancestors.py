@@ -153,6 +153,11 @@ def _rebuild_hint(profile: Profile) -> str:
             "the study")
     others = sorted(p.parent.name for p in paths.MODELS_DIR.glob(f"*/{RELEASE}") if p.parent.name != profile.name)
     if profile.release is None and others and not (paths.MODELS_DIR / profile.name).exists():
+        want = recipe(profile)
+        same = [o for o in others if json.loads((paths.MODELS_DIR / o / RELEASE).read_text()).get("recipe") == want]
+        if same:  # a copy of a shipped profile, or one that `extends:` it and changes only the study
+            return (f"its recipe is the one models/{same[0]}/ was released from: add `release: {same[0]}` to the "
+                    f"profile (a profile's release is its own name unless it names one); or {hint}")
         # A profile of one's own that `extends:` a released one has no release of its own until it names one.
         return (f"to use another profile's ancestors, name its release in the profile (`release: {others[0]}`; "
                 f"released here: {', '.join(others)}; a recipe they were not built with is refused, naming what "
@@ -287,6 +292,14 @@ def _check_files(profile: Profile, folder: Path, release: dict) -> None:
         if path.stat().st_size != rec["bytes"] or hash_file(path) != rec["sha256"]:
             raise AncestorError(f"released ancestor file {where / name} does not match the sha256 in {where / RELEASE}"
                                 f" (one of them altered or truncated); {_restore_hint(profile, folder)}")
+
+
+def check_release(profile: Profile) -> None:
+    """The profile's release folder exists: a profile of one's own names the fix in a second, before any notebook."""
+    folder = release_dir(profile)
+    if not (folder / RELEASE).is_file():
+        raise AncestorError(f"profile {profile.name!r} starts from released ancestors (released_ancestors: true), but "
+                            f"{_where(folder)}/ holds no release ({RELEASE}); {_restore_hint(profile, folder)}")
 
 
 def verify(profile: Profile, member: str, data: Path | None = None) -> dict:

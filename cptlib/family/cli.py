@@ -6,6 +6,19 @@ from cptlib.family import MEMBERS
 from cptlib.core.errors import InputError
 
 
+def _seed(text: str) -> int:
+    """A training seed: train_seeds forbids negative ones, so `--seed -1` is refused here, not sent to add it there."""
+    import argparse
+
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0 (a training seed, e.g. --seed 0), got {text!r}")
+    return seed
+
+
 def register(subparsers) -> None:
     build = subparsers.add_parser(
         "build", help="build the testbed data and resolve (or train) the model family of a profile",
@@ -14,7 +27,8 @@ def register(subparsers) -> None:
         "from models/<profile>/ when the profile sets released_ancestors (see `cptlib ancestors`), else trained.",
     )
     build.add_argument("--profile", default="default", help="params/<profile>.yaml or a YAML path (default: default)")
-    build.add_argument("--seed", type=int, action="append", help="training seed(s); default: the profile's train_seeds")
+    build.add_argument("--seed", type=_seed, action="append",
+                       help="training seed(s); default: the profile's train_seeds")
     build.add_argument("--data-only", action="store_true", help="only the testbed data and tokenizer")
     build.set_defaults(func=_build_command)
 
@@ -24,7 +38,7 @@ def register(subparsers) -> None:
     )
     run_cpt.add_argument("--profile", default="default")
     run_cpt.add_argument("--model", required=True, choices=MEMBERS, help="which family member to continue")
-    run_cpt.add_argument("--seed", type=int, default=None, help="training seed (default: the profile's first)")
+    run_cpt.add_argument("--seed", type=_seed, default=None, help="training seed (default: the profile's first)")
     run_cpt.set_defaults(func=_cpt_command)
 
 

@@ -53,6 +53,12 @@ class Family:
 class TestbedFamily(Family):
     """The synthetic testbed: members from the released ancestors (`released_ancestors: true`) or trained here."""
 
+    def check_sources(self, other_family=True):
+        if self.profile.released_ancestors:
+            from cptlib.family.ancestors import check_release
+
+            check_release(self.profile)
+
     def members(self, seed, other_family=True):
         if self.profile.released_ancestors:
             from cptlib.family.ancestors import released_family

@@ -127,7 +127,13 @@ class Checkpoint:
         order = {file: i for i, file in enumerate(self.files)}
         self.tensors = dict(sorted(infos.items(), key=lambda kv: (order[kv[1].file], kv[1].offset)))
         config_path = self.path / "config.json"
-        self.config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+        try:
+            self.config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+        except (UnicodeDecodeError, ValueError) as err:
+            raise ResidualError(f"{config_path}: not valid JSON ({err}); re-download or re-save the model") from None
+        if not isinstance(self.config, dict):
+            raise ResidualError(f"{config_path}: a model config is a JSON object, got {type(self.config).__name__}; "
+                                "re-download or re-save the model")
         self.tied = self._tied_embeddings()
 
     def _tied_embeddings(self) -> bool:
@@ -145,7 +151,15 @@ class Checkpoint:
     def get(self, name: str) -> torch.Tensor:
         """The tensor as stored; memory-mapped, so untouched pages cost nothing and are freed with the tensor."""
         with safe_open(self.tensors[name].file, framework="pt") as f:
-            return f.get_tensor(name)
+            return self._finite(name, f.get_tensor(name))
+
+    def _finite(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        """Every read goes through here: a NaN or inf in a stored weight (a damaged file whose header still parses)
+        would otherwise flow into a residual, a norm or a restored model as NaN, and the run would succeed."""
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ResidualError(f"{self.tensors[name].file}: tensor {name} holds NaN or inf; the file is damaged: "
+                                "re-download or re-save the model")
+        return tensor
 
     def chunks(self, name: str, stop: int | None = None) -> Iterator[tuple[slice | EllipsisType, torch.Tensor]]:
         """(rows, block) over the first `stop` rows of a tensor, in blocks of about CHUNK_ELEMENTS entries.
@@ -163,7 +177,7 @@ class Checkpoint:
         for start in range(0, rows, step):
             with safe_open(info.file, framework="pt") as f:
                 block = slice(start, min(start + step, rows))
-                yield block, f.get_slice(name)[block]
+                yield block, self._finite(name, f.get_slice(name)[block])
 
     def nbytes(self) -> int:
         return sum(f.stat().st_size for f in self.files)

@@ -123,9 +123,19 @@ def _apply_options(args: argparse.Namespace) -> dict:
     }
 
 
+def _two_models(base: str, instruct: str) -> None:
+    """The same folder twice (a slip when editing a command) gives a residual of zeros, and a run that succeeds."""
+    from cptlib.core.errors import InputError
+
+    if Path(base).resolve() == Path(instruct).resolve():
+        raise InputError(f"--base and --instruct are the same folder ({base}): the residual would be zero; pass the "
+                         "instruct model's folder as --instruct")
+
+
 def _extract(args: argparse.Namespace) -> int:
     from cptlib.residual import extract, inspect
 
+    _two_models(args.base, args.instruct)
     if args.format == "peft":
         return _extract_peft(args)
     out = extract(args.base, args.instruct, args.out, embed_policy=args.embed_policy, dtype=_dtype(args.dtype),
@@ -145,8 +155,10 @@ def _extract_peft(args: argparse.Namespace) -> int:
     from cptlib.residual.peft_adapter import adapter_summary, extract_peft
     from cptlib.residual.peft_adapter import read_manifest as read_adapter_manifest
 
+    from cptlib.core.errors import InputError
+
     if args.embed_policy != "error":
-        raise SystemExit(f"--embed-policy {args.embed_policy} is for cptlib's own format; a PEFT adapter needs base "
+        raise InputError(f"--embed-policy {args.embed_policy} is for cptlib's own format; a PEFT adapter needs base "
                          "and instruct with one vocabulary (use --embeddings drop to leave the embeddings out)")
     out = extract_peft(args.base, args.instruct, args.out, rank=args.rank, vectors=args.vectors,
                        embeddings=args.embeddings, dtype=_dtype(args.dtype), progress=not args.no_progress)
@@ -173,6 +185,7 @@ def _apply(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     from cptlib.residual import restore
 
+    _two_models(args.base, args.instruct)
     options = _apply_options(args)
     out = restore(args.base, args.instruct, args.target, args.out, alpha=args.alpha, **options)
     print(f"wrote {out}")

@@ -66,9 +66,13 @@ def output_dir(out: str | Path) -> Iterator[Path]:
     out = Path(out)
     if out.exists():
         raise OutputExistsError(f"{out} already exists; choose another output directory or remove it first")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    except OSError as err:  # read-only, not ours, or a folder that holds no files (/proc): before anything is read
+        raise InputError(f"--out {out}: cannot create a folder in {out.parent} ({err.strerror}); choose a writable "
+                         "folder for the output") from None
     try:
         yield tmp
         umask = os.umask(0)

@@ -110,6 +110,13 @@ def configure(profile: str, overrides: dict | None = None, run_name: str | None 
         raise NotebookError(f"this notebook received the profile keys {', '.join(injected)} as parameters (papermill "
                             "-f params/<profile>.yaml?). Its parameters are profile, overrides and run_name: run "
                             "`papermill <nb> <out> -p profile <name>` or `cptlib notebook run <nb> --profile <name>`")
+    unknown = sorted(_papermill_parameters(namespace) - set(PARAMETERS) - {"extends"} - set(Profile.model_fields))
+    if unknown:
+        close = {name: difflib.get_close_matches(name, PARAMETERS, n=1) for name in unknown}
+        hints = [f"{name!r}" + (f" (did you mean {close[name][0]!r}?)" if close[name] else "") for name in unknown]
+        raise NotebookError(f"this notebook received the parameter {', '.join(hints)}, which it does not have (papermill "
+                            f"only warns, and the run would go on with profile {profile!r}); its parameters are "
+                            f"{', '.join(PARAMETERS)}: e.g. `papermill <nb> <out> -p profile smoke`")
     if not isinstance(overrides or {}, dict):
         raise NotebookError(f"overrides must be a dict such as {{'cpt.lr': 3e-4}}, got {overrides!r}")
     try:
@@ -120,6 +127,22 @@ def configure(profile: str, overrides: dict | None = None, run_name: str | None 
         skip_final_collection()
         _kernel_setup()
     return cfg
+
+
+def _papermill_parameters(namespace: dict) -> set[str]:
+    """The names papermill's injected cell assigned, read from the kernel's input history (`In`): that cell starts
+    with papermill's "# Parameters" line, which the notebook's own parameters cell does not have alone."""
+    import ast
+
+    for source in reversed(namespace.get("In") or []):
+        if isinstance(source, str) and source.startswith("# Parameters\n"):
+            try:
+                body = ast.parse(source).body
+            except SyntaxError:
+                return set()
+            assigned = [t for stmt in body if isinstance(stmt, ast.Assign) for t in stmt.targets]
+            return {t.id for t in assigned if isinstance(t, ast.Name)}
+    return set()
 
 
 def _kernel_setup() -> None:
@@ -353,7 +376,10 @@ def parse_overrides(items: list[str]) -> dict:
         parsed = yaml.safe_load(value)
         if isinstance(parsed, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", parsed.strip()):
             parsed = float(parsed)  # YAML 1.1 reads 3e-4 (no dot) as a string
-        out[key.strip()] = parsed
+        key = key.strip()
+        if key in out and out[key] != parsed:  # the last would win unnoticed
+            raise NotebookError(f"--set {key} is given twice ({out[key]!r}, then {parsed!r}); give it once")
+        out[key] = parsed
     return out
 
 
