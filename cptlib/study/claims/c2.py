@@ -17,7 +17,8 @@ BENCH = Quantity("C2", "Δ benchmarks (average over tasks) = base_v1 − CPT(bas
 
 def measure(r: Results) -> list[dict]:
     rows = [] if (bench := bench_drop(r, CPT_B)) is None else [row(BENCH, bench)]
-    if "forgetting" in r and (endpoints(r).model == CPT_B).any():  # absent where the profile has no base model
+    # absent where the profile has no base model, or maps no era-A task (a real profile: eval.metrics)
+    if "forgetting" in r and (endpoints(r).model == CPT_B).any() and endpoints(r).era_a.notna().any():
         rows.append(row(DROP, stats.paired(endpoints(r), "model", Member.BASE_V1, CPT_B, "era_a")))
     return rows
 
