@@ -53,14 +53,33 @@ def test_a_claim_added_to_the_registry_reaches_the_table_the_figure_and_the_repo
     table = CL.table(verdicts)
     assert table.iloc[-1]["criterion"] == TOY.rule and table.iloc[-1]["paper (approx.)"] == TOY.paper
     rows = report.effect_rows(fx, verdicts)  # what the effects figure draws
-    assert rows[rows.claim == "X1"][["passed", "paper_lo"]].values.tolist() == [[True, 0.5]]
+    assert rows[rows.claim == "X1"][["met", "paper_lo"]].values.tolist() == [[V.Met.PASS.value, 0.5]]
     assert report.rules(CL.CLAIMS)[-1] == f"**X1**: {TOY.rule}"  # the report's list of criteria
 
 
-def test_a_claim_whose_model_misses_calibration_is_gated_by_its_needs(with_toy):
-    fx = CL.effects({"ancestors": _ancestors()})
-    v = CL.judge(V.Context(fx, invalid={"instruct_v1": ["IF prompt-level strict 0.500"]}), only=["X1"])[0]
-    assert v.outcome is V.Outcome.NOT_TESTABLE and [c.passed for c in v.checks] == [None]  # shown, not judged
+def test_a_seed_whose_member_misses_calibration_is_left_out_of_the_claims_that_need_it(with_toy):
+    """The validity rule (calibration log run 22): seed 1's instruct_v1 misses, so X1 (needs instruct_v1) is measured
+    on seed 0 alone; with both seeds out X1 is not testable and still shows its numbers, unjudged."""
+    r = {"ancestors": _ancestors()}
+    misses = {("instruct_v1", 1): ["instruct_v1 (seed 1): IF prompt-level strict 0.500"]}
+    left = CL.left_out(r, misses)
+    assert left["X1"] == {1: misses[("instruct_v1", 1)]} and "C6" not in left  # C6 needs no instruct_v1
+    fx = CL.effects(r, left)
+    x1 = fx[fx.claim == "X1"].iloc[0]
+    assert (x1["mean"], x1.n_seeds) == (pytest.approx(0.7), 1)  # seed 0: 0.8 − 0.1
+    v = CL.judge(V.Context(fx, left_out=left, seeds=(0, 1)), only=["X1"])[0]
+    assert v.measured.endswith("— seed 1 left out (instruct_v1 (seed 1): IF prompt-level strict 0.500)")
+    both = {**misses, ("instruct_v1", 0): ["instruct_v1: IF prompt-level strict 0.400"]}
+    left = CL.left_out(r, both)
+    v = CL.judge(V.Context(CL.effects(r, left), left_out=left, seeds=(0, 1)), only=["X1"])[0]
+    assert v.outcome is V.Outcome.NOT_TESTABLE
+
+
+def test_without_drops_a_seed_and_the_first_seeds_tables_with_the_first_seed():
+    r = {"ancestors": _ancestors(), "n4": pd.DataFrame({"lr": [1e-3]}), "benchmarks": pd.DataFrame({"drop": [0.1]})}
+    assert set(CL.without(r, [1])) == {"ancestors", "n4", "benchmarks"} and set(CL.without(r, [1])["ancestors"].seed) == {0}
+    assert set(CL.without(r, [0])) == {"ancestors", "benchmarks"}  # the N4 map is the first seed's
+    assert CL.seeds_of(r) == (0, 1)
 
 
 def test_the_registry_lists_the_study_claims_in_the_table_order():

@@ -73,3 +73,27 @@ def test_every_stage_kind_the_package_builds_has_a_category():
     kinds = {m for f in (paths.REPO_ROOT / "cptlib").rglob("*.py")
              for m in re.findall(r'run_stage\(\s*"([a-z_]+)"', f.read_text())}
     assert kinds and kinds <= set(costs.CATEGORY), sorted(kinds - set(costs.CATEGORY))
+
+
+def test_adding_the_residual_is_timed_20_times_as_restored_does_it_and_cached(tmp_path, monkeypatch):
+    """C6's denominator (calibration log run 22): the median of 20 timings of the same step `restored` runs, cached
+    as a stage so that a rerun of the report shows the same numbers."""
+    import statistics
+
+    import torch
+
+    from cptlib.core import stages
+    from cptlib.study.restored import TIMING_REPEATS, restore_timing, restored
+    from tests.residual_helpers import read_model, write_model
+
+    monkeypatch.setattr(stages.paths, "BUILD_DIR", tmp_path / "build")
+    g = torch.Generator().manual_seed(0)
+    base, inst, cpt = (write_model(tmp_path / n, {"w": torch.randn(64, 64, generator=g)}) for n in ("b", "i", "c"))
+    timing = restore_timing(base, inst, cpt)
+    assert len(timing["seconds"]) == TIMING_REPEATS == 20 and all(s > 0 for s in timing["seconds"])
+    assert timing["median"] == statistics.median(timing["seconds"])
+    assert restore_timing(base, inst, cpt) == timing  # cached: the same timings, not new ones
+    stage = stages.stage_dir("timing", {**{k: v for k, v in timing["spec"].items()}})
+    assert not [p for p in stage.iterdir() if p.is_dir()]  # the scratch models are gone
+    expected = read_model(base)["w"] * -1 + read_model(inst)["w"] + read_model(cpt)["w"]
+    assert torch.allclose(read_model(restored(base, inst, cpt))["w"], expected, atol=1e-6)

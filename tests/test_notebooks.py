@@ -21,7 +21,7 @@ from cptlib.study.notebooks import NOTEBOOKS, NotebookError
 # 07_benchmarks scores the paper's benchmarks (minutes per model): tests/test_benchmarks.py runs it on its own
 STUDIED = tuple(nb for nb in NOTEBOOKS if nb != "07_benchmarks")
 
-VERDICTS = ("reproduced", "partly", "not reproduced", "answered", "not testable", "not run")  # each may add "(why)"
+VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive", "answered", "not testable", "not run")  # each may add "(why)"
 
 
 def _read(name):
@@ -295,7 +295,7 @@ def test_every_interval_holds_its_mean_and_stays_in_range_and_every_score_names_
         evals = pd.read_csv(out / f"{name}.csv")["eval"]
         assert all((paths.stages_dir() / e / "cptlib_manifest.json").is_file() for e in evals), name
     effects = pd.read_csv(out / "effects.csv")
-    assert {"claim", "quantity", "mean", "lo", "hi", "n_seeds", "rule", "passed", "verdict", "paper_lo",
+    assert {"claim", "quantity", "mean", "lo", "hi", "n_seeds", "rule", "met", "verdict", "paper_lo",
             "paper_hi"} <= set(effects.columns)
     assert {"C1", "C2", "C3", "C4", "C6", "N1"} <= set(effects.claim)
 

@@ -15,7 +15,7 @@ from cptlib.study import n4 as N4
 from cptlib.study import verdicts as V
 from cptlib.study.labels import CPT_I, REST
 
-R, P, N = V.Outcome.REPRODUCED, V.Outcome.PARTLY, V.Outcome.NOT
+R, P, N, I = V.Outcome.REPRODUCED, V.Outcome.PARTLY, V.Outcome.NOT, V.Outcome.INCONCLUSIVE
 SCALE = {"C5": "slope per decade", "Q1": "slope per decade", "C6": "cost ratio"}
 
 
@@ -33,14 +33,15 @@ def ctx(values: dict, **kw) -> V.Context:
     return V.Context(fx(values), **kw)
 
 
-# C1: reproduced = CI above 0, Δ >= 0.05 and IF falls from the first milestone to the final budget.
+# C1 (run 22): headline Δ > 0 on its CI; supporting: IF falls from the first milestone (CI < 0), benchmarks (CI > 0).
 @pytest.mark.parametrize("drop, grows, expected", [
-    ((0.218, 0.143, 0.297), (-0.21, -0.28, -0.14, 1), R),  # the committed default's numbers
-    ((0.05, 0.01, 0.09), (-0.1, -0.2, 0.0, 1), R),  # Δ exactly at 0.05: counts
-    ((0.0499, 0.01, 0.09), (-0.1, -0.2, 0.0, 1), P),  # just below 0.05
-    ((0.10, -0.01, 0.21), (-0.1, -0.2, 0.0, 1), P),  # CI touches 0
-    ((0.10, 0.02, 0.18), (0.01, -0.05, 0.07, 1), P),  # no more forgetting with more tokens
-    ((-0.02, -0.08, 0.04), (-0.1, -0.2, 0.0, 1), N),  # IF does not fall
+    ((0.218, 0.143, 0.297), (-0.21, -0.28, -0.14, 1), R),  # the numbers of an earlier default
+    ((0.03, 0.01, 0.05), (-0.1, -0.2, -0.01, 1), R),  # a small drop counts in kind (in size is judged apart)
+    ((0.10, 0.0, 0.20), (-0.1, -0.2, -0.01, 1), I),  # CI touches 0: not above it
+    ((0.098, -0.196, 0.392), (-0.1, -0.2, -0.01, 1), I),  # two seeds, t with 1 df: the CI spans 0
+    ((0.10, 0.02, 0.18), (0.01, -0.05, 0.07, 1), P),  # more tokens: no more forgetting shown (inconclusive)
+    ((0.10, 0.02, 0.18), (0.05, 0.01, 0.09, 1), P),  # more tokens, less forgetting (missed)
+    ((-0.05, -0.09, 0.0), (-0.1, -0.2, -0.01, 1), N),  # CI at or below 0: IF does not fall
 ])
 def test_c1(drop, grows, expected):
     assert CL.c1.judge(ctx({CL.c1.DROP: drop, CL.c1.GROWS: grows})).outcome == expected
@@ -58,52 +59,89 @@ def test_c1_in_size_is_within_a_factor_3_of_5_7_points():
     assert CL.c1.judge(ctx({CL.c1.DROP: (0.218, 0.1, 0.25)})).in_size == "no (3.8× the paper's)"
 
 
-@pytest.mark.parametrize("drop, expected", [((0.01, -0.02, 0.05), R), ((0.04, 0.01, 0.07), P),
-                                            ((0.0725, 0.048, 0.099), N)])
-def test_c2_upper_end_of_the_ci_against_0_05(drop, expected):
+@pytest.mark.parametrize("drop, expected", [((0.01, -0.02, 0.05), R), ((0.04, 0.01, 0.07), I),
+                                            ((0.104, 0.048, 0.160), I), ((0.0725, 0.051, 0.099), N)])
+def test_c2_the_ci_against_0_05(drop, expected):
     assert CL.c2.judge(ctx({CL.c2.DROP: drop})).outcome == expected
 
 
-def test_c3_the_committed_default_is_not_reproduced_and_says_which_checks_fail():
-    v = CL.c3.judge(ctx({CL.c3.IF: (-0.087, -0.153, -0.020), CL.c3.IF_NAIVE: (0.131, 0.081, 0.183),
-                  CL.c3.NEWS_KEPT: (-0.064, -0.103, -0.023), CL.c3.NEWS_GAINED: (0.341, 0.288, 0.397)}))
-    assert v.outcome == N
-    assert v.why == f"fails: {CL.c3.IF.text}, {CL.c3.NEWS_KEPT.text}"
-    assert [c.passed for c in v.checks] == [False, True, False, True]  # the figure colours these
-    assert v.in_size == "no (paper +0.00 to +0.05)"
+def test_c2_every_ability_is_a_headline():
+    """Era-A kept but the benchmarks clearly degraded: not reproduced."""
+    v = CL.c2.judge(ctx({CL.c2.DROP: (0.0, -0.02, 0.02), CL.c2.BENCH: (0.12, 0.08, 0.16)}))
+    assert v.outcome == N and [c.met for c in v.checks] == [V.Met.PASS, V.Met.FAIL]
 
 
-@pytest.mark.parametrize("dif, naive, kept, gained, expected", [
-    (-0.05, 0.0, -0.05, 0.05, R),  # every bound met exactly
-    (-0.051, 0.05, -0.05, 0.3, P),  # IF just too low, but beats CPT(instruct) and keeps the news
-    (-0.2, 0.05, -0.051, 0.3, N),  # loses the news
-    (-0.2, 0.049, 0.0, 0.3, N),  # does not beat CPT(instruct) by 0.05
+def c3(dif, mc_kept=None, mc_gained=None, chat_kept=None, chat_gained=None, reference=None):
+    """C3's effects: the IF half and the news halves given (MC: era_b; chat: knowledge)."""
+    from cptlib.study.labels import SFT
+
+    ref = reference or SFT
+    values = {CL.c3.IF: dif, CL.c3.IF_NAIVE: (0.1, 0.05, 0.15)}
+    for metric, kept, gained in (("era_b", mc_kept, mc_gained), ("knowledge", chat_kept, chat_gained)):
+        if kept is not None:
+            values[CL.c3.kept(metric, ref)], values[CL.c3.gained(metric)] = kept, gained
+    return CL.c3.judge(ctx(values))
+
+
+OK_IF, KEPT, GAINED = (0.0, -0.04, 0.04), (0.0, -0.03, 0.03), (0.3, 0.2, 0.4)
+
+
+@pytest.mark.parametrize("halves, expected", [
+    (dict(dif=OK_IF, mc_kept=KEPT, mc_gained=GAINED, chat_kept=KEPT, chat_gained=GAINED), R),
+    (dict(dif=(-0.15, -0.2, -0.06), mc_kept=KEPT, mc_gained=GAINED, chat_kept=KEPT, chat_gained=GAINED), N),
+    (dict(dif=OK_IF, mc_kept=KEPT, mc_gained=GAINED, chat_kept=KEPT, chat_gained=(0.0, -0.05, 0.05)), P),
+    (dict(dif=(-0.05, -0.1, 0.0), mc_kept=KEPT, mc_gained=GAINED), I),  # the IF half spans −0.05
+    (dict(dif=OK_IF, mc_kept=KEPT, mc_gained=(-0.01, -0.05, 0.0), chat_kept=KEPT, chat_gained=(0.0, -0.1, 0.0)), N),
+    (dict(dif=OK_IF, mc_kept=(-0.05, -0.1, 0.0), mc_gained=GAINED, chat_kept=KEPT, chat_gained=(0.0, -0.1, 0.0)), I),
+    (dict(dif=OK_IF, mc_kept=(-0.1, -0.15, -0.06), mc_gained=GAINED), N),  # the news lost against SFT
+    (dict(dif=(-0.05, -0.05, 0.0), mc_kept=(-0.05, -0.05, 0.0), mc_gained=(0.01, 0.0001, 0.02)), R),  # bounds exactly met
 ])
-def test_c3_boundaries(dif, naive, kept, gained, expected):
-    ci = lambda m: (m, m - 0.05, m + 0.05)  # noqa: E731
-    v = CL.c3.judge(ctx({CL.c3.IF: ci(dif), CL.c3.IF_NAIVE: ci(naive), CL.c3.NEWS_KEPT: ci(kept), CL.c3.NEWS_GAINED: ci(gained)}))
-    assert v.outcome == expected
+def test_c3_halves(halves, expected):
+    assert c3(**halves).outcome == expected
+
+
+def test_c3_says_each_half_and_colours_each_check():
+    v = c3(OK_IF, KEPT, GAINED, KEPT, (0.0, -0.05, 0.05))
+    assert v.why == ("IF half: meets its rule; era-B MC half: meets its rule; era-B in chat half: inconclusive (the "
+                     "interval spans the bound)")
+    assert [c.met for c in v.checks] == [V.Met.PASS] * 4 + [V.Met.INCONCLUSIVE, V.Met.SHOWN]
+    assert v.in_size == "yes (paper +0.00 to +0.05)"
+
+
+def test_c3_news_against_cpt_base_where_the_profile_cannot_run_sft():
+    from cptlib.study.labels import CPT_B
+
+    v = c3(OK_IF, KEPT, GAINED, reference=CPT_B)
+    assert v.outcome == R and CL.c3.kept("era_b", CPT_B).text in v.measured
+
+
+def test_in_size_never_accepts_the_opposite_sign():
+    """C3 ΔIF 'about equal, sometimes +5': −0.03 was in size under ±0.05 widening; now [0, +0.10]."""
+    assert V.widened(0.0, 0.05) == (0.0, 0.10) and V.widened(-0.05, 0.0) == (-0.10, 0.0)
+    assert c3((-0.03, -0.04, -0.02), KEPT, GAINED).in_size == "no (paper +0.00 to +0.05)"
+    assert c3((0.09, 0.05, 0.13), KEPT, GAINED).in_size == "yes (paper +0.00 to +0.05)"
 
 
 def test_c3_without_a_news_metric_is_not_testable():
     v = CL.c3.judge(ctx({CL.c3.IF: (0.0, -0.1, 0.1), CL.c3.IF_NAIVE: (0.1, 0.0, 0.2)}))
-    assert v.label == "not testable (no new-knowledge metric: map era_b in eval.metrics)"
+    assert v.label == "not testable (no new-knowledge metric: map era_b or knowledge in eval.metrics)"
 
 
-def test_c4_a_loss_that_the_old_rule_passed_is_no_longer_at_least_as_good():
-    """The committed default: (a) −0.027 [−0.077, +0.023] passed the old rule (mean ≥ −0.05) although the paper says
-    the transferred residual *beats* the own instruct model; now (a) fails and C4 is partly (b holds), 1 seed."""
-    v = CL.c4.judge(ctx({CL.c4.A: (-0.027, -0.077, 0.023, 1), CL.c4.B: (0.537, 0.477, 0.597, 1),
-                  CL.c4.B_SIZE: (-0.033, -0.073, 0.007, 1)}))
-    assert [c.passed for c in v.checks] == [False, True, None]
+def test_c4_a_loss_whose_interval_reaches_below_minus_0_05_is_inconclusive():
+    """(a) −0.047 [−0.099, +0.006]: not shown non-inferior, not shown inferior; (b) holds: partly, 1 seed."""
+    v = CL.c4.judge(ctx({CL.c4.A: (-0.047, -0.099, 0.006, 1), CL.c4.B: (0.450, 0.390, 0.510, 1),
+                  CL.c4.B_SIZE: (-0.073, -0.123, -0.024, 1)}))
+    assert [c.met for c in v.checks] == [V.Met.INCONCLUSIVE, V.Met.PASS, V.Met.SHOWN]
     assert v.label == "partly (1 seed)"
 
 
 @pytest.mark.parametrize("a, b, expected", [
-    ((0.0, -0.04, 0.04), (0.05, 0.01, 0.09), R),  # (a) mean exactly 0, CI above −0.05; (b) exactly 0.05
-    ((0.01, -0.05, 0.07), (0.2, 0.1, 0.3), P),  # (a) CI reaches −0.05: a real loss is not excluded
-    ((0.03, 0.0, 0.06), (0.2, 0.0, 0.4), P),  # (b) CI touches 0
-    ((-0.01, -0.03, 0.01), (0.04, 0.01, 0.07), N),
+    ((0.0, -0.04, 0.04), (0.05, 0.01, 0.09), R),
+    ((0.01, -0.05, 0.07), (0.2, 0.1, 0.3), R),  # (a) CI's lower end exactly −0.05: non-inferior
+    ((0.01, -0.06, 0.07), (0.2, 0.1, 0.3), P),  # (a) inconclusive
+    ((0.03, 0.0, 0.06), (0.2, 0.0, 0.4), P),  # (b) CI touches 0: inconclusive
+    ((-0.1, -0.15, -0.06), (0.0, -0.05, 0.05), N),  # (a) missed, (b) inconclusive
+    ((0.0, -0.08, 0.08), (0.0, -0.05, 0.05), I),
 ])
 def test_c4_boundaries(a, b, expected):
     assert CL.c4.judge(ctx({CL.c4.A: a, CL.c4.B: b, CL.c4.B_SIZE: (0.0, -0.1, 0.1)})).outcome == expected
@@ -112,9 +150,9 @@ def test_c4_boundaries(a, b, expected):
 # C5 (calibration log run 18): the OLS slope of recovery on log10 parameters over the valid sizes, its 95% interval.
 @pytest.mark.parametrize("slope, expected, why", [
     ((0.06, 0.01, 0.11, 5), R, "grows with size"),
-    ((0.06, -0.01, 0.13, 5), N, "no trend shown"),
+    ((0.06, -0.01, 0.13, 5), I, "inconclusive"),
     ((-0.08, -0.15, -0.01, 4), N, "contradicted"),
-    ((0.0, 0.0, 0.0, 3), N, "no trend shown"),  # the interval's lower end exactly 0: not above it
+    ((0.0, -0.1, 0.0, 3), N, "contradicted"),  # the interval's upper end exactly 0: at or below it
 ])
 def test_c5_is_read_from_the_slope_of_recovery(slope, expected, why):
     v = CL.c5.judge(ctx({CL.c5.SLOPE: slope}))
@@ -124,7 +162,7 @@ def test_c5_is_read_from_the_slope_of_recovery(slope, expected, why):
 
 def test_c5_needs_three_valid_sizes():
     v = CL.c5.judge(ctx({CL.c5.SLOPE: (0.3, math.nan, math.nan, 2)}))
-    assert v.outcome == V.Outcome.NOT_TESTABLE and v.checks[0].passed is None and v.label == "not testable (2 valid sizes)"
+    assert v.outcome == V.Outcome.NOT_TESTABLE and not v.checks[0].judged and v.label == "not testable (2 valid sizes)"
     one = CL.c5.judge(ctx({CL.c1.DROP: (0.2, 0.1, 0.3)}))  # the default: one size, no ladder in this profile
     assert one.outcome == V.Outcome.NOT_TESTABLE and "make reproduce PROFILE=sizes" in one.why
 
@@ -134,7 +172,7 @@ def test_q1_lists_every_slope_as_its_answer():
 
     values = {CL.c5.SLOPE: (0.06, 0.01, 0.11, 5), CL.q1.slope_quantity(scaling.COS): (-0.1, -0.2, 0.0, 5)}
     v = CL.q1.judge(ctx(values))
-    assert v.outcome == V.Outcome.ANSWERED and len(v.checks) == 2 and all(c.passed is None for c in v.checks)
+    assert v.outcome == V.Outcome.ANSWERED and len(v.checks) == 2 and not any(c.judged for c in v.checks)
     assert "cos(Θr, θ_cpt − θ_base): -0.100 [-0.200, +0.000]" in v.measured
     assert CL.q1.judge(ctx({CL.c1.DROP: (0.2, 0.1, 0.3)})).outcome == V.Outcome.NOT_TESTABLE
 
@@ -151,13 +189,25 @@ def test_ladder_effects_put_recovery_under_c5_and_the_rest_under_q1():
     assert set(fx.scale) == {"slope per decade"} and list(fx.n_seeds) == [4, 4, 4, 4]
 
 
-@pytest.mark.parametrize("wall, expected, size", [(2365.0, R, "yes (1.2× the paper's)"), (100.0, R, "no (0.1× the paper's)"),
-                                                  (99.0, P, "no (0.0× the paper's)"), (9.9, N, "no (0.0× the paper's)")])
-def test_c6_is_judged_on_measured_wall_time_not_the_flops_count(wall, expected, size):
-    """The FLOPs ratio (974,838×) would pass ≥ 100 whatever was measured; the wall-time ratio decides."""
-    v = CL.c6.judge(ctx({CL.c6.WALL: (wall, wall * 0.9, wall * 1.1), CL.c6.FLOPS: (974838.0, math.nan, math.nan)}))
+@pytest.mark.parametrize("wall, expected, size", [((2365.0, 2000.0, 2700.0), R, "yes (1.2× the paper's)"),
+                                                  ((150.0, 100.0, 200.0), R, "no (0.1× the paper's)"),
+                                                  ((186.0, 3.0, 10629.0), I, "no (0.1× the paper's)"),
+                                                  ((50.0, 20.0, 99.0), N, "no (0.0× the paper's)")])
+def test_c6_is_judged_on_the_wall_time_interval_not_the_flops_count(wall, expected, size):
+    """The FLOPs ratio (974,838×) would pass ≥ 100 whatever was measured; the wall-time ratio's CI decides."""
+    v = CL.c6.judge(ctx({CL.c6.WALL: wall, CL.c6.FLOPS: (974838.0, math.nan, math.nan)}))
     assert (v.outcome, v.in_size) == (expected, size)
-    assert "by construction" in v.measured and [c.passed for c in v.checks][1] is None
+    assert "by construction" in v.measured and not v.checks[1].judged
+
+
+def test_c6_ratio_is_a_geometric_mean_with_a_log_interval_that_stays_above_0():
+    """Three seeds' ratios 100, 1,000, 10,000: geometric mean 1,000; log10 ratios 2, 3, 4 (sd 1): t(2) 4.30 × 1/√3."""
+    co = pd.DataFrame([{"seed": s, "step after CPT": step, "wall_seconds": w}
+                       for s, sft in enumerate((100.0, 1000.0, 10000.0)) for step, w in (("SFT", sft), ("add Θr", 1.0))])
+    est = CL.c6.wall_ratio(co)
+    h = 4.302652729911275 / math.sqrt(3)
+    assert est.mean == pytest.approx(1000.0) and est.n_seeds == 3
+    assert (est.lo, est.hi) == (pytest.approx(10 ** (3 - h)), pytest.approx(10 ** (3 + h))) and est.lo > 0
 
 
 @pytest.mark.parametrize("other, own, expected", [(0.007, 0.35, R), (0.06, 0.35, P), (0.04, 0.08, N)])
@@ -166,17 +216,18 @@ def test_n1_other_family_residual_must_fail_to_transfer(other, own, expected):
     assert v.outcome == expected and v.note == "1 seed"
 
 
-def test_n1_with_an_instruct_model_that_misses_its_calibration_is_not_testable():
+def test_n1_whose_other_family_misses_at_every_seed_is_not_testable():
+    why = ["other_family: IF prompt-level strict 0.153, target <= 0.15"]
     v = CL.n1.judge(ctx({CL.n1.OWN: (0.35, 0.3, 0.4), CL.n1.OTHER: (0.0, 0.0, 0.01)},
-                 invalid={"other_instruct": ["IF prompt-level strict 0.583, target >= 0.60"]}))
-    assert v.outcome == V.Outcome.NOT_TESTABLE and "other_instruct: IF prompt-level strict 0.583" in v.measured
+                 left_out={"N1": {0: why, 1: why, 2: why}}, seeds=(0, 1, 2)))
+    assert v.outcome == V.Outcome.NOT_TESTABLE and v.measured == why[0]
 
 
 @pytest.mark.parametrize("drops, expected", [((0.28, 0.34), R), ((0.28, 0.30), P), ((0.30, 0.28), N)])
 def test_n2_more_shift_more_forgetting(drops, expected):
     values = {CL.n2.shift_quantity(f"c{i}.jsonl", 1.0 + i): (d, d - 0.05, d + 0.05, 1) for i, d in enumerate(drops)}
     v = CL.n2.judge(ctx(values))
-    assert v.outcome == expected and [c.passed for c in v.checks] == [None, expected == R]
+    assert v.outcome == expected and [c.met for c in v.checks] == [V.Met.SHOWN, V.met(expected == R)]
     assert CL.n2.judge(ctx(dict(list(values.items())[:1]))).label == "not testable (one corpus)"
 
 
@@ -201,9 +252,38 @@ def test_n4_threshold_without_a_reference_fits_no_line():
     assert (t["kept"], t["threshold"]) == (3, 0.2) and math.isnan(t["slope"]) and math.isnan(t["crossing"])
 
 
-def test_a_claim_needing_a_model_that_misses_calibration_is_not_testable_and_names_it():
-    v = CL.c1.judge(ctx({CL.c1.DROP: (0.2, 0.1, 0.3)}, invalid={"instruct_v1": ["IF prompt-level strict 0.500"]}))
+def test_a_claim_whose_every_seed_is_left_out_is_not_testable_and_names_why():
+    v = CL.c1.judge(ctx({CL.c1.DROP: (0.2, 0.1, 0.3)}, left_out={"C1": {0: ["instruct_v1: IF prompt-level strict 0.500"]}},
+                        seeds=(0,)))
     assert v.label == "not testable (model misses calibration)" and "instruct_v1: IF prompt-level strict 0.500" in v.measured
+
+
+@pytest.mark.parametrize("est, bound, above, strict, expected", [
+    ((0.1, 0.0, 0.2), 0.0, True, True, V.Met.INCONCLUSIVE),  # > 0 with lo exactly 0
+    ((0.1, 0.0, 0.2), 0.0, True, False, V.Met.PASS),  # ≥ 0 with lo exactly 0
+    ((-0.1, -0.2, 0.0), 0.0, True, True, V.Met.FAIL),  # > 0 with hi exactly 0: wholly at or below
+    ((-0.1, -0.2, 0.0), 0.0, True, False, V.Met.INCONCLUSIVE),  # ≥ 0: hi exactly 0 is not below it
+    ((0.05, 0.0, 0.05), 0.05, False, False, V.Met.PASS),  # ≤ 0.05 with hi exactly 0.05
+    ((0.1, 0.05, 0.2), 0.05, False, False, V.Met.INCONCLUSIVE),
+    ((0.1, 0.06, 0.2), 0.05, False, False, V.Met.FAIL),
+    ((0.1, math.nan, math.nan), 0.0, True, True, V.Met.INCONCLUSIVE),  # no interval: nothing is judged on a mean
+])
+def test_a_bound_is_judged_on_the_interval(est, bound, above, strict, expected):
+    from cptlib.study.stats import Estimate
+
+    assert V.interval_met(Estimate(*est, 3, "t"), bound, above, strict) is expected
+
+
+def test_misses_puts_a_per_seed_release_at_its_seed_and_a_shared_release_at_every_seed():
+    calib = pd.DataFrame({"metric": ["IF prompt-level strict"] * 5,
+                          "model": ["instruct_v1", "instruct_v1 (seed 1)", "instruct_v1 (seed 2)", "other_family",
+                                    "base_v1 (tiny)"],
+                          "value": [0.62, 0.61, 0.587, 0.153, 0.0], "target": [">= 0.60"] * 3 + ["<= 0.15", ">= 0.6"],
+                          "met": [True, True, False, False, False]})
+    m = V.misses(calib, (0, 1, 2))
+    assert sorted(m) == [("instruct_v1", 2), ("other_family", 0), ("other_family", 1), ("other_family", 2)]
+    assert m[("instruct_v1", 2)] == ["instruct_v1 (seed 2): IF prompt-level strict 0.587, target >= 0.60"]
+    assert V.misses(calib.assign(met=None), (0, 1, 2)) == {}  # a real profile has no targets
 
 
 def test_not_run_claims_say_why():
@@ -224,11 +304,13 @@ def test_invalid_members_reads_only_the_ancestors_validity_rows():
 
 
 def test_effects_figure_colours_come_from_the_same_verdicts():
-    """Each marker's colour is CHECK_COLORS[check.passed] of the verdict that uses it: C3's favourable ΔIF against
-    CPT(instruct) is green although C3 is not reproduced; C6's FLOPs count is blue (not judged)."""
+    """Each marker's colour is CHECK_COLORS[check.met] of the verdict that uses it: C3's news kept is green although
+    C3 is not reproduced (its IF half is missed), its news gained purple (inconclusive); C6's FLOPs count blue."""
+    from cptlib.study.labels import SFT
+
     matplotlib.use("Agg")
-    c = ctx({CL.c1.DROP: (0.218, 0.143, 0.297), CL.c3.IF: (-0.087, -0.153, -0.02), CL.c3.IF_NAIVE: (0.131, 0.081, 0.183),
-             CL.c3.NEWS_KEPT: (-0.064, -0.103, -0.023), CL.c3.NEWS_GAINED: (0.341, 0.288, 0.397),
+    c = ctx({CL.c1.DROP: (0.218, 0.143, 0.297), CL.c3.IF: (-0.187, -0.253, -0.12), CL.c3.IF_NAIVE: (0.131, 0.081, 0.183),
+             CL.c3.kept("era_b", SFT): (0.0, -0.03, 0.03), CL.c3.gained("era_b"): (0.041, -0.01, 0.09),
              CL.c6.WALL: (2365.0, 2000.0, 2700.0), CL.c6.FLOPS: (974838.0, math.nan, math.nan)})
     verdicts = CL.judge(c)
     rows = report.effect_rows(c.fx, verdicts)
@@ -238,9 +320,11 @@ def test_effects_figure_colours_come_from_the_same_verdicts():
         g = rows[rows.scale == scale].iloc[::-1]
         colours = [line.get_color() for line in ax.lines if line.get_marker() == "o"]
         drawn += list(zip(g.quantity, colours))
-    expected = {c.quantity[1]: report.CHECK_COLORS[c.passed] for v in verdicts for c in v.checks}
+    expected = {c.quantity[1]: report.CHECK_COLORS[c.met] for v in verdicts for c in v.checks}
     assert dict(drawn) == expected
-    assert expected[CL.c3.IF_NAIVE.text] == report.CHECK_COLORS[True] and expected[CL.c6.FLOPS.text] == report.CHECK_COLORS[None]
+    assert expected[CL.c3.kept("era_b", SFT).text] == report.CHECK_COLORS[V.Met.PASS]
+    assert expected[CL.c3.gained("era_b").text] == report.CHECK_COLORS[V.Met.INCONCLUSIVE]
+    assert expected[CL.c6.FLOPS.text] == report.CHECK_COLORS[V.Met.SHOWN]
     assert set(rows[rows.claim == "C3"].verdict) == {"not reproduced"}
 
 
@@ -286,22 +370,22 @@ def test_markdown_and_html_render_the_same_blocks():
 
 
 def test_a_not_testable_claim_still_shows_its_numbers_unjudged():
-    c = ctx({CL.c1.DROP: (0.2, 0.1, 0.3)}, invalid={"instruct_v1": ["IF prompt-level strict 0.500"]})
+    c = ctx({CL.c1.DROP: (0.2, 0.1, 0.3)}, left_out={"C1": {0: ["instruct_v1: IF prompt-level strict 0.500"]}},
+            seeds=(0,))
     v = CL.judge(c)[0]
-    assert v.outcome == V.Outcome.NOT_TESTABLE and [ch.passed for ch in v.checks] == [None]
+    assert v.outcome == V.Outcome.NOT_TESTABLE and [ch.met for ch in v.checks] == [V.Met.SHOWN]
     assert v.measured.startswith(f"{CL.c1.DROP.text} +0.200 [+0.100, +0.300] (3 seeds) — not judged: instruct_v1")
 
 
-
-def test_another_ancestor_seed_that_misses_calibration_is_named_beside_the_numbers_not_gating():
-    """A paired release (run 17): the first seed's members gate a claim; another seed's miss is named beside the
-    numbers that average over it, and only beside the claims that use that member."""
-    c = ctx({CL.c1.DROP: (0.2, 0.1, 0.3)}, invalid={"instruct_v1 (seed 2)": ["IF prompt-level strict 0.587"]})
+def test_a_seed_left_out_is_named_beside_the_numbers_of_the_claims_that_need_its_member_only():
+    """Run 22's validity rule: the other seeds are judged, and the verdict says which seed was left out and why."""
+    why = ["instruct_v1 (seed 2): IF prompt-level strict 0.587"]
+    c = ctx({CL.c1.DROP: (0.2, 0.1, 0.3, 2), CL.c6.WALL: (2365.0, 2000.0, 2700.0),
+             CL.c6.FLOPS: (974838.0, math.nan, math.nan)}, left_out={"C1": {2: why}}, seeds=(0, 1, 2))
     verdicts = {v.claim: v for v in CL.judge(c)}
     assert verdicts["C1"].outcome == V.Outcome.REPRODUCED
-    assert verdicts["C1"].measured.endswith("counted, though it misses its calibration: instruct_v1 (seed 2): "
-                                            "IF prompt-level strict 0.587")
-    assert "seed 2" not in verdicts["C6"].measured  # C6 compares SFT and adding Θr: no instruct_v1 in its needs
+    assert verdicts["C1"].measured.endswith("— seed 2 left out (instruct_v1 (seed 2): IF prompt-level strict 0.587)")
+    assert "seed 2" not in verdicts["C6"].measured
 
 
 def test_with_no_valid_sizes_c5_and_q1_show_the_fit_over_every_size_beside_unjudged():
@@ -311,6 +395,6 @@ def test_with_no_valid_sizes_c5_and_q1_show_the_fit_over_every_size_beside_unjud
               ("Q1", CL.q1.slope_quantity(scaling.DRIFT)[1] + E.BESIDE): (0.16, 0.13, 0.20, 5)}
     c5 = CL.c5.judge(ctx(beside))
     assert c5.outcome == V.Outcome.NOT_TESTABLE and "beside, over all 5 sizes: +0.190 [+0.010, +0.370]" in c5.measured
-    assert [c.passed for c in c5.checks] == [None]
+    assert [c.met for c in c5.checks] == [V.Met.SHOWN]
     q1 = CL.q1.judge(ctx(beside))
     assert q1.outcome == V.Outcome.NOT_TESTABLE and "over all 5 sizes" in q1.measured and len(q1.checks) == 2

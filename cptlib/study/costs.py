@@ -22,7 +22,7 @@ from cptlib.core.errors import MissingInputError
 CATEGORY = {"testbed": "data", "tokenizer": "data", "cptdata": "data",
             "pretrain": "training", "sft": "training", "lm": "training",
             "resolved": "weights", "converted": "weights", "residual": "weights", "restored": "weights",
-            "adapter": "weights", "attached": "weights",
+            "adapter": "weights", "attached": "weights", "timing": "weights",
             "eval": "evaluation"}
 NOTEBOOK_WORK = "notebook"  # time in a notebook that no stage covers
 

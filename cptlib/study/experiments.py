@@ -23,7 +23,7 @@ from cptlib.core import paths
 from cptlib.family import resolve as fam
 from cptlib.config import BENCH_NOTEBOOK, SIZES_NOTEBOOK, Profile, n4_cpt
 from cptlib.evaluation.suite import PANEL_TASKS, TESTBED_ONLY, suite_for, testbed_scores
-from cptlib.study.restored import adapter, attached, drift, milestones, restored, residual_dir
+from cptlib.study.restored import adapter, attached, drift, milestones, residual_dir, restore_timing, restored
 from cptlib.core.stages import read_manifest
 from cptlib.study.labels import CPT_B, CPT_B2, CPT_I, REST, SFT
 from cptlib.study.scoring import scored
@@ -138,13 +138,16 @@ def recipes(profile: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:
         models[REST] = rest
         rows += [{"seed": seed, "recipe": k, "path": v} for k, v in models.items()]
         n = read_manifest(cpt_b)["n_params"]
-        costs.append({"seed": seed, "recipe": CPT_I, "step after CPT": "none", "flops": 0.0, "wall_seconds": 0.0})
+        costs.append({"seed": seed, "recipe": CPT_I, "step after CPT": "none", "flops": 0.0, "wall_seconds": 0.0,
+                      "timings": 0})
         if with_sft:
             costs.append({"seed": seed, "recipe": SFT, "step after CPT": "SFT", "flops": _flops(sft),
-                          "wall_seconds": read_manifest(sft)["wall_seconds"]})
-        # θ_cpt + (θ_instruct − θ_base): one subtraction and one addition per parameter.
+                          "wall_seconds": read_manifest(sft)["wall_seconds"], "timings": 1})
+        # θ_cpt + (θ_instruct − θ_base): one subtraction and one addition per parameter; its time is the median of
+        # TIMING_REPEATS timings (milliseconds on the testbed: one timing is noise; calibration log run 22).
+        timing = restore_timing(f[Member.BASE_V1], f[Member.INSTRUCT_V1], cpt_b)
         costs.append({"seed": seed, "recipe": REST, "step after CPT": "add Θr", "flops": 2.0 * n,
-                      "wall_seconds": read_manifest(rest)["wall_seconds"]})
+                      "wall_seconds": timing["median"], "timings": len(timing["seconds"])})
     return scored(rows, profile, f["data"]), pd.DataFrame(costs)
 
 

@@ -79,6 +79,33 @@ def restored(base: Path, instruct: Path, target: Path, alpha: float = 1.0, merge
     return run_stage("restored", spec, build)
 
 
+TIMING_REPEATS = 20  # C6: adding Θr takes milliseconds on the testbed, so one timing is noise (calibration log run 22)
+
+
+def restore_timing(base: Path, instruct: Path, target: Path, repeats: int = TIMING_REPEATS) -> dict:
+    """How long adding Θr(base → instruct) to `target` takes, as `restored` does it (read the three models, add,
+    write the result), timed `repeats` times into a scratch folder: {"seconds": [...], "median": s}. Cached as a
+    stage keyed by the inputs, so a report's rerun shows the same timings."""
+    import statistics
+    import tempfile
+    import time
+
+    from cptlib.residual import Residual
+
+    spec = {"base": model_key(base), "instruct": model_key(instruct), "target": model_key(target), "repeats": repeats}
+
+    def build(work: Path) -> dict:
+        seconds = []
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory(dir=work) as scratch:
+                start = time.perf_counter()
+                Residual.from_models(base, instruct).apply_to(target, Path(scratch) / "model", progress=False)
+                seconds.append(time.perf_counter() - start)
+        return {"seconds": seconds, "median": statistics.median(seconds)}
+
+    return read_manifest(run_stage("timing", spec, build))
+
+
 def adapter(base: Path, instruct: Path, rank: int | None = None, vectors: str = "save",
             embeddings: str = "lora") -> Path:
     """Θr(base → instruct) as a PEFT LoRA adapter directory (cptlib.residual.peft_adapter)."""

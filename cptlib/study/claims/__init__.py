@@ -1,8 +1,9 @@
 """The study's claims, one module each, collected in CLAIMS: the claims table, the effects figure and the reports
 iterate it, so a claim is added or changed in its own module (and, when added, one line below).
 
-    fx = effects(results)                                # every claim's measured effects, one table
-    ctx = Context(fx, invalid, n4, instruct_if, texts=answers(results))   # cptlib.study.verdicts.Context
+    out = left_out(results, misses)                      # {claim: {seed: why}}: seeds the validity rule drops
+    fx = effects(results, out)                           # every claim's measured effects, one table
+    ctx = Context(fx, n4=n4, texts=answers(results, out), left_out=out, seeds=seeds_of(results))
     verdicts = judge(ctx)                                # one Verdict per claim, in CLAIMS' order
     table(verdicts)                                      # the claims table (claims.csv)
 
@@ -30,30 +31,77 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
 )}
 
 
-def effects(r: Results) -> pd.DataFrame:
+# Tables of the first seed alone (no seed column): a claim that leaves the first seed out has none of them.
+FIRST_SEED_TABLES = ("n4", "ablations", "shift")
+
+
+def seeds_of(r: Results) -> tuple[int, ...]:
+    """Every training seed the study's tables have."""
+    return tuple(sorted({int(s) for t in r.values() if "seed" in t for s in t.seed.unique()}))
+
+
+def left_out(r: Results, misses: Mapping[tuple[str, int], list[str]]) -> dict[str, dict[int, list[str]]]:
+    """The validity rule (docs/calibration_log.md, run 22): for each claim, the seeds whose member it needs misses
+    its own calibration target ({seed: why}); cptlib.study.verdicts.misses builds `misses` from the calibration."""
+    out: dict[str, dict[int, list[str]]] = {}
+    for c in CLAIMS.values():
+        for (member, seed), why in misses.items():
+            if member in c.needs:
+                out.setdefault(c.id, {}).setdefault(seed, []).extend(why)
+    return out
+
+
+def without(r: Results, seeds: Iterable[int]) -> dict[str, pd.DataFrame]:
+    """The results without `seeds`' rows; the first seed's tables (FIRST_SEED_TABLES) go with the first seed. Tables
+    that are already means over seeds (the benchmarks' drops, the size ladder's trends) are kept: their profiles
+    (real models, the ladder) have their own validity (no calibration targets; cptlib.study.scaling)."""
+    seeds = set(seeds)
+    if not seeds:
+        return dict(r)
+    first = min(seeds_of(r), default=None)
+    out = {}
+    for name, t in r.items():
+        if "seed" in t:
+            out[name] = t[~t.seed.isin(seeds)]
+        elif name not in FIRST_SEED_TABLES or first not in seeds:
+            out[name] = t
+    return out
+
+
+def _measured(c: Claim, r: Results, out: Mapping[int, list[str]]) -> list[dict]:
+    if out and set(seeds_of(r)) <= set(out):
+        return []  # every seed left out: not testable (cptlib.study.verdicts.gate)
+    return c.measure(without(r, out))
+
+
+def effects(r: Results, left: Mapping[str, Mapping[int, list[str]]] | None = None) -> pd.DataFrame:
     """Every effect a verdict uses: claim, quantity, mean, lo, hi (95% CI), n_seeds, ci (how), scale. A claim whose
-    tables the results lack measures nothing."""
-    return pd.DataFrame([row for c in CLAIMS.values() for row in c.measure(r)], columns=COLUMNS)
+    tables the results lack measures nothing; `left` ({claim: {seed: why}}, `left_out`) the seeds each claim's
+    numbers leave out."""
+    left = left or {}
+    rows = [row for c in CLAIMS.values() for row in _measured(c, r, left.get(c.id, {}))]
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def answers(r: Results) -> dict[str, str]:
-    """The numbers that answer the open questions (Q2, Q3, N3: Context.texts)."""
-    return {c.id: text for c in CLAIMS.values() if (text := c.answer(r)) is not None}
+def answers(r: Results, left: Mapping[str, Mapping[int, list[str]]] | None = None) -> dict[str, str]:
+    """The numbers that answer the open questions (Q2, Q3, N3: Context.texts), without the seeds `left` leaves out."""
+    left = left or {}
+    return {c.id: text for c in CLAIMS.values() if (text := c.answer(without(r, left.get(c.id, {})))) is not None}
 
 
 def judge(ctx: V.Context, only: Iterable[str] | None = None) -> list[V.Verdict]:
     """Every claim's verdict (or those named in `only`), in CLAIMS' order. A claim that is not testable still shows
-    its numbers (as checks that are not judged), so the table and the figure hold every measured effect; another
-    ancestor seed's member that misses its calibration is named beside the numbers that average over it."""
+    its numbers (as checks that are not judged), so the table and the figure hold every measured effect; the seeds
+    the validity rule left out of a claim are named beside its numbers."""
     out = []
     for claim in (CLAIMS[k] for k in (CLAIMS if only is None else only)):
         v = claim.judge(ctx)
-        shown = tuple(V.Check(Quantity(claim.id, q), get(ctx.fx, Quantity(claim.id, q)), "not judged", None)
+        shown = tuple(V.Check(Quantity(claim.id, q), get(ctx.fx, Quantity(claim.id, q)), "not judged", V.Met.SHOWN)
                       for q in ctx.fx[ctx.fx.claim == claim.id].quantity)
         if v.outcome is V.Outcome.NOT_TESTABLE and not v.checks and shown:
             v = replace(v, measured=f"{V.measured(*shown)} — not judged: {v.measured}", checks=shown)
-        if v.outcome is not V.Outcome.NOT_RUN and (named := V.other_seeds_missed(ctx, claim.needs)):
-            v = replace(v, measured=f"{v.measured} — counted, though it misses its calibration: {named}")
+        if v.outcome not in (V.Outcome.NOT_RUN, V.Outcome.NOT_TESTABLE) and (named := V.left_out_text(ctx, claim.id)):
+            v = replace(v, measured=f"{v.measured} — {named}")
         out.append(v)
     return out
 

@@ -26,19 +26,20 @@ def measure(r: Results) -> list[dict]:
 def judge(ctx: V.Context) -> V.Verdict:
     if (gated := V.gate(ctx, CLAIM)) is not None:
         return gated
-    checks = tuple(c for q in (DROP, BENCH)
-                   if (c := V.check(ctx, q, "CI's upper end ≤ 0.05", lambda e: e.hi <= EFFECT)) is not None)
+    checks = tuple(c for q in (DROP, BENCH) if (c := V.at_most(ctx, q, EFFECT)) is not None)
     if not checks:
         return V.absent("C2")
-    out = V.grade(all(c.passed for c in checks), all(c.estimate.mean <= EFFECT for c in checks))
     why = "; ".join(f"CPT costs base_v1 {c.estimate.mean:+.3f} of "
-                    f"{'era-A accuracy' if c.quantity == DROP else 'the benchmarks average accuracy'}" for c in checks)
-    return V.Verdict("C2", out, V.measured(*checks), why, checks=checks, note=V.seeds(*checks))
+                    f"{'era-A accuracy' if c.quantity == DROP else 'the benchmarks average accuracy'} ({c.met.value})"
+                    for c in checks)
+    return V.Verdict("C2", V.decide(checks), V.measured(*checks), why, checks=checks, note=V.seeds(*checks))
 
 
 CLAIM = Claim(
     "C2", "small degradation of base abilities",
-    "Δ = era-A acc(base_v1) − era-A acc(CPT(base_v1)), and where the profile scores the paper's benchmarks the "
-    "average over them of acc(base_v1) − acc(CPT(base_v1)). reproduced: each CI's upper end ≤ 0.05; partly: each "
-    "Δ ≤ 0.05; else not.", judge, measure, needs=(Member.BASE_V1,),
-    old="era-A only (the benchmarks' average added before any benchmark number after CPT, calibration log run 19)")
+    "Δ = era-A acc(base_v1) − era-A acc(CPT(base_v1)) where the profile maps an era-A task, and where it scores the "
+    "paper's benchmarks the average over them of acc(base_v1) − acc(CPT(base_v1)); each a headline check, Δ ≤ 0.05 "
+    "judged on its 95% CI. reproduced: every CI at or below 0.05; not reproduced: one lies above; inconclusive: "
+    "otherwise.", judge, measure, needs=(Member.BASE_V1,),
+    old="reproduced: each CI's upper end ≤ 0.05; partly: each mean Δ ≤ 0.05; else not (calibration log run 22); "
+        "before run 19, era-A only")

@@ -20,20 +20,20 @@ def judge(ctx: V.Context) -> V.Verdict:
         return gated
     slope, beside = get(ctx.fx, SLOPE), get(ctx.fx, SLOPE.beside())
     shown = () if beside is None else (V.Check(SLOPE.beside(), beside, "not judged: sizes that miss their "
-                                               "calibration included", None),)
+                                               "calibration included", V.Met.SHOWN),)
     also = "" if beside is None else f"; beside, over all {beside.n_seeds} sizes: {V.slope_text(beside)}"
     if slope is None or slope.n_seeds < 3:
         n = "< 2" if slope is None else str(slope.n_seeds)
-        checks = () if slope is None else (V.Check(SLOPE, slope, "not judged: fewer than 3 valid sizes", None),)
+        checks = () if slope is None else (V.Check(SLOPE, slope, "not judged: fewer than 3 valid sizes", V.Met.SHOWN),)
         measured = ("no trend: fewer than 2 sizes meet their calibration in this profile" if slope is None else
                     f"recovery slope {V.slope_text(slope)} per decade ({n} valid sizes)") + also
         return V.Verdict("C5", V.Outcome.NOT_TESTABLE, measured, V.ONE_SIZE, checks=checks + shown,
                          note=f"{n} valid sizes")
-    check = V.Check(SLOPE, slope, "95% interval above 0 (recovery grows with size)", slope.lo > 0)
-    why = ("recovery grows with size: the slope's interval lies above 0" if slope.lo > 0 else
-           "contradicted: recovery falls with size (the slope's interval lies below 0)" if slope.hi < 0 else
-           "no trend shown: the slope's interval includes 0")
-    return V.Verdict("C5", V.Outcome.REPRODUCED if slope.lo > 0 else V.Outcome.NOT,
+    check = V.Check(SLOPE, slope, "95% CI > 0 (recovery grows with size)", V.interval_met(slope, 0.0, True, True))
+    why = ("recovery grows with size: the slope's interval lies above 0" if check.passed else
+           "contradicted: recovery falls with size (the slope's interval lies at or below 0)"
+           if check.met is V.Met.FAIL else "inconclusive: the slope's interval includes 0")
+    return V.Verdict("C5", V.decide([check]),
                      f"recovery slope {V.slope_text(slope)} per decade ({slope.n_seeds} sizes){also}", why,
                      checks=(check, *shown), note=f"{slope.n_seeds} sizes")
 
@@ -43,9 +43,10 @@ CLAIM = Claim(
     "recovery = IF(CPT(base_v1)+Θr) / IF(instruct_v1), the mean over each size's seeds, against log10 parameters "
     "over the sizes whose base and instruct models meet their calibration: the OLS slope per decade with its 95% t "
     "interval (k − 2 df). reproduced: the interval lies above 0 (recovery grows with size); not reproduced: it "
-    "includes 0 (no trend shown) or lies below 0 (contradicted); not testable with fewer than 3 valid sizes. 'Vary "
+    "lies at or below 0 (contradicted); inconclusive: it includes 0; not testable with fewer than 3 valid sizes. 'Vary "
     "more' is shown (the seed spread per size), not judged (calibration log run 18).",
     judge, measure, part="sizes",
-    old="recovery non-decreasing over the valid sizes and smallest < largest by ≥ 0.05 (reproduced), smallest < "
+    old="'not reproduced' where the slope's interval includes 0 (calibration log run 22); before run 18, recovery "
+        "non-decreasing over the valid sizes and smallest < largest by ≥ 0.05 (reproduced), smallest < "
         "largest (partly); before that, every size judged whether or not it met its calibration, the main size from "
         "its first seed")

@@ -32,8 +32,8 @@ def judge(ctx: V.Context) -> V.Verdict:
     if other is None:
         return V.Verdict("N1", V.Outcome.NOT_RUN, f"own-family IF gain {own.text()}; no other family in the profile "
                          "(models.other_family)", "no other family", "n/a (not run)")
-    low = V.Check(OTHER, other, "< 0.05", other.mean < EFFECT)
-    gap = V.Check(OWN, own, "above the other family's gain by ≥ 0.05", own.mean - other.mean >= EFFECT)
+    low = V.Check(OTHER, other, "< 0.05", V.met(other.mean < EFFECT))
+    gap = V.Check(OWN, own, "above the other family's gain by ≥ 0.05", V.met(own.mean - other.mean >= EFFECT))
     out = V.grade(low.passed and gap.passed, gap.passed)
     return V.Verdict("N1", out, f"IF gain other-family {other.text()} vs own {own.text()}",
                      "the other family's residual " + ("does not transfer" if low.passed else "transfers"),

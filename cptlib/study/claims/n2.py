@@ -37,7 +37,7 @@ def measure(r: Results) -> list[dict]:
 def judge(ctx: V.Context) -> V.Verdict:
     if (gated := V.gate(ctx, CLAIM)) is not None:
         return gated
-    drops = [V.Check(q, get(ctx.fx, q), "shown", None)
+    drops = [V.Check(q, get(ctx.fx, q), "shown", V.Met.SHOWN)
              for q in (Quantity("N2", text) for text in ctx.fx[ctx.fx.claim == "N2"].quantity)]
     if not drops:
         return V.absent("N2")
@@ -46,7 +46,7 @@ def judge(ctx: V.Context) -> V.Verdict:
         return V.Verdict("N2", V.Outcome.NOT_TESTABLE, text, "one corpus", checks=tuple(drops), note="one corpus")
     lo, hi = drops[0].estimate.mean, drops[-1].estimate.mean  # sorted by shift
     out = V.grade(hi - lo >= EFFECT, hi > lo)
-    largest = replace(drops[-1], rule=f"≥ the smallest shift's ΔIF + {EFFECT:g}", passed=hi - lo >= EFFECT)
+    largest = replace(drops[-1], rule=f"≥ the smallest shift's ΔIF + {EFFECT:g}", met=V.met(hi - lo >= EFFECT))
     one = all(c.estimate.n_seeds == 1 for c in drops)
     return V.Verdict("N2", out, text, f"the larger shift forgets {hi - lo:+.3f} more", checks=(*drops[:-1], largest),
                      note="1 seed" if one else "")

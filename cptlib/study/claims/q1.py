@@ -44,7 +44,7 @@ def judge(ctx: V.Context) -> V.Verdict:
     if rows.empty:
         return V.Verdict("Q1", V.Outcome.NOT_TESTABLE, "no trend: fewer than 2 sizes meet their calibration in this "
                          "profile", V.ONE_SIZE, note="< 2 valid sizes")
-    checks = tuple(V.Check(q, get(ctx.fx, q), "the answer (not judged)", None)
+    checks = tuple(V.Check(q, get(ctx.fx, q), "the answer (not judged)", V.Met.SHOWN)
                    for q in (Quantity(r.claim, r.quantity) for r in rows.itertuples()))
     short = lambda q: q.removeprefix("slope of ").split(" per decade")[0]  # noqa: E731
     text = "; ".join(f"{short(c.quantity.text)}: {V.slope_text(c.estimate)}" for c in checks)
