@@ -10,8 +10,8 @@ import random
 
 from cptlib.testbed import corpora, prose
 from cptlib.testbed import constraints as C
-from cptlib.testbed.instructions import (KNOWLEDGE_RELATIONS, MIX, constrain, knowledge_formats, pick_constraints,
-                                         qa_task, split_pairs, task)
+from cptlib.testbed.instructions import (KNOWLEDGE_RELATIONS, MIX, constrain, ifeval_records, knowledge_formats, qa_task,
+                                         split_pairs, task)
 from cptlib.testbed.world import ERA_A_DATES, Fact, World, month_name
 from cptlib.core.errors import InputError
 
@@ -91,20 +91,9 @@ def ifeval_items(world: World, n: int, seed: int, phrasings: str = "heldout",
         raise ValueError(f"phrasings must be 'heldout' or 'train', got {phrasings!r}")
     rng = random.Random(f"{seed}-eval-ifeval")
     _, heldout_pairs = split_pairs(seed, kinds)
-    items: list[tuple[dict, str]] = []
-    prompts: set[str] = set()
-    for _ in range(50 * n):
-        if len(items) == n:
-            break
-        prompt, draft = task(world, phrasings, MIX["v2"][1], rng)
-        ids = pick_constraints(draft, 1 if rng.random() < 0.4 else 2, heldout_pairs, rng, kinds)
-        made = None if ids is None else constrain(prompt, draft, ids, phrasings, rng)
-        if made is None or made[0] in prompts or made[0] in exclude:
-            continue
-        user, response, kwargs = made
-        prompts.add(user)
-        items.append(({"key": len(items), "prompt": user, "instruction_id_list": ids, "kwargs": kwargs}, response))
-    if len(items) < n:
+    items = ifeval_records(n, rng, lambda r: task(world, phrasings, MIX["v2"][1], r), heldout_pairs, phrasings, kinds,
+                           exclude)
+    if items is None:
         raise InputError(f"cannot make {n} distinct IFEval prompts; lower n_eval_ifeval")
     return items
 

@@ -79,20 +79,8 @@ def ifeval_items(world: World, n: int, seed: int, exclude: set[str] = frozenset(
     phrasings; 60% of the prompts carry a constraint pair never trained on (as cptlib.testbed.evalsets.ifeval_items)."""
     rng = random.Random(f"{seed}-eval-ifeval-in-context")
     _, heldout_pairs = I.split_pairs(seed, kinds)
-    items: list[tuple[dict, str]] = []
-    prompts: set[str] = set()
-    for _ in range(50 * n):
-        if len(items) == n:
-            break
-        prompt, draft = task(world, "heldout", rng)
-        ids = I.pick_constraints(draft, 1 if rng.random() < 0.4 else 2, heldout_pairs, rng, kinds)
-        made = None if ids is None else I.constrain(prompt, draft, ids, "heldout", rng)
-        if made is None or made[0] in prompts or made[0] in exclude:
-            continue
-        user, response, kwargs = made
-        prompts.add(user)
-        items.append(({"key": len(items), "prompt": user, "instruction_id_list": ids, "kwargs": kwargs}, response))
-    if len(items) < n:
+    items = I.ifeval_records(n, rng, lambda r: task(world, "heldout", r), heldout_pairs, "heldout", kinds, exclude)
+    if items is None:
         raise InputError(f"cannot make {n} distinct IFEval prompts; lower world.n_eval_ifeval")
     return items
 

@@ -208,6 +208,27 @@ def pick_constraints(draft: C.Draft, n: int, pairs: list[tuple[str, str]], rng: 
     return list(rng.choice(options)) if options else None
 
 
+def ifeval_records(n: int, rng: random.Random, draw, heldout_pairs: list[tuple[str, str]], phrasings: str,
+                   kinds: tuple[str, ...] = C.KINDS, exclude: set[str] = frozenset()) -> list[tuple[dict, str]]:
+    """`n` distinct IFEval prompts as (lm-eval IFEval record, a compliant reply): each a task `draw(rng)` returns
+    (prompt, draft) under one (40%) or two constraints, the pairs from `heldout_pairs` (never trained on), worded
+    in `phrasings`; prompts in `exclude` (the instruction data's) are never used. None when fewer can be made."""
+    items: list[tuple[dict, str]] = []
+    prompts: set[str] = set()
+    for _ in range(50 * n):
+        if len(items) == n:
+            break
+        prompt, draft = draw(rng)
+        ids = pick_constraints(draft, 1 if rng.random() < 0.4 else 2, heldout_pairs, rng, kinds)
+        made = None if ids is None else constrain(prompt, draft, ids, phrasings, rng)
+        if made is None or made[0] in prompts or made[0] in exclude:
+            continue
+        user, response, kwargs = made
+        prompts.add(user)
+        items.append(({"key": len(items), "prompt": user, "instruction_id_list": ids, "kwargs": kwargs}, response))
+    return items if len(items) == n else None
+
+
 def knowledge_formats(kinds: tuple[str, ...] = C.KINDS) -> list[str]:
     formats = [f for f in KNOWLEDGE_FORMATS if f in kinds]
     if not formats:
