@@ -393,6 +393,9 @@ class StudyConfig(Section):
         ["corpus_a2.jsonl", "corpus_b.jsonl"], description="CPT corpora of the data-shift ablation (04, N2): more "
         "era-A-style text vs era-B news, same recipe (cpt)")
     eval_processes: int = Field(2, ge=1, description="evaluations run at once, each in its own single-threaded process")
+    peft_recipe: bool = Field(
+        False, description="also score Θr(v1) as a full-rank PEFT LoRA adapter attached to CPT(base_v1) at load time "
+        "(docs/residual.md; the instruct model's norms), beside the merged CPT(base_v1)+Θr (02; shown under C3)")
 
     @model_validator(mode="after")
     def _n4_milestones_within_budget(self) -> "StudyConfig":

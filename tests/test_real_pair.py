@@ -71,10 +71,16 @@ def test_the_real_pair_runs_the_sft_recipe_and_judges_c3_and_c6(pair_study):
     out = pair_study["figures"]
     recipes = pd.read_csv(out / "recipes.csv")
     assert list(dict.fromkeys(recipes.recipe)) == ["base_v1", "instruct_v1", "CPT(base_v1)", "CPT(instruct_v1)",
-                                                   "CPT(base_v1)+SFT", "CPT(base_v1)+Θr(v1)"]
+                                                   "CPT(base_v1)+SFT", "CPT(base_v1)+Θr(v1)",
+                                                   "CPT(base_v1)+Θr(v1) as PEFT adapter"]
     for metric in ("IF", "era_b", "knowledge"):
         assert recipes[metric].between(0, 1).all(), metric
     assert "SFT" in set(pd.read_csv(out / "costs.csv")["step after CPT"])
+    effects = pd.read_csv(out / "effects.csv").set_index("quantity")
+    # the full-rank adapter carries Θr (with the instruct model's norms): shown beside the merged model, not judged
+    assert effects.loc["ΔIF PEFT adapter vs merged Θr", "met"] == "shown, not judged"
+    for half in ("era-B MC", "era-B in chat"):  # C3's news halves (calibration log runs 21-22)
+        assert f"Δ {half} vs CPT(base_v1)+SFT" in effects.index and f"Δ {half} vs instruct_v1" in effects.index
     claims = pd.read_csv(out / "claims.csv").set_index("claim")
     for claim in ("C1", "C3", "C6"):
         assert not claims.loc[claim, "in kind"].startswith(("not run", "not testable")), (claim, claims.loc[claim])

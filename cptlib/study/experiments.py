@@ -25,7 +25,7 @@ from cptlib.config import BENCH_NOTEBOOK, SIZES_NOTEBOOK, Profile, n4_cpt
 from cptlib.evaluation.suite import PANEL_TASKS, TESTBED_ONLY, suite_for, testbed_scores
 from cptlib.study.restored import adapter, attached, drift, milestones, residual_dir, restore_timing, restored
 from cptlib.core.stages import read_manifest
-from cptlib.study.labels import CPT_B, CPT_B2, CPT_I, REST, SFT
+from cptlib.study.labels import CPT_B, CPT_B2, CPT_I, PEFT, REST, SFT
 from cptlib.study.scoring import scored
 from cptlib.members import Member
 
@@ -136,6 +136,8 @@ def recipes(profile: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:
         if with_sft:
             models[SFT] = sft = fam.instruct(profile, cpt_b, f["data"], "v1", seed)
         models[REST] = rest
+        if profile.study.peft_recipe:  # the same residual, attached at load time instead of merged
+            models[PEFT] = attached(f[Member.BASE_V1], f[Member.INSTRUCT_V1], cpt_b)
         rows += [{"seed": seed, "recipe": k, "path": v} for k, v in models.items()]
         n = read_manifest(cpt_b)["n_params"]
         costs.append({"seed": seed, "recipe": CPT_I, "step after CPT": "none", "flops": 0.0, "wall_seconds": 0.0,

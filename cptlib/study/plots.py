@@ -25,7 +25,7 @@ from cptlib.config import Profile
 from cptlib.core.files import atomic_file
 from cptlib.core.provenance import code_version, library_versions
 from cptlib.evaluation.suite import suite_for
-from cptlib.study.labels import CPT_B, CPT_I, REST, SFT
+from cptlib.study.labels import CPT_B, CPT_I, PEFT, REST, SFT
 from cptlib.members import Member
 
 DPI = 200
@@ -37,7 +37,7 @@ STYLE = {
 }
 # One colour per model role, the same in every figure.
 COLORS = {Member.INSTRUCT_V1: "#1b9e77", Member.INSTRUCT_V2: "#66a61e", Member.BASE_V1: "#7570b3", CPT_I: "#d95f02",
-          CPT_B: "#666666", REST: "#e7298a", SFT: "#e6ab02"}
+          CPT_B: "#666666", REST: "#e7298a", SFT: "#e6ab02", PEFT: "#a6761d"}
 
 
 # Set by `make reproduce`: the run may write the committed figures of a shipped profile (if the tree is clean).

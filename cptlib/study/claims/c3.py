@@ -8,7 +8,7 @@ from cptlib.study.claims.base import Claim, Results
 from cptlib.study.claims.measures import aggressive
 from cptlib.study.criteria import EFFECT
 from cptlib.study.effects import Quantity, row
-from cptlib.study.labels import CPT_B, CPT_I, REST, SFT
+from cptlib.study.labels import CPT_B, CPT_I, PEFT, REST, SFT
 from cptlib.members import Member
 
 IF = Quantity("C3", "ΔIF vs instruct_v1")
@@ -28,6 +28,9 @@ def gained(metric: str) -> Quantity:
     return Quantity("C3", f"Δ {NEWS[metric]} vs instruct_v1")
 
 
+# Shown, not judged: the residual attached as a PEFT adapter against the merged one (study.peft_recipe).
+IF_PEFT = Quantity("C3", "ΔIF PEFT adapter vs merged Θr")
+NEWS_PEFT = Quantity("C3", "Δ era-B MC PEFT adapter vs merged Θr")
 # Beside the default CPT, not judged (issue 30 step 5): the aggressive cell, cpt.lr at the N4 map's budget (first seed).
 IF_AGGRESSIVE = Quantity("C3", "ΔIF vs instruct_v1 at the aggressive cell")
 NEWS_AGGRESSIVE = Quantity("C3", "Δ era-B vs instruct_v1 at the aggressive cell")
@@ -44,6 +47,10 @@ def measure(r: Results) -> list[dict]:
             if metric in rc and rc[metric].notna().any():
                 rows += [row(kept(metric, reference), stats.paired(rc, "recipe", REST, reference, metric)),
                          row(gained(metric), stats.paired(rc, "recipe", REST, Member.INSTRUCT_V1, metric))]
+        if (rc.recipe == PEFT).any():
+            rows.append(row(IF_PEFT, stats.paired(rc, "recipe", PEFT, REST, "IF")))
+            if rc.era_b.notna().any():
+                rows.append(row(NEWS_PEFT, stats.paired(rc, "recipe", PEFT, REST, "era_b")))
     if "forgetting" in r and (cell := aggressive(r)) is not None and (cell.model == REST).any():
         rows.append(row(IF_AGGRESSIVE, stats.paired(cell, "model", REST, Member.INSTRUCT_V1, "IF")))
         if cell.era_b.notna().all():
@@ -85,7 +92,8 @@ def judge(ctx: V.Context) -> V.Verdict:
         out = V.Outcome.PARTLY
     else:
         out = V.Outcome.INCONCLUSIVE
-    checks = (dif, *[c for cs in news.values() for c in cs], naive) + V.beside(ctx, IF_AGGRESSIVE, NEWS_AGGRESSIVE)
+    checks = ((dif, *[c for cs in news.values() for c in cs], naive) + V.beside(ctx, IF_AGGRESSIVE, NEWS_AGGRESSIVE)
+              + V.beside(ctx, IF_PEFT, NEWS_PEFT, rule="the same residual attached as a PEFT adapter; not judged"))
     why = "; ".join(f"{name} half: {met.value}" for name, met in halves.items())
     return V.Verdict("C3", out, V.measured(*checks), why, size, checks, V.seeds(*checks))
 
