@@ -123,6 +123,14 @@ def _flops(stage: Path) -> float:
     return 6.0 * m["n_params"] * tokens
 
 
+def reference_if(forgetting_table: pd.DataFrame) -> float:
+    """IF of the first seed's instruct_v1 (0 tokens): the reference of the parts that run on the first seed alone
+    (the N4 map's 80% bound, the data shift's line), so that their points and their reference share a seed."""
+    fg = forgetting_table
+    first = fg[(fg.model == Member.INSTRUCT_V1) & (fg.seed == fg.seed.min())]
+    return float(first.IF.iloc[0])
+
+
 def recipes(profile: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:
     """C3, C6: the five recipes at the final budget for every seed, and CPT(base_v1) beside them, and what each
     recipe costs after CPT (a real profile: four, without CPT(base_v1)+SFT)."""

@@ -34,7 +34,7 @@ def assess(profile, r: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, list[V.Ve
     """(the effects table, every claim's verdict) for the profile's results. The calibration (notebook 00's table,
     recomputed from the cached evaluations in ~1 s rather than read from a file another run may have written) says
     which seeds each claim leaves out (the validity rule, cptlib.study.verdicts.misses)."""
-    from cptlib.study.experiments import calibration as calibrate, families
+    from cptlib.study.experiments import calibration as calibrate, families, reference_if
 
     seeds = claims.seeds_of(r)
     left = claims.left_out(r, V.misses(calibrate(profile, families(profile)), seeds))
@@ -45,8 +45,7 @@ def assess(profile, r: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, list[V.Ve
     if "costs" not in r:
         not_run.pop("C6", None)
     fg = r["forgetting"]
-    inst_if = float(fg[fg.model == Member.INSTRUCT_V1].IF.mean())
-    ctx = V.Context(fx, n4=r.get("n4"), instruct_if=inst_if, main_size=profile.model.size, not_run=not_run,
+    ctx = V.Context(fx, n4=r.get("n4"), instruct_if=reference_if(fg), main_size=profile.model.size, not_run=not_run,
                     texts=claims.answers(r, left), left_out=left, seeds=seeds)
     return fx, claims.judge(ctx)
 
