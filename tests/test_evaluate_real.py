@@ -3,6 +3,7 @@ any model is loaded when one is missing."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,23 @@ def test_hub_probe_needs_an_http_answer(monkeypatch):
     assert not real_suite.hub_reachable(timeout=2)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert not real_suite.hub_reachable()
+
+
+def test_an_evaluations_key_names_its_tasks_data_by_content_not_by_where_the_checkout_lies(tmp_path):
+    """The real suite's key (run_real_suite's spec["include"]): the same task definitions over the same data in two
+    folders give one key, so a study resumed from another checkout or build folder reuses its evaluations (hours for
+    the real pair); a changed data file gives another."""
+    from cptlib.evaluation.real_suite import include_key
+
+    def tasks(root: Path, rows: str) -> Path:
+        (root / "tasks").mkdir(parents=True)
+        (root / "data.jsonl").write_text(rows)
+        (root / "template.yaml").write_text("output_type: generate_until\n")
+        (root / "tasks" / "mine.yaml").write_text(f"task: mine\ninclude: {root / 'template.yaml'}\n"
+                                                  f"dataset_kwargs:\n  data_files:\n    test: {root / 'data.jsonl'}\n")
+        return root / "tasks"
+
+    a, b = tasks(tmp_path / "a", '{"q": 1}\n'), tasks(tmp_path / "elsewhere" / "b", '{"q": 1}\n')
+    assert include_key([a]) == include_key([b])
+    assert str(tmp_path) not in str(include_key([a]))
+    assert include_key([a]) != include_key([tasks(tmp_path / "c", '{"q": 2}\n')])

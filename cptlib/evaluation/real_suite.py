@@ -12,6 +12,7 @@ retries) and a dataset missing from the cache is an error naming it and how to m
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -115,6 +116,25 @@ def _key_settings(settings: RealSuiteSettings) -> dict:
     return out
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/[^\s'\"]+")
+
+
+def include_key(include_path: list[Path]) -> dict[str, str]:
+    """The task definitions of `include_path` as an evaluation's key: each YAML by its path inside its folder, its
+    text with every absolute path of an existing file (a data file, a template it includes) replaced by that file's
+    sha256. So the key says *what* is evaluated, not where the repository or the build folder lies: the same tasks
+    on the same data hit the same cached evaluation from any checkout (and a regenerated, byte-identical data file
+    keeps it)."""
+    from cptlib.core.files import hash_file
+
+    def content(m: re.Match) -> str:
+        path = Path(m.group(0))
+        return f"sha256:{hash_file(path)}" if path.is_file() else m.group(0)
+
+    return {f"{i}/{f.relative_to(p)}": _ABSOLUTE_PATH.sub(content, f.read_text())
+            for i, p in enumerate(include_path) for f in sorted(Path(p).glob("**/*.yaml"))}
+
+
 def run_real_suite(model_dir: Path, settings: RealSuiteSettings = RealSuiteSettings(),
                    include_path: list[Path] = (), generated: list[Path] = ()) -> Path:
     """Evaluate one model on lm-eval's own tasks; returns the cached result directory (table + lm-eval output).
@@ -132,8 +152,8 @@ def run_real_suite(model_dir: Path, settings: RealSuiteSettings = RealSuiteSetti
                           for t in settings.tasks},
         "lm_eval": library_versions()["lm_eval"], **checkpoint_cap(model_dir),
     }
-    if include_path:  # your own tasks: their definitions (a data file they name by path is not hashed)
-        spec["include"] = {str(f): f.read_text() for p in include_path for f in sorted(Path(p).glob("**/*.yaml"))}
+    if include_path:  # your own tasks: their definitions, each file they name by absolute path by its content
+        spec["include"] = include_key(include_path)
 
     def build(work: Path) -> dict:
         from lm_eval import simple_evaluate
