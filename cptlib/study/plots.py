@@ -169,9 +169,14 @@ def legend_below(fig, ax=None, ncol: int = 3, handles=None, labels=None) -> None
     fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=7, frameon=False)
 
 
-def outline_cells(ax, mask, color: str = "#ff3333") -> None:
+# A frame around a heatmap cell that misses a criterion: red, the colour the figures give a miss (report.CHECK_COLORS
+# gives a missed rule orange-red too); a cell that meets it is not framed.
+MISS_FRAME = "#d62728"
+
+
+def outline_cells(ax, mask, color: str = MISS_FRAME) -> None:
     """Draw a frame around each cell (i, j) of a seaborn heatmap (cell (i, j) spans [j, j+1] × [i, i+1]) where
-    mask[i][j] is true (e.g. a criterion met)."""
+    mask[i][j] is true (a criterion missed: red by default)."""
     import numpy as np
     from matplotlib.patches import Rectangle
 

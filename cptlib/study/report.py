@@ -84,6 +84,7 @@ def _tick(row) -> str:
 def claims_figure(rows: pd.DataFrame):
     """The claims at a glance (a forest plot): every effect a verdict uses with its 95% interval, coloured by
     whether it meets its rule, the paper's number or range beside it; one panel per scale."""
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     from cptlib.study.plots import log_axis, new_figure
@@ -95,6 +96,7 @@ def claims_figure(rows: pd.DataFrame):
     axes = fig.subplots(len(scales), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)[:, 0]
     for ax, scale in zip(axes, scales):
         g = rows[rows.scale == scale].iloc[::-1]
+        limits = {"Δ accuracy": (-1.0, 1.0), "cost ratio": (10.0, max(g["mean"].max() * 10, 2e4))}.get(scale)
         for y, row in enumerate(g.itertuples()):
             if row.paper_lo == row.paper_lo:  # the paper's number (a diamond) or range (a bar), and the tolerance
                 point = row.paper_lo == row.paper_hi
@@ -105,30 +107,52 @@ def claims_figure(rows: pd.DataFrame):
                     ax.plot([row.paper_lo], [y], marker="D", color="#555555", ms=6, ls="")
                 else:
                     ax.plot([row.paper_lo, row.paper_hi], [y, y], color="#555555", lw=4, solid_capstyle="butt")
-            err = None if row.lo != row.lo else [[row.mean - row.lo], [row.hi - row.mean]]
-            ax.errorbar([row.mean], [y], xerr=err, fmt="o", color=CHECK_COLORS[row.passed], capsize=3, ms=5)
+            _whisker(ax, row, y, limits)
         ax.set_yticks(range(len(g)), [_tick(r) for r in g.itertuples()], fontsize=7)
         ax.set_ylim(-0.6, len(g) - 0.4)
         ax.grid(axis="y", alpha=0)
+        if limits:
+            ax.set_xlim(*limits)
         if scale == "Δ accuracy":
             ax.axvline(0, color="k", lw=0.8)
             for x in (-EFFECT, EFFECT):
                 ax.axvline(x, color="k", lw=0.6, ls=":")
-            ax.set_xlim(-1, 1)
             ax.set_xlabel("Δ accuracy (fraction); dotted: ±0.05, the smallest effect the verdicts count", fontsize=8)
         elif scale == "slope per decade":
             ax.axvline(0, color="k", lw=0.8)
             ax.set_xlabel("OLS slope of each quantity on log10 parameters (its own unit per decade; size ladder)",
                           fontsize=8)
         else:
-            ax.set_xlim(10, max(g["mean"].max() * 10, 2e4))
             log_axis(ax, "SFT after CPT / adding Θr: measured wall time, and FLOPs (by construction) (log scale)")
     handles = [Patch(color=c, label=f"effect {CHECK_WORDS[k]}") for k, c in CHECK_COLORS.items()]
+    if any(getattr(line, "clipped", False) for ax in axes for line in ax.lines):
+        handles.append(Line2D([], [], color="#555555", marker="<", ls="", label="interval runs past the axis "
+                                                                              "(clipped; its end is written beside)"))
     handles += [Patch(color="#555555", label="paper's number or range (approx.)"),
                 Patch(color="#bbbbbb", alpha=0.5, label=f"'in size' tolerance (×/÷{FACTOR:g}, or range ± {EFFECT:g})")]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=7)
     fig.suptitle("Claims at a glance: each effect a verdict uses, mean and 95% CI; [the claim's verdict]", fontsize=10)
     return fig
+
+
+def _whisker(ax, row, y: float, limits: tuple[float, float] | None) -> None:
+    """One effect's mean (a dot) and 95% interval (a line with a cap at each end); an end beyond the axis (`limits`)
+    stops at the axis edge with an arrowhead instead of a cap and its value written beside (C6's wall-time ratio
+    reaches 0, which a log axis cannot show)."""
+    color = CHECK_COLORS[row.passed]
+    if row.lo == row.lo:
+        left, right = limits or (-math.inf, math.inf)
+        ax.plot([max(row.lo, left), min(row.hi, right)], [y, y], color=color, lw=1.5)
+        for end, edge, arrow, beyond in ((row.lo, left, "<", row.lo < left), (row.hi, right, ">", row.hi > right)):
+            if not beyond:
+                ax.plot([end], [y], marker="|", color=color, ms=7, mew=1.5, ls="")
+                continue
+            (mark,) = ax.plot([edge], [y], marker=arrow, color=color, ms=7, ls="", clip_on=False)
+            mark.clipped = True
+            ax.annotate(f"CI to {end:,.4g} (clipped)", (edge, y), xytext=(8 if arrow == "<" else -8, 4),
+                        textcoords="offset points", ha="left" if arrow == "<" else "right", va="bottom", fontsize=6,
+                        color=color)
+    ax.plot([row.mean], [y], marker="o", color=color, ms=5, ls="")
 
 
 def _calibration(out: Path) -> pd.DataFrame | None:
