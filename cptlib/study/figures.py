@@ -27,18 +27,34 @@ def _seeds(n: int) -> str:
     return f"{n} seed{'s' if n != 1 else ''}"
 
 
-@plots.styled
 def forgetting(curve: pd.DataFrame, panels: list[str], labels: dict[str, str]):
     """Metric vs new CPT tokens (log x): one line per model over the first seed's milestones, the final budget's
     mean over every seed as a separate diamond, the models before CPT as dashed references with their CI band.
-    Without a news accuracy, held-out bits per byte show the news being learned (bpb_b) and other text kept (bpb_a)."""
+    Without a news accuracy, held-out bits per byte show the news being learned (bpb_b) and other text kept (bpb_a).
+    Returns the figure and the table it draws (forgetting.csv; forgetting_from_table draws the same from it)."""
     bpb = [m for m in ("bpb_b", "bpb_a") if curve[m].notna().any()] if "era_b" not in panels else []
     shown = panels + bpb
     s0, final = curve.seed.min(), curve.tokens.max()
     first = stats.summarize(curve[(curve.tokens > 0) & (curve.seed == s0)], ["model", "tokens"], shown)
     every = stats.summarize(curve[curve.tokens == final], ["model", "tokens"], shown)
     refs = stats.summarize(curve[curve.tokens == 0], ["model"], shown)
-    n_final = int(every.n_seeds.max())
+    # With one seed the final budget's mean over every seed is the first seed's point: not listed twice.
+    several = int(every.n_seeds.max()) > 1
+    data = pd.concat([first.assign(seeds="first")] + ([every.assign(seeds="every")] if several else [])
+                     + [refs.assign(tokens=0, seeds="every")])
+    return forgetting_from_table(data, panels, labels), data
+
+
+@plots.styled
+def forgetting_from_table(data: pd.DataFrame, panels: list[str], labels: dict[str, str]):
+    """The forgetting figure from its table (forgetting.csv): the rows of the first seed ("first"), the final budget
+    over every seed ("every", tokens > 0) and the models before CPT (tokens 0)."""
+    bpb = [m for m in ("bpb_b", "bpb_a") if m in data and data[m].notna().any()] if "era_b" not in panels else []
+    shown = panels + bpb
+    first = data[data.seeds == "first"]
+    every = data[(data.seeds == "every") & (data.tokens > 0)]
+    refs = data[data.tokens == 0]
+    n_final = int(every.n_seeds.max()) if len(every) else 1
     fig, axes = plots.new_figure(len(shown), width=3.3 * max(len(shown), 2), height=3.8)
     for ax, m in zip(np.atleast_1d(axes), shown):
         for model, g in first.groupby("model", sort=False):
@@ -61,10 +77,7 @@ def forgetting(curve: pd.DataFrame, panels: list[str], labels: dict[str, str]):
     plots.legend_below(fig, np.atleast_1d(axes)[0], ncol=4)
     fig.suptitle("Forgetting during CPT — mean and 95% CI (t over seeds + items): lines the first seed at "
                  f"every milestone" + (f", diamonds the final budget over {_seeds(n_final)}" if n_final > 1 else ""))
-    # With one seed the final budget's mean over every seed is the first seed's point: not listed twice.
-    data = pd.concat([first.assign(seeds="first")] + ([every.assign(seeds="every")] if n_final > 1 else [])
-                     + [refs.assign(tokens=0, seeds="every")])
-    return fig, data
+    return fig
 
 
 @plots.styled
@@ -112,6 +125,8 @@ def n4_map(n4: pd.DataFrame, instruct_if: float, panels: list[str], labels: dict
 
 
 LR_MARKERS = ("o", "s", "^", "D", "v", "P")
+# What the drift figure tests (its caption after plots.caption_for's scope; notebook 08 and cptlib.study.redraw).
+DRIFT_CAPTION = "C1 and C3 over the drift (issue 30, step 5): every N4 cell over every seed"
 
 
 def lr_colors(lrs) -> dict[float, tuple]:
@@ -120,7 +135,7 @@ def lr_colors(lrs) -> dict[float, tuple]:
     from matplotlib import colormaps
 
     lrs = sorted(set(lrs))
-    shades = np.linspace(0.45, 1.0, len(lrs)) if len(lrs) > 1 else [0.8]
+    shades = np.linspace(0.4, 1.0, len(lrs)) if len(lrs) > 1 else [0.8]
     return {lr: colormaps["Blues"](x) for lr, x in zip(lrs, shades)}
 
 
@@ -164,8 +179,11 @@ def drift_curves(curves: pd.DataFrame):
     recipes = [Line2D([], [], color=plots.COLORS[model], marker="o", ls="-" if model != SFT else "",
                       mfc="white" if model == SFT else None, label=model) for _n, _w, model, _b, _m in chats]
     rates = [Line2D([], [], color="#777777", marker=marker[lr], ls="", label=f"lr {lr:g}") for lr in lrs]
-    ax.legend(handles=recipes + rates, loc="best", fontsize=7, ncol=2, frameon=False,
-              title="colour: recipe; marker: CPT learning rate", title_fontsize=7)
+    kinds = ax.legend(handles=recipes, loc="upper left", fontsize=7, frameon=False, title="colour: recipe",
+                      title_fontsize=7)
+    ax.add_artist(kinds)  # a second legend replaces the first unless the first is kept as an artist
+    ax.legend(handles=rates, loc="upper center", fontsize=7, frameon=False, title="marker: CPT learning rate",
+              title_fontsize=7)
     for ax in axes:
         ax.axvline(0.5, color="#999999", lw=1, ls="-.")
         plots.log_axis(ax, "drift ratio ‖θ_cpt − θ_base‖ / ‖Θr‖ of CPT(base_v1) (log scale)")
@@ -235,6 +253,8 @@ def sizes(per_size: pd.DataFrame, fits: pd.DataFrame, invalid: dict[str, list[st
                         rotation=90, color="#777777")
         ax.set_xscale("log")
         ax.set_xlim(10 ** (np.log10(g.n_params.min()) - 0.3), 10 ** top)
+        if not extrapolated:  # a span of ~1 decade: the ladder's sizes as ticks, not crowded minor labels
+            plots.log_axis(ax, "parameters (log scale)", ticks=g.n_params)
         ax.set_ylim(low - pad, high + pad)
         ax.set_title(title, fontsize=7.5)
         ax.set_xlabel("parameters (log scale)", fontsize=7)
