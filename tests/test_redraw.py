@@ -76,21 +76,23 @@ def test_a_redraw_writes_the_figure_and_report_from_the_committed_tables_and_no_
 
 
 def test_a_redrawn_figure_of_notebook_05s_report_is_embedded_anew_in_its_html(tmp_path, monkeypatch):
-    """effects.png drawn again: report.html carries the new PNG (it embeds its figures) and the rest of the page as
-    it was; effects.csv and REPORT.md are untouched (the report's numbers are not redrawn)."""
+    """effects.png drawn again: report.html carries the new PNG in place of the one it embedded (here a stand-in) and
+    the rest of the page as it was; effects.csv and REPORT.md are untouched (the report's numbers are not redrawn)."""
     import base64
 
     figures = tmp_path / "figures"
     shutil.copytree(paths.figures_dir("default"), figures / "default")
     monkeypatch.setattr(paths, "FIGURES_DIR", figures)
     out = figures / "default"
-    before = {f: (out / f).read_bytes() for f in ("effects.csv", "REPORT.md", "report.html", "effects.png")}
+    page = out / "report.html"
+    stale = re.sub(r'(<figure id="effects"><img src="data:image/png;base64,)[^"]*', r"\1STALE", page.read_text())
+    assert "base64,STALE" in stale
+    page.write_text(stale)
+    before = {f: (out / f).read_bytes() for f in ("effects.csv", "REPORT.md")}
     redraw.redraw(config.load_profile("default"), ["effects"])
     assert (out / "effects.csv").read_bytes() == before["effects.csv"]
     assert (out / "REPORT.md").read_bytes() == before["REPORT.md"]
-    png, page = (out / "effects.png").read_bytes(), (out / "report.html").read_text()
-    assert png != before["effects.png"] and base64.b64encode(png).decode() in page
-    assert base64.b64encode(before["effects.png"]).decode() not in page
-    old_page = before["report.html"].decode()
+    new = page.read_text()
+    assert "base64,STALE" not in new and base64.b64encode((out / "effects.png").read_bytes()).decode() in new
     cut = lambda text: re.sub(r'<figure id="effects">.*?</figure>', "", text, flags=re.S)  # noqa: E731
-    assert cut(page) == cut(old_page)
+    assert cut(new) == cut(stale)
