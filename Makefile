@@ -48,7 +48,7 @@ ifneq ($(findstring /,$(PROFILE)),)
 $(error PROFILE=$(PROFILE) is a path; PROFILE is the name of a file in params/ (PROFILE=smoke for params/smoke.yaml): copy your profile there, or run it with `.venv/bin/cptlib notebook run <notebook> --profile <file.yaml>`)
 endif
 
-.PHONY: help setup lock reproduce cost family ancestors notebooks-check lab smoke test bench clean clean-partial
+.PHONY: help setup lock reproduce redraw docs cost family ancestors notebooks-check lab smoke test bench clean clean-partial
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -109,7 +109,7 @@ PARAMS := params/$(PROFILE).yaml
 # only for the goals that run notebooks: an interrupted set-up's half-built .venv leaves `make help`, `make clean` and
 # `make setup` working, and `make setup` starts it again.
 STUDY_NOTEBOOKS := 00_build 01_forgetting 02_recipes 03_transfer 04_ablations 05_report
-PROFILE_GOALS := $(filter-out help setup lock clean test bench lab smoke clean-partial cost family ancestors notebooks-check,$(MAKECMDGOALS))
+PROFILE_GOALS := $(filter-out help setup lock clean test bench lab smoke clean-partial cost family ancestors notebooks-check redraw docs,$(MAKECMDGOALS))
 ifneq ($(and $(PROFILE_GOALS),$(wildcard $(STAMP))),)
 RESOLVED := $(shell $(PY) -m cptlib.config '$(PROFILE)' --make '$(NB_OUT)' 2>&1)
 ifeq ($(firstword $(RESOLVED)),error:)
@@ -128,7 +128,7 @@ PROFILE_FILES := $(wildcard params/$(PROFILE).yaml)
 NOTEBOOKS := $(STUDY_NOTEBOOKS)
 # Before the first set-up there is no interpreter to resolve a profile; one whose file does not exist is named now,
 # not after the ~80 s of set-up (a fresh clone's `make reproduce PROFILE=typo`).
-ifneq ($(filter reproduce cost family ancestors,$(MAKECMDGOALS)),)
+ifneq ($(filter reproduce redraw cost family ancestors,$(MAKECMDGOALS)),)
 ifeq ($(PROFILE_FILES),)
 $(error make: profile file params/$(PROFILE).yaml does not exist (PROFILE=$(PROFILE)); known profiles: $(sort $(basename $(notdir $(wildcard params/*.yaml)))))
 endif
@@ -160,6 +160,15 @@ params/%.yaml:
 
 # Dependency order: each notebook of the profile's list after the one before it.
 $(foreach nb,$(NOTEBOOKS),$(if $(PREV_NB),$(eval $(NB_OUT)/$(nb).ipynb: $(NB_OUT)/$(PREV_NB).ipynb))$(eval PREV_NB := $(nb)))
+
+# Figures drawn again from the tables committed beside them (cptlib.study.redraw): seconds, no training, no evaluation;
+# a one-notebook profile's report too (PROFILE=drift, PROFILE=sizes). FIGURES="effects n4_map" picks some.
+FIGURES ?=
+redraw: $(SETUP)  ## draw PROFILE's figures (and a one-notebook profile's report) again from its committed tables
+	CPTLIB_PUBLISH=1 $(VENV)/bin/cptlib notebook redraw --profile $(PROFILE) $(foreach f,$(FIGURES),--figure $(f))
+
+docs: $(SETUP)  ## rewrite the README's and docs' generated blocks from the committed figures, profiles and release
+	$(VENV)/bin/cptlib docs render
 
 cost: $(SETUP)  ## the cost model of PROFILE's last run: seconds per notebook, stage and category (cptlib cost)
 	$(VENV)/bin/cptlib cost --profile $(PROFILE)

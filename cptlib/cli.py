@@ -24,6 +24,7 @@ COMMANDS = {
     "notebook": ("cptlib.study.notebooks", "run the study's notebooks (papermill) for a profile"),
     "plan": ("cptlib.family.plan", "memory, GPUs and time of a profile's CPT (no GPU, no network needed)"),
     "cost": ("cptlib.study.costs", "the measured cost model of a profile's last run (per notebook and stage)"),
+    "docs": ("cptlib.study.generated", "render the README's and docs' generated blocks from the committed results"),
     "clean-partial": ("cptlib.core.stages", "remove unfinished stages and idle lock files left by failed runs"),
 }
 # Set to 1 (or pass --debug) to see the traceback behind an error's one-line message.

@@ -90,25 +90,42 @@ def claim_curves(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def reading(curves: pd.DataFrame) -> list[str]:
-    """Run 20's reading, fixed before the numbers: per learning rate, the smallest budget at which C1's ΔIF interval
-    lies above 0 and the smallest at which C3's ΔIF interval lies below −EFFECT; the largest era-B via chat a recipe
-    reaches, with its interval."""
+# Run 20's reading, fixed before the numbers: per learning rate, the budgets at which each curve's interval says this.
+READING = {
+    "C1 ΔIF": ("C1's ΔIF interval lies above 0", lambda r: r.lo > 0),
+    "C3 ΔIF": (f"C3's ΔIF interval lies below −{EFFECT:g}", lambda r: r.hi < -EFFECT),
+}
 
-    def first(lr_rows: pd.DataFrame, hit) -> str:
-        rows = lr_rows.sort_values("tokens")
-        found = rows[hit(rows)]
+
+def hits(curves: pd.DataFrame, curve: str, lr: float) -> tuple[pd.DataFrame, int]:
+    """The rows (budgets, in order) of `curve` at `lr` whose interval meets READING's condition, and how many budgets
+    that learning rate has."""
+    rows = curves[(curves.curve == curve) & (curves.lr == lr)].sort_values("tokens")
+    return rows[READING[curve][1](rows)], len(rows)
+
+
+def reading(curves: pd.DataFrame) -> list[str]:
+    """Run 20's reading (READING): per learning rate, the budgets at which C1's ΔIF interval lies above 0 and those at
+    which C3's ΔIF interval lies below −EFFECT; the largest era-B via chat a recipe reaches, with its interval. Every
+    budget is named, with or without the interval in question, so that a budget that has it is never read as "from
+    there on" when a larger one does not (issue 48: lr 1e-3's C1 interval leaves 0 at 16,384 tokens and comes back to
+    it at 32,768 and 65,536)."""
+
+    def where(curve: str, lr: float) -> str:
+        found, n = hits(curves, curve, lr)
+        mine = curves[(curves.curve == curve) & (curves.lr == lr)]
+        rest = mine[~mine.tokens.isin(found.tokens)].sort_values("tokens")
         if found.empty:
-            return "at no budget"
-        r = found.iloc[0]
-        return f"from {r.tokens:,} tokens (drift {r.drift_ratio:.2f}; {r.value:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}])"
+            return f"at none of its {n} budgets"
+        at = [f"{r.tokens:,}{' tokens' if i == 0 else ''} (drift {r.drift_ratio:.2f}; {r.value:+.3f} [{r.lo:+.3f}, "
+              f"{r.hi:+.3f}])" for i, r in enumerate(found.itertuples())]
+        at = ", ".join(at[:-1]) + " and " + at[-1] if len(at) > 1 else at[0]
+        return f"at {len(found)} of {n} budgets, {at}" + (f"; not at {_tokens(rest.tokens)}" if len(rest) else "")
 
     lines = []
     for lr in sorted(curves.lr.unique()):
-        c1 = curves[(curves.curve == "C1 ΔIF") & (curves.lr == lr)]
-        c3 = curves[(curves.curve == "C3 ΔIF") & (curves.lr == lr)]
-        lines.append(f"lr {lr:g}: C1's ΔIF interval lies above 0 {first(c1, lambda r: r.lo > 0)}; C3's ΔIF interval "
-                     f"lies below −{EFFECT:g} {first(c3, lambda r: r.hi < -EFFECT)}.")
+        lines.append(f"lr {lr:g}: " + " ".join(f"{says} {where(curve, lr)}."
+                                               for curve, (says, _rule) in READING.items()))
     for name in [c[0] for c in CURVES if c[3] is None]:
         g = curves[curves.curve == name]
         if g.empty:
@@ -117,3 +134,9 @@ def reading(curves: pd.DataFrame) -> list[str]:
         lines.append(f"{name}: at most {r.value:.3f} [{r.lo:.3f}, {r.hi:.3f}] (lr {r.lr:g}, {r.tokens:,} tokens, "
                      f"drift {r.drift_ratio:.2f}; {int(r.n_seeds)} seeds).")
     return lines
+
+
+def _tokens(values) -> str:
+    """8,192, 16,384 and 32,768 tokens."""
+    text = [f"{int(v):,}" for v in values]
+    return (", ".join(text[:-1]) + " and " + text[-1] if len(text) > 1 else text[0]) + " tokens"

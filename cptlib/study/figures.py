@@ -27,18 +27,34 @@ def _seeds(n: int) -> str:
     return f"{n} seed{'s' if n != 1 else ''}"
 
 
-@plots.styled
 def forgetting(curve: pd.DataFrame, panels: list[str], labels: dict[str, str]):
     """Metric vs new CPT tokens (log x): one line per model over the first seed's milestones, the final budget's
     mean over every seed as a separate diamond, the models before CPT as dashed references with their CI band.
-    Without a news accuracy, held-out bits per byte show the news being learned (bpb_b) and other text kept (bpb_a)."""
+    Without a news accuracy, held-out bits per byte show the news being learned (bpb_b) and other text kept (bpb_a).
+    Returns the figure and the table it draws (forgetting.csv; forgetting_from_table draws the same from it)."""
     bpb = [m for m in ("bpb_b", "bpb_a") if curve[m].notna().any()] if "era_b" not in panels else []
     shown = panels + bpb
     s0, final = curve.seed.min(), curve.tokens.max()
     first = stats.summarize(curve[(curve.tokens > 0) & (curve.seed == s0)], ["model", "tokens"], shown)
     every = stats.summarize(curve[curve.tokens == final], ["model", "tokens"], shown)
     refs = stats.summarize(curve[curve.tokens == 0], ["model"], shown)
-    n_final = int(every.n_seeds.max())
+    # With one seed the final budget's mean over every seed is the first seed's point: not listed twice.
+    several = int(every.n_seeds.max()) > 1
+    data = pd.concat([first.assign(seeds="first")] + ([every.assign(seeds="every")] if several else [])
+                     + [refs.assign(tokens=0, seeds="every")])
+    return forgetting_from_table(data, panels, labels), data
+
+
+@plots.styled
+def forgetting_from_table(data: pd.DataFrame, panels: list[str], labels: dict[str, str]):
+    """The forgetting figure from its table (forgetting.csv): the rows of the first seed ("first"), the final budget
+    over every seed ("every", tokens > 0) and the models before CPT (tokens 0)."""
+    bpb = [m for m in ("bpb_b", "bpb_a") if m in data and data[m].notna().any()] if "era_b" not in panels else []
+    shown = panels + bpb
+    first = data[data.seeds == "first"]
+    every = data[(data.seeds == "every") & (data.tokens > 0)]
+    refs = data[data.tokens == 0]
+    n_final = int(every.n_seeds.max()) if len(every) else 1
     fig, axes = plots.new_figure(len(shown), width=3.3 * max(len(shown), 2), height=3.8)
     for ax, m in zip(np.atleast_1d(axes), shown):
         for model, g in first.groupby("model", sort=False):
@@ -61,16 +77,14 @@ def forgetting(curve: pd.DataFrame, panels: list[str], labels: dict[str, str]):
     plots.legend_below(fig, np.atleast_1d(axes)[0], ncol=4)
     fig.suptitle("Forgetting during CPT — mean and 95% CI (t over seeds + items): lines the first seed at "
                  f"every milestone" + (f", diamonds the final budget over {_seeds(n_final)}" if n_final > 1 else ""))
-    # With one seed the final budget's mean over every seed is the first seed's point: not listed twice.
-    data = pd.concat([first.assign(seeds="first")] + ([every.assign(seeds="every")] if n_final > 1 else [])
-                     + [refs.assign(tokens=0, seeds="every")])
-    return fig, data
+    return fig
 
 
 @plots.styled
 def n4_map(n4: pd.DataFrame, instruct_if: float, panels: list[str], labels: dict[str, str]):
-    """N4: heatmaps of the restored model's IF (framed: meets N4's criterion) and news accuracy over CPT budget ×
-    learning rate, and restored IF against the drift ratio with N4's threshold and fitted line (first seed)."""
+    """N4: heatmaps of the restored model's IF (framed in red: misses N4's criterion) and news accuracy over CPT
+    budget × learning rate, and restored IF against the drift ratio with N4's threshold and fitted line (first
+    seed)."""
     rest = n4[n4.model == REST]
     maps = [m for m in ("IF", "era_b") if m in panels]  # a real profile without a news metric: IF only
     t = n4_threshold(n4, instruct_if)
@@ -83,13 +97,13 @@ def n4_map(n4: pd.DataFrame, instruct_if: float, panels: list[str], labels: dict
                     cbar=False)
         ax.tick_params(axis="x", rotation=0); ax.tick_params(axis="y", rotation=0)
         ax.set_xlabel("CPT budget (tokens)"); ax.set_ylabel("CPT learning rate"); ax.grid(False)
-        ax.set_title(f"restored: {labels[m]}" + (f"\n(framed: ≥ {KEEP:g} × IF(instruct_v1) = {t['bound']:.3f}, N4's "
-                                                 "criterion)" if m == "IF" else ""), fontsize=9)
+        ax.set_title(f"restored: {labels[m]}" + (f"\n(red frame: below {KEEP:g} × IF(instruct_v1) = {t['bound']:.3f}, "
+                                                 "missing N4's criterion)" if m == "IF" else ""), fontsize=9)
         if m == "IF":
-            plots.outline_cells(ax, grid.values >= t["bound"])
+            plots.outline_cells(ax, grid.values < t["bound"])  # NaN (a cell not run) is never framed
     fig.colorbar(axes[0].collections[0], ax=axes[:-1], label="accuracy (fraction)", shrink=0.8)
     ax = axes[-1]
-    palette = dict(zip(sorted(rest.lr.unique()), ["#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d"]))
+    palette = lr_colors(rest.lr.unique())
     for lr, g in rest.groupby("lr"):
         ax.plot(g.drift_ratio, g.IF, marker="o", color=palette[lr], label=f"{REST}, lr {lr:g}")
     for _, r in n4[n4.model == CPT_I].iterrows():
@@ -110,19 +124,33 @@ def n4_map(n4: pd.DataFrame, instruct_if: float, panels: list[str], labels: dict
     return fig, n4
 
 
-LR_COLORS = ("#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d")  # one per CPT learning rate
 LR_MARKERS = ("o", "s", "^", "D", "v", "P")
+# What the drift figure tests (its caption after plots.caption_for's scope; notebook 08 and cptlib.study.redraw).
+DRIFT_CAPTION = "C1 and C3 over the drift (issue 30, step 5): every N4 cell over every seed"
+
+
+def lr_colors(lrs) -> dict[float, tuple]:
+    """One colour per CPT learning rate, light to dark blue in the rates' order: a scale of blues that no model role
+    uses (plots.COLORS), so a learning rate never shares its colour with a recipe in the same figure."""
+    from matplotlib import colormaps
+
+    lrs = sorted(set(lrs))
+    shades = np.linspace(0.4, 1.0, len(lrs)) if len(lrs) > 1 else [0.8]
+    return {lr: colormaps["Blues"](x) for lr, x in zip(lrs, shades)}
 
 
 @plots.styled
 def drift_curves(curves: pd.DataFrame):
-    """Issue 30's claims over the drift (notebook 08): C1 ΔIF, C3 ΔIF and C3's news kept per learning rate, and era-B
-    via chat of the three recipes, against each cell's drift ratio of CPT(base_v1). Each point: the mean over seeds
-    (y: crossed seeds + items 95% CI; x: t over seeds), a line joining one learning rate's budgets."""
+    """Issue 30's claims over the drift (notebook 08): C1 ΔIF, C3 ΔIF and C3's news kept per learning rate (a colour
+    and a marker per rate, one legend below), and era-B via chat of the three recipes (a colour per recipe, the rate's
+    marker; its own legend in the panel), against each cell's drift ratio of CPT(base_v1). Each point: the mean over
+    seeds (y: crossed seeds + items 95% CI; x: t over seeds), a line joining one learning rate's budgets."""
+    from matplotlib.lines import Line2D
+
     from cptlib.study.drift import CURVES  # here: cptlib.study.drift imports the family's training code
 
     lrs = sorted(curves.lr.unique())
-    color, marker = dict(zip(lrs, LR_COLORS)), dict(zip(lrs, LR_MARKERS))
+    color, marker = lr_colors(lrs), dict(zip(lrs, LR_MARKERS))
     deltas = [c for c in CURVES if c[3] is not None]
     chats = [c for c in CURVES if c[3] is None and c[0] in set(curves.curve)]
     fig, axes = plots.new_figure(2, width=11.5, height=8.4, nrows=2)
@@ -145,18 +173,24 @@ def drift_curves(curves: pd.DataFrame):
     for name, what, model, _b, _m in chats:
         for lr, g in curves[curves.curve == name].groupby("lr"):
             draw(ax, g, color=plots.COLORS[model], marker=marker[lr], ls="-" if model != SFT else "",
-                 mfc="white" if model == SFT else None, label=f"{model}, lr {lr:g}")
+                 mfc="white" if model == SFT else None)
     plots.fraction_axis(ax, "era-B via chat (answer and format)")
     ax.set_title("era-B via chat of the three recipes (hollow: CPT(base_v1)+SFT, each lr's final budget)", fontsize=9)
+    recipes = [Line2D([], [], color=plots.COLORS[model], marker="o", ls="-" if model != SFT else "",
+                      mfc="white" if model == SFT else None, label=model) for _n, _w, model, _b, _m in chats]
+    rates = [Line2D([], [], color="#777777", marker=marker[lr], ls="", label=f"lr {lr:g}") for lr in lrs]
+    kinds = ax.legend(handles=recipes, loc="upper left", fontsize=7, frameon=False, title="colour: recipe",
+                      title_fontsize=7)
+    ax.add_artist(kinds)  # a second legend replaces the first unless the first is kept as an artist
+    ax.legend(handles=rates, loc="upper center", fontsize=7, frameon=False, title="marker: CPT learning rate",
+              title_fontsize=7)
     for ax in axes:
         ax.axvline(0.5, color="#999999", lw=1, ls="-.")
         plots.log_axis(ax, "drift ratio ‖θ_cpt − θ_base‖ / ‖Θr‖ of CPT(base_v1) (log scale)")
     n = int(curves.n_seeds.max())
     fig.suptitle(f"The claims over the drift, every N4 cell over {_seeds(n)} (mean; 95% CI: y crossed seeds + items, "
                  "x t over seeds); dash-dot: the regime's drift ratio 0.5", fontsize=10)
-    handles, labels = axes[0].get_legend_handles_labels()
-    h4, l4 = axes[3].get_legend_handles_labels()
-    plots.legend_below(fig, handles=handles + h4, labels=labels + l4, ncol=5)
+    plots.legend_below(fig, axes[0], ncol=len(lrs))  # the learning rates of the three upper panels
     return fig, curves
 
 
@@ -165,7 +199,9 @@ def sizes(per_size: pd.DataFrame, fits: pd.DataFrame, invalid: dict[str, list[st
     """Q1 / C5: every size-ladder quantity against parameters (log axis). Dots: each seed's value; circles: the
     size's mean with its 95% interval (hollow: the size misses its calibration and is left out of the fit); line: OLS
     over the valid sizes with its 95% confidence band, continued dashed to the paper's sizes (dotted verticals), where
-    the grey bars are 95% prediction intervals — an extrapolation, not a result."""
+    the grey bars are 95% prediction intervals — an extrapolation, not a result. Where fewer than 2 sizes are valid
+    there is no such line: nothing is extrapolated, the axis ends at the ladder, and the title says so
+    (sizes_caption says the same in words)."""
     from cptlib.study.scaling import PAPER_SIZES, predict
 
     quantities = list(dict.fromkeys(per_size.quantity))
@@ -173,7 +209,8 @@ def sizes(per_size: pd.DataFrame, fits: pd.DataFrame, invalid: dict[str, list[st
     nrows = -(-len(quantities) // ncols)
     fig, axes = plots.new_figure(ncols, width=15, height=3.1 * nrows, nrows=nrows)
     color = plots.COLORS[REST]
-    top = math.log10(max(PAPER_SIZES.values()) * 2)
+    extrapolated = _extrapolated(fits)
+    top = math.log10(max(PAPER_SIZES.values()) * 2) if extrapolated else math.log10(per_size.n_params.max()) + 0.3
     for ax, q in zip(axes, quantities):
         g = per_size[per_size.quantity == q]
         valid = ~g["size"].isin(list(invalid))
@@ -210,12 +247,14 @@ def sizes(per_size: pd.DataFrame, fits: pd.DataFrame, invalid: dict[str, list[st
                                 label="extrapolation, 95% prediction interval")
             slope = "" if f["slope_lo"] != f["slope_lo"] else f" [{f['slope_lo']:+.3f}, {f['slope_hi']:+.3f}]"
             title += f"\nslope {f['slope']:+.3f}{slope} per decade ({int(f['k'])} sizes)"
-        for label, n in PAPER_SIZES.items():
+        for label, n in PAPER_SIZES.items() if extrapolated else ():
             ax.axvline(n, color="#bbbbbb", lw=0.8, ls=":")
             ax.annotate(label, (n, 0.01), xycoords=("data", "axes fraction"), fontsize=6, ha="right", va="bottom",
                         rotation=90, color="#777777")
         ax.set_xscale("log")
         ax.set_xlim(10 ** (np.log10(g.n_params.min()) - 0.3), 10 ** top)
+        if not extrapolated:  # a span of ~1 decade: the ladder's sizes as ticks, not crowded minor labels
+            plots.log_axis(ax, "parameters (log scale)", ticks=g.n_params)
         ax.set_ylim(low - pad, high + pad)
         ax.set_title(title, fontsize=7.5)
         ax.set_xlabel("parameters (log scale)", fontsize=7)
@@ -227,14 +266,39 @@ def sizes(per_size: pd.DataFrame, fits: pd.DataFrame, invalid: dict[str, list[st
         for h, lab in zip(*ax.get_legend_handles_labels()):
             keep.setdefault(lab, h)
     plots.legend_below(fig, handles=list(keep.values()), labels=list(keep), ncol=4)
-    fig.suptitle("Model size: the regime's quantities at the default CPT (95% CI over seeds × items per size; the "
-                 "paper's sizes are extrapolations)", fontsize=10)
+    fig.suptitle("Model size: the regime's quantities at the default CPT (95% CI over seeds × items per size; "
+                 + ("the paper's sizes are extrapolations)" if extrapolated else
+                    "fewer than 2 sizes meet their calibration: no fit on valid sizes, nothing extrapolated)"),
+                 fontsize=10)
     return fig, per_size.merge(fits[fits.fit_on == "valid sizes"], on="quantity", how="left", suffixes=("", "_fit"))
+
+
+def _extrapolated(fits: pd.DataFrame) -> bool:
+    """Whether the sizes figure draws an extrapolation: some quantity has an OLS fit on the valid sizes."""
+    return bool((fits.fit_on == "valid sizes").any())
+
+
+def sizes_caption(fits: pd.DataFrame) -> str:
+    """What the sizes figure tests and draws, in words: the fit on valid sizes and its dashed extrapolation with
+    prediction intervals where there is one, else that nothing is fitted or extrapolated (the all-sizes line beside
+    is shown, unjudged; its values at the paper's sizes are in scaling.csv)."""
+    head = ("Q1 and C5 (smaller models benefit less): every quantity against parameters, 95% CI per size over seeds × "
+            "items")
+    if _extrapolated(fits):
+        return (f"{head}, the OLS line over the valid sizes with its confidence band, and dashed, its extrapolation to "
+                "the paper's sizes with 95% prediction intervals where 3 or more sizes are valid (not a result: four "
+                "orders of magnitude beyond the data; the intervals that leave the axes are in scaling.csv)")
+    return (f"{head}; fewer than 2 sizes meet their calibration, so there is no fit on valid sizes and nothing is "
+            "extrapolated to the paper's sizes; the dash-dot line is the OLS over every size, shown beside, unjudged "
+            "(its slopes and its values at the paper's sizes, with prediction intervals, are in scaling.csv)")
 
 
 @plots.styled
 def recipes(summary: pd.DataFrame, panels: list[str], labels: dict[str, str], tokens: int):
-    """C3: grouped bars of every recipe's metrics at the final budget, mean and 95% CI, seeds in the legend."""
+    """C3: grouped bars of every recipe's metrics at the final budget, mean and 95% CI, seeds in the legend. Each
+    error bar is that recipe's own interval; the verdicts compare two recipes by their difference paired by seed and
+    item, a narrower interval than two bars suggest: the title says so and points to the effects figure, which draws
+    those differences (this figure's CSV, recipes.csv, is the bars' table)."""
     fig, ax = plots.new_figure(width=9, height=4.0)
     width = 0.8 / len(summary)
     for i, r in enumerate(summary.itertuples()):
@@ -244,7 +308,9 @@ def recipes(summary: pd.DataFrame, panels: list[str], labels: dict[str, str], to
                label=f"{r.recipe} ({_seeds(r.n_seeds)})", color=plots.COLORS.get(r.recipe))
     ax.set_xticks(range(len(panels)), [labels[m].replace(" (", "\n(") for m in panels], fontsize=7)
     ax.set_ylabel("accuracy (fraction)"); ax.set_ylim(0, 1.05)
-    ax.set_title(f"Recipes after {tokens:,} CPT tokens — mean and 95% CI (t over seeds + items)")
+    ax.set_title(f"Recipes after {tokens:,} CPT tokens — each recipe's mean and its own 95% CI (t over seeds + items)"
+                 "\nnot the paired differences (same seeds and items) the verdicts judge: those, with their narrower "
+                 "intervals, are in effects.png", fontsize=9)
     plots.legend_below(fig, ax, ncol=3)
     return fig, summary
 

@@ -362,6 +362,12 @@ def register(subparsers) -> None:
     c.set_defaults(func=_check)
     s = sub.add_parser("sync", help="rewrite the notebooks' parameters and setup cells (the same in every notebook)")
     s.set_defaults(func=lambda a: print("updated: " + (", ".join(sync()) or "nothing")))
+    d = sub.add_parser("redraw", help="draw a profile's figures (and a one-notebook profile's report) again from the "
+                                      "tables committed beside them, training and evaluating nothing (make redraw)")
+    d.add_argument("--profile", default="default", help="params/<name>.yaml (default: default)")
+    d.add_argument("--figure", dest="figures", action="append", default=[], metavar="NAME",
+                   help="a figure to draw (repeatable; default: every one cptlib.study.redraw can draw from its table)")
+    d.set_defaults(func=_redraw)
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -381,6 +387,12 @@ def parse_overrides(items: list[str]) -> dict:
             raise NotebookError(f"--set {key} is given twice ({out[key]!r}, then {parsed!r}); give it once")
         out[key] = parsed
     return out
+
+
+def _redraw(args) -> int:
+    from cptlib.study.redraw import main
+
+    return main(args.profile, args.figures or None)
 
 
 def _check(args) -> None:

@@ -169,9 +169,14 @@ def legend_below(fig, ax=None, ncol: int = 3, handles=None, labels=None) -> None
     fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=7, frameon=False)
 
 
-def outline_cells(ax, mask, color: str = "#ff3333") -> None:
+# A frame around a heatmap cell that misses a criterion: red, the colour the figures give a miss (report.CHECK_COLORS
+# gives a missed rule orange-red too); a cell that meets it is not framed.
+MISS_FRAME = "#d62728"
+
+
+def outline_cells(ax, mask, color: str = MISS_FRAME) -> None:
     """Draw a frame around each cell (i, j) of a seaborn heatmap (cell (i, j) spans [j, j+1] × [i, i+1]) where
-    mask[i][j] is true (e.g. a criterion met)."""
+    mask[i][j] is true (a criterion missed: red by default)."""
     import numpy as np
     from matplotlib.patches import Rectangle
 
@@ -201,9 +206,13 @@ def provenance_record(profile: Profile, **extra) -> dict:
             **extra}
 
 
-def save_figure(fig, name: str, data: pd.DataFrame, profile: Profile, caption: str, write_data: bool = True) -> Path:
+def save_figure(fig, name: str, data: pd.DataFrame, profile: Profile, caption: str, write_data: bool = True,
+                data_record: dict | None = None) -> Path:
     """Write <name>.png (200 dpi), .pdf, .csv (the plotted data) and .json (provenance, caption). `write_data=False`
-    where save_table already wrote <name>.csv with the figure's data (one file, written once)."""
+    where save_table already wrote <name>.csv with the figure's data (one file, written once). `data_record`: the
+    figure is drawn again from committed tables (cptlib.study.redraw), and this is the .json it replaces: no CSV is
+    written, and the new .json keeps the profile values the numbers were computed with and records their code
+    version as `data_code_version` beside this drawing's `code_version`."""
     out = figures_dir(profile, create=True)
     # The caption goes into the report and the .json beside the figure; the image names only what it is of.
     fig.text(1.0, 0.0, f"cptlib · profile {profile.name} · {suite_for(profile).kind}",
@@ -213,10 +222,14 @@ def save_figure(fig, name: str, data: pd.DataFrame, profile: Profile, caption: s
                                                           metadata={"Software": None}))
         _atomic(out / f"{name}.pdf", lambda p: fig.savefig(p, format="pdf", bbox_inches="tight", metadata={
             "CreationDate": None, "Creator": None, "Producer": None}))
-    if write_data:
+    if write_data and data_record is None:
         _atomic(out / f"{name}.csv", lambda p: data.to_csv(p, index=False))
-    _write_record(out / f"{name}.json", provenance_record(profile, figure=name, caption=caption,
-                                                          columns=list(data.columns), **({} if write_data else {"table": name})))
+    record = provenance_record(profile, figure=name, caption=caption, columns=list(data.columns),
+                               **({} if write_data else {"table": name}))
+    if data_record is not None:
+        record.update({k: data_record[k] for k in ("parameters", "table") if k in data_record},
+                      data_code_version=data_record.get("data_code_version") or data_record["code_version"])
+    _write_record(out / f"{name}.json", record)
     return out / f"{name}.png"
 
 

@@ -84,6 +84,7 @@ def _tick(row) -> str:
 def claims_figure(rows: pd.DataFrame):
     """The claims at a glance (a forest plot): every effect a verdict uses with its 95% interval, coloured by
     whether it meets its rule, the paper's number or range beside it; one panel per scale."""
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     from cptlib.study.plots import log_axis, new_figure
@@ -95,6 +96,7 @@ def claims_figure(rows: pd.DataFrame):
     axes = fig.subplots(len(scales), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)[:, 0]
     for ax, scale in zip(axes, scales):
         g = rows[rows.scale == scale].iloc[::-1]
+        limits = {"Δ accuracy": (-1.0, 1.0), "cost ratio": (10.0, max(g["mean"].max() * 10, 2e4))}.get(scale)
         for y, row in enumerate(g.itertuples()):
             if row.paper_lo == row.paper_lo:  # the paper's number (a diamond) or range (a bar), and the tolerance
                 point = row.paper_lo == row.paper_hi
@@ -105,30 +107,52 @@ def claims_figure(rows: pd.DataFrame):
                     ax.plot([row.paper_lo], [y], marker="D", color="#555555", ms=6, ls="")
                 else:
                     ax.plot([row.paper_lo, row.paper_hi], [y, y], color="#555555", lw=4, solid_capstyle="butt")
-            err = None if row.lo != row.lo else [[row.mean - row.lo], [row.hi - row.mean]]
-            ax.errorbar([row.mean], [y], xerr=err, fmt="o", color=CHECK_COLORS[V.Met(row.met)], capsize=3, ms=5)
+            _whisker(ax, row, y, limits)
         ax.set_yticks(range(len(g)), [_tick(r) for r in g.itertuples()], fontsize=7)
         ax.set_ylim(-0.6, len(g) - 0.4)
         ax.grid(axis="y", alpha=0)
+        if limits:
+            ax.set_xlim(*limits)
         if scale == "Δ accuracy":
             ax.axvline(0, color="k", lw=0.8)
             for x in (-EFFECT, EFFECT):
                 ax.axvline(x, color="k", lw=0.6, ls=":")
-            ax.set_xlim(-1, 1)
             ax.set_xlabel("Δ accuracy (fraction); dotted: ±0.05, the smallest effect the verdicts count", fontsize=8)
         elif scale == "slope per decade":
             ax.axvline(0, color="k", lw=0.8)
             ax.set_xlabel("OLS slope of each quantity on log10 parameters (its own unit per decade; size ladder)",
                           fontsize=8)
         else:
-            ax.set_xlim(10, max(g["mean"].max() * 10, 2e4))
             log_axis(ax, "SFT after CPT / adding Θr: measured wall time, and FLOPs (by construction) (log scale)")
     handles = [Patch(color=c, label=f"effect {k.value}") for k, c in CHECK_COLORS.items()]
+    if any(getattr(line, "clipped", False) for ax in axes for line in ax.lines):
+        handles.append(Line2D([], [], color="#555555", marker="<", ls="", label="interval past the axis "
+                                                                              "(clipped; its end written)"))
     handles += [Patch(color="#555555", label="paper's number or range (approx.)"),
                 Patch(color="#bbbbbb", alpha=0.5, label=f"'in size' tolerance (×/÷{FACTOR:g}, or the range widened by {EFFECT:g} away from 0)")]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=7)
     fig.suptitle("Claims at a glance: each effect a verdict uses, mean and 95% CI; [the claim's verdict]", fontsize=10)
     return fig
+
+
+def _whisker(ax, row, y: float, limits: tuple[float, float] | None) -> None:
+    """One effect's mean (a dot) and 95% interval (a line with a cap at each end); an end beyond the axis (`limits`)
+    stops at the axis edge with an arrowhead instead of a cap and its value written beside (C6's wall-time ratio
+    reaches 0, which a log axis cannot show)."""
+    color = CHECK_COLORS[V.Met(row.met)]
+    if row.lo == row.lo:
+        left, right = limits or (-math.inf, math.inf)
+        ax.plot([max(row.lo, left), min(row.hi, right)], [y, y], color=color, lw=1.5)
+        for end, edge, arrow, beyond in ((row.lo, left, "<", row.lo < left), (row.hi, right, ">", row.hi > right)):
+            if not beyond:
+                ax.plot([end], [y], marker="|", color=color, ms=7, mew=1.5, ls="")
+                continue
+            (mark,) = ax.plot([edge], [y], marker=arrow, color=color, ms=7, ls="", clip_on=False)
+            mark.clipped = True
+            ax.annotate(f"CI to {end:,.4g} (clipped)", (edge, y), xytext=(8 if arrow == "<" else -8, 4),
+                        textcoords="offset points", ha="left" if arrow == "<" else "right", va="bottom", fontsize=6,
+                        color=color)
+    ax.plot([row.mean], [y], marker="o", color=color, ms=5, ls="")
 
 
 def _calibration(out: Path) -> pd.DataFrame | None:
@@ -285,11 +309,36 @@ def _inline(text: str) -> str:
     return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
 
 
+def _figure_html(out: Path, f: str, caption: str) -> str:
+    """A figure of report.html: its PNG embedded, at the width it was drawn, with its caption."""
+    data = base64.b64encode((out / f"{f}.png").read_bytes()).decode()
+    return (f'<figure id="{f}"><img src="data:image/png;base64,{data}" alt="{f}" '
+            f'style="width:{_css_width(out / f"{f}.png")}px"><figcaption>{html.escape(caption)}</figcaption></figure>')
+
+
+def reembed(out: Path, names: list[str]) -> Path | None:
+    """Embed the PNGs (and .json captions) of the figures `names` in out/report.html anew, where it holds them: a
+    figure drawn again from its committed table (cptlib.study.redraw) without the run that wrote the report."""
+    from cptlib.core.files import write_text_atomic
+
+    page = out / "report.html"
+    if not page.is_file():
+        return None
+    text = page.read_text()
+    for f in names:
+        caption = json.loads((out / f"{f}.json").read_text())["caption"]
+        start = text.find(f'<figure id="{f}">')
+        if start < 0:
+            continue
+        stop = text.index("</figure>", start) + len("</figure>")
+        text = text[:start] + _figure_html(out, f, caption) + text[stop:]
+    write_text_atomic(page, text)
+    return page
+
+
 def _html(blocks: list[tuple], captions: dict[str, str], out: Path) -> str:
     def img(f: str) -> str:
-        data = base64.b64encode((out / f"{f}.png").read_bytes()).decode()
-        return (f'<figure id="{f}"><img src="data:image/png;base64,{data}" alt="{f}" '
-                f'style="width:{_css_width(out / f"{f}.png")}px"><figcaption>{html.escape(captions[f])}</figcaption></figure>')
+        return _figure_html(out, f, captions[f])
 
     render = {"h1": lambda x: f"<h1>{_inline(x)}</h1>", "h2": lambda x: f"<h2>{_inline(x)}</h2>",
               "h3": lambda x: f"<h3>{_inline(x)}</h3>", "p": lambda x: f"<p>{_inline(x)}</p>", "table": _html_table,
@@ -309,27 +358,58 @@ def write_report(profile, verdicts: list[V.Verdict], run_times: dict[str, float]
     return _write_report(out, _sections(profile, verdicts, run_times, shown))
 
 
+def _drawn(out: Path, blocks: list[tuple]) -> tuple[list[tuple], dict[str, str]]:
+    """The blocks without a figure whose PNG is not in `out` (a part that did not run), and each figure's caption
+    (from its .json)."""
+    blocks = [b for b in blocks if b[0] != "figure" or (out / f"{b[1]}.png").is_file()]
+    return blocks, {b[1]: json.loads((out / f"{b[1]}.json").read_text())["caption"] for b in blocks if b[0] == "figure"}
+
+
+def markdown_report(blocks: list[tuple], out: Path) -> str:
+    """The REPORT.md the blocks render to beside the figures in `out`."""
+    return _markdown(*_drawn(out, blocks))
+
+
 def _write_report(out: Path, blocks: list[tuple]) -> dict[str, Path]:
     """REPORT.md (links the PNGs beside it) and report.html (PNGs embedded) in `out` from the blocks; a figure block
     whose PNG is not there (a part that did not run) is left out, the others carry the caption of their .json."""
     from cptlib.core.files import write_text_atomic
 
-    blocks = [b for b in blocks if b[0] != "figure" or (out / f"{b[1]}.png").is_file()]
-    captions = {b[1]: json.loads((out / f"{b[1]}.json").read_text())["caption"] for b in blocks if b[0] == "figure"}
+    blocks, captions = _drawn(out, blocks)
     write_text_atomic(out / "REPORT.md", _markdown(blocks, captions))
     write_text_atomic(out / "report.html", _html(blocks, captions, out))
     return {"markdown": out / "REPORT.md", "html": out / "report.html"}
 
 
-def _alone_report(profile, title: str, blocks: list[tuple]) -> dict[str, Path]:
+def alone_blocks(profile, title: str, blocks: list[tuple], libraries: dict | None = None) -> list[tuple]:
     """The report of a profile that runs one notebook alone (the size ladder, the benchmarks, the drift curves): its
-    title and what its figures are of, the notebook's blocks, then provenance."""
+    title and what its figures are of, the notebook's blocks, then provenance (the libraries of this process, or
+    `libraries` as a figure's .json records them)."""
     from cptlib.study.plots import provenance_record, scope
 
     head = [("h1", f"Report — profile `{profile.name}` ({title})"),
             ("p", f"*{scope(profile)} Paper figures are approximate (secondary sources, docs/paper.md §1).*")]
-    tail = [("h2", "Provenance"), ("code", f"libraries: {provenance_record(profile)['libraries']}")]
-    return _write_report(figures_dir(profile, create=True), head + blocks + tail)
+    tail = [("h2", "Provenance"), ("code", f"libraries: {libraries or provenance_record(profile)['libraries']}")]
+    return head + blocks + tail
+
+
+def _alone_report(profile, title: str, blocks: list[tuple]) -> dict[str, Path]:
+    return _write_report(figures_dir(profile, create=True), alone_blocks(profile, title, blocks))
+
+
+def write_alone(profile, titled: tuple[str, list[tuple]]) -> dict[str, Path]:
+    """Write the report of a profile of one notebook alone from (title, blocks): drift_blocks or ladder_blocks."""
+    return _alone_report(profile, *titled)
+
+
+def _version(profile, versions: tuple[str, str] | None) -> str:
+    """"Code version `v`", or, for a figure and report drawn again from committed tables (cptlib.study.redraw), the
+    version that computed the numbers and the one that drew them."""
+    from cptlib.study.plots import provenance_record
+
+    data, drawn = versions or (provenance_record(profile)["code_version"],) * 2
+    return f"Code version `{data}`" + ("" if data == drawn else
+                                       f" (its numbers; drawn again from its committed tables at `{drawn}`)")
 
 
 LADDER_NOTE = ("Each size's number is the mean over its {n} study seeds (and the evaluation's items), with the study's "
@@ -346,8 +426,14 @@ def write_ladder_report(profile, verdicts: list[V.Verdict], res: dict) -> dict[s
     """The size ladder's figures/<profile>/REPORT.md and report.html (notebook 06 of a profile that runs only it,
     params/sizes.yaml): C5 and Q1 with their criteria, the figure, the calibration per size, the quantities per
     size and the fitted trends, and provenance."""
-    from cptlib.study.plots import provenance_record
+    return write_alone(profile, ladder_blocks(profile, verdicts, res))
 
+
+def ladder_blocks(profile, verdicts: list[V.Verdict], res: dict,
+                  versions: tuple[str, str] | None = None) -> tuple[str, list[tuple]]:
+    """The size ladder's report, (title, blocks), from what notebook 06 saves: ladder.csv (res["per_size"]),
+    scaling.csv (res["trends"]), ladder_calibration.csv (res["calibration"]; res["invalid"] and
+    res["other_seeds_missed"] follow from it) and the verdicts judged from scaling.csv."""
     per_size = res["per_size"]
     sizes = list(dict.fromkeys(per_size["size"]))
     cells = per_size.assign(cell=[f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if lo == lo else f"{m:.3f}"
@@ -359,8 +445,8 @@ def write_ladder_report(profile, verdicts: list[V.Verdict], res: dict) -> dict[s
                           "at 0.5B hi", "at 8B", "at 8B lo", "at 8B hi"]]
     old = claims.CLAIMS["C5"].old
     invalid = res["invalid"]
-    return _alone_report(profile, "the size ladder: Q1, C5", [
-        ("p", f"Code version `{provenance_record(profile)['code_version']}`; training seeds {profile.train_seeds}; "
+    return "the size ladder: Q1, C5", [
+        ("p", f"{_version(profile, versions)}; training seeds {profile.train_seeds}; "
               f"sizes {', '.join(f'{s} ({params[s]:,} parameters)' for s in sizes)}."),
         ("p", LADDER_NOTE.format(n=len(profile.train_seeds))),
         ("h2", "Claims"), ("table", claims.table(verdicts).drop(columns="criterion")),
@@ -377,7 +463,7 @@ def write_ladder_report(profile, verdicts: list[V.Verdict], res: dict) -> dict[s
         ("h2", "The quantities per size (mean [95% CI])"), ("table", table.reset_index()),
         ("h2", "Fitted trends (slope per decade of parameters; extrapolations with 95% prediction intervals)"),
         ("table", fits),
-    ])
+    ]
 
 
 BENCH_NOTE = ("Each benchmark is lm-eval's own task definition (prompt, answer choices, metric, zero shots) over the data "
@@ -424,18 +510,23 @@ DRIFT_NOTE = ("Every point is the mean over the profile's {n} study seeds (ances
 def write_drift_report(profile, curves) -> dict[str, Path]:
     """figures/<profile>/REPORT.md and report.html of the claims over the drift (notebook 08 of a profile that runs only
     it, params/drift.yaml): run 20's reading, the figure, the curves' table and provenance."""
+    return write_alone(profile, drift_blocks(profile, curves))
+
+
+def drift_blocks(profile, curves, versions: tuple[str, str] | None = None) -> tuple[str, list[tuple]]:
+    """The drift report, (title, blocks), from what notebook 08 saves, drift_curves.csv (`curves`): every sentence
+    that states a number is rendered from it."""
     from cptlib.study.drift import reading
-    from cptlib.study.plots import provenance_record
 
     cells = curves.assign(value=[f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in zip(curves.value, curves.lo, curves.hi)],
                           drift=[f"{m:.2f} [{lo:.2f}, {hi:.2f}]" if lo == lo else f"{m:.2f}"
                                  for m, lo, hi in zip(curves.drift_ratio, curves.drift_lo, curves.drift_hi)])
-    return _alone_report(profile, "the claims over the drift", [
-        ("p", f"Code version `{provenance_record(profile)['code_version']}`; training seeds {profile.train_seeds}; CPT "
+    return "the claims over the drift", [
+        ("p", f"{_version(profile, versions)}; training seeds {profile.train_seeds}; CPT "
               f"learning rates {', '.join(f'{lr:g}' for lr in sorted(curves.lr.unique()))}."),
         ("p", DRIFT_NOTE.format(n=len(profile.train_seeds))),
         ("h2", "Run 20's reading"), ("list", reading(curves)),
         ("h2", "Curves"), ("figure", "drift_curves"),
         ("h2", "Every point (mean [95% CI])"),
         ("table", cells[["curve", "lr", "tokens", "drift", "value", "n_seeds"]]),
-    ])
+    ]

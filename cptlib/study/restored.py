@@ -18,9 +18,25 @@ from cptlib.evaluation.evaluate import model_content_hash
 from cptlib.evaluation.suite import suite_for
 
 
+# The testbed's own held-out text, which a real profile may read a metric from (SmolLM2's bpb_a is testbed_ppl_a):
+# fictional text of the testbed's invented world, the world the CPT news is about too. A label that called it
+# "old text" read as the model's own pre-training text, whose falling bits per byte would mean nothing forgotten.
+TESTBED_TEXT = {
+    "testbed_ppl_a": "bits per byte on the testbed's own fictional era-A text (the invented world the CPT news is "
+                     "also about; not the model's pre-training text)",
+    "testbed_ppl_b": "bits per byte on the testbed's own fictional era-B news (held out)",
+}
+
+
 def labels(profile) -> dict[str, str]:
-    """Axis labels of the study metrics: the testbed's tasks, or a real profile's mapped tasks (its suite's)."""
-    return suite_for(profile).labels()
+    """Axis labels of the study metrics: the testbed's tasks, or a real profile's mapped tasks (its suite's); a metric
+    read from the testbed's own held-out text says so, whatever the profile (TESTBED_TEXT)."""
+    suite = suite_for(profile)
+    out = suite.labels()
+    for metric, (task, measure) in suite.metric_tasks().items():
+        if task in TESTBED_TEXT and metric in out:
+            out[metric] = f"{TESTBED_TEXT[task]}: {task} {measure}"
+    return out
 
 
 def panels(profile) -> list[str]:
