@@ -451,8 +451,9 @@ def ladder_blocks(profile, verdicts: list[V.Verdict], res: dict,
         ("p", LADDER_NOTE.format(n=len(profile.train_seeds))),
         ("h2", "Claims"), ("table", claims.table(verdicts).drop(columns="criterion")),
         ("list", rules(v.claim for v in verdicts)),
-        ("p", f"C5's rule was changed when the ladder was designed (run 18), after the old ladder's numbers had been "
-              f"seen; the rule before: {old}."),
+        ("p", f"C5's rule was changed after results had been seen: when the ladder was designed (run 18, after the old "
+              f"ladder's numbers) and when every bound came to be judged on its interval (run 22). The rules before, "
+              f"newest first: {old}."),
         ("h2", "Trends"), ("figure", "sizes"),
         ("h2", "Calibration per size"),
         ("p", "Sizes left out of the primary fits: " + ("; ".join(f"**{s}** ({'; '.join(w)})" for s, w in invalid.items())
