@@ -19,9 +19,9 @@ from cptlib.members import Member
 matplotlib.use("Agg")
 
 
-def _effect(claim, quantity, mean, lo, hi, scale, passed=True):
+def _effect(claim, quantity, mean, lo, hi, scale, met="meets its rule"):
     return {"claim": claim, "quantity": quantity, "mean": mean, "lo": lo, "hi": hi, "n_seeds": 3,
-            "ci": "t over seeds + items (crossed)", "scale": scale, "rule": "r", "passed": passed,
+            "ci": "t over seeds + items (crossed)", "scale": scale, "rule": "r", "met": met,
             "verdict": "reproduced", "paper_lo": math.nan, "paper_hi": math.nan}
 
 
