@@ -12,6 +12,7 @@ import json
 import pytest
 
 from cptlib.evaluation import evaluate
+from cptlib.evaluation import harness
 
 from cptlib.evaluation import punkt_data
 from cptlib.testbed.constraints import KINDS
@@ -59,7 +60,7 @@ def _write(path, rows):
 
 def _load_chat_tasks(data_dir):
     """{task name: lm-eval Task} of the testbed's chat group, built the way `evaluate_model` builds them."""
-    return evaluate.task_manager().load([evaluate.group_spec("testbed_chat", data_dir)])["tasks"]
+    return harness.task_manager(evaluate.TASKS_DIR).load([evaluate.group_spec("testbed_chat", data_dir)])["tasks"]
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +133,4 @@ def test_bad_items_fail_when_the_task_is_built_before_generation(tmp_path, ifeva
     _write(tmp_path / "eval" / "chat_knowledge_a.jsonl", [KNOWLEDGE])
     with pytest.raises(ValueError, match=message):
         _load_chat_tasks(tmp_path)
+

@@ -273,7 +273,8 @@ def testbed_scores(models: dict[str, Path], data: Path, processes: int = 1, sett
     import pandas as pd
 
     from cptlib.core import pool
-    from cptlib.evaluation.evaluate import EvalSettings, read_table, run_evaluation
+    from cptlib.evaluation.evaluate import EvalSettings, run_evaluation
+    from cptlib.evaluation.harness import read_table
 
     settings = settings or EvalSettings(tasks=STUDY_TASKS)
     wanted = {label: replace(settings, tasks=(tasks or {}).get(label, settings.tasks)) for label in models}

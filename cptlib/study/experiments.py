@@ -223,7 +223,7 @@ def _adapter_mb(base: Path, inst: Path, rank: int | None, vectors: str = "save",
 
 def adapter_rows(base: Path, inst: Path, target: Path, rank: int) -> list[dict]:
     """The rank-r residual as a PEFT LoRA adapter attached to `target` at load time for lm-eval
-    (evaluate.attach_adapter), beside cptlib's merged rank-r residual restricted alike: LoRA holds no norm delta, so the adapter either replaces
+    (harness.attach_adapter), beside cptlib's merged rank-r residual restricted alike: LoRA holds no norm delta, so the adapter either replaces
     the target's norms with the instruct model's (its default) or keeps the target's; the same with the
     embeddings left out. The "norms: target's" pair is the same model, once merged by cptlib, once attached."""
     def row(setting: str, vectors: str, embeddings: str = "lora") -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cptlib.config import MergeSpec
 from cptlib.core.stages import MANIFEST, read_manifest, run_stage
-from cptlib.evaluation.evaluate import model_content_hash
+from cptlib.evaluation.harness import model_content_hash
 from cptlib.evaluation.suite import suite_for
 
 
@@ -125,8 +125,8 @@ def adapter(base: Path, instruct: Path, rank: int | None = None, vectors: str = 
 def attached(base: Path, instruct: Path, target: Path, rank: int | None = None, vectors: str = "save",
              embeddings: str = "lora") -> Path:
     """The PEFT adapter of Θr(base → instruct) attached to `target` at load time, as a model to evaluate: the
-    adapter's files and a record naming the target (cptlib.evaluation.evaluate.attach_adapter loads it for lm-eval)."""
-    from cptlib.evaluation.evaluate import ATTACH_FILE
+    adapter's files and a record naming the target (cptlib.evaluation.harness.attach_adapter loads it for lm-eval)."""
+    from cptlib.evaluation.harness import ATTACH_FILE
 
     source = adapter(base, instruct, rank, vectors, embeddings)
     spec = {"adapter": read_manifest(source)["key"], "target": model_key(target)}

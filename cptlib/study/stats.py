@@ -85,7 +85,7 @@ class Estimate:
 
 
 def _items(eval_name: str, task: str, name: str) -> np.ndarray:
-    from cptlib.evaluation.evaluate import item_scores
+    from cptlib.evaluation.harness import item_scores
 
     return np.asarray(item_scores(paths.stages_dir() / eval_name, task, name), dtype=float)
 
