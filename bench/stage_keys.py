@@ -12,8 +12,8 @@ one that raises the key it was asked for (so nothing is built, no model is loade
   and the restored models of its merge methods and module subsets;
 - cached: every finished testbed `eval-*` and `restored-*` stage in the build folder, its key recomputed from the
   inputs its manifest names; it must be its folder's name.
-Keys depend on where the repository and the build folder lie (a real profile's generated task YAMLs name them), so
-compare two runs made in the same checkout with the same CPTLIB_BUILD_DIR.
+Compare two runs made in the same checkout with the same CPTLIB_BUILD_DIR (a real evaluation's key named the
+checkout's and the build folder's paths before 24c9391; the stand-in models and the data are this checkout's).
 """
 from __future__ import annotations
 

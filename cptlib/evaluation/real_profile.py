@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # A testbed task on other data: lm-eval includes the task's own YAML and replaces only its data file, by absolute
-# path (which a stage only has once built, so the file is written on first use). The text is part of a real
-# evaluation's key (its `include`): a change here would score every real model again.
+# path (which a stage only has once built, so the file is written on first use). The text, with each path by its
+# file's content, is part of a real evaluation's key (real_suite.include_key): a change here scores every real
+# model again.
 BOUND_TASK_YAML = """task: {task}
 include: {template}
 dataset_kwargs:
