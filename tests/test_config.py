@@ -311,3 +311,19 @@ def test_a_profile_saved_as_yml_is_named_with_the_rename():
     assert str(err.value).startswith(f"profile file {paths.PARAMS_DIR / 'zz_saved_as.yaml'} does not exist "
                                      "(zz_saved_as.yml is there: a profile's file ends in .yaml; rename it "
                                      "zz_saved_as.yaml); known profiles: ['default'")
+
+
+def test_a_restored_models_key_writes_its_merge_as_before_methods_were_classes():
+    """The restored stages' keys hold a merge as the profile schema dumped it before issue 47 (method, density,
+    drop_rate, gamma, each at its old default where the method has none): no cached restored model is made again.
+    bench/stage_keys.py checks the keys themselves."""
+    from cptlib.residual.methods import MergeMethod
+    from cptlib.study.restored import merge_key
+
+    old = [{"method": "task_arithmetic", "density": 1.0, "drop_rate": 0.0, "gamma": 0.0},
+           {"method": "ties", "density": 0.2, "drop_rate": 0.0, "gamma": 0.0},
+           {"method": "dare", "density": 1.0, "drop_rate": 0.9, "gamma": 0.0},
+           {"method": "breadcrumbs", "density": 0.9, "drop_rate": 0.0, "gamma": 0.01}]
+    assert [merge_key(m.merge()) for m in load_profile("default").study.merges] == old
+    assert merge_key(MergeMethod("ties", density=1)) == merge_key(MergeMethod("ties"))  # 1 and 1.0: one key
+    assert merge_key(MergeMethod("dare", drop_rate=0.9, seed=3)) == {**old[2], "seed": 3}  # a parameter set anew
