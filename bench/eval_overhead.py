@@ -34,8 +34,9 @@ import torch
 
 from cptlib.core import paths
 from cptlib.config import load_profile
-from cptlib.evaluation import evaluate
-from cptlib.evaluation.evaluate import EvalSettings, read_table, run_evaluation
+from cptlib.evaluation import harness
+from cptlib.evaluation.evaluate import EvalSettings, run_evaluation
+from cptlib.evaluation.harness import read_table
 from cptlib.family.build import testbed_data
 from cptlib.study.restored import STUDY_TASKS
 
@@ -98,13 +99,13 @@ def evaluate_once(model_dir: Path, data: Path, inference_mode: bool = True, time
         if not inference_mode:
             patches.enter_context(mock.patch.object(torch, "inference_mode", contextlib.nullcontext))
         if timers is not None:
-            load = evaluate.load_hflm
+            load = harness.load_hflm
 
             def load_and_time(*args, **kwargs):
                 lm = load(*args, **kwargs)
                 timers.attach(lm.model)
                 return lm
-            patches.enter_context(mock.patch.object(evaluate, "load_hflm", load_and_time))
+            patches.enter_context(mock.patch.object(harness, "load_hflm", load_and_time))
         start = time.perf_counter()
         result = run_evaluation(model_dir, data, EvalSettings(tasks=STUDY_TASKS, limit=limit))
         return time.perf_counter() - start, read_table(result, model_dir.name)

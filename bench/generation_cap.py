@@ -21,7 +21,8 @@ from pathlib import Path
 
 from cptlib.core import paths
 from cptlib.config import load_profile
-from cptlib.evaluation.evaluate import EvalSettings, read_table, run_evaluation
+from cptlib.evaluation.evaluate import EvalSettings, run_evaluation
+from cptlib.evaluation.harness import read_table
 from cptlib.family.build import testbed_data
 
 CHAT = ("testbed_ifeval", "testbed_chat_knowledge", "testbed_chat_knowledge_a")

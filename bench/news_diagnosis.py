@@ -15,8 +15,8 @@ import pandas as pd
 
 from cptlib.core import stages
 from cptlib.config import load_profile
-from cptlib.evaluation.evaluate import (EvalSettings, evaluation_spec, group_spec, item_scores, load_hflm,
-                                        task_manager, torch_threads)
+from cptlib.evaluation.evaluate import TASKS_DIR, EvalSettings, evaluation_spec, group_spec
+from cptlib.evaluation.harness import item_scores, load_hflm, task_manager, torch_threads
 from cptlib.evaluation.tasks.testbed.utils import answer_present
 from cptlib.family import resolve as fam
 from cptlib.study.experiments import families
@@ -168,7 +168,7 @@ def mc_scores(model: Path, data: Path) -> dict[str, list[float]]:
     with torch_threads(1), torch.inference_mode():
         lm = load_hflm(model, EvalSettings(threads=1), testbed=True)
         res = simple_evaluate(model=lm, tasks=[group_spec("testbed_plain", data, ("testbed_mc_new", "testbed_mc_old"))],
-                              task_manager=task_manager(), apply_chat_template=False, log_samples=True)
+                              task_manager=task_manager(TASKS_DIR), apply_chat_template=False, log_samples=True)
     return {t: [float(s["acc"]) for s in sorted(res["samples"][t], key=lambda s: s["doc_id"])]
             for t in ("testbed_mc_new", "testbed_mc_old")}
 

@@ -27,7 +27,7 @@ from safetensors.torch import load_file
 
 from cptlib.core import paths
 from cptlib.config import load_profile, load_with_overrides
-from cptlib.evaluation.evaluate import item_scores
+from cptlib.evaluation.harness import item_scores
 from cptlib.family import resolve as fam
 from cptlib.study.restored import METRICS, restored, scores
 

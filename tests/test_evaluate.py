@@ -20,6 +20,7 @@ from cptlib.core import paths
 from cptlib.evaluation import calibration
 
 from cptlib.evaluation import evaluate
+from cptlib.evaluation import harness
 
 from cptlib.evaluation import punkt_data
 
@@ -91,7 +92,7 @@ def result_dir(testbed):
 
 
 def test_table_has_every_metric_with_the_chat_policy_in_each_row(testbed, result_dir):
-    table = evaluate.read_table(result_dir, "tiny")
+    table = harness.read_table(result_dir, "tiny")
     chat = {"testbed_ifeval", "testbed_chat_knowledge", "testbed_chat_knowledge_a"}
     expected = {
         "testbed_ifeval": {f"{level}_level_{kind}_acc" for level in ("prompt", "inst") for kind in ("strict", "loose")},
@@ -99,7 +100,7 @@ def test_table_has_every_metric_with_the_chat_policy_in_each_row(testbed, result
         **{f"testbed_mc_{k}": {"acc"} for k in ("old", "new", "new_heldout", "updated")},
         **{f"testbed_ppl_{e}": {"word_perplexity", "byte_perplexity", "bits_per_byte"} for e in ("a", "b", "a_news")},
     }
-    assert list(table.columns) == evaluate.COLUMNS
+    assert list(table.columns) == harness.COLUMNS
     assert {t: set(g.metric) for t, g in table.groupby("task")} == expected
     assert (table.chat_template == table.task.isin(chat)).all()
     assert dict(zip(table.task, table.n)) == {"testbed_ifeval": 3, "testbed_chat_knowledge": 1, "testbed_mc_old": 4,
@@ -124,7 +125,7 @@ def _loglik(model, ids: list[int], n_context: int) -> float:
 def test_multiple_choice_equals_transformers_on_the_same_items(testbed, result_dir):
     tok, model = testbed["tok"], testbed["torch_model"]
     samples = [json.loads(line) for line in (result_dir / "testbed_plain.samples.jsonl").read_text().splitlines()]
-    table = evaluate.read_table(result_dir, "tiny")
+    table = harness.read_table(result_dir, "tiny")
     for task in ("testbed_mc_old", "testbed_mc_new", "testbed_mc_new_heldout", "testbed_mc_updated"):
         correct = []
         for s in (s for s in samples if s["task"] == task):
@@ -144,20 +145,20 @@ def test_perplexity_equals_transformers_with_eos_before_each_document(testbed, r
     ll = sum(_loglik(model, [tok.eos_token_id, *tok(t, add_special_tokens=False).input_ids], 1) for t in texts)
     n_bytes = sum(len(t.encode()) for t in texts)
     n_words = sum(len(re.split(r"\s+", t)) for t in texts)
-    table = evaluate.read_table(result_dir, "tiny").query("task == 'testbed_ppl_a'").set_index("metric").value
+    table = harness.read_table(result_dir, "tiny").query("task == 'testbed_ppl_a'").set_index("metric").value
     assert table["bits_per_byte"] == pytest.approx(-ll / n_bytes / math.log(2), rel=1e-5)
     assert table["word_perplexity"] == pytest.approx(math.exp(-ll / n_words), rel=1e-5)
 
 
 def _record_inference_mode(monkeypatch) -> list[bool]:
     """Whether inference mode was on when each model was loaded for an evaluation (it covers the whole build)."""
-    seen, load = [], evaluate.load_hflm
+    seen, load = [], harness.load_hflm
 
     def load_and_look(*args, **kwargs):
         seen.append(torch.is_inference_mode_enabled())
         return load(*args, **kwargs)
 
-    monkeypatch.setattr(evaluate, "load_hflm", load_and_look)
+    monkeypatch.setattr(harness, "load_hflm", load_and_look)
     return seen
 
 
@@ -173,7 +174,7 @@ def test_inference_mode_gives_the_same_answers_and_scores_as_no_grad(testbed, re
         ours, theirs = ([{k: s[k] for k in ("task", "doc_id", "resps", "filtered_resps")}
                          for s in map(json.loads, (d / name).read_text().splitlines())] for d in (result_dir, plain))
         assert ours == theirs
-    assert evaluate.read_table(result_dir, "tiny").equals(evaluate.read_table(plain, "tiny"))
+    assert harness.read_table(result_dir, "tiny").equals(harness.read_table(plain, "tiny"))
 
 
 def test_the_evaluation_runs_in_inference_mode(testbed, tmp_path, monkeypatch):
@@ -184,7 +185,7 @@ def test_the_evaluation_runs_in_inference_mode(testbed, tmp_path, monkeypatch):
 
 
 def test_a_second_run_is_served_from_the_cache(testbed, result_dir, monkeypatch):
-    monkeypatch.setattr(evaluate, "load_hflm", lambda *a, **k: pytest.fail("the model was loaded again"))
+    monkeypatch.setattr(harness, "load_hflm", lambda *a, **k: pytest.fail("the model was loaded again"))
     assert evaluate.run_evaluation(testbed["model"], testbed["data"], SETTINGS) == result_dir
 
 
@@ -219,7 +220,7 @@ def test_the_task_caps_generation_not_the_checkpoints_generation_config(testbed,
     reference = replies(result_dir)
     assert max(len(testbed["tok"](r)["input_ids"]) for r in reference) > 3  # a 3-token cap would cut them
     assert replies(evaluate.run_evaluation(capped, testbed["data"], SETTINGS)) == reference
-    assert evaluate.checkpoint_cap(capped) == {"ignored_max_new_tokens": 3} and evaluate.checkpoint_cap(testbed["model"]) == {}
+    assert harness.checkpoint_cap(capped) == {"ignored_max_new_tokens": 3} and harness.checkpoint_cap(testbed["model"]) == {}
     assert evaluate.evaluation_spec(capped, testbed["data"], SETTINGS)["ignored_max_new_tokens"] == 3
 
 
@@ -229,7 +230,7 @@ def test_tidy_rows_from_lm_eval_results():
                "results": {"t": {"alias": "t", "acc,none": 0.5, "acc_stderr,none": 0.25, "bits_per_byte,none": 1.5,
                                  "bits_per_byte_stderr,none": "N/A", "exact_match,strict-match": 1.0,
                                  "exact_match_stderr,strict-match": 0.0}}}
-    rows = evaluate.tidy(results, chat_template=False)
+    rows = harness.tidy(results, chat_template=False)
     assert [(r["metric"], r["value"], r["n"], r["version"]) for r in rows] == [
         ("acc", 0.5, 3, 2.0), ("bits_per_byte", 1.5, 3, 2.0), ("exact_match,strict-match", 1.0, 3, 2.0)]
     assert [r["stderr"] for r in rows][::2] == [0.25, 0.0] and math.isnan(rows[1]["stderr"])
@@ -257,12 +258,12 @@ def test_cli_errors_say_what_to_do(testbed, tmp_path, capsys, extra, message):
 
 
 def test_calibration_of_a_family_evaluates_each_content_once(testbed, result_dir, monkeypatch):
-    monkeypatch.setattr(evaluate, "load_hflm", lambda *a, **k: pytest.fail("the same content was evaluated twice"))
+    monkeypatch.setattr(harness, "load_hflm", lambda *a, **k: pytest.fail("the same content was evaluated twice"))
     names = ["base_v1", "instruct_v1", "base_v2", "instruct_v2", "cpt_base_v1"]
     table = calibration.calibration_table({n: testbed["model"] for n in names}, testbed["data"], SETTINGS)
     # IF, era-A (chat for instruct_v1), era-B, era-B via chat; instruct_v2 no era-A; cpt era-B and its held-out phrasing
     assert len(table) == 4 + 4 + 4 + 3 + 2
-    values = evaluate.read_table(result_dir, "m").set_index(["task", "metric"]).value
+    values = harness.read_table(result_dir, "m").set_index(["task", "metric"]).value
     era_b = table[(table.model == "cpt_base_v1")].iloc[0]
     assert (era_b.metric, era_b.value, era_b.met) == ("era-B accuracy", values["testbed_mc_new", "acc"],
                                                       values["testbed_mc_new", "acc"] >= 0.9)
@@ -281,7 +282,7 @@ def test_real_suite_pipeline_on_a_local_task(testbed, tmp_path, monkeypatch):
     settings = real_suite.RealSuiteSettings(tasks=("local_mc",), shots={"local_mc": 1}, limit=3, batch_size=4,
                                             chat_template_tasks=(), dtype="float32")
     out = real_suite.run_real_suite(testbed["model"], settings, include_path=[tmp_path / "tasks"])
-    table = evaluate.read_table(out, "tiny")
+    table = harness.read_table(out, "tiny")
     assert table[["task", "metric", "n", "chat_template", "version"]].values.tolist() == [
         ["local_mc", "acc", 3, False, 3.0]]
     context, _ = json.loads((out / "local_mc.samples.jsonl").read_text().splitlines()[0])["arguments"][0]
@@ -308,14 +309,14 @@ def test_a_group_is_scored_as_lm_eval_aggregates_it_and_its_items_are_its_leaves
     settings = real_suite.RealSuiteSettings(tasks=("both",), shots={"both": 0}, batch_size=4, chat_template_tasks=(),
                                             dtype="float32")
     out = real_suite.run_real_suite(testbed["model"], settings, include_path=[tmp_path / "tasks"])
-    table = evaluate.read_table(out, "tiny").set_index("task")
+    table = harness.read_table(out, "tiny").set_index("task")
     a, b = table.loc["leaf_a"], table.loc["leaf_b"]
     assert (a.n, b.n, table.loc["both"].n) == (3, 5, 8)
     assert table.loc["both"].value == pytest.approx((3 * a.value + 5 * b.value) / 8)
     assert metric_value(table.reset_index(), "both", "acc") == table.loc["both"].value
-    items = evaluate.item_scores(out, "both", "acc")
+    items = harness.item_scores(out, "both", "acc")
     assert len(items) == 8 and sum(items) / 8 == pytest.approx(table.loc["both"].value)
-    assert items == evaluate.item_scores(out, "leaf_a", "acc") + evaluate.item_scores(out, "leaf_b", "acc")
+    assert items == harness.item_scores(out, "leaf_a", "acc") + harness.item_scores(out, "leaf_b", "acc")
 
 
 def test_a_corrupt_checkpoint_or_a_missing_tokenizer_is_one_error_naming_the_file(testbed, tmp_path, capsys):
@@ -365,20 +366,20 @@ def test_limit_is_a_whole_number_of_at_least_one(limit, capsys):
 
 def test_per_item_scores_average_to_the_table(testbed, result_dir):
     """The report's intervals read lm-eval's per-item scores: their mean is lm-eval's aggregate, item by item."""
-    table = evaluate.read_table(result_dir, "tiny").set_index(["task", "metric"]).value
+    table = harness.read_table(result_dir, "tiny").set_index(["task", "metric"]).value
     for task, metric in [("testbed_ifeval", "prompt_level_strict_acc"), ("testbed_mc_old", "acc"),
                          ("testbed_mc_new", "acc"), ("testbed_chat_knowledge", "knowledge_acc")]:
-        items = evaluate.item_scores(result_dir, task, metric)
+        items = harness.item_scores(result_dir, task, metric)
         assert len(items) == dict(testbed_ifeval=3, testbed_mc_old=4, testbed_mc_new=3, testbed_chat_knowledge=1)[task]
         assert set(items) <= {0.0, 1.0}
         assert sum(items) / len(items) == pytest.approx(table[task, metric])
     with pytest.raises(KeyError, match="no per-item metric 'bits'"):
-        evaluate.item_scores(result_dir, "testbed_mc_old", "bits")
+        harness.item_scores(result_dir, "testbed_mc_old", "bits")
 
 
 def test_ifeval_by_constraints_splits_the_table_value_by_prompt(testbed, result_dir, tmp_path):
     """bench/sft_mix_pilot.py's breakdown: per number of constraints, over the items lm-eval scored."""
-    table = evaluate.read_table(result_dir, "tiny").set_index(["task", "metric"]).value
+    table = harness.read_table(result_dir, "tiny").set_index(["task", "metric"]).value
     by_n, by_kind = evaluate.ifeval_by_constraints(result_dir, testbed["data"])
     assert list(by_n) == [1] and by_n[1][0] == 3 and by_kind == {}  # the fixture's prompts carry one constraint each
     assert by_n[1][1] == pytest.approx(table["testbed_ifeval", "prompt_level_strict_acc"])
@@ -410,9 +411,9 @@ def test_an_attached_peft_adapter_scores_what_the_merged_model_scores(testbed, r
     merged = restore(base, inst, target, tmp_path / "merged", module_filter=ModuleFilter(exclude=("*norm*",)),
                      progress=False)
     adapter = extract_peft(base, inst, tmp_path / "adapter", vectors="drop", progress=False)
-    (adapter / evaluate.ATTACH_FILE).write_text(json.dumps({"target": str(target)}))
-    assert evaluate.model_content_hash(adapter) != evaluate.model_content_hash(merged)
-    tables = [evaluate.read_table(evaluate.run_evaluation(m, testbed["data"], SETTINGS), "x") for m in (merged, adapter)]
+    (adapter / harness.ATTACH_FILE).write_text(json.dumps({"target": str(target)}))
+    assert harness.model_content_hash(adapter) != harness.model_content_hash(merged)
+    tables = [harness.read_table(evaluate.run_evaluation(m, testbed["data"], SETTINGS), "x") for m in (merged, adapter)]
     a, b = (t.set_index(["task", "metric"]).value for t in tables)
     # Unmerged LoRA sums in another order than the merged weight: equal to float rounding, relative to each metric
     # (a word perplexity is in the millions: measured 1.9e-6 relative at most).
@@ -454,7 +455,7 @@ def test_the_readmes_lm_eval_commands_give_cptlibs_numbers_and_answers_on_a_rele
     ancestor = paths.MODELS_DIR / "smoke" / "instruct_v1"
     assert "max_new_tokens" not in json.loads((ancestor / "generation_config.json").read_text())  # no cap released
     mine = evaluate.run_evaluation(ancestor, testbed["data"], evaluate.EvalSettings(limit=limit))
-    ours = evaluate.read_table(mine, "x").set_index(["task", "metric"]).value
+    ours = harness.read_table(mine, "x").set_index(["task", "metric"]).value
     answers = {(s["task"], s["doc_id"]): s["resps"] for f in mine.glob("*.samples.jsonl")
                for s in map(json.loads, f.read_text().splitlines())}
     compared, generated = 0, []
@@ -495,8 +496,8 @@ def test_an_adapters_hash_does_not_depend_on_where_its_base_lay(testbed, tmp_pat
     configs = [json.loads((a / "adapter_config.json").read_text()) for a in adapters]
     assert configs[0]["base_model_name_or_path"] != configs[1]["base_model_name_or_path"]
     for a in adapters:
-        (a / evaluate.ATTACH_FILE).write_text(json.dumps({"target": str(testbed["model"])}))
-    assert evaluate.model_content_hash(adapters[0]) == evaluate.model_content_hash(adapters[1])
+        (a / harness.ATTACH_FILE).write_text(json.dumps({"target": str(testbed["model"])}))
+    assert harness.model_content_hash(adapters[0]) == harness.model_content_hash(adapters[1])
 
 
 def test_an_adapters_hash_does_not_depend_on_the_order_peft_wrote_its_modules(tmp_path):
@@ -504,4 +505,4 @@ def test_an_adapters_hash_does_not_depend_on_the_order_peft_wrote_its_modules(tm
     config = {"peft_type": "LORA", "r": 2, "target_modules": ["q_proj", "v_proj", "up_proj"]}
     (tmp_path / "a.json").write_text(json.dumps(config))
     (tmp_path / "b.json").write_text(json.dumps({**config, "target_modules": ["up_proj", "q_proj", "v_proj"]}))
-    assert evaluate._adapter_config_hash(tmp_path / "a.json") == evaluate._adapter_config_hash(tmp_path / "b.json")
+    assert harness._adapter_config_hash(tmp_path / "a.json") == harness._adapter_config_hash(tmp_path / "b.json")

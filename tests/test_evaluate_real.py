@@ -14,7 +14,7 @@ from cptlib.evaluation import real_suite
 
 @pytest.fixture(scope="module")
 def required():
-    tm = real_suite.task_manager(tuple(real_suite.REAL_TASKS))
+    tm = real_suite.index(tuple(real_suite.REAL_TASKS))
     return real_suite.required_datasets(tuple(real_suite.REAL_TASKS), tm)
 
 
@@ -34,7 +34,7 @@ def test_the_nine_tasks_read_these_hub_datasets(required):
 
 def test_unknown_task_is_an_error_naming_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown real-suite task\(s\) \['mmlu_redux'\]; known: \['arc_easy'"):
-        real_suite.task_manager(("mmlu_redux",))
+        real_suite.index(("mmlu_redux",))
 
 
 def test_missing_dataset_fails_in_seconds_before_the_model_is_touched(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ import json
 import pytest
 
 from cptlib.evaluation import evaluate
+from cptlib.evaluation import harness
 
 from cptlib.evaluation import punkt_data
 from cptlib.testbed.constraints import KINDS
@@ -59,7 +60,7 @@ def _write(path, rows):
 
 def _load_chat_tasks(data_dir):
     """{task name: lm-eval Task} of the testbed's chat group, built the way `evaluate_model` builds them."""
-    return evaluate.task_manager().load([evaluate.group_spec("testbed_chat", data_dir)])["tasks"]
+    return harness.task_manager(evaluate.TASKS_DIR).load([evaluate.group_spec("testbed_chat", data_dir)])["tasks"]
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +133,21 @@ def test_bad_items_fail_when_the_task_is_built_before_generation(tmp_path, ifeva
     _write(tmp_path / "eval" / "chat_knowledge_a.jsonl", [KNOWLEDGE])
     with pytest.raises(ValueError, match=message):
         _load_chat_tasks(tmp_path)
+
+
+def test_loading_the_scorers_file_does_no_work():
+    """lm-eval loads tasks/testbed/utils.py for every task YAML that names one of its functions: loading it imports
+    neither lm-eval's IFEval code nor langdetect and checks no Punkt data; scoring does, with langdetect seeded."""
+    import subprocess
+    import sys
+
+    path = evaluate.TASKS_DIR / "utils.py"
+    code = ("import importlib.util, sys\n"
+            f"spec = importlib.util.spec_from_file_location('testbed_utils', {str(path)!r})\n"
+            "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+            "print(sorted(m for m in ('langdetect', 'lm_eval.tasks.ifeval.utils', 'nltk', 'cptlib.evaluation.punkt_data')"
+            " if m in sys.modules))\n"
+            "module.check_ifeval_docs([])\n"
+            "import langdetect; print(langdetect.DetectorFactory.seed, 'lm_eval.tasks.ifeval.utils' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "0 True"]

@@ -169,7 +169,7 @@ def test_a_group_is_read_as_lm_eval_aggregates_it():
     (0.5 x 100 + 0.8 x 300) / 400 = 0.725 as lm-eval reports it, not re-averaged from leaves picked by name."""
     import pandas as pd
 
-    from cptlib.evaluation.evaluate import tidy
+    from cptlib.evaluation.harness import tidy
     from cptlib.evaluation.real_profile import metric_value
 
     leaves = {"ifeval": ("prompt_level_strict_acc,none", 0.6, 541), "mmlu_abstract_algebra": ("acc,none", 0.5, 100),

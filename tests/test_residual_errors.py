@@ -143,9 +143,13 @@ def test_integer_tensors_are_refused(tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"name": "magic"}, r"merge method 'magic': choose one of task_arithmetic, ties, dare, breadcrumbs"),
-    ({"name": "ties", "density": 1.5}, r"density 1.5: must lie in \[0, 1\]"),
-    ({"name": "dare", "drop_rate": 1.0}, r"drop rate 1.0: must lie in \[0, 1\)"),
-    ({"name": "breadcrumbs", "density": 0.9, "gamma": 0.2}, r"breadcrumbs needs gamma \+ density ≤ 1"),
+    ({"name": "ties", "density": 1.5}, r"merge method 'ties': density 1.5: must be in \(0, 1\]"),
+    ({"name": "ties", "density": 0}, r"merge method 'ties': density 0: must be in \(0, 1\]"),
+    ({"name": "dare", "drop_rate": 1.0}, r"merge method 'dare': drop_rate 1.0: must be in \[0, 1\)"),
+    ({"name": "dare", "seed": 0.5}, r"merge method 'dare': seed must be an integer, got 0.5"),
+    ({"name": "dare", "density": 0.5}, r"merge method 'dare' has no parameter density \(its parameters: drop_rate, seed\)"),
+    ({"name": "ties", "density": float("nan")}, r"merge method 'ties': density nan: must be in \(0, 1\]"),
+    ({"name": "breadcrumbs", "density": 0.9, "gamma": 0.2}, r"'breadcrumbs': gamma 0.2 \+ density 0.9 exceeds 1"),
 ])
 def test_bad_merge_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -50,7 +50,7 @@ def _shots(text: str) -> dict[str, int]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cptlib.evaluation.evaluate import read_table
+    from cptlib.evaluation.harness import read_table
 
     given = {"limit": args.limit, "device": args.device, "max_gen_toks": args.max_gen_toks}
     if args.suite == "testbed":

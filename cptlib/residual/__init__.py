@@ -13,8 +13,8 @@ import importlib
 _API = {
     "extract": "api", "apply": "api", "restore": "api", "inspect": "api",
     "Residual": "vector", "MANIFEST_FILE": "vector", "APPLY_MANIFEST_FILE": "stream",
-    "Checkpoint": "checkpoint", "ResidualError": "checkpoint", "MergeMethod": "merge", "ModuleFilter": "merge",
-    "FILTER_PRESETS": "merge", "METHODS": "options", "EMBED_POLICIES": "options", "DEFAULT_SHARD_SIZE": "options",
+    "Checkpoint": "checkpoint", "ResidualError": "checkpoint", "MergeMethod": "methods", "ModuleFilter": "merge",
+    "FILTER_PRESETS": "merge", "METHODS": "methods", "EMBED_POLICIES": "options", "DEFAULT_SHARD_SIZE": "options",
 }
 __all__ = sorted(_API)
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 # The parsers take their choices from options (no torch): `cptlib residual --help` answers in ~0.1 s; each command
 # imports the engine (and torch) when it runs.
+from cptlib.residual import methods
 from cptlib.residual.options import (
-    DEFAULT_SHARD_SIZE, DTYPES, EMBED_POLICIES, EMBEDDING_POLICIES, METHODS, MODULE_SUBSETS, VECTOR_POLICIES,
+    DEFAULT_SHARD_SIZE, DTYPES, EMBED_POLICIES, EMBEDDING_POLICIES, MODULE_SUBSETS, VECTOR_POLICIES,
 )
 
 
@@ -96,11 +97,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _merge_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("merge", "θ = θ_target + α·merge(Θr); docs/residual.md defines the methods")
     g.add_argument("--alpha", type=_finite, default=1.0, help="scale α (λ for TIES) (default: %(default)s)")
-    g.add_argument("--method", choices=METHODS, default="task_arithmetic", help="default: %(default)s")
-    g.add_argument("--density", type=float, default=1.0, help="ties, breadcrumbs: fraction kept (default: 1)")
-    g.add_argument("--drop-rate", type=float, default=0.0, help="dare: drop probability p (default: 0)")
-    g.add_argument("--gamma", type=float, default=0.0, help="breadcrumbs: largest fraction dropped (default: 0)")
-    g.add_argument("--seed", type=int, default=0, help="dare: mask seed (default: %(default)s)")
+    g.add_argument("--method", choices=methods.METHODS, default="task_arithmetic", help="default: %(default)s")
+    for name, (kind, meta, default, takers) in _method_parameters().items():  # one option per parameter of any method
+        bounds = f", {methods.bounds_text(meta['bounds'])}" if meta["bounds"] else ""
+        g.add_argument(f"--{name.replace('_', '-')}", type=kind, default=argparse.SUPPRESS, dest=f"merge_{name}",
+                       metavar=name.upper(), help=f"{', '.join(takers)}: {meta['help']}{bounds} (default: {default:g})")
     g.add_argument("--only", action="append", default=[], choices=MODULE_SUBSETS, dest="presets",
                    help="module filter preset (repeatable); tensors left out keep the target's value")
     g.add_argument("--include", action="append", default=[], metavar="PATTERN",
@@ -109,12 +110,22 @@ def _merge_options(p: argparse.ArgumentParser) -> None:
                    help="never apply to tensors matching a glob (or re:REGEX); repeatable")
 
 
-def _apply_options(args: argparse.Namespace) -> dict:
-    from cptlib.residual import MergeMethod, ModuleFilter
+def _method_parameters() -> dict[str, tuple[type, dict, float, list[str]]]:
+    """{parameter: (type, its metadata, default, the methods that have it)} over every registered merge method."""
+    out: dict[str, tuple[type, dict, float, list[str]]] = {}
+    for method, cls in methods.METHODS.items():
+        for name, (kind, meta) in methods.parameters(cls).items():
+            default = cls.__dataclass_fields__[name].default
+            out.setdefault(name, (kind, meta, default, []))[3].append(method)
+    return out
 
+
+def _apply_options(args: argparse.Namespace) -> dict:
+    from cptlib.residual import ModuleFilter
+
+    params = {k.removeprefix("merge_"): v for k, v in vars(args).items() if k.startswith("merge_")}
     return {
-        "method": MergeMethod(name=args.method, density=args.density, drop_rate=args.drop_rate, gamma=args.gamma,
-                              seed=args.seed),
+        "method": methods.MergeMethod(args.method, **params),
         "module_filter": ModuleFilter(include=tuple(args.include), exclude=tuple(args.exclude),
                                       presets=tuple(args.presets)),
         "embed_policy": args.embed_policy,

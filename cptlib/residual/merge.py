@@ -1,18 +1,18 @@
-"""Merge methods for residuals (docs/paper.md §1, Q3) and module filters: pure functions of fp32 tensors.
+"""The tensor arithmetic of the merge methods (docs/paper.md §1, Q3), and module filters: pure functions of fp32 tensors.
 
 Each method takes the list of task vectors τ_1..τ_k of one tensor (k = 1 for a single residual) and returns
-the merged τ; the caller adds α·τ to the target. `MergeMethod(name="ties", density=0.2)(name, taus)`.
+the merged τ; the caller adds α·τ to the target. The methods themselves, with their parameters, are the registered
+classes of cptlib.residual.methods: `MergeMethod("ties", density=0.2)(name, taus)`.
 """
 from __future__ import annotations
 
 import fnmatch
 import hashlib
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 
-from cptlib.residual.options import METHODS
 from cptlib.core.errors import InputError
 
 # One filter per name of options.MODULE_SUBSETS, in its order (tests/test_config.py checks).
@@ -89,40 +89,6 @@ def task_arithmetic(taus: list[torch.Tensor]) -> torch.Tensor:
     for t in taus[1:]:
         total.add_(t)
     return total
-
-
-@dataclass(frozen=True)
-class MergeMethod:
-    """Which merge and its parameters; `density` is the fraction kept (TIES, breadcrumbs)."""
-
-    name: str = "task_arithmetic"
-    density: float = 1.0  # ties, breadcrumbs: fraction of entries kept per tensor
-    drop_rate: float = 0.0  # dare: probability p of dropping an entry
-    gamma: float = 0.0  # breadcrumbs: fraction of largest-magnitude entries dropped
-    seed: int = 0  # dare: mask seed
-
-    def __post_init__(self):
-        if self.name not in METHODS:
-            raise InputError(f"merge method {self.name!r}: choose one of {', '.join(METHODS)}")
-        if not 0.0 <= self.density <= 1.0:
-            raise InputError(f"density {self.density}: must lie in [0, 1]")
-        if not 0.0 <= self.drop_rate < 1.0:
-            raise InputError(f"drop rate {self.drop_rate}: must lie in [0, 1)")
-        if not 0.0 <= self.gamma <= 1.0 or (self.name == "breadcrumbs" and self.gamma + self.density > 1.0):
-            raise InputError(f"gamma {self.gamma} + density {self.density}: breadcrumbs needs gamma + density ≤ 1")
-
-    def __call__(self, name: str, taus: list[torch.Tensor]) -> torch.Tensor:
-        if self.name == "ties":
-            return ties(taus, self.density)
-        if self.name == "dare":
-            return dare(taus, self.drop_rate, self.seed, name)
-        if self.name == "breadcrumbs":
-            return breadcrumbs(taus, self.density, self.gamma)
-        return task_arithmetic(taus)
-
-    def params(self) -> dict:
-        used = {"ties": ["density"], "dare": ["drop_rate", "seed"], "breadcrumbs": ["density", "gamma"]}
-        return {"name": self.name, **{k: v for k, v in asdict(self).items() if k in used.get(self.name, [])}}
 
 
 def _matches(pattern: str, name: str) -> bool:

@@ -26,7 +26,8 @@ from cptlib.residual.checkpoint import (
     copy_chat_files,
     match_tensors,
 )
-from cptlib.residual.merge import MergeMethod, ModuleFilter, task_arithmetic
+from cptlib.residual.merge import ModuleFilter, task_arithmetic
+from cptlib.residual.methods import Merge, MergeMethod
 from cptlib.residual.options import DEFAULT_SHARD_SIZE
 from cptlib.residual.writer import ShardWriter, TensorSpec, output_dir, parse_size
 from cptlib.core.errors import InputError
@@ -165,7 +166,7 @@ def _check_finite(tensor: torch.Tensor, name: str, alpha: float) -> None:
 
 
 def apply_residual(res: Residual, target: str | Path, out: str | Path, alpha: float = 1.0,
-                   method: MergeMethod | None = None, module_filter: ModuleFilter | None = None,
+                   method: Merge | None = None, module_filter: ModuleFilter | None = None,
                    embed_policy: str = "error", max_shard_size: str | int = DEFAULT_SHARD_SIZE,
                    progress: bool = True, operation: str = "apply") -> Path:
     """Write θ_target + α·merge(c_1·Θ_1, …, c_k·Θ_k) as a model directory, in the target's dtypes, with the

@@ -83,7 +83,7 @@ def scores(profile: Profile, s) -> pd.DataFrame:
 
 
 def _items(eval_name: str, task: str, s) -> np.ndarray:
-    from cptlib.evaluation.evaluate import item_scores
+    from cptlib.evaluation.harness import item_scores
 
     return np.concatenate([item_scores(paths.stages_dir() / eval_name, leaf, B.BENCHMARKS[task].metric)
                            for leaf in s.samples[task]])

@@ -201,10 +201,9 @@ def ablations(profile: Profile) -> pd.DataFrame:
     full_mb = read_manifest(residual_dir(base, inst))["bytes"] / 1e6
     rows = [{"ablation": "alpha", "setting": f"α={a:g}", "value": a, "path": restored(base, inst, cpt_b, alpha=a)}
             for a in study.alphas]
-    for m in study.merges:
-        label = {"task_arithmetic": "task arithmetic", "ties": f"TIES d={m.density:g}",
-                 "dare": f"DARE p={m.drop_rate:g}", "breadcrumbs": f"breadcrumbs d={m.density:g} γ={m.gamma:g}"}[m.method]
-        rows.append({"ablation": "merge", "setting": label, "value": float("nan"), "path": restored(base, inst, cpt_b, merge=m)})
+    for method in (m.merge() for m in study.merges):
+        rows.append({"ablation": "merge", "setting": method.label(), "value": float("nan"),
+                     "path": restored(base, inst, cpt_b, merge=method)})
     rows.append({"ablation": "modules", "setting": "all", "value": float("nan"), "path": restored(base, inst, cpt_b)})
     rows += [{"ablation": "modules", "setting": s, "value": float("nan"), "path": restored(base, inst, cpt_b, modules=s)}
              for s in study.module_subsets]
@@ -223,7 +222,7 @@ def _adapter_mb(base: Path, inst: Path, rank: int | None, vectors: str = "save",
 
 def adapter_rows(base: Path, inst: Path, target: Path, rank: int) -> list[dict]:
     """The rank-r residual as a PEFT LoRA adapter attached to `target` at load time for lm-eval
-    (evaluate.attach_adapter), beside cptlib's merged rank-r residual restricted alike: LoRA holds no norm delta, so the adapter either replaces
+    (harness.attach_adapter), beside cptlib's merged rank-r residual restricted alike: LoRA holds no norm delta, so the adapter either replaces
     the target's norms with the instruct model's (its default) or keeps the target's; the same with the
     embeddings left out. The "norms: target's" pair is the same model, once merged by cptlib, once attached."""
     def row(setting: str, vectors: str, embeddings: str = "lora") -> dict:

@@ -8,13 +8,13 @@ the profile's suite's (cptlib.evaluation.suite: `suite_for(profile).scores(...)`
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
-from cptlib.config import MergeSpec
 from cptlib.core.stages import MANIFEST, read_manifest, run_stage
-from cptlib.evaluation.evaluate import model_content_hash
+from cptlib.evaluation.harness import model_content_hash
 from cptlib.evaluation.suite import suite_for
 
 
@@ -73,16 +73,31 @@ def residual_dir(base: Path, instruct: Path, rank: int | None = None) -> Path:
     return run_stage("residual", spec, build)
 
 
-def restored(base: Path, instruct: Path, target: Path, alpha: float = 1.0, merge: MergeSpec | None = None,
+# A restored model's key holds its merge method as profiles wrote it before the methods were classes: `method`,
+# `density`, `drop_rate` and `gamma`, each at this default where the method has no such parameter, and any other
+# parameter (dare's seed) only where it is not its default. So no key changed, and a new method's key is its own.
+_KEYED_PARAMS = {"density": 1.0, "drop_rate": 0.0, "gamma": 0.0}
+
+
+def merge_key(method) -> dict:
+    """A merge method (cptlib.residual.methods) as it enters a restored model's key."""
+    params = method.params()
+    name = params.pop("name")
+    defaults = {f.name: f.default for f in dataclasses.fields(method)}
+    return {"method": name, **_KEYED_PARAMS,
+            **{k: v for k, v in params.items() if k in _KEYED_PARAMS or v != defaults[k]}}
+
+
+def restored(base: Path, instruct: Path, target: Path, alpha: float = 1.0, merge=None,
              modules: str | None = None, rank: int | None = None) -> Path:
-    """θ_target + α·Θr(base → instruct) as a model dir; `merge` a sparsifying method, `modules` a filter preset
+    """θ_target + α·Θr(base → instruct) as a model dir; `merge` a merge method (cptlib.residual.methods, e.g. a
+    profile's `study.merges[i].merge()`; None: task arithmetic), `modules` a filter preset
     (cptlib.residual.FILTER_PRESETS), `rank` a low-rank residual."""
     from cptlib.residual import MergeMethod, ModuleFilter, Residual
 
-    merge = merge or MergeSpec()
+    method = merge or MergeMethod()
     spec = {"base": model_key(base), "instruct": model_key(instruct), "target": model_key(target), "alpha": alpha,
-            "merge": merge.model_dump(), "modules": modules, "rank": rank}
-    method = MergeMethod(name=merge.method, density=merge.density, drop_rate=merge.drop_rate, gamma=merge.gamma)
+            "merge": merge_key(method), "modules": modules, "rank": rank}
     options = {"method": method, "progress": False}
     if modules is not None:
         options["module_filter"] = ModuleFilter(presets=(modules,))
@@ -141,8 +156,8 @@ def adapter(base: Path, instruct: Path, rank: int | None = None, vectors: str = 
 def attached(base: Path, instruct: Path, target: Path, rank: int | None = None, vectors: str = "save",
              embeddings: str = "lora") -> Path:
     """The PEFT adapter of Θr(base → instruct) attached to `target` at load time, as a model to evaluate: the
-    adapter's files and a record naming the target (cptlib.evaluation.evaluate.attach_adapter loads it for lm-eval)."""
-    from cptlib.evaluation.evaluate import ATTACH_FILE
+    adapter's files and a record naming the target (cptlib.evaluation.harness.attach_adapter loads it for lm-eval)."""
+    from cptlib.evaluation.harness import ATTACH_FILE
 
     source = adapter(base, instruct, rank, vectors, embeddings)
     spec = {"adapter": read_manifest(source)["key"], "target": model_key(target)}

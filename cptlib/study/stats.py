@@ -36,9 +36,10 @@ import pandas as pd
 
 from cptlib.core import paths
 from cptlib.evaluation.suite import item_source
+from cptlib.metrics import METRICS
 
 EVAL = "eval"  # the column naming each row's evaluation stage (build/stages/<eval>/)
-ITEM_METRICS = ("IF", "knowledge", "era_a", "era_b", "era_b_heldout", "updated")  # accuracies: means over items
+ITEM_METRICS = tuple(m.name for m in METRICS.values() if m.per_item)  # accuracies: means over items
 CROSSED = "t over seeds + items (crossed)"
 T_OVER_SEEDS = "t-interval over seeds"
 
@@ -85,7 +86,7 @@ class Estimate:
 
 
 def _items(eval_name: str, task: str, name: str) -> np.ndarray:
-    from cptlib.evaluation.evaluate import item_scores
+    from cptlib.evaluation.harness import item_scores
 
     return np.asarray(item_scores(paths.stages_dir() / eval_name, task, name), dtype=float)
 
