@@ -84,7 +84,7 @@ def test_adding_the_residual_is_timed_20_times_as_restored_does_it_and_cached(tm
 
     from cptlib.core import stages
     from cptlib.study.restored import TIMING_REPEATS, restore_timing, restored
-    from tests.residual_helpers import read_model, write_model
+    from residual_helpers import read_model, write_model
 
     monkeypatch.setattr(stages.paths, "BUILD_DIR", tmp_path / "build")
     g = torch.Generator().manual_seed(0)

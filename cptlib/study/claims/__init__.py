@@ -68,10 +68,15 @@ def without(r: Results, seeds: Iterable[int]) -> dict[str, pd.DataFrame]:
     return out
 
 
+def _kept(r: Results, out: Mapping[int, list[str]]) -> Results:
+    """What a claim's numbers are measured on: the results without the seeds the validity rule leaves out; where it
+    leaves every seed out, all of them, for numbers that are shown, not judged (the claim is not testable:
+    cptlib.study.verdicts.gate)."""
+    return r if out and set(seeds_of(r)) <= set(out) else without(r, out)
+
+
 def _measured(c: Claim, r: Results, out: Mapping[int, list[str]]) -> list[dict]:
-    if out and set(seeds_of(r)) <= set(out):
-        return []  # every seed left out: not testable (cptlib.study.verdicts.gate)
-    return c.measure(without(r, out))
+    return c.measure(_kept(r, out))
 
 
 def effects(r: Results, left: Mapping[str, Mapping[int, list[str]]] | None = None) -> pd.DataFrame:
@@ -86,7 +91,7 @@ def effects(r: Results, left: Mapping[str, Mapping[int, list[str]]] | None = Non
 def answers(r: Results, left: Mapping[str, Mapping[int, list[str]]] | None = None) -> dict[str, str]:
     """The numbers that answer the open questions (Q2, Q3, N3: Context.texts), without the seeds `left` leaves out."""
     left = left or {}
-    return {c.id: text for c in CLAIMS.values() if (text := c.answer(without(r, left.get(c.id, {})))) is not None}
+    return {c.id: text for c in CLAIMS.values() if (text := c.answer(_kept(r, left.get(c.id, {})))) is not None}
 
 
 def judge(ctx: V.Context, only: Iterable[str] | None = None) -> list[V.Verdict]:
