@@ -166,7 +166,8 @@ def main() -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--compare", type=Path, help="keys recorded before: every one must be the same")
     p.add_argument("--profiles", nargs="*", default=list(PROFILES))
-    p.add_argument("--moved-from", default="/tmp/fresh", help="the checkout a copied build was made in")
+    p.add_argument("--moved-from", default=str(paths.REPO_ROOT),
+                   help="the checkout a copied build folder was made in (default: this one)")
     args = p.parse_args()
     record = {}
     for name in args.profiles:
