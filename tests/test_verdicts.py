@@ -364,9 +364,11 @@ def test_markdown_and_html_render_the_same_blocks():
     md, page = report._markdown(blocks, {}), report._html(blocks, {}, None)
     assert md == ("## Claims\n\nC3 is **not** reproduced in `default`\n\n| claim   | in kind         |\n"
                   "|---------|-----------------|\n| C1      | partly (1 seed) |\n\n\n- **C1**: rule\n\n```\nlibraries: {}\n```\n")
-    for part in ["<h2>Claims</h2>", "C3 is <b>not</b> reproduced in <code>default</code>", "<td>partly (1 seed)</td>",
-                 "<li><b>C1</b>: rule</li>", "<pre>libraries: {}</pre>"]:
+    for part in ["<h2>Claims</h2>", "C3 is <strong>not</strong> reproduced in <code>default</code>",
+                 "<td>partly (1 seed)</td>", "<li><strong>C1</strong>: rule</li>", "<pre><code>libraries: {}\n</code></pre>"]:
         assert part in page
+    # markdown-it-py renders the sentences: raw HTML in one is shown as text, never parsed
+    assert "<p>IF &lt; 0.5 &amp; <em>rising</em></p>" in report._html([("p", "IF < 0.5 & *rising*")], {}, None)
 
 
 def test_a_not_testable_claim_still_shows_its_numbers_unjudged():

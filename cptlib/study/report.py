@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+from markdown_it import MarkdownIt
 
 from cptlib.study import claims
 from cptlib.study import effects as E
@@ -26,6 +27,8 @@ from cptlib.evaluation.suite import suite_for
 from cptlib.study.plots import DPI, figures_dir, markdown, styled
 from cptlib.members import Member
 
+# The report's sentences are Markdown: CommonMark, raw HTML off (a "<" in a sentence is shown, never parsed).
+_MARKDOWN = MarkdownIt("commonmark", {"html": False})
 # Colour of an effect in the figure: how the check that uses it came out against its rule (V.Met).
 CHECK_COLORS = {V.Met.PASS: "#1b9e77", V.Met.FAIL: "#d95f02", V.Met.INCONCLUSIVE: "#7570b3", V.Met.SHOWN: "#377eb8"}
 
@@ -78,6 +81,11 @@ def _tick(row) -> str:
     unit = "size" if row.scale == "slope per decade" else "seed"  # a trend's points are the ladder's sizes
     seeds = "exact count" if row.ci == "point" else f"{row.n_seeds} {unit}{'s' if row.n_seeds != 1 else ''}"
     return f"{row.claim} [{row.verdict}]  {row.quantity}  ({seeds})"
+
+
+# What the claims figure (effects.png) shows; its caption after plots.caption_for's scope.
+EFFECTS_CAPTION = ("every claim at a glance: the effects its verdicts use, mean and 95% CI (t over seeds + items), "
+                   "coloured by whether each meets its rule, beside the paper's number where it gives one")
 
 
 @styled
@@ -292,21 +300,17 @@ def _sections(profile, verdicts: list[V.Verdict], run_times: dict[str, float], s
     ]
 
 
-def _markdown(blocks: list[tuple], captions: dict[str, str]) -> str:
+def _markdown_block(kind: str, x, captions: dict[str, str]) -> str:
+    """One block of the report as Markdown (REPORT.md's text, and what report.html renders for every block but the
+    tables and figures)."""
     render = {"h1": lambda x: f"# {x}", "h2": lambda x: f"## {x}", "h3": lambda x: f"### {x}", "p": str,
               "table": markdown, "list": lambda xs: "\n".join(f"- {x}" for x in xs),
               "figure": lambda f: f"![{f}]({f}.png)\n\n*{captions[f]}*", "code": lambda x: f"```\n{x}\n```"}
-    return "\n\n".join(render[kind](x) for kind, x in blocks) + "\n"
+    return render[kind](x)
 
 
-def _inline(text: str) -> str:
-    """Markdown's `code`, **bold** and *emphasis* of the report's own sentences, as HTML (escaped first)."""
-    import re
-
-    text = html.escape(text)
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    text = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
-    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
+def _markdown(blocks: list[tuple], captions: dict[str, str]) -> str:
+    return "\n\n".join(_markdown_block(kind, x, captions) for kind, x in blocks) + "\n"
 
 
 def _figure_html(out: Path, f: str, caption: str) -> str:
@@ -337,18 +341,20 @@ def reembed(out: Path, names: list[str]) -> Path | None:
 
 
 def _html(blocks: list[tuple], captions: dict[str, str], out: Path) -> str:
-    def img(f: str) -> str:
-        return _figure_html(out, f, captions[f])
+    """report.html: each block's Markdown rendered by markdown-it-py, but the tables (pandas' HTML, every column
+    kept) and the figures (their PNG embedded, at the width drawn)."""
+    def block(kind: str, x) -> str:
+        if kind == "table":
+            return _html_table(x)
+        if kind == "figure":
+            return _figure_html(out, x, captions[x])
+        return _MARKDOWN.render(_markdown_block(kind, x, captions)).strip()
 
-    render = {"h1": lambda x: f"<h1>{_inline(x)}</h1>", "h2": lambda x: f"<h2>{_inline(x)}</h2>",
-              "h3": lambda x: f"<h3>{_inline(x)}</h3>", "p": lambda x: f"<p>{_inline(x)}</p>", "table": _html_table,
-              "list": lambda xs: "<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in xs) + "</ul>", "figure": img,
-              "code": lambda x: f"<pre>{html.escape(x)}</pre>"}
     return ("<!doctype html><html><head><meta charset='utf-8'><title>cptlib report</title><style>body{font-family:"
             "sans-serif;max-width:1100px;margin:auto;padding:0 12px}table{border-collapse:collapse;font-size:12px}"
             "td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top;text-align:left}img{max-width:100%}"
             "figcaption{font-size:12px;color:#555}pre{white-space:pre-wrap;word-break:break-all;font-size:11px}"
-            "</style></head><body>" + "\n".join(render[kind](x) for kind, x in blocks) + "</body></html>\n")
+            "</style></head><body>" + "\n".join(block(kind, x) for kind, x in blocks) + "</body></html>\n")
 
 
 def write_report(profile, verdicts: list[V.Verdict], run_times: dict[str, float]) -> dict[str, Path]:
