@@ -28,7 +28,7 @@ def _layer(module: str) -> str:
     parts = module.split(".")
     if module == "cptlib.cli":
         return "cli"
-    return parts[1] if len(parts) > 2 and parts[1] in LAYERS else "bottom"
+    return parts[1] if len(parts) >= 2 and parts[1] in LAYERS else "bottom"  # a folder's __init__ is of its layer
 
 
 def _imports(path: Path, modules: dict[str, Path]) -> set[str]:

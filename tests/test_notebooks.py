@@ -34,15 +34,26 @@ def _parameters_cell(nb):
     return tagged[0]
 
 
-def test_every_code_cell_is_at_most_ten_lines():
-    """Issue 31: a notebook cell is a call or two into cptlib (the figures are functions of cptlib.study.figures
-    and plots), not a 20-30-line plotting block."""
-    long = {}
-    for name in notebooks.NOTEBOOKS:
-        nb = nbformat.read(notebooks.notebook_path(name), as_version=4)
-        long.update({f"{name} cell {i}": len(c.source.splitlines()) for i, c in enumerate(nb.cells)
-                     if c.cell_type == "code" and len(c.source.splitlines()) > 10})
-    assert not long, long
+def _calls(nb) -> list[str]:
+    """The code cells after the parameters and setup cells."""
+    cell = _parameters_cell(nb)
+    return [c.source for c in nb.cells[nb.cells.index(cell) + 2:] if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_code_cell_is_one_call_of_the_study_and_none_is_conditional(name):
+    """Issue 47: a notebook cell is one call of cptlib.study.Study (its result shows its table and figure), not
+    analysis, plotting or `if RUN:` (a part that does not run shows why: its result's reason)."""
+    from cptlib.study import Study
+
+    calls = _calls(_read(name))
+    assert calls, f"{name}: no cell after the setup cell"
+    for source in calls:
+        body = ast.parse(source).body
+        assert len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Call), (name, source)
+        assert "if RUN" not in source and not any(isinstance(n, ast.If) for n in ast.walk(body[0])), (name, source)
+        method = re.fullmatch(r"study\.(\w+)\(\)(\.save\(\))?", source.strip())
+        assert method and callable(getattr(Study, method[1], None)), (name, source)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -237,11 +248,13 @@ def test_every_figure_is_shown_where_it_is_drawn_and_no_cell_writes_to_stderr(sm
     """Each cell that saves a figure shows it (an image/png output, in the executed notebook as in JupyterLab), and
     a clean run prints no warning, traceback or library progress bar (no stderr stream): counted per executed
     notebook."""
+    from cptlib.study import Study
+
     shown = {}
     for path in smoke_study:
         nb = nbformat.read(path, as_version=4)
         cells = [c for c in nb.cells if c.cell_type == "code"]
-        drawing = [c for c in cells if "save_figure(" in c.source]
+        drawing = [c for c in cells if re.search(rf"study\.({'|'.join(Study.FIGURES)})\(\)", c.source)]
         images = [c for c in drawing if any("image/png" in o.get("data", {}) for o in c.outputs)]
         stderr = [o.get("text", "")[:200] for c in cells for o in c.outputs if o.get("name") == "stderr"]
         assert stderr == [], (path.name, stderr)
@@ -352,7 +365,7 @@ def _papermill(nb, out, *args, env):
 
 @pytest.mark.slow
 def test_papermill_called_directly_with_a_profile_or_refused_with_its_file(tmp_path):
-    nb = _stand_in(tmp_path, "00_build", body="print('RUN', cfg.name, cfg.world.n_people)")
+    nb = _stand_in(tmp_path, "00_build", body="print('RUN', study.profile.name, study.profile.world.n_people)")
     env = {**os.environ, "CPTLIB_BUILD_DIR": str(tmp_path / "build")}
     ok = _papermill(nb, tmp_path / "ok.ipynb", "-p", "profile", "smoke", env=env)
     assert ok.returncode == 0, ok.stderr[-3000:]
@@ -368,8 +381,8 @@ def test_a_run_with_changed_parameters_never_writes_the_committed_figures(tmp_pa
     profile outside `make reproduce` writes to build/<profile>/figures/; figures/default/ stays byte-identical."""
     committed = paths.REPO_ROOT / "figures" / "default"
     before = {p.name: p.read_bytes() for p in committed.iterdir()}
-    nb = _stand_in(tmp_path, "01_forgetting", body="import pandas as pd\n"
-                   "print('OUT', plots.save_table(pd.DataFrame({'x': [1]}), 'probe', cfg).parent)")
+    nb = _stand_in(tmp_path, "01_forgetting", body="import pandas as pd\nfrom cptlib.study import plots\n"
+                   "print('OUT', plots.save_table(pd.DataFrame({'x': [1]}), 'probe', study.profile).parent)")
     env = {k: v for k, v in os.environ.items() if k != "CPTLIB_FIGURES_DIR"} | {"CPTLIB_BUILD_DIR": str(tmp_path / "build")}
     cfg = notebooks.configure("default", {"cpt.lr": 3e-4})
     own = paths.REPO_ROOT / "figures" / cfg.name
@@ -435,7 +448,7 @@ def test_a_parameter_the_notebook_does_not_have_is_an_error_naming_the_close_one
 def test_papermill_with_a_misspelt_parameter_stops_before_any_work(tmp_path):
     """The same through papermill's own command: it exits non-zero, the executed notebook shows the error in the setup
     cell, the notebook's own code never ran, and no stage or build folder of the default profile was started."""
-    nb = _stand_in(tmp_path, "01_forgetting", body="print('the notebook ran for', cfg.name)")
+    nb = _stand_in(tmp_path, "01_forgetting", body="print('the notebook ran for', study.profile.name)")
     env = {**os.environ, "CPTLIB_BUILD_DIR": str(tmp_path / "build")}
     proc = subprocess.run([str(paths.REPO_ROOT / ".venv" / "bin" / "papermill"), str(nb), str(tmp_path / "out.ipynb"),
                            "-p", "profil", "smoke", "-k", notebooks.KERNEL], capture_output=True, text=True, timeout=300,

@@ -23,6 +23,7 @@ from cptlib.core import paths
 from cptlib.family import resolve as fam
 from cptlib.config import BENCH_NOTEBOOK, SIZES_NOTEBOOK, Profile, n4_cpt
 from cptlib.evaluation.suite import PANEL_TASKS, TESTBED_ONLY, suite_for, testbed_scores
+from cptlib.study import stats
 from cptlib.study.restored import adapter, attached, drift, milestones, residual_dir, restore_timing, restored
 from cptlib.core.stages import read_manifest
 from cptlib.study.labels import CPT_B, CPT_B2, CPT_I, PEFT, REST, SFT
@@ -35,11 +36,16 @@ def why_not(profile: Profile, part: str) -> str | None:
     return suite_for(profile).why_not(part)
 
 
+def not_run_message(profile: Profile, reason: str) -> str:
+    """What a notebook shows for a part that does not run for `profile`, `reason` being why_not's."""
+    return f"Not run for the profile {profile.name!r} ({suite_for(profile).kind}): {reason}."
+
+
 def runs(profile: Profile, part: str) -> bool:
-    """Whether a part of the study runs for `profile`; when it does not, prints why (for the notebook)."""
+    """Whether a part of the study runs for `profile`; when it does not, prints why."""
     reason = why_not(profile, part)
     if reason:
-        print(f"Not run for the profile {profile.name!r} ({suite_for(profile).kind}): {reason}.")
+        print(not_run_message(profile, reason))
         return False
     return True
 
@@ -161,6 +167,12 @@ def recipes(profile: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:
     return scored(rows, profile, f["data"]), pd.DataFrame(costs)
 
 
+def recipe_costs(costs: pd.DataFrame) -> pd.DataFrame:
+    """C6: each recipe's step after CPT, its FLOPs and wall time as the mean over seeds (costs.csv), from
+    recipes()' per-seed costs."""
+    return costs.groupby(["recipe", "step after CPT"], sort=False)[["flops", "wall_seconds"]].mean().reset_index()
+
+
 def transfer(profile: Profile) -> pd.DataFrame:
     """C4, N1: residual source {v1, v2, other_family} × target {base_v1, base_v2, CPT(base_v1), CPT(base_v2)};
     the diagonal (a version's residual on its own lineage) over every seed, the rest on the first seed."""
@@ -185,6 +197,12 @@ def transfer(profile: Profile) -> pd.DataFrame:
             rows += [{"seed": seed, "source": "none", "target": t, "diagonal": False, "path": path}
                      for t, (_, path) in targets.items()]
     return scored(rows, profile, f["data"])
+
+
+def transfer_cells(table: pd.DataFrame, panels: list[str]) -> pd.DataFrame:
+    """C4, N1: each residual source × target, mean and 95% interval over seeds + items (transfer.csv), from
+    transfer()'s rows without the native models and the bare targets."""
+    return stats.summarize(table[~table.source.isin(["native", "none"])], ["source", "target"], panels)
 
 
 def _first(profile: Profile) -> tuple[int, dict[str, Path], Path]:
@@ -214,6 +232,13 @@ def ablations(profile: Profile) -> pd.DataFrame:
     rows.append({"ablation": "rank", "setting": "full", "value": float("inf"), "residual_mb": full_mb,
                  "adapter_mb": _adapter_mb(base, inst, None), "path": restored(base, inst, cpt_b)})
     return scored(rows + adapter_rows(base, inst, cpt_b, max(study.ranks)), profile, f["data"])
+
+
+def with_item_intervals(ab: pd.DataFrame, panels: list[str]) -> pd.DataFrame:
+    """ablations()' rows with each metric's 95% interval over items beside it (<metric>_lo, <metric>_hi): each
+    setting is one model of the first seed, so its interval is over the evaluation items alone."""
+    ci = stats.summarize(ab.assign(row=range(len(ab))), ["row"], panels).drop(columns="row")
+    return pd.concat([ab.reset_index(drop=True), ci[[c for c in ci.columns if c.endswith(("_lo", "_hi"))]]], axis=1)
 
 
 def _adapter_mb(base: Path, inst: Path, rank: int | None, vectors: str = "save", embeddings: str = "lora") -> float:

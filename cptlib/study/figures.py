@@ -27,6 +27,9 @@ def _seeds(n: int) -> str:
     return f"{n} seed{'s' if n != 1 else ''}"
 
 
+# What the forgetting figure tests (its caption after plots.caption_for's scope).
+FORGETTING_CAPTION = "C1 (CPT of an instruct model forgets IF), C2 (base abilities kept), Q2 (horizon)"
+
 def forgetting(curve: pd.DataFrame, panels: list[str], labels: dict[str, str]):
     """Metric vs new CPT tokens (log x): one line per model over the first seed's milestones, the final budget's
     mean over every seed as a separate diamond, the models before CPT as dashed references with their CI band.
@@ -79,6 +82,9 @@ def forgetting_from_table(data: pd.DataFrame, panels: list[str], labels: dict[st
                  f"every milestone" + (f", diamonds the final budget over {_seeds(n_final)}" if n_final > 1 else ""))
     return fig
 
+
+# What the n4_map figure tests (its caption after plots.caption_for's scope).
+N4_CAPTION = "N4 (when the residual works: budget × learning rate × drift)"
 
 @plots.styled
 def n4_map(n4: pd.DataFrame, instruct_if: float, panels: list[str], labels: dict[str, str]):
@@ -293,6 +299,9 @@ def sizes_caption(fits: pd.DataFrame) -> str:
             "(its slopes and its values at the paper's sizes, with prediction intervals, are in scaling.csv)")
 
 
+# What the recipes figure tests (its caption after plots.caption_for's scope).
+RECIPES_CAPTION = "C3 (restored ≈ instruct while keeping the news)"
+
 @plots.styled
 def recipes(summary: pd.DataFrame, panels: list[str], labels: dict[str, str], tokens: int):
     """C3: grouped bars of every recipe's metrics at the final budget, mean and 95% CI, seeds in the legend. Each
@@ -315,6 +324,9 @@ def recipes(summary: pd.DataFrame, panels: list[str], labels: dict[str, str], to
     return fig, summary
 
 
+# What the costs figure tests (its caption after plots.caption_for's scope).
+COSTS_CAPTION = "C6 (~2000x fewer FLOPs for the residual than SFT)"
+
 @plots.styled
 def costs(cost: pd.DataFrame, n_seeds: int):
     """C6: FLOPs and wall time of each recipe's step after CPT (log scale), mean over seeds; a recipe with no step
@@ -328,6 +340,9 @@ def costs(cost: pd.DataFrame, n_seeds: int):
     fig.suptitle(f"Cost of each recipe after CPT (mean over {_seeds(n_seeds)})", fontsize=10)
     return fig, cost
 
+
+# What the transfer figure tests (its caption after plots.caption_for's scope).
+TRANSFER_CAPTION = "C4 (transfer within a family) and N1 (across families)"
 
 @plots.styled
 def transfer(cells: pd.DataFrame, tr: pd.DataFrame, labels: dict[str, str]):
@@ -361,6 +376,9 @@ def transfer(cells: pd.DataFrame, tr: pd.DataFrame, labels: dict[str, str]):
     plots.legend_below(fig, ax, ncol=3)
     return fig, cells
 
+
+# What the ablations figure tests (its caption after plots.caption_for's scope).
+ABLATIONS_CAPTION = "Q3 (merge method), N3 (modules), α sweep, low rank and the PEFT adapter"
 
 @plots.styled
 def ablations(ab: pd.DataFrame, panels: list[str], labels: dict[str, str], second: str):
@@ -397,6 +415,9 @@ def ablations(ab: pd.DataFrame, panels: list[str], labels: dict[str, str], secon
     return fig, ab
 
 
+# What the shift figure tests (its caption after plots.caption_for's scope).
+SHIFT_CAPTION = "N2 (shift between CPT and original data vs forgetting)"
+
 @plots.styled
 def shift(shift_table: pd.DataFrame, instruct_if: float, labels: dict[str, str]):
     """N2: IF after CPT on each corpus against the corpus' shift (first seed; 95% CI over items)."""
@@ -414,6 +435,9 @@ def shift(shift_table: pd.DataFrame, instruct_if: float, labels: dict[str, str])
     return fig, shift_table
 
 
+# What the residual_norms figure tests (its caption after plots.caption_for's scope).
+RESIDUAL_NORMS_CAPTION = "N3 (where in the network the residual lives)"
+
 @plots.styled
 def residual_norms(norms: pd.DataFrame):
     """N3: ‖Θr‖/‖θ_base‖ per layer and per module."""
@@ -424,6 +448,14 @@ def residual_norms(norms: pd.DataFrame):
         ax.set_ylabel("‖Θr‖ / ‖θ_base‖ (ratio)"); ax.set_xlabel(level)
     return fig, norms
 
+
+# What the benchmarks figure shows and tests; the profile's own note on the benchmarks (cptlib.study.report.bench_note)
+# follows it.
+BENCHMARKS_CAPTION = ("C1 and C2 across tasks: left, each benchmark's accuracy before CPT and along it (the first seed's "
+                      "line; with more seeds, their mean before CPT and at the final budget as hollow markers), 95% CI over "
+                      "seeds × items; right, the drop per benchmark and their average (large dot) at the final budget with "
+                      "95% intervals over every seed, the paper's 2.7-point average dotted (an instruct model), C2's 0.05 "
+                      "bound dashed (a base model). ")
 
 @plots.styled
 def benchmarks(curve: pd.DataFrame, per_model: pd.DataFrame, drops: pd.DataFrame):

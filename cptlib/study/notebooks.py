@@ -305,19 +305,8 @@ def run_times(profile: Profile | str) -> dict[str, float]:
 
 
 def setup_source() -> str:
-    """The cell after the parameters: imports and the validated profile."""
-    return "\n".join([
-        "import pandas as pd",
-        "from cptlib import config",
-        "from cptlib.study import (benchmarks, claims, drift, experiments, figures, notebooks, plots, report, restored,",
-        "                          scaling, stats, verdicts)",
-        "",
-        "cfg = notebooks.configure(profile, overrides, run_name, namespace=globals())",
-        "print(notebooks.describe(cfg))",
-        "PANELS = restored.panels(cfg)  # the accuracies shown side by side (a real profile: those eval.metrics maps)",
-        "LABELS = restored.labels(cfg)  # what each metric is: the testbed's task, or the real lm-eval task behind it",
-        "SECOND = 'era_b' if 'era_b' in PANELS else 'era_a'  # beside IF in the two-metric panels: the news if measured",
-    ])
+    """The cell after the parameters: the study of this run (cptlib.study.api), every later cell one call of it."""
+    return "from cptlib.study import Study\n\nstudy = Study(profile, overrides, run_name)"
 
 
 def describe(cfg: Profile) -> str:
