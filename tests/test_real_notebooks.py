@@ -71,7 +71,10 @@ def real_study(request, tmp_path_factory):
 def _outputs(path: Path) -> str:
     nb = nbformat.read(path, as_version=4)
     assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
-    return "\n".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    # what the notebook shows as text: its prints, and its Markdown displays (a Study result's notes, or why a part
+    # does not run for the profile)
+    return "\n".join(o.get("text", "") if o.get("output_type") == "stream" else o.get("data", {}).get("text/markdown", "")
+                     for c in nb.cells for o in c.get("outputs", []))
 
 
 @pytest.mark.slow

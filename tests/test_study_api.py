@@ -38,7 +38,8 @@ def test_a_result_holds_its_table_and_figure_and_saves_them_where_the_notebook_d
     assert r.save() is r
     out = plots.figures_dir(study.profile)
     md = (out / "recipes.md").read_text()
-    assert md.startswith(plots.caption_for(study.profile, "C3 (CPT base + residual ≈ instruct, news kept)"))
+    assert r.table_caption.startswith("C3 (CPT base + residual ≈ instruct, news kept); mean and 95% CI")
+    assert md.startswith(plots.caption_for(study.profile, r.table_caption) + "\n\n")
     assert plots.markdown(r.table) in md  # the table as the notebook saved it, under its caption
     record = json.loads((out / "recipes.json").read_text())  # the figure's, written after the table's
     assert record["caption"] == plots.caption_for(study.profile, figures.RECIPES_CAPTION)

@@ -43,7 +43,7 @@ class Result:
     notes: tuple[str, ...] = ()  # sentences shown above the tables (a summary, a reading)
     shown: tuple[pd.DataFrame, ...] | None = field(default=None, repr=False)  # what a cell shows; None: the table
     writes: Callable[[], object] | None = field(default=None, repr=False)  # a report's writer, called by save()
-    _fig: object = field(default=None, repr=False)
+    _fig: object = field(default=None, init=False, repr=False)
 
     @property
     def ran(self) -> bool:
