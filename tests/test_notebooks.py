@@ -466,3 +466,23 @@ def test_an_override_given_twice_with_two_values_is_refused():
         notebooks.parse_overrides(["cpt.lr=3e-4", "train_seeds=[0]", "cpt.lr=1e-3"])
     assert str(err.value) == "--set cpt.lr is given twice (0.0003, then 0.001); give it once"
     assert notebooks.parse_overrides(["cpt.lr=3e-4", "cpt.lr=3.0e-4"]) == {"cpt.lr": 3e-4}
+
+
+@pytest.mark.slow
+def test_the_drift_notebook_judges_the_claims_across_the_regime_on_item_level_evaluations(smoke_study, monkeypatch):
+    """Notebook 08 writes the claims across the regime. smoke's grid lies outside the regime (its CPT drifts several
+    times ‖Θr‖), so it judges no cell; with the bound lifted, every cell is judged on its real evaluations' items."""
+    import math
+
+    from cptlib.study import drift
+
+    out = paths.figures_dir("smoke")
+    assert pd.read_csv(out / "drift_across.csv").claim.tolist() == list(drift.REGIME_CLAIMS)
+    table = pd.read_csv(out / "drift_cells.csv")
+    assert set(table[table.tokens == 0].model) == set(drift.ANCESTORS)  # C2 reads base_v1 at every seed
+    monkeypatch.setattr(drift, "REGIME_DRIFT", math.inf)
+    per_cell = drift.regime(table, drift.validity(load_profile("smoke")))
+    cells = table[table.lr.notna()][["lr", "tokens"]].drop_duplicates()
+    assert len(per_cell) == 3 * len(cells) and per_cell.outcome.map(lambda o: o.startswith(VERDICTS)).all()
+    c2 = per_cell[per_cell.claim == "C2"].measured
+    assert c2.str.contains(r"Δ era-A = base_v1 − CPT\(base_v1\) [+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]").all()

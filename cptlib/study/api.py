@@ -464,20 +464,48 @@ class Study:
         return self._result("drift_cells", table=table, shown=(rows,), table_caption=(
             "issue 30 step 5: every seed × learning rate × budget × recipe of the N4 grid, scored on the panels' tasks"))
 
+    def _per_cell(self) -> pd.DataFrame:
+        if "_per_cell" not in self._results:
+            from cptlib.study import drift
+
+            self._results["_per_cell"] = drift.regime(self._drift_cells(), drift.validity(self.profile))
+        return self._results["_per_cell"]
+
+    @_once
+    def drift_regime(self) -> Result:
+        """C1–C3 judged at every cell inside the regime (drift ratio's upper end ≤ 0.5) by the claims' own rules and
+        the validity rule (drift_regime.csv); shown in drift_across()."""
+        if (skip := self._not_run("drift_regime", "drift")):
+            return skip
+        return self._result("drift_regime", table=self._per_cell(), table_caption=(
+            "issue 48 item 4: C1-C3 judged at every cell inside the regime (drift ratio's upper end <= 0.5), "
+            "calibration log run 22 §5"))
+
+    @_once
+    def drift_across(self) -> Result:
+        """Each claim across the regime: reproduced at every cell inside it, partly at some, not at none
+        (drift_across.csv)."""
+        if (skip := self._not_run("drift_across", "drift")):
+            return skip
+        from cptlib.study import drift
+
+        return self._result("drift_across", table=drift.across(self._per_cell()), table_caption=(
+            "each claim across the regime: reproduced at every cell inside it, some (partly), none (not reproduced)"))
+
     @_once
     def drift_curves(self) -> Result:
-        """C1 and C3 as curves over the drift: per N4 cell, each curve's mean and 95% interval (drift_curves.csv), the
-        reading written before the numbers, and the figure."""
+        """C1, C2 and C3 as curves over the drift: per N4 cell, each curve's mean and 95% interval (drift_curves.csv),
+        the reading written before the numbers, and the figure with the regime's verdicts."""
         if (skip := self._not_run("drift_curves", "drift")):
             return skip
         from cptlib.study import drift
 
-        curves = drift.claim_curves(self._drift_cells())
+        curves, per_cell = drift.claim_curves(self._drift_cells()), self._per_cell()
         return self._result("drift_curves", table=curves, notes=("\n\n".join(drift.reading(curves)),), shown=(),
                             table_caption=(
             "the claims over the drift: per N4 cell, each curve's mean over seeds with its 95% interval (crossed "
             "seeds + items, paired), and the cell's drift ratio (t over seeds)"),
-            figure_caption=figures.DRIFT_CAPTION, draw=lambda: figures.drift_curves(curves))
+            figure_caption=figures.drift_caption(curves), draw=lambda: figures.drift_curves(curves, per_cell))
 
     @_once
     def drift_report(self) -> Result:
@@ -490,7 +518,7 @@ class Study:
         from cptlib.study import report
 
         curves = self.drift_curves().table
-        return self._report("drift_report", lambda: report.write_drift_report(self.profile, curves))
+        return self._report("drift_report", lambda: report.write_drift_report(self.profile, curves, self._per_cell()))
 
 
 def _kernel_namespace() -> dict | None:

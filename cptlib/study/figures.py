@@ -135,6 +135,15 @@ LR_MARKERS = ("o", "s", "^", "D", "v", "P")
 DRIFT_CAPTION = "C1 and C3 over the drift (issue 30, step 5): every N4 cell over every seed"
 
 
+def drift_caption(curves: pd.DataFrame) -> str:
+    """The drift figure's caption: what its panels hold (a run before C2's curve and the regime's verdicts, which
+    come together: C1 and C3 alone)."""
+    if "C2 Δ era-A" not in set(curves.curve):
+        return DRIFT_CAPTION
+    return ("C1, C2 and C3 over the drift (issue 30, step 5; issue 48): every N4 cell over every seed, and each claim "
+            "judged at every cell inside the regime (calibration log run 22 §5)")
+
+
 def lr_colors(lrs) -> dict[float, tuple]:
     """One colour per CPT learning rate, light to dark blue in the rates' order: a scale of blues that no model role
     uses (plots.COLORS), so a learning rate never shares its colour with a recipe in the same figure."""
@@ -146,20 +155,25 @@ def lr_colors(lrs) -> dict[float, tuple]:
 
 
 @plots.styled
-def drift_curves(curves: pd.DataFrame):
-    """Issue 30's claims over the drift (notebook 08): C1 ΔIF, C3 ΔIF and C3's news kept per learning rate (a colour
-    and a marker per rate, one legend below), and era-B via chat of the three recipes (a colour per recipe, the rate's
-    marker; its own legend in the panel), against each cell's drift ratio of CPT(base_v1). Each point: the mean over
-    seeds (y: crossed seeds + items 95% CI; x: t over seeds), a line joining one learning rate's budgets."""
+def drift_curves(curves: pd.DataFrame, per_cell: pd.DataFrame | None = None):
+    """Issue 30's claims over the drift (notebook 08): C1 ΔIF, C2's era-A drop (where the table has it), C3 ΔIF and
+    C3's news kept per learning rate (a colour and a marker per rate, one legend below), and era-B via chat of the
+    three recipes (a colour per recipe, the rate's marker; its own legend in the panel), against each cell's drift
+    ratio of CPT(base_v1). Each point: the mean over seeds (y: crossed seeds + items 95% CI; x: t over seeds), a line
+    joining one learning rate's budgets. With `per_cell` (cptlib.study.drift.regime) a last panel shows each claim's
+    outcome at every cell inside the regime."""
     from matplotlib.lines import Line2D
 
     from cptlib.study.drift import CURVES  # here: cptlib.study.drift imports the family's training code
 
     lrs = sorted(curves.lr.unique())
     color, marker = lr_colors(lrs), dict(zip(lrs, LR_MARKERS))
-    deltas = [c for c in CURVES if c[3] is not None]
+    deltas = [c for c in CURVES if c[3] is not None and c[0] in set(curves.curve)]
     chats = [c for c in CURVES if c[3] is None and c[0] in set(curves.curve)]
-    fig, axes = plots.new_figure(2, width=11.5, height=8.4, nrows=2)
+    n = len(deltas) + 1 + (per_cell is not None)
+    fig, axes = plots.new_figure(2, width=11.5, height=4.2 * math.ceil(n / 2), nrows=math.ceil(n / 2))
+    for ax in axes[n:]:
+        ax.set_visible(False)
 
     def draw(ax, g, **style):
         g = g.sort_values("drift_ratio")
@@ -175,7 +189,7 @@ def drift_curves(curves: pd.DataFrame):
             ax.axhline(level, color="#999999", lw=0.8, ls=":")
         ax.set_ylabel(what, fontsize=8)
         ax.set_title(f"{name} (dotted: ±{EFFECT:g}, the smallest effect the verdicts count)", fontsize=9)
-    ax = axes[3]
+    ax = axes[len(deltas)]
     for name, what, model, _b, _m in chats:
         for lr, g in curves[curves.curve == name].groupby("lr"):
             draw(ax, g, color=plots.COLORS[model], marker=marker[lr], ls="-" if model != SFT else "",
@@ -190,14 +204,50 @@ def drift_curves(curves: pd.DataFrame):
     ax.add_artist(kinds)  # a second legend replaces the first unless the first is kept as an artist
     ax.legend(handles=rates, loc="upper center", fontsize=7, frameon=False, title="marker: CPT learning rate",
               title_fontsize=7)
-    for ax in axes:
+    for ax in axes[:len(deltas) + 1]:
         ax.axvline(0.5, color="#999999", lw=1, ls="-.")
         plots.log_axis(ax, "drift ratio ‖θ_cpt − θ_base‖ / ‖Θr‖ of CPT(base_v1) (log scale)")
-    n = int(curves.n_seeds.max())
-    fig.suptitle(f"The claims over the drift, every N4 cell over {_seeds(n)} (mean; 95% CI: y crossed seeds + items, "
-                 "x t over seeds); dash-dot: the regime's drift ratio 0.5", fontsize=10)
-    plots.legend_below(fig, axes[0], ncol=len(lrs))  # the learning rates of the three upper panels
+    if per_cell is not None:
+        regime_panel(axes[len(deltas) + 1], per_cell)
+    seeds = int(curves.n_seeds.max())
+    fig.suptitle(f"The claims over the drift, every N4 cell over {_seeds(seeds)} (mean; 95% CI: y crossed seeds + "
+                 "items, x t over seeds); dash-dot: the regime's drift ratio 0.5", fontsize=10)
+    plots.legend_below(fig, axes[0], ncol=len(lrs))  # the learning rates of the curves' panels
     return fig, curves
+
+
+# A claim's outcome at a cell (the regime panel): the colours of the checks' pass / fail / inconclusive, a lighter
+# green for partly and grey where nothing could be judged.
+OUTCOME_COLORS = {"reproduced": "#1b9e77", "partly": "#a6d8c4", "inconclusive": "#7570b3",
+                  "not reproduced": "#d95f02", "not testable": "#bbbbbb"}
+
+
+def regime_panel(ax, per_cell: pd.DataFrame) -> None:
+    """Each claim (rows) at every cell inside the regime (columns, in order of drift), coloured by its outcome."""
+    from matplotlib.patches import Patch, Rectangle
+
+    ax.set_title("Each claim at every cell inside the regime (drift ratio's upper end ≤ 0.5)", fontsize=9)
+    if per_cell.empty:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no cell of the grid lies inside the regime:\nno claim is judged across it",
+                ha="center", va="center", transform=ax.transAxes, fontsize=9)
+        return
+    cells = per_cell.drop_duplicates(["lr", "tokens"]).sort_values("drift_ratio")
+    claims = list(dict.fromkeys(per_cell.claim))
+    col = {(r.lr, r.tokens): j for j, r in enumerate(cells.itertuples())}
+    for r in per_cell.itertuples():
+        i, j = claims.index(r.claim), col[(r.lr, r.tokens)]
+        ax.add_patch(Rectangle((j, i), 1, 1, facecolor=OUTCOME_COLORS.get(r.outcome, "#ffffff"), edgecolor="white"))
+    ax.grid(False)
+    ax.set_xlim(0, len(cells))
+    ax.set_ylim(len(claims), 0)
+    ax.set_yticks([i + 0.5 for i in range(len(claims))], claims)
+    ax.set_xticks([j + 0.5 for j in range(len(cells))],
+                  [f"{r.lr:g}\n{plots.compact(r.tokens)}\n{r.drift_ratio:.2f}" for r in cells.itertuples()], fontsize=6)
+    ax.set_xlabel("cell inside the regime: CPT lr, tokens, drift ratio (in order of drift)", fontsize=8)
+    shown = [o for o in OUTCOME_COLORS if o in set(per_cell.outcome)]
+    ax.legend(handles=[Patch(color=OUTCOME_COLORS[o], label=o) for o in shown], loc="upper center",
+              bbox_to_anchor=(0.5, -0.22), ncol=len(shown), fontsize=7, frameon=False)
 
 
 @plots.styled

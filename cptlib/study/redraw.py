@@ -68,10 +68,16 @@ def _forgetting(profile, t):
         t["forgetting"]
 
 
+def _regime(profile) -> pd.DataFrame | None:
+    """The claims judged at each cell inside the regime (drift_regime.csv), where the committed run has them."""
+    path = paths.figures_dir(profile.name) / "drift_regime.csv"
+    return pd.read_csv(path) if path.is_file() else None
+
+
 def _drift(profile, t):
     from cptlib.study import figures
 
-    return figures.drift_curves(t["drift_curves"])
+    return figures.drift_curves(t["drift_curves"], _regime(profile))
 
 
 def _sizes(profile, t):
@@ -82,9 +88,9 @@ def _sizes(profile, t):
 
 
 def _drift_caption(t):
-    from cptlib.study.figures import DRIFT_CAPTION
+    from cptlib.study.figures import drift_caption
 
-    return DRIFT_CAPTION
+    return drift_caption(t["drift_curves"])
 
 
 def _sizes_caption(t):
@@ -146,7 +152,8 @@ def _report_blocks(profile: Profile, versions: tuple[str, str]) -> tuple[str, li
     from cptlib.study import claims, report, verdicts
 
     if _alone(profile) == "drift_curves":
-        return report.drift_blocks(profile, _tables(profile, ["drift_curves"])["drift_curves"], versions)
+        return report.drift_blocks(profile, _tables(profile, ["drift_curves"])["drift_curves"], versions,
+                                   per_cell=_regime(profile))
     res = ladder_results(profile, _tables(profile, FIGURES["sizes"].tables))
     judged = claims.judge(verdicts.Context(claims.effects({"scaling": res["trends"]}), main_size=profile.model.size),
                           only=("C5", "Q1"))

@@ -508,22 +508,35 @@ DRIFT_NOTE = ("Every point is the mean over the profile's {n} study seeds (ances
               "seed is a new pre-training, SFT and CPT) and the evaluation's items, with the study's crossed 95% "
               "interval (Student t, seeds − 1 degrees of freedom; a difference paired by seed and item); x, the cell's "
               "drift ratio of CPT(base_v1), is its mean over the seeds with a t interval. The intervals are per point, "
-              "not adjusted for the grid's cells. The curves are shown, not judged: the claims table of the default "
-              "profile reads C1 and C3 at the default CPT. CPT(base_v1)+SFT is trained at each learning rate's final "
+              "not adjusted for the grid's cells.{shown} CPT(base_v1)+SFT is trained at each learning rate's final "
               "budget only (one SFT per cell). The design and the reading were written down before the numbers "
               "(docs/calibration_log.md, run 20).")
+# A run before the claims were judged across the regime (no drift_regime.csv) says what its curves are.
+DRIFT_SHOWN = " The curves are shown, not judged: the claims table of the default profile reads C1 and C3 at the default CPT."
+# The claims across the regime: what the section says before its tables (run 22 §5's rule).
+REGIME_NOTE = ("C1, C2 and C3 judged at every cell of the grid inside the regime (the upper end of its drift ratio's "
+               "interval at most {bound:g}), each by its claim's own rule and intervals, exactly as the claims table "
+               "judges the default cell: C1 on ΔIF, C2 on the era-A drop, C3 on its IF half and its news half in "
+               "multiple choice (against CPT(base_v1)+SFT where the cell has it, a learning rate's final budget, else "
+               "against CPT(base_v1)). A seed whose member misses its calibration target is left out of the claims "
+               "that need it (the validity rule). Across the regime a claim is *reproduced* if reproduced at every "
+               "such cell, *partly* if at some, *not reproduced* if at none (docs/calibration_log.md, run 22 §5, "
+               "written before these verdicts); the default cell is the claims table's illustration.")
 
 
-def write_drift_report(profile, curves) -> dict[str, Path]:
+def write_drift_report(profile, curves, per_cell=None) -> dict[str, Path]:
     """figures/<profile>/REPORT.md and report.html of the claims over the drift (notebook 08 of a profile that runs only
-    it, params/drift.yaml): run 20's reading, the figure, the curves' table and provenance."""
-    return write_alone(profile, drift_blocks(profile, curves))
+    it, params/drift.yaml): the claims across the regime, run 20's reading, the figure, the curves' table and
+    provenance."""
+    return write_alone(profile, drift_blocks(profile, curves, per_cell=per_cell))
 
 
-def drift_blocks(profile, curves, versions: tuple[str, str] | None = None) -> tuple[str, list[tuple]]:
-    """The drift report, (title, blocks), from what notebook 08 saves, drift_curves.csv (`curves`): every sentence
-    that states a number is rendered from it."""
-    from cptlib.study.drift import reading
+def drift_blocks(profile, curves, versions: tuple[str, str] | None = None,
+                 per_cell: pd.DataFrame | None = None) -> tuple[str, list[tuple]]:
+    """The drift report, (title, blocks), from what notebook 08 saves, drift_curves.csv (`curves`) and
+    drift_regime.csv (`per_cell`, the claims judged at each cell inside the regime; absent from a run before it):
+    every sentence that states a number is rendered from them."""
+    from cptlib.study.drift import REGIME_DRIFT, across, reading
 
     cells = curves.assign(value=[f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in zip(curves.value, curves.lo, curves.hi)],
                           drift=[f"{m:.2f} [{lo:.2f}, {hi:.2f}]" if lo == lo else f"{m:.2f}"
@@ -531,7 +544,14 @@ def drift_blocks(profile, curves, versions: tuple[str, str] | None = None) -> tu
     return "the claims over the drift", [
         ("p", f"{_version(profile, versions)}; training seeds {profile.train_seeds}; CPT "
               f"learning rates {', '.join(f'{lr:g}' for lr in sorted(curves.lr.unique()))}."),
-        ("p", DRIFT_NOTE.format(n=len(profile.train_seeds))),
+        ("p", DRIFT_NOTE.format(n=len(profile.train_seeds), shown=DRIFT_SHOWN if per_cell is None else "")),
+        *([] if per_cell is None else [
+            ("h2", "The claims across the regime"), ("p", REGIME_NOTE.format(bound=REGIME_DRIFT)),
+            ("table", across(per_cell)),
+            ("p", "At each cell inside the regime (drift ratio of CPT(base_v1), mean [95% CI] over the seeds):"),
+            ("table", per_cell.assign(drift=[f"{m:.2f} [{lo:.2f}, {hi:.2f}]" if lo == lo else f"{m:.2f}" for m, lo, hi
+                                             in zip(per_cell.drift_ratio, per_cell.drift_lo, per_cell.drift_hi)])
+             [["claim", "lr", "tokens", "drift", "outcome", "measured"]])]),
         ("h2", "Run 20's reading"), ("list", reading(curves)),
         ("h2", "Curves"), ("figure", "drift_curves"),
         ("h2", "Every point (mean [95% CI])"),
