@@ -130,7 +130,7 @@ def test_a_new_merge_method_is_one_registered_class(monkeypatch):
     assert cli._method_parameters()["scale"][3] == ["scaled"]  # its option's help names the method
 
     # A profile's choices are made from the registry when cptlib.config is imported: here, made again.
-    monkeypatch.setattr(config, "MERGE_METHODS", methods.METHODS)
+    monkeypatch.setattr(config.schema, "MERGE_METHODS", methods.METHODS)  # where MergeSpec looks it up
     spec = config._merge_spec(Scaled).model_validate({"method": "scaled", "scale": 2})
     assert spec.merge() == Scaled(scale=2.0) and spec.merge().label() == "scaled x2"
     with pytest.raises(ValueError, match=r"greater than 0"):

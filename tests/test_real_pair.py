@@ -23,10 +23,10 @@ world: {{n_people: 8, n_orgs: 4, n_cities: 4, n_prizes: 4, n_news: 4, news_menti
 sft: {{epochs: 1, batch_size: 4, max_len: 2048}}
 cpt_data: {{source: 'testbed:corpus_b.jsonl', heldout_docs: 2}}
 cpt: {{tokens: 512, batch_size: 2, seq_len: 64, milestones: [256]}}
-eval: {{limit: 2, max_gen_toks: 16, benchmarks: {{}}}}
+eval: {{limit: 2, max_gen_toks: 16, benchmarks: {{bench_arc_easy: 4, bench_hellaswag: 4, bench_piqa: 4}}}}
 runtime: {{precision: fp32, threads: 1, progress: false, sft_logits: labelled}}
 study: {{eval_processes: 1}}
-notebooks: [00_build, 01_forgetting, 02_recipes, 05_report]
+notebooks: [00_build, 01_forgetting, 02_recipes, 07_benchmarks, 05_report]
 """
 CHAT = [{"role": "user", "content": "Who opened the market?"}]
 
@@ -85,3 +85,18 @@ def test_the_real_pair_runs_the_sft_recipe_and_judges_c3_and_c6(pair_study):
     for claim in ("C1", "C3", "C6"):
         assert not claims.loc[claim, "in kind"].startswith(("not run", "not testable")), (claim, claims.loc[claim])
     assert "its SFT here on the world's in-context instruction data" in (out / "REPORT.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_pairs_report_judges_the_sfts_own_targets_from_its_table(pair_study):
+    """instruct_v1 trained here has run 21's targets: its IF gain over base_v1 and what it costs the benchmarks, each
+    with its paired interval, saved as sft_targets.csv and rendered into the report from it."""
+    out = pair_study["figures"]
+    targets = pd.read_csv(out / "sft_targets.csv")
+    assert targets.rule.tolist() == ["≥ +0.30", "≥ −0.03"]
+    assert (targets.lo <= targets.value).all() and (targets.value <= targets.hi).all()
+    assert targets.n_items.tolist()[1] == 12  # 4 items of each of the three benchmarks (the profile sets each)
+    assert targets.met.tolist() == [v >= 0.30 for v in targets.value[:1]] + [targets.value[1] >= -0.03]
+    report = (out / "REPORT.md").read_text()
+    row = targets.iloc[0]
+    assert "### The SFT's targets" in report and f"{row.value:+.3f} [{row.lo:+.3f}, {row.hi:+.3f}]" in report

@@ -32,7 +32,7 @@ def _kind_tests(path) -> list[str]:
 
 # Where a profile's kind may be tested: its definition (the profile validates which sections go with `models:`) and
 # the one choice of the family, from which the suite is picked by type.
-KIND_HOMES = ("config.py", "family/kind.py")
+KIND_HOMES = ("config/schema.py", "family/kind.py")
 
 
 def test_the_kind_is_chosen_once():

@@ -101,6 +101,11 @@ class Suite:
         """What the figures are of, one sentence for every caption."""
         raise NotImplementedError
 
+    def trains_instruct(self) -> bool:
+        """Whether the profile instruction-tunes its own instruct_v1 here (a real pair, `models.instruct_v1: sft`):
+        its SFT then has targets of its own (cptlib.study.sft_targets). The testbed's SFT is calibrated instead."""
+        return False
+
 
 @dataclass(frozen=True)
 class TestbedSuite(Suite):
@@ -136,10 +141,12 @@ class RealSuite(Suite):
     def cannot(self) -> dict[str, str]:
         """TESTBED_ONLY, but a profile that trains its own instruct model (models.instruct_v1: sft) has its
         instruction data, so it runs CPT(base_v1)+SFT (and C6) too."""
+        return {k: v for k, v in TESTBED_ONLY.items() if not (self.trains_instruct() and k == "sft")}
+
+    def trains_instruct(self) -> bool:
         from cptlib.config import TRAINED_HERE
 
-        trained = self.profile.models.instruct_v1 == TRAINED_HERE
-        return {k: v for k, v in TESTBED_ONLY.items() if not (trained and k == "sft")}
+        return self.profile.models.instruct_v1 == TRAINED_HERE
 
     def absent(self) -> set[str]:
         return set(self.profile.models.absent())

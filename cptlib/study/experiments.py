@@ -174,28 +174,26 @@ def recipe_costs(costs: pd.DataFrame) -> pd.DataFrame:
 
 
 def transfer(profile: Profile) -> pd.DataFrame:
-    """C4, N1: residual source {v1, v2, other_family} × target {base_v1, base_v2, CPT(base_v1), CPT(base_v2)};
-    the diagonal (a version's residual on its own lineage) over every seed, the rest on the first seed."""
+    """C4, N1: residual source {v1, v2, other_family} × target {base_v1, base_v2, CPT(base_v1), CPT(base_v2)},
+    with the targets without a residual and the released instruct models, every cell over every seed (issue 48: a
+    figure's points and reference lines, and its verdicts, from the same seeds). The other family's residual is
+    released for the first seed only, so its row has that seed alone."""
     rows = []
     for seed, f in families(profile).items():
-        first = seed == profile.train_seeds[0]
         sources = {"v1": (f[Member.BASE_V1], f[Member.INSTRUCT_V1]), "v2": (f[Member.BASE_V2], f[Member.INSTRUCT_V2])}
-        if first and Member.OTHER_FAMILY in f:  # the other family's own instruct model (the N1 residual)
+        if Member.OTHER_FAMILY in f:  # the other family's own instruct model (the N1 residual)
             sources[Member.OTHER_FAMILY] = (f[Member.OTHER_FAMILY], f[Member.OTHER_INSTRUCT])
         targets = {Member.BASE_V1: ("v1", f[Member.BASE_V1]), Member.BASE_V2: ("v2", f[Member.BASE_V2]),
                    CPT_B: ("v1", fam.cpt(profile, f[Member.BASE_V1], seed)),
                    CPT_B2: ("v2", fam.cpt(profile, f[Member.BASE_V2], seed))}
-        for src, (base, inst) in sources.items():
-            for tgt, (version, target) in targets.items():
-                diagonal = src == version
-                if first or diagonal:
-                    rows.append({"seed": seed, "source": src, "target": tgt, "diagonal": diagonal,
-                                 "path": restored(base, inst, target)})
+        rows += [{"seed": seed, "source": src, "target": tgt, "diagonal": src == version,
+                  "path": restored(base, inst, target)}
+                 for src, (base, inst) in sources.items() for tgt, (version, target) in targets.items()]
         rows += [{"seed": seed, "source": "native", "target": m, "diagonal": True, "path": f[m]}
                  for m in (Member.INSTRUCT_V1, Member.INSTRUCT_V2)]
-        if first:  # the targets without a residual, the baseline each cell improves on
-            rows += [{"seed": seed, "source": "none", "target": t, "diagonal": False, "path": path}
-                     for t, (_, path) in targets.items()]
+        # the targets without a residual, the baseline each cell improves on
+        rows += [{"seed": seed, "source": "none", "target": t, "diagonal": False, "path": path}
+                 for t, (_, path) in targets.items()]
     return scored(rows, profile, f["data"])
 
 

@@ -79,7 +79,7 @@ def forgetting_from_table(data: pd.DataFrame, panels: list[str], labels: dict[st
         ax.set_title("\n".join(textwrap.wrap(labels[m], 45)), fontsize=9)
     plots.legend_below(fig, np.atleast_1d(axes)[0], ncol=4)
     fig.suptitle("Forgetting during CPT — mean and 95% CI (t over seeds + items): lines the first seed at "
-                 f"every milestone" + (f", diamonds the final budget over {_seeds(n_final)}" if n_final > 1 else ""))
+                 "every milestone" + (f", diamonds the final budget over {_seeds(n_final)}" if n_final > 1 else ""))
     return fig
 
 

@@ -25,7 +25,6 @@ from cptlib.study import verdicts as V
 from cptlib.study.criteria import CALIBRATION_CHANGE, EFFECT, FACTOR, GENERAL_CHANGES, SIZE_RULE, VALIDITY_RULE
 from cptlib.evaluation.suite import suite_for
 from cptlib.study.plots import DPI, figures_dir, markdown, styled
-from cptlib.members import Member
 
 # The report's sentences are Markdown: CommonMark, raw HTML off (a "<" in a sentence is shown, never parsed).
 _MARKDOWN = MarkdownIt("commonmark", {"html": False})
@@ -291,6 +290,7 @@ def _sections(profile, verdicts: list[V.Verdict], run_times: dict[str, float], s
         ("h2", "Headline figures"), *[("figure", f) for f in shown if f in HEADLINE and f != "effects"],
         ("h2", "Where the recipe works (N4)"), ("p", n4),
         ("h2", "Calibration"), ("table", calib) if calib is not None else ("p", "(notebook 00 has not run)"),
+        *_sft_blocks(profile),
         ("h2", "Run time per notebook"), ("table", times) if len(times) else ("p", "(no timed runs yet)"),
         ("p", reused_note),
         ("h2", "Other figures"), *[("figure", f) for f in shown if f not in HEADLINE],
@@ -298,6 +298,20 @@ def _sections(profile, verdicts: list[V.Verdict], run_times: dict[str, float], s
         ("table", versions) if len(versions) else ("p", "(no stage logs)"),
         ("code", f"libraries: {prov['libraries']}"),
     ]
+
+
+def _sft_blocks(profile) -> list[tuple]:
+    """Where the profile trains its own instruct model: the SFT's targets (cptlib.study.sft_targets), saved as
+    sft_targets.csv and rendered from it."""
+    from cptlib.study import sft_targets
+    from cptlib.study.plots import caption_for, save_table
+
+    targets = sft_targets.table(profile)
+    if targets is None:
+        return []
+    save_table(targets, "sft_targets", profile, caption=caption_for(
+        profile, "the SFT's targets (calibration log run 21): judged on the value, its 95% interval beside it"))
+    return [("h3", "The SFT's targets"), ("p", SFT_NOTE), ("table", sft_targets.shown(targets))]
 
 
 def _markdown_block(kind: str, x, captions: dict[str, str]) -> str:
@@ -511,6 +525,12 @@ DRIFT_NOTE = ("Every point is the mean over the profile's {n} study seeds (ances
               "not adjusted for the grid's cells.{shown} CPT(base_v1)+SFT is trained at each learning rate's final "
               "budget only (one SFT per cell). The design and the reading were written down before the numbers "
               "(docs/calibration_log.md, run 20).")
+# What the SFT's targets are (a profile that trains its own instruct model: models.instruct_v1: sft).
+SFT_NOTE = ("instruct_v1 is trained here (one SFT seed). Its targets were fixed before any of its numbers "
+            "(docs/calibration_log.md, run 21): it must follow instructions (IF gain ≥ +0.30 over base_v1) and keep "
+            "general ability (the benchmarks' average within 0.03 of base_v1's). Each is judged on the measured "
+            "value, as the calibration targets are; the interval (paired by item) covers the items, not another SFT "
+            "seed.")
 # A run before the claims were judged across the regime (no drift_regime.csv) says what its curves are.
 DRIFT_SHOWN = " The curves are shown, not judged: the claims table of the default profile reads C1 and C3 at the default CPT."
 # The claims across the regime: what the section says before its tables (run 22 §5's rule).
