@@ -86,3 +86,67 @@ def test_the_registry_lists_the_study_claims_in_the_table_order():
     assert list(CL.CLAIMS) == ["C1", "C2", "C3", "C4", "C5", "C6", "Q1", "Q2", "Q3", "N1", "N2", "N3", "N4"]
     assert {c: CL.CLAIMS[c].part for c in CL.CLAIMS if CL.CLAIMS[c].part} == {
         "C5": "sizes", "C6": "sft", "Q1": "sizes", "N2": "shift"}
+
+
+# --- every claim on every seed the validity rule keeps (issue 48 item 3) ---
+
+def _calibration(missing: dict[str, float]) -> pd.DataFrame:
+    """A calibration table shaped as notebook 00's: instruct_v1's IF at seeds 0–2 ("instruct_v1" is seed 0's),
+    each met unless `missing` gives its value."""
+    rows = []
+    for label in ("instruct_v1", "instruct_v1 (seed 1)", "instruct_v1 (seed 2)"):
+        value = missing.get(label, 0.65)
+        rows.append({"metric": "IF prompt-level strict", "model": label, "value": value,
+                     "target": ">= 0.60 and >= base_v1 + 0.40", "met": value >= 0.60, "n": 300, "n_seeds": 1})
+    return pd.DataFrame(rows)
+
+
+def test_the_parts_beyond_the_key_results_run_on_the_seeds_whose_ancestors_meet_their_calibration():
+    from cptlib.study.experiments import seeds_meeting
+
+    needs = ("base_v1", "instruct_v1")
+    assert seeds_meeting(_calibration({}), [0, 1, 2], needs) == [0, 1, 2]
+    assert seeds_meeting(_calibration({"instruct_v1 (seed 2)": 0.587}), [0, 1, 2], needs) == [0, 1]
+    assert seeds_meeting(_calibration({"instruct_v1": 0.5}), [0, 1, 2], needs) == [1, 2]
+    assert seeds_meeting(_calibration({"instruct_v1 (seed 2)": 0.587}), [0, 1, 2], ("base_v1",)) == [0, 1, 2]
+    assert seeds_meeting(None, [0, 1], needs) == [0, 1]  # a real profile: no targets
+
+
+def _forgetting(seeds_along=(0, 1), every=(0, 1, 2)) -> pd.DataFrame:
+    """instruct_v1 at 0 tokens for every seed, CPT(instruct_v1) at the milestone (seeds_along) and the final budget."""
+    rows = [{"seed": s, "tokens": 0, "model": "instruct_v1", "IF": 0.62 + 0.01 * s} for s in every]
+    rows += [{"seed": s, "tokens": 100, "model": "CPT(instruct_v1)", "IF": 0.58 - 0.01 * s} for s in seeds_along]
+    rows += [{"seed": s, "tokens": 400, "model": "CPT(instruct_v1)", "IF": 0.50 - 0.02 * s} for s in every]
+    return pd.DataFrame(rows)
+
+
+def test_c1_s_horizon_and_aggressive_cell_and_n2_pair_every_seed_the_tables_have():
+    fg = _forgetting()
+    n4 = pd.DataFrame([{"seed": s, "lr": 1e-3, "cpt_lr": True, "tokens": t, "model": "CPT(instruct_v1)",
+                        "drift_ratio": 1.0, "IF": 0.3 + 0.1 * s} for s in (0, 1) for t in (800,)])
+    shift = pd.DataFrame([{"seed": s, "corpus": c, "shift_bpb": b + 0.1 * s, "model": "CPT(instruct_v1)",
+                           "IF": 0.6 - d - 0.01 * s}
+                          for s in (0, 1) for c, b, d in (("corpus_b.jsonl", 1.5, 0.1), ("corpus_a2.jsonl", 2.3, 0.05))])
+    fx = CL.effects({"forgetting": fg, "n4": n4, "shift": shift})
+    grows = fx[fx.quantity == "IF(CPT(instruct_v1)) final − first milestone"].iloc[0]
+    # seeds 0 and 1: (0.50 − 0.58) and (0.48 − 0.57): mean −0.085, over 2 seeds (seed 2 has no milestone)
+    assert (grows["mean"], grows.n_seeds) == (pytest.approx(-0.085), 2)
+    agg = fx[fx.quantity == "ΔIF at the aggressive cell (cpt.lr, N4 budget)"].iloc[0]
+    assert (agg["mean"], agg.n_seeds) == (pytest.approx(((0.62 - 0.3) + (0.63 - 0.4)) / 2), 2)
+    n2 = fx[fx.claim == "N2"]
+    assert list(n2.n_seeds) == [2, 2]
+    assert list(n2.quantity) == ["ΔIF on corpus_b (shift 1.55 bpb)", "ΔIF on corpus_a2 (shift 2.35 bpb)"]
+    # corpus_b: seed 0 0.62 − 0.50, seed 1 0.63 − 0.49; corpus_a2: 0.62 − 0.55, 0.63 − 0.54 (paired by seed)
+    assert n2["mean"].tolist() == pytest.approx([0.13, 0.08])
+
+
+def test_n4_reads_each_cell_s_mean_over_the_map_s_seeds_and_says_how_many():
+    from cptlib.study.n4 import cells
+
+    n4 = pd.DataFrame([{"seed": s, "lr": 1e-3, "cpt_lr": True, "tokens": t, "model": "CPT(base_v1)+Θr(v1)",
+                        "drift_ratio": d * (1 + 0.1 * s), "IF": i - 0.02 * s, "era_b": 0.3}
+                       for s in (0, 1) for t, d, i in ((100, 0.2, 0.60), (200, 0.8, 0.40))])
+    c = cells(n4)
+    assert c.IF.tolist() == pytest.approx([0.59, 0.39]) and c.n_seeds.tolist() == [2, 2]
+    v = CL.CLAIMS["N4"].judge(V.Context(CL.effects({}), n4=n4, instruct_if=0.6))
+    assert "in 1 of 2 cells" in v.measured and "each cell the mean over 2 seeds" in v.measured and v.note == ""

@@ -304,8 +304,8 @@ def test_every_interval_holds_its_mean_and_stays_in_range_and_every_score_names_
             assert rows[f"{m}_lo"].between(0, 1).all() and rows[f"{m}_hi"].between(0, 1).all(), (name, m)
             widths += list(rows[f"{m}_hi"] - rows[f"{m}_lo"])
         assert max(widths) > 0, name  # the items give an interval even for 1 seed (smoke's IF is 0 everywhere)
-    for name in ["n4_map", "ablations", "shift"]:
-        evals = pd.read_csv(out / f"{name}.csv")["eval"]
+    for name in ["n4_map", "ablations", "shift"]:  # the ablations' summary: one evaluation per seed, joined by ";"
+        evals = [e for joined in pd.read_csv(out / f"{name}.csv")["eval"] for e in joined.split(";")]
         assert all((paths.stages_dir() / e / "cptlib_manifest.json").is_file() for e in evals), name
     effects = pd.read_csv(out / "effects.csv")
     assert {"claim", "quantity", "mean", "lo", "hi", "n_seeds", "rule", "met", "verdict", "paper_lo",

@@ -400,8 +400,9 @@ MergeChoice = Annotated[Union[tuple(Annotated[spec, Tag(name)] for name, spec in
 
 
 class StudyConfig(Section):
-    """What the notebooks sweep (docs/paper.md §3). The key results (01 endpoints, 02, 03 diagonal) run every
-    training seed in `train_seeds`; every other experiment runs the first seed only."""
+    """What the notebooks sweep (docs/paper.md §3). The key results (01 endpoints, 02, 03) run every training seed
+    in `train_seeds`; the other parts (milestones, the N4 map, the ablations, the data shift) every seed the validity
+    rule keeps, or the first seed alone where `every_seed` is false."""
 
     n4_lrs: list[float] = Field(
         [1e-4, 1e-3], description="extra CPT learning rates of the N4 map (besides cpt.lr); each is one CPT run "
@@ -423,6 +424,10 @@ class StudyConfig(Section):
         ["corpus_a2.jsonl", "corpus_b.jsonl"], description="CPT corpora of the data-shift ablation (04, N2): more "
         "era-A-style text vs era-B news, same recipe (cpt)")
     eval_processes: int = Field(2, ge=1, description="evaluations run at once, each in its own single-threaded process")
+    every_seed: bool = Field(
+        True, description="run the parts beyond the key results (the milestones, the N4 map, the ablations, the data "
+        "shift) on every training seed whose base_v1 and instruct_v1 meet their calibration (the validity rule leaves "
+        "the others out of every claim these parts serve); false: on the first seed alone (a real model's cost)")
     peft_recipe: bool = Field(
         False, description="also score Θr(v1) as a full-rank PEFT LoRA adapter attached to CPT(base_v1) at load time "
         "(docs/residual.md; the instruct model's norms), beside the merged CPT(base_v1)+Θr (02; shown under C3)")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from cptlib.config import DRIFT_NOTEBOOK, SIZES_NOTEBOOK, Profile
-from cptlib.study import experiments, figures, plots, restored, stats
+from cptlib.study import claims, experiments, figures, plots, restored, stats
 
 REPORT_NOTEBOOK = "05_report"
 
@@ -172,7 +172,8 @@ class Study:
         """N4: CPT budget × learning rate → restored IF, news accuracy and drift ratio (n4_map.png)."""
         if (skip := self._not_run("n4_map", "n4")):
             return skip
-        n4, instruct_if = experiments.n4_map(self.profile), experiments.reference_if(self.forgetting().table)
+        n4 = experiments.n4_map(self.profile)
+        instruct_if = experiments.reference_if(self.forgetting().table, n4.seed.unique())
         return self._result("n4_map", table=n4, figure_caption=figures.N4_CAPTION,
                             draw=lambda: figures.n4_map(n4, instruct_if, self.panels, self.labels))
 
@@ -211,20 +212,26 @@ class Study:
         if (skip := self._not_run("transfer", "transfer")):
             return skip
         tr = experiments.transfer(self.profile)
+        # The seeds C4 judges (the validity rule), so that the figure and its verdict share them (issue 48).
+        kept = experiments.valid_seeds(self.profile, claims.CLAIMS["C4"].needs) or sorted(tr.seed.unique())
+        tr = tr[tr.seed.isin(kept)]
         cells = experiments.transfer_cells(tr, self.panels)
         return self._result("transfer", table=cells, table_caption=(
-            "C4 (residuals transfer between versions), N1 (not across families); mean and 95% CI (t over seeds + items)"),
+            "C4 (residuals transfer between versions), N1 (not across families); mean and 95% CI (t over seeds + items) "
+            f"over seed{'s' if len(kept) > 1 else ''} {', '.join(map(str, kept))}: those C4 judges"),
             figure_caption=figures.TRANSFER_CAPTION, draw=lambda: figures.transfer(cells, tr, self.labels))
 
     # Notebook 04: ablations, the data shift, where the residual lives.
     @_once
     def ablations(self) -> Result:
-        """Q3, N3, α, rank and the PEFT adapter on the first seed, with 95% intervals over items (ablations.csv)."""
+        """Q3, N3, α, rank and the PEFT adapter, each setting's mean over the seeds the ablations run on
+        (experiments.part_seeds) with its 95% interval (ablations.csv)."""
         if (skip := self._not_run("ablations", "ablations")):
             return skip
-        ab = experiments.with_item_intervals(experiments.ablations(self.profile), self.panels)
+        ab = experiments.ablation_summary(experiments.ablations(self.profile), self.panels)
         return self._result("ablations", table=ab, table_caption=(
-            "Q3 (merge methods), N3 (module subsets), α, rank and the rank-r PEFT adapter; first seed, 95% CI over items"),
+            "Q3 (merge methods), N3 (module subsets), α, rank and the rank-r PEFT adapter; mean and 95% CI (t over "
+            "seeds + items) over the seeds whose ancestors meet their calibration (n_seeds)"),
             figure_caption=figures.ABLATIONS_CAPTION,
             draw=lambda: figures.ablations(ab, self.panels, self.labels, self.second))
 
@@ -234,7 +241,7 @@ class Study:
         if (skip := self._not_run("shift", "shift")):
             return skip
         shift = experiments.data_shift(self.profile)
-        instruct_if = experiments.reference_if(self.forgetting().table)
+        instruct_if = experiments.reference_if(self.forgetting().table, shift.seed.unique())
         return self._result("shift", table=shift, table_caption="N2 (data shift drives forgetting)",
                             figure_caption=figures.SHIFT_CAPTION,
                             draw=lambda: figures.shift(shift, instruct_if, self.labels))

@@ -5,7 +5,8 @@
 
 Everything is cached (training and restored models as stages, evaluations by model content), so a notebook
 that is run again does no work. The key results (forgetting endpoints, recipes, the transfer diagonal) run
-every seed of `profile.train_seeds`; every other experiment runs the first seed only.
+every seed of `profile.train_seeds`; the other parts (milestones, the N4 map, the ablations, the data shift) run
+`part_seeds(profile)`: every seed whose ancestors meet their calibration, or the first alone (`study.every_seed`).
 
 A real profile (`models:` set, docs/paper.md §5) runs the same functions: its members are released checkpoints, its
 scores come from its suite (cptlib.evaluation.suite: lm-eval's real tasks mapped to the study's metrics by
@@ -66,16 +67,44 @@ def families(profile: Profile) -> dict[int, dict[str, Path]]:
     return {s: fam.build_family(profile, s, other_family=s == first) for s in profile.train_seeds}
 
 
+def part_seeds(profile: Profile) -> list[int]:
+    """The seeds the parts beyond the key results run on (the milestones, the N4 map, the ablations, the data shift):
+    every training seed whose base_v1 and instruct_v1 meet their own calibration targets — the validity rule
+    (cptlib.study.verdicts.misses) leaves the others out of every claim these parts serve, so their runs would be
+    shown nowhere — or the first seed alone where `study.every_seed` is false. With no valid seed, the first (its
+    numbers are shown, not judged: the claims are not testable). Reads notebook 00's cached evaluations (~1 s)."""
+    seeds = list(profile.train_seeds)
+    if not profile.study.every_seed or len(seeds) == 1:
+        return seeds[:1]
+    return valid_seeds(profile, (Member.BASE_V1, Member.INSTRUCT_V1)) or seeds[:1]
+
+
+def valid_seeds(profile: Profile, needs) -> list[int]:
+    """The training seeds at which every member in `needs` meets its own calibration targets (the validity rule;
+    a real profile has no targets: every seed), from notebook 00's calibration."""
+    return seeds_meeting(calibration(profile, families(profile)), profile.train_seeds, needs)
+
+
+def seeds_meeting(calibration_table: pd.DataFrame | None, seeds, needs) -> list[int]:
+    """The `seeds` at which no member in `needs` misses a calibration target of the validity rule
+    (cptlib.study.verdicts.misses reads the table)."""
+    from cptlib.study.verdicts import misses
+
+    missed = misses(calibration_table, tuple(seeds))
+    return [s for s in seeds if not any((m, s) in missed for m in needs)]
+
+
 def forgetting(profile: Profile) -> pd.DataFrame:
-    """C1, C2, Q2: CPT(instruct_v1), CPT(base_v1) and CPT(base_v1)+Θr(v1) at every milestone (first seed) and
+    """C1, C2, Q2: CPT(instruct_v1), CPT(base_v1) and CPT(base_v1)+Θr(v1) at every milestone (the `part_seeds`) and
     at the final budget (every seed), with instruct_v1 and base_v1 at 0 tokens."""
     rows = []
+    along = part_seeds(profile)
     for seed, f in families(profile).items():
         has_base = Member.BASE_V1 in f  # a released instruct model without its base: CPT(instruct_v1) only (C1)
         rows += [{"seed": seed, "tokens": 0, "model": m, "drift": 0.0, "drift_ratio": 0.0, "path": f[m]}
                  for m in (Member.INSTRUCT_V1, Member.BASE_V1) if m in f]
         cpt_i = fam.cpt(profile, f[Member.INSTRUCT_V1], seed)
-        first = seed == profile.train_seeds[0]
+        first = seed in along  # every milestone; the other seeds at the final budget alone
         # The final budget as trained: cpt.tokens rounded to whole optimizer steps (e.g. 499,712 of 500,000).
         final = read_manifest(cpt_i)["tokens"]
         for tokens, model in milestones(cpt_i).items():
@@ -103,22 +132,21 @@ def _panel_only(tokens: int, final: int) -> tuple[str, ...] | None:
 
 
 def n4_map(profile: Profile) -> pd.DataFrame:
-    """N4: restored IF, news accuracy and drift ratio over CPT budgets (milestones) × CPT learning rates
-    (first seed); CPT(instruct_v1) at each learning rate's final budget for reference."""
-    seed = profile.train_seeds[0]
-    f = fam.build_family(profile, seed)
-    inst_drift = instruct_drift(f[Member.BASE_V1], f[Member.INSTRUCT_V1])
+    """N4: restored IF, news accuracy and drift ratio over CPT budgets (milestones) × CPT learning rates, per seed of
+    `part_seeds`; CPT(instruct_v1) at each learning rate's final budget for reference."""
     rows = []
-    for lr in dict.fromkeys([profile.cpt.lr, *profile.study.n4_lrs]):
-        cfg = n4_cpt(profile, lr)
-        for tokens, model in milestones(fam.cpt(profile, f[Member.BASE_V1], seed, cfg)).items():
-            d = drift(model)
-            rows.append({"lr": lr, "cpt_lr": lr == profile.cpt.lr, "tokens": tokens, "model": REST, "drift_ratio": d / inst_drift,
-                         "path": restored(f[Member.BASE_V1], f[Member.INSTRUCT_V1], model), "tasks": PANEL_TASKS})
-        cpt_i = fam.cpt(profile, f[Member.INSTRUCT_V1], seed, cfg)
-        rows.append({"lr": lr, "cpt_lr": lr == profile.cpt.lr, "tokens": read_manifest(cpt_i)["tokens"], "model": CPT_I,
-                     "drift_ratio": (read_manifest(cpt_i).get("drift") or {}).get("total", float("nan")) / inst_drift,
-                     "path": cpt_i, "tasks": PANEL_TASKS})
+    for seed in part_seeds(profile):
+        f = fam.build_family(profile, seed)
+        inst_drift = instruct_drift(f[Member.BASE_V1], f[Member.INSTRUCT_V1])
+        for lr in dict.fromkeys([profile.cpt.lr, *profile.study.n4_lrs]):
+            cfg, at = n4_cpt(profile, lr), {"seed": seed, "lr": lr, "cpt_lr": lr == profile.cpt.lr}
+            for tokens, model in milestones(fam.cpt(profile, f[Member.BASE_V1], seed, cfg)).items():
+                rows.append({**at, "tokens": tokens, "model": REST, "drift_ratio": drift(model) / inst_drift,
+                             "path": restored(f[Member.BASE_V1], f[Member.INSTRUCT_V1], model), "tasks": PANEL_TASKS})
+            cpt_i = fam.cpt(profile, f[Member.INSTRUCT_V1], seed, cfg)
+            rows.append({**at, "tokens": read_manifest(cpt_i)["tokens"], "model": CPT_I,
+                         "drift_ratio": (read_manifest(cpt_i).get("drift") or {}).get("total", float("nan")) / inst_drift,
+                         "path": cpt_i, "tasks": PANEL_TASKS})
     return scored(rows, profile, f["data"])
 
 
@@ -129,12 +157,14 @@ def _flops(stage: Path) -> float:
     return 6.0 * m["n_params"] * tokens
 
 
-def reference_if(forgetting_table: pd.DataFrame) -> float:
-    """IF of the first seed's instruct_v1 (0 tokens): the reference of the parts that run on the first seed alone
-    (the N4 map's 80% bound, the data shift's line), so that their points and their reference share a seed."""
+def reference_if(forgetting_table: pd.DataFrame, seeds) -> float:
+    """IF of instruct_v1 (0 tokens), the mean over `seeds`: the reference of a part run on those seeds (the N4 map's
+    80% bound, the data shift's line), so that its points and its reference share their seeds."""
     fg = forgetting_table
-    first = fg[(fg.model == Member.INSTRUCT_V1) & (fg.seed == fg.seed.min())]
-    return float(first.IF.iloc[0])
+    rows = fg[(fg.model == Member.INSTRUCT_V1) & (fg.tokens == 0) & fg.seed.isin(list(seeds))]
+    if rows.empty:
+        raise ValueError(f"no instruct_v1 row for seeds {sorted(seeds)} in the forgetting table")
+    return float(rows.IF.mean())
 
 
 def recipes(profile: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -203,16 +233,22 @@ def transfer_cells(table: pd.DataFrame, panels: list[str]) -> pd.DataFrame:
     return stats.summarize(table[~table.source.isin(["native", "none"])], ["source", "target"], panels)
 
 
-def _first(profile: Profile) -> tuple[int, dict[str, Path], Path]:
-    seed = profile.train_seeds[0]
+def _family_and_cpt(profile: Profile, seed: int) -> tuple[dict[str, Path], Path]:
     f = fam.build_family(profile, seed)
-    return seed, f, fam.cpt(profile, f[Member.BASE_V1], seed)
+    return f, fam.cpt(profile, f[Member.BASE_V1], seed)
 
 
 def ablations(profile: Profile) -> pd.DataFrame:
-    """Q3, N3, low rank (first seed, CPT(base_v1) at the final budget as the target): α sweep, merge methods,
-    module subsets, residual ranks. Columns: ablation, setting, value, residual_mb, metrics."""
-    seed, f, cpt_b = _first(profile)
+    """Q3, N3, low rank (CPT(base_v1) at the final budget as the target, per seed of `part_seeds`): α sweep, merge
+    methods, module subsets, residual ranks. Columns: seed, ablation, setting, value, residual_mb, metrics."""
+    rows = []
+    for seed in part_seeds(profile):
+        f, cpt_b = _family_and_cpt(profile, seed)
+        rows += [{"seed": seed, **r} for r in _ablation_rows(profile, f, cpt_b)]
+    return scored(rows, profile, f["data"])
+
+
+def _ablation_rows(profile: Profile, f: dict[str, Path], cpt_b: Path) -> list[dict]:
     base, inst, study = f[Member.BASE_V1], f[Member.INSTRUCT_V1], profile.study
     full_mb = read_manifest(residual_dir(base, inst))["bytes"] / 1e6
     rows = [{"ablation": "alpha", "setting": f"α={a:g}", "value": a, "path": restored(base, inst, cpt_b, alpha=a)}
@@ -229,14 +265,18 @@ def ablations(profile: Profile) -> pd.DataFrame:
                      "path": restored(base, inst, cpt_b, rank=r)})
     rows.append({"ablation": "rank", "setting": "full", "value": float("inf"), "residual_mb": full_mb,
                  "adapter_mb": _adapter_mb(base, inst, None), "path": restored(base, inst, cpt_b)})
-    return scored(rows + adapter_rows(base, inst, cpt_b, max(study.ranks)), profile, f["data"])
+    return rows + adapter_rows(base, inst, cpt_b, max(study.ranks))
 
 
-def with_item_intervals(ab: pd.DataFrame, panels: list[str]) -> pd.DataFrame:
-    """ablations()' rows with each metric's 95% interval over items beside it (<metric>_lo, <metric>_hi): each
-    setting is one model of the first seed, so its interval is over the evaluation items alone."""
-    ci = stats.summarize(ab.assign(row=range(len(ab))), ["row"], panels).drop(columns="row")
-    return pd.concat([ab.reset_index(drop=True), ci[[c for c in ci.columns if c.endswith(("_lo", "_hi"))]]], axis=1)
+def ablation_summary(ab: pd.DataFrame, panels: list[str]) -> pd.DataFrame:
+    """ablations()' settings, each metric's mean over the seeds with its 95% interval (t over seeds + items; over
+    items alone with one seed), the setting's value and sizes, which every seed shares, and the evaluations behind
+    it (`eval`: their stage names, one per seed, joined by ";") (ablations.csv)."""
+    keys = ["ablation", "setting"]
+    groups = ab.groupby(keys, sort=False)
+    shared = groups[[c for c in ("value", "residual_mb", "adapter_mb") if c in ab]].first()
+    shared[stats.EVAL] = groups[stats.EVAL].agg(";".join)
+    return stats.summarize(ab, keys, panels).merge(shared.reset_index(), on=keys)
 
 
 def _adapter_mb(base: Path, inst: Path, rank: int | None, vectors: str = "save", embeddings: str = "lora") -> float:
@@ -265,17 +305,20 @@ def adapter_rows(base: Path, inst: Path, target: Path, rank: int) -> list[dict]:
 
 def data_shift(profile: Profile) -> pd.DataFrame:
     """N2: CPT of instruct_v1 (and base_v1 + Θr) on each corpus of `study.shift_corpora` with the CPT recipe;
-    the shift is base_v1's bits per byte on held-out text of that era (higher = further from what it knows)."""
-    seed, f, _ = _first(profile)
-    base_scores = testbed_scores({Member.BASE_V1: f[Member.BASE_V1]}, f["data"]).loc[Member.BASE_V1]
+    the shift is base_v1's bits per byte on held-out text of that era (higher = further from what it knows); per seed
+    of `part_seeds` (a seed's shift: its own base_v1's)."""
     rows = []
-    for corpus in profile.study.shift_corpora:
-        shift = base_scores["bpb_a" if corpus.startswith("corpus_a") else "bpb_b"]
-        cpt_i = fam.continue_lm(profile, f[Member.INSTRUCT_V1], f["data"], corpus, profile.cpt, seed, "cpt")
-        cpt_b = fam.continue_lm(profile, f[Member.BASE_V1], f["data"], corpus, profile.cpt, seed, "cpt")
-        rows.append({"corpus": corpus, "shift_bpb": shift, "model": CPT_I, "drift": drift(cpt_i), "path": cpt_i})
-        rows.append({"corpus": corpus, "shift_bpb": shift, "model": REST, "drift": drift(cpt_b),
-                     "path": restored(f[Member.BASE_V1], f[Member.INSTRUCT_V1], cpt_b)})
+    for seed in part_seeds(profile):
+        f = fam.build_family(profile, seed)
+        base_scores = testbed_scores({Member.BASE_V1: f[Member.BASE_V1]}, f["data"]).loc[Member.BASE_V1]
+        for corpus in profile.study.shift_corpora:
+            shift = base_scores["bpb_a" if corpus.startswith("corpus_a") else "bpb_b"]
+            cpt_i = fam.continue_lm(profile, f[Member.INSTRUCT_V1], f["data"], corpus, profile.cpt, seed, "cpt")
+            cpt_b = fam.continue_lm(profile, f[Member.BASE_V1], f["data"], corpus, profile.cpt, seed, "cpt")
+            rows.append({"seed": seed, "corpus": corpus, "shift_bpb": shift, "model": CPT_I, "drift": drift(cpt_i),
+                         "path": cpt_i})
+            rows.append({"seed": seed, "corpus": corpus, "shift_bpb": shift, "model": REST, "drift": drift(cpt_b),
+                         "path": restored(f[Member.BASE_V1], f[Member.INSTRUCT_V1], cpt_b)})
     return scored(rows, profile, f["data"])
 
 
@@ -284,7 +327,7 @@ def residual_norms(profile: Profile) -> pd.DataFrame:
     residual_norm, base_norm, relative."""
     from cptlib.residual import inspect
 
-    _, f, _ = _first(profile)
+    f = fam.build_family(profile, profile.train_seeds[0])
     norms = inspect(residual_dir(f[Member.BASE_V1], f[Member.INSTRUCT_V1]), progress=False)["relative_norms"]
     return pd.DataFrame([{"level": level, "group": g, **v} for level in ("layer", "module")
                          for g, v in norms[level].items()])

@@ -3,8 +3,9 @@
     fig, data = forgetting(curve, PANELS, LABELS)
     plots.save_figure(fig, "forgetting", data, cfg, caption)   # PNG/PDF/CSV/JSON; the notebook cell returns `fig`
 
-A number from fewer seeds is never joined into a line with more-seed points: the milestone curves are the first
-seed's (the one seed with every milestone), the final budget over every seed is a separate marker beside them.
+A number from fewer seeds is never joined into a line with more-seed points: the milestone curves are the mean over
+the seeds with every milestone (experiments.part_seeds), the final budget over every seed a separate marker beside
+them.
 The claims figure lives with the verdicts it draws (cptlib.study.report.claims_figure).
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import seaborn as sns
 from cptlib.study import plots, stats
 from cptlib.study.criteria import EFFECT, KEEP
 from cptlib.study.labels import CPT_B, CPT_I, REST, SFT
-from cptlib.study.n4 import n4_threshold
+from cptlib.study.n4 import cells, n4_threshold
 from cptlib.members import Member
 
 
@@ -31,39 +32,45 @@ def _seeds(n: int) -> str:
 FORGETTING_CAPTION = "C1 (CPT of an instruct model forgets IF), C2 (base abilities kept), Q2 (horizon)"
 
 def forgetting(curve: pd.DataFrame, panels: list[str], labels: dict[str, str]):
-    """Metric vs new CPT tokens (log x): one line per model over the first seed's milestones, the final budget's
-    mean over every seed as a separate diamond, the models before CPT as dashed references with their CI band.
+    """Metric vs new CPT tokens (log x): one line per model over its milestones, the mean over the seeds that have
+    every milestone (experiments.part_seeds), with the models before CPT over the same seeds as dashed references and
+    their CI band; the final budget's mean over every seed as a separate diamond where there are more seeds.
     Without a news accuracy, held-out bits per byte show the news being learned (bpb_b) and other text kept (bpb_a).
     Returns the figure and the table it draws (forgetting.csv; forgetting_from_table draws the same from it)."""
     bpb = [m for m in ("bpb_b", "bpb_a") if curve[m].notna().any()] if "era_b" not in panels else []
     shown = panels + bpb
-    s0, final = curve.seed.min(), curve.tokens.max()
-    first = stats.summarize(curve[(curve.tokens > 0) & (curve.seed == s0)], ["model", "tokens"], shown)
+    final = curve.tokens.max()
+    middle = curve[(curve.tokens > 0) & (curve.tokens < final)]
+    along = sorted(middle.seed.unique()) if len(middle) else [curve.seed.min()]
+    mine = curve[curve.seed.isin(along)]
+    lines = stats.summarize(mine[mine.tokens > 0], ["model", "tokens"], shown)
     every = stats.summarize(curve[curve.tokens == final], ["model", "tokens"], shown)
-    refs = stats.summarize(curve[curve.tokens == 0], ["model"], shown)
-    # With one seed the final budget's mean over every seed is the first seed's point: not listed twice.
-    several = int(every.n_seeds.max()) > 1
-    data = pd.concat([first.assign(seeds="first")] + ([every.assign(seeds="every")] if several else [])
-                     + [refs.assign(tokens=0, seeds="every")])
+    refs = stats.summarize(mine[mine.tokens == 0], ["model"], shown)
+    # Where every seed has every milestone, the final budget's mean over every seed is the lines' last point.
+    more = curve.seed.nunique() > len(along)
+    data = pd.concat([lines.assign(seeds="along")] + ([every.assign(seeds="every")] if more else [])
+                     + [refs.assign(tokens=0, seeds="along")])
     return forgetting_from_table(data, panels, labels), data
 
 
 @plots.styled
 def forgetting_from_table(data: pd.DataFrame, panels: list[str], labels: dict[str, str]):
-    """The forgetting figure from its table (forgetting.csv): the rows of the first seed ("first"), the final budget
-    over every seed ("every", tokens > 0) and the models before CPT (tokens 0)."""
+    """The forgetting figure from its table (forgetting.csv): the lines, over the seeds with every milestone
+    ("along"; "first" in tables written before issue 48), the final budget over every seed ("every", tokens > 0)
+    and the models before CPT (tokens 0), over the lines' seeds."""
     bpb = [m for m in ("bpb_b", "bpb_a") if m in data and data[m].notna().any()] if "era_b" not in panels else []
     shown = panels + bpb
-    first = data[data.seeds == "first"]
+    first = data[data.seeds.isin(["along", "first"]) & (data.tokens > 0)]
     every = data[(data.seeds == "every") & (data.tokens > 0)]
     refs = data[data.tokens == 0]
-    n_final = int(every.n_seeds.max()) if len(every) else 1
+    n_lines = int(first.n_seeds.max()) if len(first) else 1
+    n_final = int(every.n_seeds.max()) if len(every) else n_lines
     fig, axes = plots.new_figure(len(shown), width=3.3 * max(len(shown), 2), height=3.8)
     for ax, m in zip(np.atleast_1d(axes), shown):
         for model, g in first.groupby("model", sort=False):
-            ax.errorbar(g.tokens, g[m], yerr=stats.yerr(g, m), marker="o", label=f"{model} (first seed)",
+            ax.errorbar(g.tokens, g[m], yerr=stats.yerr(g, m), marker="o", label=f"{model} ({_seeds(n_lines)})",
                         color=plots.COLORS[model])
-        if n_final > 1:
+        if len(every):
             for model, g in every.groupby("model", sort=False):
                 ax.errorbar(g.tokens * 1.12, g[m], yerr=stats.yerr(g, m), marker="D", ls="", mfc="white",
                             color=plots.COLORS[model], label=f"{model}, final budget ({_seeds(int(g.n_seeds.iloc[0]))})")
@@ -78,8 +85,8 @@ def forgetting_from_table(data: pd.DataFrame, panels: list[str], labels: dict[st
             plots.fraction_axis(ax)
         ax.set_title("\n".join(textwrap.wrap(labels[m], 45)), fontsize=9)
     plots.legend_below(fig, np.atleast_1d(axes)[0], ncol=4)
-    fig.suptitle("Forgetting during CPT — mean and 95% CI (t over seeds + items): lines the first seed at "
-                 "every milestone" + (f", diamonds the final budget over {_seeds(n_final)}" if n_final > 1 else ""))
+    fig.suptitle("Forgetting during CPT — mean and 95% CI (t over seeds + items): lines and dashed references over "
+                 f"{_seeds(n_lines)}" + (f", diamonds the final budget over {_seeds(n_final)}" if len(every) else ""))
     return fig
 
 
@@ -89,9 +96,11 @@ N4_CAPTION = "N4 (when the residual works: budget × learning rate × drift)"
 @plots.styled
 def n4_map(n4: pd.DataFrame, instruct_if: float, panels: list[str], labels: dict[str, str]):
     """N4: heatmaps of the restored model's IF (framed in red: misses N4's criterion) and news accuracy over CPT
-    budget × learning rate, and restored IF against the drift ratio with N4's threshold and fitted line (first
-    seed)."""
+    budget × learning rate, and restored IF against the drift ratio with N4's threshold and fitted line: each cell's
+    mean over the map's seeds (`instruct_if`: instruct_v1's over the same seeds)."""
+    per_seed, n4 = n4, cells(n4)
     rest = n4[n4.model == REST]
+    n_seeds = per_seed.seed.nunique() if "seed" in per_seed else 1
     maps = [m for m in ("IF", "era_b") if m in panels]  # a real profile without a news metric: IF only
     t = n4_threshold(n4, instruct_if)
     fig, axes = plots.new_figure(len(maps) + 1, width=5.2 * (len(maps) + 1), height=4.6)
@@ -125,9 +134,10 @@ def n4_map(n4: pd.DataFrame, instruct_if: float, panels: list[str], labels: dict
     ax.axvline(0.5, color="#999999", lw=1, ls="-.", label="the testbed's calibration target, drift ratio ≤ 0.5")
     plots.log_axis(ax, "drift ratio ‖θ_cpt − θ_base‖ / ‖Θr‖ (log scale)")
     plots.fraction_axis(ax, labels["IF"])
-    ax.set_title("restored IF vs drift ratio (first seed; 95% CI over items in the tables)", fontsize=9)
+    ax.set_title(f"restored IF vs drift ratio (each cell: the mean over {n_seeds} seed{'s' if n_seeds > 1 else ''})",
+                 fontsize=9)
     plots.legend_below(fig, ax, ncol=2)
-    return fig, n4
+    return fig, per_seed
 
 
 LR_MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -432,7 +442,8 @@ ABLATIONS_CAPTION = "Q3 (merge method), N3 (modules), α sweep, low rank and the
 
 @plots.styled
 def ablations(ab: pd.DataFrame, panels: list[str], labels: dict[str, str], second: str):
-    """Q3, N3, α and rank on CPT(base_v1) at the final budget (first seed; 95% CI over items)."""
+    """Q3, N3, α and rank on CPT(base_v1) at the final budget, from ablation_summary's table (mean over seeds,
+    95% CI over seeds + items)."""
     fig, axes = plots.new_figure(2, width=10, height=7.2, nrows=2)
     a = ab[ab.ablation == "alpha"]
     for m in panels:
@@ -460,8 +471,9 @@ def ablations(ab: pd.DataFrame, panels: list[str], labels: dict[str, str], secon
     for ax in axes:
         plots.fraction_axis(ax)
     plots.legend_below(fig, axes[0], ncol=3)
-    fig.suptitle("Ablations on CPT(base_v1) at the final budget (first seed; error bars: 95% CI over items); bars: "
-                 f"IF (blue) and {labels[second]}", fontsize=10)
+    n = int(ab.n_seeds.max()) if "n_seeds" in ab else 1
+    fig.suptitle(f"Ablations on CPT(base_v1) at the final budget (mean over {n} seed{'s' if n > 1 else ''}; error bars: "
+                 f"95% CI over {'seeds + ' if n > 1 else ''}items); bars: IF (blue) and {labels[second]}", fontsize=10)
     return fig, ab
 
 
@@ -470,8 +482,11 @@ SHIFT_CAPTION = "N2 (shift between CPT and original data vs forgetting)"
 
 @plots.styled
 def shift(shift_table: pd.DataFrame, instruct_if: float, labels: dict[str, str]):
-    """N2: IF after CPT on each corpus against the corpus' shift (first seed; 95% CI over items)."""
-    by = stats.summarize(shift_table, ["corpus", "shift_bpb", "model"], ["IF"])
+    """N2: IF after CPT on each corpus against the corpus' shift (base_v1's bits per byte, the mean over the seeds),
+    the mean over the table's seeds with its 95% CI; `instruct_if`: instruct_v1's over the same seeds."""
+    by = stats.summarize(shift_table, ["corpus", "model"], ["IF"]).merge(
+        shift_table.groupby("corpus", as_index=False).shift_bpb.mean(), on="corpus")
+    n = int(by.n_seeds.max())
     fig, ax = plots.new_figure(width=5.5, height=3.8)
     for model, g in by.groupby("model", sort=False):
         ax.errorbar(g.shift_bpb, g.IF, yerr=stats.yerr(g, "IF"), marker="o", label=model, color=plots.COLORS.get(model))
@@ -480,7 +495,8 @@ def shift(shift_table: pd.DataFrame, instruct_if: float, labels: dict[str, str])
                         textcoords="offset points")
     ax.axhline(instruct_if, ls="--", lw=1, color=plots.COLORS[Member.INSTRUCT_V1], label="instruct_v1 (before CPT)")
     ax.set_xlabel("shift: base_v1 bits per byte on the corpus' era"); plots.fraction_axis(ax, labels["IF"])
-    ax.set_title("Data shift vs forgetting (first seed; 95% CI over items)", fontsize=9)
+    ax.set_title(f"Data shift vs forgetting (mean over {n} seed{'s' if n > 1 else ''}; 95% CI over "
+                 f"{'seeds + ' if n > 1 else ''}items)", fontsize=9)
     plots.legend_below(fig, ax, ncol=2)
     return fig, shift_table
 

@@ -50,9 +50,18 @@ def _n4_map(profile, t):
     from cptlib.members import Member
     from cptlib.study import figures, restored
 
-    c = t["calibration"]  # the first seed's instruct_v1 (its label has no seed), as 01's experiments.reference_if
-    instruct_if = float(c[(c.model == Member.INSTRUCT_V1) & (c.metric == "IF prompt-level strict")].value.iloc[0])
-    return figures.n4_map(t["n4_map"], instruct_if, restored.panels(profile), restored.labels(profile))
+    from cptlib.evaluation.calibration import ModelId
+
+    # instruct_v1's IF over the map's seeds, as 01's experiments.reference_if: the first seed's label has no seed
+    # ("instruct_v1"), another's does ("instruct_v1 (seed 1)"); a map written before issue 48 is the first seed's.
+    n4, c = t["n4_map"], t["calibration"]
+    seeds = sorted(n4.seed.unique()) if "seed" in n4 else [profile.train_seeds[0]]
+    labels = [ModelId(Member.INSTRUCT_V1, seed=None if s == profile.train_seeds[0] else int(s)).label for s in seeds]
+    rows = c[c.model.isin(labels) & (c.metric == "IF prompt-level strict")]
+    if len(rows) != len(labels):
+        raise RedrawError(f"calibration.csv lacks instruct_v1's IF for seeds {seeds} of n4_map.csv: redraw from the "
+                          f"tables of one run (`make reproduce PROFILE={profile.name}`)")
+    return figures.n4_map(n4, float(rows.value.mean()), restored.panels(profile), restored.labels(profile))
 
 
 def _recipes(profile, t):

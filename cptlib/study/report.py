@@ -46,8 +46,11 @@ def assess(profile, r: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, list[V.Ve
     not_run = claims.not_run(suite_for(profile).cannot)
     if "costs" not in r:
         not_run.pop("C6", None)
-    fg = r["forgetting"]
-    ctx = V.Context(fx, n4=r.get("n4"), instruct_if=reference_if(fg), main_size=profile.model.size, not_run=not_run,
+    # N4 reads the map over the seeds it keeps, against instruct_v1's IF over the same seeds.
+    n4 = claims.kept(r, left.get("N4", {})).get("n4")
+    instruct_if = math.nan if n4 is None or n4.empty else reference_if(
+        r["forgetting"], n4.seed.unique() if "seed" in n4 else [r["forgetting"].seed.min()])
+    ctx = V.Context(fx, n4=n4, instruct_if=instruct_if, main_size=profile.model.size, not_run=not_run,
                     texts=claims.answers(r, left), left_out=left, seeds=seeds)
     return fx, claims.judge(ctx)
 
@@ -240,7 +243,7 @@ def _css_width(png: Path) -> int:
 HEADLINE = ("effects", "forgetting", "recipes", "transfer", "n4_map")
 FIGURES = HEADLINE + ("benchmarks", "costs", "ablations", "sizes", "shift", "residual_norms")
 STATS_NOTE = ("Numbers are means over every training seed the study has for them; a verdict marked \"(1 seed)\" rests "
-              "on numbers of the first seed only and is indicative. Intervals are 95% Student t over a variance with two "
+              "on numbers of one seed only and is indicative. Intervals are 95% Student t over a variance with two "
               "crossed sources, the training seeds and the evaluation items (s² of the per-seed means / S + s² of the "
               "per-item means / I, S − 1 degrees of freedom; conservative: the seed × item interaction counts twice). "
               "With a paired release (base_seed and instruct_seed null) each training seed has its own released "

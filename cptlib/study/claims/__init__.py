@@ -31,7 +31,8 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
 )}
 
 
-# Tables of the first seed alone (no seed column): a claim that leaves the first seed out has none of them.
+# Tables of the first seed alone (no seed column) in results written before issue 48: a claim that leaves the first
+# seed out has none of them. The study's tables have a seed column now.
 FIRST_SEED_TABLES = ("n4", "ablations", "shift")
 
 
@@ -68,7 +69,7 @@ def without(r: Results, seeds: Iterable[int]) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _kept(r: Results, out: Mapping[int, list[str]]) -> Results:
+def kept(r: Results, out: Mapping[int, list[str]]) -> Results:
     """What a claim's numbers are measured on: the results without the seeds the validity rule leaves out; where it
     leaves every seed out, all of them, for numbers that are shown, not judged (the claim is not testable:
     cptlib.study.verdicts.gate)."""
@@ -76,7 +77,7 @@ def _kept(r: Results, out: Mapping[int, list[str]]) -> Results:
 
 
 def _measured(c: Claim, r: Results, out: Mapping[int, list[str]]) -> list[dict]:
-    return c.measure(_kept(r, out))
+    return c.measure(kept(r, out))
 
 
 def effects(r: Results, left: Mapping[str, Mapping[int, list[str]]] | None = None) -> pd.DataFrame:
@@ -91,7 +92,7 @@ def effects(r: Results, left: Mapping[str, Mapping[int, list[str]]] | None = Non
 def answers(r: Results, left: Mapping[str, Mapping[int, list[str]]] | None = None) -> dict[str, str]:
     """The numbers that answer the open questions (Q2, Q3, N3: Context.texts), without the seeds `left` leaves out."""
     left = left or {}
-    return {c.id: text for c in CLAIMS.values() if (text := c.answer(_kept(r, left.get(c.id, {})))) is not None}
+    return {c.id: text for c in CLAIMS.values() if (text := c.answer(kept(r, left.get(c.id, {})))) is not None}
 
 
 def judge(ctx: V.Context, only: Iterable[str] | None = None) -> list[V.Verdict]:

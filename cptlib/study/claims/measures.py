@@ -27,24 +27,29 @@ def endpoints(r: Results) -> pd.DataFrame:
     return fg[fg.tokens.isin([0, fg.tokens.max()])]
 
 
-def first_seed(r: Results) -> int:
-    """The first seed: the one with every milestone, the N4 map's and the data shift's."""
-    return r["forgetting"].seed.min()
+def along_seeds(r: Results) -> list[int]:
+    """The seeds with every milestone (cptlib.study.experiments.part_seeds): those with a checkpoint between 0 tokens
+    and the final budget, else the first."""
+    fg = r["forgetting"]
+    middle = fg[(fg.tokens > 0) & (fg.tokens < fg.tokens.max())]
+    return sorted(int(s) for s in middle.seed.unique()) if len(middle) else [int(fg.seed.min())]
 
 
 def aggressive(r: Results) -> pd.DataFrame | None:
-    """The aggressive cell (issue 30 step 5: cpt.lr at the N4 map's largest budget, first seed) beside instruct_v1 at
-    0 tokens, as one table paired on the first seed; None where the N4 map has no cpt.lr cell."""
+    """The aggressive cell (issue 30 step 5: cpt.lr at the N4 map's largest budget) beside instruct_v1 at 0 tokens,
+    for every seed the map has (paired by seed); None where the N4 map has no cpt.lr cell."""
     n4 = r.get("n4")
     if n4 is None or "cpt_lr" not in n4 or not n4.cpt_lr.any():
         return None
-    fg, s0 = r["forgetting"], first_seed(r)
-    cell = n4[n4.cpt_lr & (n4.tokens == n4[n4.cpt_lr].tokens.max())]
-    ref = fg[(fg.model == Member.INSTRUCT_V1) & (fg.seed == s0) & (fg.tokens == 0)]
-    return pd.concat([ref, cell]).assign(seed=s0)
-
-
-def cpt_instruct_first_seed(r: Results) -> pd.DataFrame:
-    """CPT(instruct_v1) of the first seed at every milestone."""
     fg = r["forgetting"]
-    return fg[(fg.model == CPT_I) & (fg.seed == first_seed(r))]
+    cell = n4[n4.cpt_lr & (n4.tokens == n4[n4.cpt_lr].tokens.max())]
+    if "seed" not in cell:  # a map of one seed, written before issue 48
+        cell = cell.assign(seed=fg.seed.min())
+    ref = fg[(fg.model == Member.INSTRUCT_V1) & fg.seed.isin(cell.seed.unique()) & (fg.tokens == 0)]
+    return pd.concat([ref, cell])
+
+
+def cpt_instruct_along(r: Results) -> pd.DataFrame:
+    """CPT(instruct_v1) at every milestone, of the seeds that have them all."""
+    fg = r["forgetting"]
+    return fg[(fg.model == CPT_I) & fg.seed.isin(along_seeds(r))]

@@ -12,7 +12,7 @@ def answer(r: Results) -> str | None:
 
 
 def judge(ctx: V.Context) -> V.Verdict:
-    return V.answered(ctx, CLAIM, note="1 seed")
+    return V.answered(ctx, CLAIM)  # each number says how many seeds it rests on
 
 
 CLAIM = Claim(

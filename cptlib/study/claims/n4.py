@@ -14,15 +14,17 @@ def judge(ctx: V.Context) -> V.Verdict:
         return gated
     if ctx.n4 is None:
         return V.absent("N4")
-    t = n4_threshold(ctx.n4, ctx.instruct_if)
+    t = n4_threshold(ctx.n4, ctx.instruct_if)  # each cell's mean over the map's seeds
+    n = ctx.n4.seed.nunique() if "seed" in ctx.n4 else 1
+    seeds = f"each cell the mean over {n} seeds" if n > 1 else "1 seed"
     head = (f"restored IF ≥ {t['bound']:.3f} (0.8 × instruct_v1's {ctx.instruct_if:.3f}) in {t['kept']} of {t['cells']} "
             "cells; " + (f"every cell with drift ratio ≤ {t['threshold']:.3f} keeps it" if t["threshold"] == t["threshold"]
                          else "the smallest drift already fails")
             + (f", the first failing cell is at {t['first_fail']:.3f}" if t["first_fail"] < math.inf else ", none fails")
             + (f"; the fitted line crosses 0.8 at drift {t['crossing']:.2f}" if t["crossing"] == t["crossing"] else
-               "; the fitted line does not fall below 0.8") + f" (slope {t['slope']:+.3f} per decade; 1 seed)")
+               "; the fitted line does not fall below 0.8") + f" (slope {t['slope']:+.3f} per decade; {seeds})")
     return V.Verdict("N4", V.Outcome.ANSWERED, f"{head}. {regime(ctx.n4, ctx.instruct_if)}", "the map is the answer",
-                     note="1 seed")
+                     note="1 seed" if n == 1 else "")
 
 
 CLAIM = Claim(
