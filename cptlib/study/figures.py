@@ -490,9 +490,9 @@ def shift(shift_table: pd.DataFrame, instruct_if: float, labels: dict[str, str])
     fig, ax = plots.new_figure(width=5.5, height=3.8)
     for model, g in by.groupby("model", sort=False):
         ax.errorbar(g.shift_bpb, g.IF, yerr=stats.yerr(g, "IF"), marker="o", label=model, color=plots.COLORS.get(model))
-        for _, row in g.iterrows():
-            ax.annotate(row.corpus.removesuffix(".jsonl"), (row.shift_bpb, row.IF), fontsize=7, xytext=(4, 4),
-                        textcoords="offset points")
+    for corpus, g in by.groupby("corpus", sort=False):  # each corpus named once, above its highest point
+        ax.annotate(corpus.removesuffix(".jsonl"), (g.shift_bpb.iloc[0], g.IF.max()), fontsize=7, xytext=(4, 6),
+                    textcoords="offset points")
     ax.axhline(instruct_if, ls="--", lw=1, color=plots.COLORS[Member.INSTRUCT_V1], label="instruct_v1 (before CPT)")
     ax.set_xlabel("shift: base_v1 bits per byte on the corpus' era"); plots.fraction_axis(ax, labels["IF"])
     ax.set_title(f"Data shift vs forgetting (mean over {n} seed{'s' if n > 1 else ''}; 95% CI over "
