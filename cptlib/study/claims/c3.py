@@ -31,7 +31,7 @@ def gained(metric: str) -> Quantity:
 # Shown, not judged: the residual attached as a PEFT adapter against the merged one (study.peft_recipe).
 IF_PEFT = Quantity("C3", "ΔIF PEFT adapter vs merged Θr")
 NEWS_PEFT = Quantity("C3", "Δ era-B MC PEFT adapter vs merged Θr")
-# Beside the default CPT, not judged (issue 30 step 5): the aggressive cell, cpt.lr at the N4 map's budget (first seed).
+# Beside the default CPT, not judged (issue 30 step 5): the aggressive cell, cpt.lr at the N4 map's budget (its seeds).
 IF_AGGRESSIVE = Quantity("C3", "ΔIF vs instruct_v1 at the aggressive cell")
 NEWS_AGGRESSIVE = Quantity("C3", "Δ era-B vs instruct_v1 at the aggressive cell")
 
