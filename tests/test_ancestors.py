@@ -223,8 +223,8 @@ def test_a_committed_member_altered_in_the_checkout_names_the_git_fix_for_what_c
 @pytest.mark.slow
 def test_a_paired_release_gives_every_training_seed_its_own_ancestors(tmp_path, monkeypatch):
     """base_seed and instruct_seed null: each training seed's base_v1 ... instruct_v2 released (seeds/<s>/ beyond the
-    first), the study resolving seed s to ancestor seed s; N1's other family and the other sizes from the first
-    seed only."""
+    first), and N1's other family too (issue 48), the study resolving seed s to ancestor seed s; the other sizes from
+    the first seed only."""
     from cptlib.config import load_with_overrides
 
     monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
@@ -236,17 +236,20 @@ def test_a_paired_release_gives_every_training_seed_its_own_ancestors(tmp_path, 
     root = ancestors.export(profile, data, stages, "make ancestors PROFILE=paired")
     names = ancestors.member_names(profile)
     assert names == [*ancestors.MEMBERS, "seeds/1/base_v1", "seeds/1/base_v2", "seeds/1/instruct_v1",
-                     "seeds/1/instruct_v2"]
+                     "seeds/1/instruct_v2", "seeds/1/other_family", "seeds/1/other_instruct"]
     index = json.loads((root / "release.json").read_text())
     assert index["recipe"]["ancestor_seeds"] == [0, 1] and set(index["members"]) == set(names)
     assert json.loads((root / "seeds/1/instruct_v1/release.json").read_text())["parent"] == "seeds/1/base_v1"
     first, second = build_family(profile, seed=0), build_family(profile, seed=1)
-    assert "other_family" in first and "other_family" not in second
-    for member in ancestors.SEED_MEMBERS:
+    for member in ancestors.SEED_MEMBERS + ancestors.OTHER_MEMBERS:
         assert read_manifest(second[member])["released"]["member"] == f"seeds/1/{member}"
         assert index["members"][member]["sha256"] != index["members"][f"seeds/1/{member}"]["sha256"], member
+    assert "other_family" not in build_family(profile, seed=1, other_family=False)
     with pytest.raises(AncestorError, match="first training seed only"):
-        ancestors.seed_member(profile, 1, "other_family")
+        ancestors.seed_member(profile, 1, "sizes/tiny/base_v1")
+    # a release made before issue 48 (the other family of the first seed only): seed 1's family resolves without it
+    shutil.rmtree(root / "seeds/1/other_family"), shutil.rmtree(root / "seeds/1/other_instruct")
+    assert "other_family" in first and "other_family" not in build_family(profile, seed=1)
     # a release without the second seed: its members go, the rest stays
     one = load_with_overrides("smoke", {"base_seed": None, "instruct_seed": None, "train_seeds": [0],
                                         "model.sizes": ["tiny"]}, run_name="paired")

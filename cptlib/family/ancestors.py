@@ -84,9 +84,11 @@ def size_member(size: str, role: str) -> str:
     return f"sizes/{size}/{role}"
 
 
-# The members every seed of a paired release has (C1-C4 use them); other_family (N1) and the other sizes come from
-# the first training seed only.
+# The members every seed of a paired release has: the family C1-C4 use, and N1's other family (a whole extra
+# pre-training per seed; a release made before issue 48 has it for the first seed only, and the study then runs N1 on
+# that seed). The other sizes come from the first training seed only.
 SEED_MEMBERS = (Member.BASE_V1, Member.BASE_V2, Member.INSTRUCT_V1, Member.INSTRUCT_V2)
+OTHER_MEMBERS = (Member.OTHER_FAMILY, Member.OTHER_INSTRUCT)
 
 
 def paired(profile: Profile) -> bool:
@@ -104,9 +106,9 @@ def seed_member(profile: Profile, seed: int, member: str) -> str:
         raise AncestorError(f"training seed {seed} has no released ancestors: profile {profile.name!r} releases one "
                             f"family per training seed {profile.train_seeds}; add {seed} to train_seeds and run "
                             f"`make ancestors PROFILE={profile.release or profile.name}`")
-    if member not in SEED_MEMBERS:
+    if member not in SEED_MEMBERS + OTHER_MEMBERS:
         raise AncestorError(f"{member} is released for the first training seed only ({profile.train_seeds[0]}), not "
-                            f"for seed {seed}: the members of every seed are {', '.join(SEED_MEMBERS)}")
+                            f"for seed {seed}: the members of every seed are {', '.join(SEED_MEMBERS + OTHER_MEMBERS)}")
     return f"seeds/{seed}/{member}"
 
 
@@ -114,7 +116,8 @@ def member_names(profile: Profile) -> list[str]:
     """The released members: the family (of the first training seed), then, for a paired release, the
     `seeds/<seed>/...` members of every other seed, then `sizes/<size>/base_v1` and `.../instruct_v1` per other size."""
     other_sizes = [s for s in dict.fromkeys(profile.model.sizes) if s != profile.model.size]
-    seeds = [seed_member(profile, s, m) for s in profile.train_seeds[1:] for m in SEED_MEMBERS] if paired(profile) else []
+    seeds = ([seed_member(profile, s, m) for s in profile.train_seeds[1:] for m in SEED_MEMBERS + OTHER_MEMBERS]
+             if paired(profile) else [])
     return list(MEMBERS) + seeds + [size_member(s, m) for s in other_sizes for m in (Member.BASE_V1, Member.INSTRUCT_V1)]
 
 
@@ -208,8 +211,8 @@ def train_members(profile: Profile) -> tuple[Path, dict[str, Path]]:
     data = members.pop("data")
     members.pop("tokenizer")
     for other in profile.train_seeds[1:] if paired(profile) else []:
-        family = fam.train_family(profile, other, other_family=False)
-        members.update({seed_member(profile, other, m): family[m] for m in SEED_MEMBERS})
+        family = fam.train_family(profile, other)
+        members.update({seed_member(profile, other, m): family[m] for m in SEED_MEMBERS + OTHER_MEMBERS})
     for size in dict.fromkeys(profile.model.sizes):
         if size != profile.model.size:
             base, inst = fam.train_size(profile, size, seed)
@@ -340,13 +343,16 @@ def resolve(profile: Profile, member: str, data: Path) -> Path:
 
 def released_family(profile: Profile, other_family: bool = True, seed: int | None = None) -> dict[str, Path]:
     """The family as `build_family` returns it (data, tokenizer, members), from the release: training seed
-    `seed`'s members for a paired release (the first seed's by default), the one family otherwise."""
+    `seed`'s members for a paired release (the first seed's by default), the one family otherwise. Another seed's
+    other family is there where the release has it (a release made before issue 48 has the first seed's only)."""
     from cptlib.family import build as fam
 
     data = fam.testbed_data(profile)
     seed = profile.train_seeds[0] if seed is None else seed
     first = not paired(profile) or seed == profile.train_seeds[0]
-    members = [m for m in fam.MEMBERS if (other_family and first) or m not in (Member.OTHER_FAMILY, Member.OTHER_INSTRUCT)]
+    other = other_family and (first or all((release_dir(profile) / seed_member(profile, seed, m) / RELEASE).is_file()
+                                           for m in OTHER_MEMBERS))
+    members = [m for m in fam.MEMBERS if other or m not in OTHER_MEMBERS]
     family = {m: resolve(profile, seed_member(profile, seed, m), data) for m in members}
     return {"data": data, "tokenizer": family[Member.BASE_V1], **family}
 

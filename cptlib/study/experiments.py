@@ -62,9 +62,11 @@ def instruct_drift(base: Path, instruct: Path) -> float:
 
 
 def families(profile: Profile) -> dict[int, dict[str, Path]]:
-    """The family of every training seed; other_family (a whole extra pre-training) for the first only."""
+    """The family of every training seed. other_family (a whole extra pre-training) for the first, and for every
+    seed whose released ancestors have it (cptlib.family.ancestors.released_family)."""
     first = profile.train_seeds[0]
-    return {s: fam.build_family(profile, s, other_family=s == first) for s in profile.train_seeds}
+    released = profile.released_ancestors and profile.models is None  # the testbed's release, not a real profile
+    return {s: fam.build_family(profile, s, other_family=s == first or released) for s in profile.train_seeds}
 
 
 def part_seeds(profile: Profile) -> list[int]:
@@ -207,7 +209,7 @@ def transfer(profile: Profile) -> pd.DataFrame:
     """C4, N1: residual source {v1, v2, other_family} × target {base_v1, base_v2, CPT(base_v1), CPT(base_v2)},
     with the targets without a residual and the released instruct models, every cell over every seed (issue 48: a
     figure's points and reference lines, and its verdicts, from the same seeds). The other family's residual is
-    released for the first seed only, so its row has that seed alone."""
+    there for the seeds whose release has it."""
     rows = []
     for seed, f in families(profile).items():
         sources = {"v1": (f[Member.BASE_V1], f[Member.INSTRUCT_V1]), "v2": (f[Member.BASE_V2], f[Member.INSTRUCT_V2])}
