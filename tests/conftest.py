@@ -4,9 +4,9 @@
 and evaluates with one torch thread (CPTLIB_TORCH_THREADS, which the notebooks and processes the tests start
 inherit): two workers with two threads each would wait on each other's busy core. A run without xdist (`pytest
 tests/x.py`) uses one thread too: one and two threads give the same weights bit for bit for the models
-tests/test_pool.py trains, but not for every model — the smoke release's `sizes/mini/instruct_v1`, rebuilt with two
-threads, differs from the committed one built with one (tests/test_ancestors.py, 2026-12-08), so a test that
-compares bits must not depend on how it was started.
+tests/test_pool.py trains, but not for every model — the smoke release's `sizes/mini/instruct_v1` rebuilt with two
+threads differs in its last bits from the committed one, which a one-thread rebuild matches (tests/test_ancestors.py,
+2026-12-08), so a test that compares bits must not depend on how it was started.
 """
 import json
 import os
