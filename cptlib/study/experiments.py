@@ -65,8 +65,9 @@ def families(profile: Profile) -> dict[int, dict[str, Path]]:
     """The family of every training seed. other_family (a whole extra pre-training) for the first, and for every
     seed whose released ancestors have it (cptlib.family.ancestors.released_family)."""
     first = profile.train_seeds[0]
-    released = profile.released_ancestors and profile.models is None  # the testbed's release, not a real profile
-    return {s: fam.build_family(profile, s, other_family=s == first or released) for s in profile.train_seeds}
+    # Released ancestors cost nothing to resolve; a trained family's other family is a whole pre-training per seed.
+    return {s: fam.build_family(profile, s, other_family=s == first or profile.released_ancestors)
+            for s in profile.train_seeds}
 
 
 def part_seeds(profile: Profile) -> list[int]:
