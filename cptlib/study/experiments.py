@@ -139,7 +139,7 @@ def n4_map(profile: Profile) -> pd.DataFrame:
     `part_seeds`; CPT(instruct_v1) at each learning rate's final budget for reference."""
     rows = []
     for seed in part_seeds(profile):
-        f = fam.build_family(profile, seed)
+        f = fam.build_family(profile, seed, other_family=False)  # these parts need no other family
         inst_drift = instruct_drift(f[Member.BASE_V1], f[Member.INSTRUCT_V1])
         for lr in dict.fromkeys([profile.cpt.lr, *profile.study.n4_lrs]):
             cfg, at = n4_cpt(profile, lr), {"seed": seed, "lr": lr, "cpt_lr": lr == profile.cpt.lr}
@@ -237,7 +237,7 @@ def transfer_cells(table: pd.DataFrame, panels: list[str]) -> pd.DataFrame:
 
 
 def _family_and_cpt(profile: Profile, seed: int) -> tuple[dict[str, Path], Path]:
-    f = fam.build_family(profile, seed)
+    f = fam.build_family(profile, seed, other_family=False)  # a trained family's other family: a whole pre-training
     return f, fam.cpt(profile, f[Member.BASE_V1], seed)
 
 
@@ -312,7 +312,7 @@ def data_shift(profile: Profile) -> pd.DataFrame:
     of `part_seeds` (a seed's shift: its own base_v1's)."""
     rows = []
     for seed in part_seeds(profile):
-        f = fam.build_family(profile, seed)
+        f = fam.build_family(profile, seed, other_family=False)  # these parts need no other family
         base_scores = testbed_scores({Member.BASE_V1: f[Member.BASE_V1]}, f["data"]).loc[Member.BASE_V1]
         for corpus in profile.study.shift_corpora:
             shift = base_scores["bpb_a" if corpus.startswith("corpus_a") else "bpb_b"]
