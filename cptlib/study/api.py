@@ -142,22 +142,21 @@ class Study:
     @_once
     def family(self) -> Result:
         """The model family of every training seed and its training record (family.csv)."""
-        table = experiments.family_table(self.profile, self._families())
+        table = experiments.family_table(self.profile, self._families)
         return self._result("family", table=table, table_caption="nothing (the family's training record)")
 
     @_once
     def calibration(self) -> Result:
         """The members' scores against the testbed's calibration targets (calibration.csv), the missed ones first."""
-        table = experiments.calibration(self.profile, self._families())  # a real profile: the scores, no targets
+        table = experiments.calibration(self.profile, self._families)  # a real profile: the scores, no targets
         missed = table[table.met == False]  # noqa: E712 (met is None for real models)
         return self._result("calibration", table=table, notes=(experiments.calibration_summary(table),),
                             shown=(missed, table) if len(missed) else (table,), table_caption=(
             "the testbed's calibration targets (docs/paper.md §2); CPT models: mean over every training seed (n_seeds)"))
 
+    @functools.cached_property
     def _families(self):
-        if "_families" not in self._results:
-            self._results["_families"] = experiments.families(self.profile)
-        return self._results["_families"]
+        return experiments.families(self.profile)
 
     # Notebook 01: forgetting along CPT, and the N4 map.
     @_once
@@ -178,17 +177,16 @@ class Study:
                             draw=lambda: figures.n4_map(n4, instruct_if, self.panels, self.labels))
 
     # Notebook 02: the recipes at the final budget and what they cost.
+    @functools.cached_property
     def _recipes(self):
-        if "_recipes" not in self._results:
-            self._results["_recipes"] = experiments.recipes(self.profile)
-        return self._results["_recipes"]
+        return experiments.recipes(self.profile)
 
     @_once
     def recipes(self) -> Result:
         """C3: each recipe's mean and 95% interval over seeds + items (recipes.csv) and its figure."""
         if (skip := self._not_run("recipes", "recipes")):
             return skip
-        summary = stats.summarize(self._recipes()[0], ["recipe"], self.panels)
+        summary = stats.summarize(self._recipes[0], ["recipe"], self.panels)
         return self._result("recipes", table=summary, table_caption=(
             "C3 (CPT base + residual ≈ instruct, news kept); mean and 95% CI (t over seeds + items)"),
             figure_caption=figures.RECIPES_CAPTION,
@@ -199,7 +197,7 @@ class Study:
         """C6: what each recipe's step after CPT costs, FLOPs and wall time, mean over seeds (costs.csv)."""
         if (skip := self._not_run("costs", "recipes")):
             return skip
-        per_seed = self._recipes()[1]
+        per_seed = self._recipes[1]
         cost = experiments.recipe_costs(per_seed)
         return self._result("costs", table=cost, table_caption=(
             "C6 (adding the residual is far cheaper than SFT); mean over seeds"), figure_caption=figures.COSTS_CAPTION,
@@ -256,19 +254,16 @@ class Study:
                             draw=lambda: figures.residual_norms(norms))
 
     # Notebook 05: the claims, the effects figure and the report.
+    @functools.cached_property
     def _assessed(self):
-        if "_assessed" not in self._results:
-            from cptlib.study import report
+        from cptlib.study import report
 
-            self._results["_assessed"] = report.assess(self.profile, experiments.all_results(self.profile))
-        return self._results["_assessed"]
+        return report.assess(self.profile, experiments.all_results(self.profile))
 
     @_once
     def claims(self) -> Result:
         """Every claim's verdict, in kind and in size, with its numbers (claims.csv; cptlib.study.claims)."""
-        from cptlib.study import claims
-
-        return self._result("claims", table=claims.table(self._assessed()[1]),
+        return self._result("claims", table=claims.table(self._assessed[1]),
                             table_caption="C1–C6, Q1–Q3, N1–N4 (docs/paper.md §1)")
 
     @_once
@@ -276,7 +271,7 @@ class Study:
         """Every effect a verdict uses with its interval, coloured by its check (the figure effects.png)."""
         from cptlib.study import report
 
-        fx, judged = self._assessed()
+        fx, judged = self._assessed
         rows = report.effect_rows(fx, judged)
         return self._result("effects", table=rows, figure_caption=report.EFFECTS_CAPTION,
                             draw=lambda: (report.claims_figure(rows), rows))
@@ -287,7 +282,7 @@ class Study:
         times and provenance (save() writes them)."""
         from cptlib.study import notebooks, report
 
-        judged = self._assessed()[1]
+        judged = self._assessed[1]
         return self._report("report", lambda: report.write_report(self.profile, judged,
                                                                   notebooks.run_times(self.profile)))
 
@@ -303,12 +298,11 @@ class Study:
         return result
 
     # Notebook 06: the size ladder (Q1, C5).
+    @functools.cached_property
     def _ladder(self) -> dict:
-        if "_ladder" not in self._results:
-            from cptlib.study import scaling
+        from cptlib.study import scaling
 
-            self._results["_ladder"] = scaling.results(self.profile)  # trains and evaluates (cached after)
-        return self._results["_ladder"]
+        return scaling.results(self.profile)  # trains and evaluates (cached after)
 
     @_once
     def ladder_calibration(self) -> Result:
@@ -316,7 +310,7 @@ class Study:
         primary fits leave out."""
         if (skip := self._not_run("ladder_calibration", "sizes")):
             return skip
-        res = self._ladder()
+        res = self._ladder
         calib = res["calibration"]
         left_out = "; ".join(f"{size} ({'; '.join(why)})" for size, why in res["invalid"].items()) or "none"
         note = (f"{int(calib.met.sum())} of {len(calib)} targets met. Left out of the primary fits: {left_out}. Named, "
@@ -331,7 +325,7 @@ class Study:
         shown as quantity × size."""
         if (skip := self._not_run("ladder", "sizes")):
             return skip
-        per_size = self._ladder()["per_size"]
+        per_size = self._ladder["per_size"]
         wide = per_size.pivot_table(index="quantity", columns="size", values="mean", sort=False)[
             list(dict.fromkeys(per_size["size"]))]
         return self._result("ladder", table=per_size, shown=(wide,), table_caption=(
@@ -344,7 +338,7 @@ class Study:
         """Q1, C5: each quantity's OLS trend on log10 parameters, and at the paper's sizes (scaling.csv)."""
         if (skip := self._not_run("scaling", "sizes")):
             return skip
-        trends = self._ladder()["trends"]
+        trends = self._ladder["trends"]
         shown = trends[["quantity", "fit_on", "k", "slope", "slope_lo", "slope_hi", "at 8B", "at 8B lo", "at 8B hi"]]
         return self._result("scaling", table=trends, shown=(shown,), table_caption=(
             "Q1, C5: OLS of each quantity's size means on log10 parameters (valid sizes: the primary fit; all sizes "
@@ -356,7 +350,7 @@ class Study:
         """The size ladder's figure: each quantity against parameters with its trend (sizes.png)."""
         if (skip := self._not_run("sizes", "sizes")):
             return skip
-        res = self._ladder()
+        res = self._ladder
         return self._result("sizes", table=res["per_size"], shown=(), figure_caption=figures.sizes_caption(res["trends"]),
                             draw=lambda: figures.sizes(res["per_size"], res["trends"], res["invalid"]))
 
@@ -368,18 +362,15 @@ class Study:
         return self._result("ladder_claims", table=self._ladder_table(),
                             table_caption="C5 and Q1 from the size ladder's trends")
 
+    @functools.cached_property
     def _ladder_verdicts(self):
-        if "_ladder_verdicts" not in self._results:
-            from cptlib.study import claims, verdicts
+        from cptlib.study import verdicts
 
-            ctx = verdicts.Context(claims.effects({"scaling": self._ladder()["trends"]}), main_size=self.profile.model.size)
-            self._results["_ladder_verdicts"] = claims.judge(ctx, only=("C5", "Q1"))
-        return self._results["_ladder_verdicts"]
+        ctx = verdicts.Context(claims.effects({"scaling": self._ladder["trends"]}), main_size=self.profile.model.size)
+        return claims.judge(ctx, only=("C5", "Q1"))
 
     def _ladder_table(self) -> pd.DataFrame:
-        from cptlib.study import claims
-
-        return claims.table(self._ladder_verdicts())
+        return claims.table(self._ladder_verdicts)
 
     @_once
     def ladder_report(self) -> Result:
@@ -392,16 +383,15 @@ class Study:
                                                         f"{REPORT_NOTEBOOK}'s report holds C5 and Q1")
         from cptlib.study import report
 
-        return self._report("ladder_report", lambda: report.write_ladder_report(self.profile, self._ladder_verdicts(),
-                                                                                self._ladder()))
+        return self._report("ladder_report", lambda: report.write_ladder_report(self.profile, self._ladder_verdicts,
+                                                                                self._ladder))
 
     # Notebook 07: the paper's benchmarks (C1 and C2 across tasks).
+    @functools.cached_property
     def _bench(self) -> dict:
-        if "_bench" not in self._results:
-            from cptlib.study import benchmarks
+        from cptlib.study import benchmarks
 
-            self._results["_bench"] = benchmarks.results(self.profile)  # evaluates every model (cached after)
-        return self._results["_bench"]
+        return benchmarks.results(self.profile)  # evaluates every model (cached after)
 
     @_once
     def benchmark_scores(self) -> Result:
@@ -409,7 +399,7 @@ class Study:
         benchmark."""
         if (skip := self._not_run("benchmark_scores", "benchmarks")):
             return skip
-        per_model = self._bench()["per_model"]
+        per_model = self._bench["per_model"]
         wide = per_model.pivot_table(index=["model", "tokens"], columns="label", values="acc", sort=False)
         return self._result("benchmark_scores", table=per_model, shown=(wide,), table_caption=(
             "every model's accuracy on each benchmark (lm-eval's metric: acc_norm for ARC-Easy, HellaSwag, PIQA; acc "
@@ -420,7 +410,7 @@ class Study:
         """C1 / C2 across tasks: each benchmark's drop over CPT and their average (benchmark_drops.csv)."""
         if (skip := self._not_run("benchmark_drops", "benchmarks")):
             return skip
-        return self._result("benchmark_drops", table=self._bench()["drops"], table_caption=(
+        return self._result("benchmark_drops", table=self._bench["drops"], table_caption=(
             "C1 / C2 across tasks: accuracy before − after CPT at the final budget per benchmark (paired by item) and "
             "their unweighted average, 95% intervals (t over seeds + items; the average adds the tasks' item variances)"))
 
@@ -431,7 +421,7 @@ class Study:
             return skip
         from cptlib.study import report
 
-        res = self._bench()
+        res = self._bench
         return self._result("benchmarks", table=res["drops"], shown=(),
                             figure_caption=figures.BENCHMARKS_CAPTION + report.bench_note(self.profile),
                             draw=lambda: figures.benchmarks(res["curve"], res["per_model"], res["drops"]))
@@ -445,20 +435,19 @@ class Study:
         if REPORT_NOTEBOOK in self.profile.notebooks:
             return self._result("claims", reason=f"it runs {REPORT_NOTEBOOK}, whose claims table and report judge C1 "
                                                  "and C2 with the benchmarks")
-        from cptlib.study import claims, report
+        from cptlib.study import report
 
-        judged = claims.benchmarks_alone(self._bench()["drops"])
+        judged = claims.benchmarks_alone(self._bench["drops"])
         result = self._result("claims", table=claims.table(judged), table_caption="C1 and C2 from the paper's benchmarks")
-        result.writes = lambda: report.write_bench_report(self.profile, judged, self._bench())
+        result.writes = lambda: report.write_bench_report(self.profile, judged, self._bench)
         return result
 
     # Notebook 08: the claims over the drift (every N4 cell over every seed).
+    @functools.cached_property
     def _drift_cells(self) -> pd.DataFrame:
-        if "_drift_cells" not in self._results:
-            from cptlib.study import drift
+        from cptlib.study import drift
 
-            self._results["_drift_cells"] = drift.cells(self.profile)  # trains the grid's CPTs and SFTs (cached after)
-        return self._results["_drift_cells"]
+        return drift.cells(self.profile)  # trains the grid's CPTs and SFTs (cached after)
 
     @_once
     def drift_cells(self) -> Result:
@@ -466,17 +455,16 @@ class Study:
         per model and learning rate."""
         if (skip := self._not_run("drift_cells", "drift")):
             return skip
-        table = self._drift_cells()
+        table = self._drift_cells
         rows = table.groupby(["model", "lr"], dropna=False).size().rename("rows").to_frame()
         return self._result("drift_cells", table=table, shown=(rows,), table_caption=(
             "issue 30 step 5: every seed × learning rate × budget × recipe of the N4 grid, scored on the panels' tasks"))
 
+    @functools.cached_property
     def _per_cell(self) -> pd.DataFrame:
-        if "_per_cell" not in self._results:
-            from cptlib.study import drift
+        from cptlib.study import drift
 
-            self._results["_per_cell"] = drift.regime(self._drift_cells(), drift.validity(self.profile))
-        return self._results["_per_cell"]
+        return drift.regime(self._drift_cells, drift.validity(self.profile))
 
     @_once
     def drift_regime(self) -> Result:
@@ -484,7 +472,7 @@ class Study:
         the validity rule (drift_regime.csv); shown in drift_across()."""
         if (skip := self._not_run("drift_regime", "drift")):
             return skip
-        return self._result("drift_regime", table=self._per_cell(), table_caption=(
+        return self._result("drift_regime", table=self._per_cell, table_caption=(
             "issue 48 item 4: C1-C3 judged at every cell inside the regime (drift ratio's upper end <= 0.5), "
             "calibration log run 22 §5"))
 
@@ -496,7 +484,7 @@ class Study:
             return skip
         from cptlib.study import drift
 
-        return self._result("drift_across", table=drift.across(self._per_cell()), table_caption=(
+        return self._result("drift_across", table=drift.across(self._per_cell), table_caption=(
             "each claim across the regime: reproduced at every cell inside it, some (partly), none (not reproduced)"))
 
     @_once
@@ -507,7 +495,7 @@ class Study:
             return skip
         from cptlib.study import drift
 
-        curves, per_cell = drift.claim_curves(self._drift_cells()), self._per_cell()
+        curves, per_cell = drift.claim_curves(self._drift_cells), self._per_cell
         return self._result("drift_curves", table=curves, notes=("\n\n".join(drift.reading(curves)),), shown=(),
                             table_caption=(
             "the claims over the drift: per N4 cell, each curve's mean over seeds with its 95% interval (crossed "
@@ -525,7 +513,7 @@ class Study:
         from cptlib.study import report
 
         curves = self.drift_curves().table
-        return self._report("drift_report", lambda: report.write_drift_report(self.profile, curves, self._per_cell()))
+        return self._report("drift_report", lambda: report.write_drift_report(self.profile, curves, self._per_cell))
 
 
 def _kernel_namespace() -> dict | None:
