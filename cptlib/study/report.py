@@ -314,7 +314,8 @@ def _sft_blocks(profile) -> list[tuple]:
         return []
     save_table(targets, "sft_targets", profile, caption=caption_for(
         profile, "the SFT's targets (calibration log run 21): judged on the value, its 95% interval beside it"))
-    return [("h3", "The SFT's targets"), ("p", SFT_NOTE), ("table", sft_targets.shown(targets))]
+    note = SFT_NOTE.format(gain=sft_targets.IF_GAIN, loss=sft_targets.BENCH_LOSS)  # the rules' numbers, from the code
+    return [("h3", "The SFT's targets"), ("p", note), ("table", sft_targets.shown(targets))]
 
 
 def _markdown_block(kind: str, x, captions: dict[str, str]) -> str:
@@ -530,8 +531,8 @@ DRIFT_NOTE = ("Every point is the mean over the profile's {n} study seeds (ances
               "(docs/calibration_log.md, run 20).")
 # What the SFT's targets are (a profile that trains its own instruct model: models.instruct_v1: sft).
 SFT_NOTE = ("instruct_v1 is trained here (one SFT seed). Its targets were fixed before any of its numbers "
-            "(docs/calibration_log.md, run 21): it must follow instructions (IF gain ≥ +0.30 over base_v1) and keep "
-            "general ability (the benchmarks' average within 0.03 of base_v1's). Each is judged on the measured "
+            "(docs/calibration_log.md, run 21): it must follow instructions (IF gain ≥ +{gain:.2f} over base_v1) and "
+            "keep general ability (the benchmarks' average within {loss:.2f} of base_v1's). Each is judged on the measured "
             "value, as the calibration targets are; the interval (paired by item) covers the items, not another SFT "
             "seed.")
 # A run before the claims were judged across the regime (no drift_regime.csv) says what its curves are.
