@@ -128,7 +128,7 @@ def test_make_clean_refuses_a_build_folder_that_is_the_clone_a_home_or_a_reposit
     assert (clone / "Makefile").is_file() and (home / "keep").is_dir() and (git / ".git").is_dir()
 
 
-@pytest.mark.parametrize("profile", ["params/smoke", "../x", "/tmp/mine"])
+@pytest.mark.parametrize("profile", ["params/smoke", "../x", "/abs/mine"])
 def test_a_profile_given_as_a_path_is_one_line_before_anything_runs(profile, tmp_path):
     """PROFILE=params/smoke put the executed notebooks at build/params/smoke/, which `cptlib notebook run` never
     writes: every make ran every notebook again."""
